@@ -1,0 +1,122 @@
+import { z } from "zod";
+
+/**
+ * The controller's configuration, read once from the environment and
+ * normalised here so the rest of the code sees a complete, typed object.
+ * Every field documents its default; a bad variable is reported by name.
+ */
+const csv = z
+  .string()
+  .transform((s) => s.split(",").map((p) => p.trim()).filter((p) => p.length > 0));
+
+const positiveInt = (name: string, def: number, max = 1_000_000) =>
+  z.coerce
+    .number({ error: `${name} must be a whole number` })
+    .int(`${name} must be a whole number`)
+    .min(1, `${name} must be at least 1`)
+    .max(max, `${name} must be at most ${max}`)
+    .default(def);
+
+export const configSchema = z.object({
+  /** @default "us-east-1" */
+  AWS_REGION: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "AWS_REGION must look like us-east-1").default("us-east-1"),
+  /** Optional endpoint override; the SDK reads it too. Used for the local AWS. */
+  AWS_ENDPOINT_URL: z.url({ error: "AWS_ENDPOINT_URL must be a URL such as http://127.0.0.1:4566" }).optional(),
+  /** @default "tenants" */
+  TENANTS_TABLE: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "TENANTS_TABLE must be 3-255 of A-Z a-z 0-9 _ . -").default("tenants"),
+  /** Table holding the leader lease and listener-rule priorities. @default "<TENANTS_TABLE>-operator" */
+  LEASE_TABLE: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "LEASE_TABLE must be 3-255 of A-Z a-z 0-9 _ . -").optional(),
+  /** @default "default" */
+  EVENT_BUS_NAME: z.string().min(1).max(256).default("default"),
+  /** @default "sbt.application.plane" */
+  EVENT_SOURCE: z.string().min(1).max(256).default("sbt.application.plane"),
+  /** Prefix of every resource name the controller creates. @default "saas" */
+  NAME_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9]{0,9}$/, "NAME_PREFIX must be 1-10 lowercase letters or digits, starting with a letter")
+    .default("saas"),
+  /** Cluster of the pooled (basic tier) services. @default "<NAME_PREFIX>-pool" */
+  POOL_CLUSTER: z.string().optional(),
+  /** Shared cluster of advanced-tier tenant services. @default "<NAME_PREFIX>-advanced" */
+  ADVANCED_CLUSTER: z.string().optional(),
+  /** Comma-separated subnet ids for awsvpc tasks. Required. */
+  SUBNETS: csv.pipe(z.array(z.string().regex(/^subnet-[0-9a-f]+$/, "SUBNETS must be subnet ids such as subnet-0abc")).min(1, "SUBNETS must list at least one subnet id")),
+  /** Comma-separated security group ids. Required. */
+  SECURITY_GROUPS: csv.pipe(z.array(z.string().regex(/^sg-[0-9a-f]+$/, "SECURITY_GROUPS must be security group ids such as sg-0abc")).min(1, "SECURITY_GROUPS must list at least one security group id")),
+  /** Seconds between full resyncs. @default 300 */
+  RESYNC_SECONDS: positiveInt("RESYNC_SECONDS", 300, 86_400),
+  /** Tenants reconciled at once. @default 8 */
+  CONCURRENCY: positiveInt("CONCURRENCY", 8, 256),
+  /** Port of /healthz, /readyz and /metrics. @default 8080 */
+  HTTP_PORT: z.coerce.number({ error: "HTTP_PORT must be a port number" }).int().min(0, "HTTP_PORT must be 0-65535").max(65535, "HTTP_PORT must be 0-65535").default(8080),
+  /** @default "info" */
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { error: "LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent" }).default("info"),
+  /** Lease duration in seconds; a standby takes over within it. @default 15 */
+  LEASE_SECONDS: positiveInt("LEASE_SECONDS", 15, 600),
+  /** Identity of this controller in the lease. @default hostname-pid-random */
+  HOLDER_ID: z.string().min(1).max(128).optional(),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+
+export interface Config {
+  readonly region: string;
+  readonly endpoint: string | undefined;
+  readonly tenantsTable: string;
+  readonly leaseTable: string;
+  readonly eventBusName: string;
+  readonly eventSource: string;
+  readonly namePrefix: string;
+  readonly poolCluster: string;
+  readonly advancedCluster: string;
+  readonly subnets: readonly string[];
+  readonly securityGroups: readonly string[];
+  readonly resyncSeconds: number;
+  readonly concurrency: number;
+  readonly httpPort: number;
+  readonly logLevel: string;
+  readonly leaseSeconds: number;
+  readonly holderId: string | undefined;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads and validates the configuration; throws ConfigError with one line per bad variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  // Empty strings mean "unset" so that `FOO= tenantctl controller` falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? "environment");
+      const message = cleaned[name] === undefined ? `${name} is required` : issue.message;
+      return message.startsWith(name) ? message : `${name}: ${message}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const c = parsed.data;
+  return {
+    region: c.AWS_REGION,
+    endpoint: c.AWS_ENDPOINT_URL,
+    tenantsTable: c.TENANTS_TABLE,
+    leaseTable: c.LEASE_TABLE ?? `${c.TENANTS_TABLE}-operator`,
+    eventBusName: c.EVENT_BUS_NAME,
+    eventSource: c.EVENT_SOURCE,
+    namePrefix: c.NAME_PREFIX,
+    poolCluster: c.POOL_CLUSTER ?? `${c.NAME_PREFIX}-pool`,
+    advancedCluster: c.ADVANCED_CLUSTER ?? `${c.NAME_PREFIX}-advanced`,
+    subnets: c.SUBNETS,
+    securityGroups: c.SECURITY_GROUPS,
+    resyncSeconds: c.RESYNC_SECONDS,
+    concurrency: c.CONCURRENCY,
+    httpPort: c.HTTP_PORT,
+    logLevel: c.LOG_LEVEL,
+    leaseSeconds: c.LEASE_SECONDS,
+    holderId: c.HOLDER_ID,
+  };
+}

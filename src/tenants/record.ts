@@ -1,0 +1,106 @@
+import { createHash } from "node:crypto";
+import { z } from "zod";
+
+/**
+ * The tenant record contract (DESIGN.md "Contract: tenant record"), shaped like
+ * SBT's TenantDetails item. Unknown attributes are kept by DynamoDB and ignored here.
+ */
+export const TIERS = ["basic", "advanced", "premium"] as const;
+export type Tier = (typeof TIERS)[number];
+
+export const APP_NAMES = ["orders", "products", "users", "rproxy"] as const;
+export type AppName = (typeof APP_NAMES)[number];
+
+export const tenantIdSchema = z
+  .string({ error: "tenantId is required and must be a string" })
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "tenantId must be 1 to 64 of A-Z a-z 0-9 _ -");
+
+const appOverrideSchema = z
+  .object({
+    desiredCount: z
+      .number({ error: "desiredCount must be a number" })
+      .int("desiredCount must be a whole number")
+      .min(0, "desiredCount must be 0 or more")
+      .max(100, "desiredCount must be at most 100")
+      .optional(),
+    version: z
+      .string({ error: "version must be a string" })
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "version must be a valid image tag: 1-128 of A-Z a-z 0-9 _ . - not starting with . or -")
+      .optional(),
+  })
+  .strict();
+
+export const tenantRecordSchema = z.object({
+  tenantId: tenantIdSchema,
+  tier: z
+    .string({ error: "tier is required: basic, advanced or premium" })
+    .transform((t) => t.toLowerCase())
+    .pipe(z.enum(TIERS, { error: "tier must be basic, advanced or premium (any case)" })),
+  tenantName: z.string({ error: "tenantName is required and must be a string" }).min(1, "tenantName must not be empty"),
+  email: z.string({ error: "email must be a string" }).optional(),
+  tenantRegistrationId: z.string({ error: "tenantRegistrationId must be a string" }).optional(),
+  sbtaws_active: z.boolean({ error: "sbtaws_active must be a boolean (true or false)" }).optional().default(true),
+  apps: z
+    .partialRecord(z.enum(APP_NAMES, { error: `apps keys must be app names: ${APP_NAMES.join(", ")}` }), appOverrideSchema)
+    .optional()
+    .default({}),
+});
+
+export type TenantSpec = z.output<typeof tenantRecordSchema>;
+export type AppOverride = z.output<typeof appOverrideSchema>;
+
+export type RecordValidation =
+  | { readonly ok: true; readonly spec: TenantSpec; readonly specHash: string }
+  | { readonly ok: false; readonly tenantId: string | undefined; readonly message: string; readonly specHash: string };
+
+/**
+ * Validates a raw item (already unmarshalled from DynamoDB). The `status`
+ * attribute and unknown attributes are ignored; the error message names the
+ * offending field and the fix.
+ */
+export function validateRecord(item: Readonly<Record<string, unknown>>): RecordValidation {
+  const specHash = hashSpec(item);
+  const parsed = tenantRecordSchema.safeParse(item);
+  if (parsed.success) return { ok: true, spec: parsed.data, specHash };
+  const message = parsed.error.issues
+    .map((issue) => {
+      const path = issue.path.map(String).join(".");
+      const fixed = path === "" ? issue.message : `${path}: ${issue.message}`;
+      return fixed;
+    })
+    .join("; ");
+  const tenantId = typeof item["tenantId"] === "string" ? item["tenantId"] : undefined;
+  return { ok: false, tenantId, message, specHash };
+}
+
+/** Attributes that make up the spec. `status` and unknown attributes are excluded on purpose. */
+export const SPEC_FIELDS = ["tenantId", "tier", "tenantName", "email", "tenantRegistrationId", "sbtaws_active", "apps"] as const;
+
+/**
+ * Hash of the spec fields of a raw item, so a write of `status` alone (which
+ * also produces a stream record) is recognised and does not cause a reconcile.
+ */
+export function hashSpec(item: Readonly<Record<string, unknown>>): string {
+  const spec: Record<string, unknown> = {};
+  for (const f of SPEC_FIELDS) if (item[f] !== undefined) spec[f] = item[f];
+  return createHash("sha256").update(canonicalJson(spec)).digest("hex").slice(0, 16);
+}
+
+/** JSON with object keys sorted at every depth: equal data gives equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value instanceof Set) return [...value].map(sortKeys).sort();
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[k];
+      if (v !== undefined) out[k] = sortKeys(v);
+    }
+    return out;
+  }
+  return value;
+}

@@ -1,0 +1,165 @@
+import type { AppName, Tier } from "../tenants/record.js";
+
+/**
+ * The data the pure core works on: what should exist (Desired*), what does
+ * exist (Observed*), and the calls that turn one into the other (Action).
+ * Providers translate these to and from AWS shapes; nothing here imports the SDK.
+ */
+export type Tags = Readonly<Record<string, string>>;
+
+export const MANAGED_BY_KEY = "managed-by";
+export const MANAGED_BY_VALUE = "ecs-tenant-operator";
+export const TENANT_ID_KEY = "tenant-id";
+export const TIER_KEY = "tier";
+export const APP_KEY = "app";
+/** Tag on a task definition holding the hash of its content (DesiredTaskDefinition.contentHash). */
+export const CONTENT_HASH_KEY = "content-hash";
+
+export function isManaged(tags: Tags): boolean {
+  return tags[MANAGED_BY_KEY] === MANAGED_BY_VALUE;
+}
+
+export interface ContainerSpec {
+  readonly name: string;
+  readonly image: string;
+  readonly essential: boolean;
+  readonly portMappings: readonly { readonly name: string; readonly containerPort: number; readonly protocol: "tcp" }[];
+  readonly environment: readonly { readonly name: string; readonly value: string }[];
+  readonly logGroup?: string;
+}
+
+export interface DesiredTaskDefinition {
+  readonly family: string;
+  readonly app: AppName;
+  readonly cpu: string;
+  readonly memory: string;
+  readonly containers: readonly ContainerSpec[];
+  readonly taskRoleArn?: string;
+  readonly executionRoleArn?: string;
+  readonly tags: Tags;
+  /** Hash of everything above except tags; equal hash means no new revision is needed. */
+  readonly contentHash: string;
+}
+
+export interface DesiredService {
+  readonly cluster: string;
+  readonly name: string;
+  readonly app: AppName;
+  readonly taskDefinitionFamily: string;
+  readonly desiredCount: number;
+  readonly subnets: readonly string[];
+  readonly securityGroups: readonly string[];
+  readonly loadBalancer?: { readonly targetGroupArn: string; readonly containerName: string; readonly containerPort: number };
+  readonly tags: Tags;
+}
+
+export interface DesiredCluster {
+  readonly name: string;
+  readonly tags: Tags;
+}
+
+/** Everything one reconcile key should own. An offboarded tenant desires nothing. */
+export interface DesiredState {
+  readonly clusters: readonly DesiredCluster[];
+  readonly taskDefinitions: readonly DesiredTaskDefinition[];
+  readonly services: readonly DesiredService[];
+}
+
+export const NOTHING: DesiredState = { clusters: [], taskDefinitions: [], services: [] };
+
+/**
+ * Every place a key's resources can be, whatever its current tier, so a tier
+ * change or an offboarding finds what the old tier left (names are deterministic).
+ */
+export interface Footprint {
+  /** Clusters that may hold the key's services, each with the service names to look for. */
+  readonly serviceLocations: readonly { readonly cluster: string; readonly serviceNames: readonly string[] }[];
+  /** Clusters the key may own outright (premium). */
+  readonly ownedClusters: readonly string[];
+  readonly taskDefinitionFamilies: readonly string[];
+}
+
+export type ServiceStatus = "ACTIVE" | "DRAINING" | "INACTIVE";
+
+export interface ObservedDeployment {
+  readonly id: string;
+  readonly status: "PRIMARY" | "ACTIVE" | "INACTIVE";
+  readonly rolloutState: "COMPLETED" | "IN_PROGRESS" | "FAILED" | undefined;
+  readonly rolloutStateReason: string | undefined;
+  readonly desiredCount: number;
+  readonly runningCount: number;
+  readonly failedTasks: number;
+  readonly taskDefinitionArn: string;
+}
+
+export interface ObservedService {
+  readonly cluster: string;
+  readonly name: string;
+  readonly arn: string;
+  readonly status: ServiceStatus;
+  readonly desiredCount: number;
+  readonly runningCount: number;
+  readonly taskDefinitionArn: string;
+  /** Content hash of the task definition the service runs, when known (tag content-hash). */
+  readonly taskDefinitionContentHash: string | undefined;
+  readonly deployments: readonly ObservedDeployment[];
+  readonly tags: Tags;
+}
+
+export interface ObservedCluster {
+  readonly name: string;
+  readonly arn: string;
+  readonly status: string; // ACTIVE, PROVISIONING, DEPROVISIONING, FAILED, INACTIVE
+  readonly tags: Tags;
+}
+
+export interface ObservedTaskDefinition {
+  readonly family: string;
+  readonly arn: string;
+  readonly revision: number;
+  readonly contentHash: string | undefined;
+  readonly tags: Tags;
+}
+
+export interface ObservedState {
+  /** Only clusters that exist and are not INACTIVE. */
+  readonly clusters: readonly ObservedCluster[];
+  /** Services found at the footprint's locations, INACTIVE ones included (they are gone, but tell deletion is done). */
+  readonly services: readonly ObservedService[];
+  /** Latest ACTIVE revision per family, where one exists. */
+  readonly taskDefinitions: readonly ObservedTaskDefinition[];
+}
+
+/** One AWS call the controller will make, with the reason a person reads in `tenantctl plan`. */
+export type Action =
+  | { readonly kind: "createCluster"; readonly cluster: DesiredCluster; readonly reason: string }
+  | { readonly kind: "registerTaskDefinition"; readonly taskDefinition: DesiredTaskDefinition; readonly reason: string }
+  | {
+      readonly kind: "createService";
+      readonly service: DesiredService;
+      /** Resolved at apply time: the arn registered earlier in this plan, or the observed latest revision. */
+      readonly taskDefinitionFamily: string;
+      readonly reason: string;
+    }
+  | {
+      readonly kind: "updateService";
+      readonly cluster: string;
+      readonly name: string;
+      readonly desiredCount?: number;
+      /** Set when the service must move to the family's current revision. */
+      readonly taskDefinitionFamily?: string;
+      readonly reason: string;
+    }
+  | { readonly kind: "deleteService"; readonly cluster: string; readonly name: string; readonly reason: string }
+  | { readonly kind: "deleteCluster"; readonly cluster: string; readonly reason: string };
+
+export interface Plan {
+  /** Calls in the order they must be made. */
+  readonly actions: readonly Action[];
+  /** Why the key is not converged yet even after the actions (deployments rolling, services draining). */
+  readonly waitingFor: readonly string[];
+  /** Failures that need a person or a spec change: a failed rollout, an unmanaged resource in the way. */
+  readonly problems: readonly string[];
+  /** True when nothing is to be done and nothing is awaited. */
+  readonly converged: boolean;
+}

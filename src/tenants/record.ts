@@ -30,6 +30,8 @@ const appOverrideSchema = z
   })
   .strict();
 
+export type AppOverride = z.output<typeof appOverrideSchema>;
+
 export const tenantRecordSchema = z.object({
   tenantId: tenantIdSchema,
   tier: z
@@ -41,13 +43,20 @@ export const tenantRecordSchema = z.object({
   tenantRegistrationId: z.string({ error: "tenantRegistrationId must be a string" }).optional(),
   sbtaws_active: z.boolean({ error: "sbtaws_active must be a boolean (true or false)" }).optional().default(true),
   apps: z
-    .partialRecord(z.enum(APP_NAMES, { error: `apps keys must be app names: ${APP_NAMES.join(", ")}` }), appOverrideSchema)
+    .record(z.string(), appOverrideSchema)
+    .superRefine((apps, ctx) => {
+      for (const key of Object.keys(apps)) {
+        if (!(APP_NAMES as readonly string[]).includes(key)) {
+          ctx.addIssue({ code: "custom", path: [key], message: `unknown app "${key}": apps keys must be one of ${APP_NAMES.join(", ")}` });
+        }
+      }
+    })
+    .transform((apps) => apps as Partial<Record<AppName, AppOverride>>)
     .optional()
     .default({}),
 });
 
 export type TenantSpec = z.output<typeof tenantRecordSchema>;
-export type AppOverride = z.output<typeof appOverrideSchema>;
 
 export type RecordValidation =
   | { readonly ok: true; readonly spec: TenantSpec; readonly specHash: string }
@@ -64,9 +73,13 @@ export function validateRecord(item: Readonly<Record<string, unknown>>): RecordV
   if (parsed.success) return { ok: true, spec: parsed.data, specHash };
   const message = parsed.error.issues
     .map((issue) => {
-      const path = issue.path.map(String).join(".");
-      const fixed = path === "" ? issue.message : `${path}: ${issue.message}`;
-      return fixed;
+      const path = issue.path.map(String);
+      const last = path[path.length - 1];
+      // Messages already start with their field's name; prefix only the parents.
+      if (last !== undefined && issue.message.startsWith(last)) {
+        return [...path.slice(0, -1), issue.message].join(".");
+      }
+      return path.length === 0 ? issue.message : `${path.join(".")}: ${issue.message}`;
     })
     .join("; ");
   const tenantId = typeof item["tenantId"] === "string" ? item["tenantId"] : undefined;

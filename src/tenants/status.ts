@@ -24,8 +24,8 @@ export interface TenantStatus {
   readonly serviceArns?: readonly string[];
   readonly taskDefinitionArns?: readonly string[];
   readonly stackArn?: string;
-  /** Spec hash for which sbt_aws_provisionSuccess was last sent: the event goes out once per spec. */
-  readonly provisionedSpecHash?: string;
+  /** `<outcome>:<specHash>` of the last SBT event sent, so each outcome is announced once per spec. */
+  readonly announced?: string;
 }
 
 /** Keeps lastTransitionTime of a condition whose status did not change. */

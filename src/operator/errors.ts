@@ -1,0 +1,45 @@
+import { LeaseLostError, UnmanagedResourceError } from "./ports.js";
+
+/**
+ * Sorting errors into those that go away by waiting (retry with backoff) and
+ * those that need a person or a spec change (report on the tenant, retry slowly).
+ */
+const RETRYABLE_NAMES = new Set([
+  "ThrottlingException",
+  "Throttling",
+  "TooManyRequestsException",
+  "ProvisionedThroughputExceededException",
+  "RequestLimitExceeded",
+  "ServerException",
+  "InternalServerError",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "ServiceUnavailableException",
+  "LimitExceededException",
+  "ClusterContainsServicesException",
+  "ClusterContainsTasksException",
+  "UpdateInProgressException",
+  "TimeoutError",
+  "AbortError",
+]);
+
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_SOCKET"]);
+
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof LeaseLostError) return true;
+  if (err instanceof UnmanagedResourceError) return false;
+  if (!(err instanceof Error)) return true;
+  if (RETRYABLE_NAMES.has(err.name)) return true;
+  const meta = (err as { $metadata?: { httpStatusCode?: number }; $retryable?: unknown; code?: string }).$metadata;
+  if (meta?.httpStatusCode !== undefined && meta.httpStatusCode >= 500) return true;
+  if ((err as { $retryable?: unknown }).$retryable) return true;
+  const code = (err as { code?: string }).code;
+  if (code !== undefined && NETWORK_CODES.has(code)) return true;
+  // An error without an AWS status code is most likely transport trouble.
+  return meta?.httpStatusCode === undefined;
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

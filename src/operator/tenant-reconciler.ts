@@ -1,0 +1,246 @@
+import type { Logger } from "pino";
+import type { Catalogue } from "../apps/catalogue.js";
+import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/result.js";
+import { validateRecord, hashSpec } from "../tenants/record.js";
+import type { TenantStatus } from "../tenants/status.js";
+import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, POOL_KEY, type TierSettings } from "../tiers/desired.js";
+import { diff } from "../tiers/diff.js";
+import { NOTHING, type DesiredState, type Footprint, type ObservedState, type Plan } from "../tiers/model.js";
+import { describeError, isRetryable } from "./errors.js";
+import type { ApplyOutcome, EcsPort, EventPublisher, Fence, RawTenantItem, StatusEvent, TenantStore } from "./ports.js";
+import { decide, type OwnedArns, type Situation } from "./status-policy.js";
+
+export interface TenantReconcilerOptions {
+  readonly store: TenantStore;
+  readonly ecs: EcsPort;
+  readonly events: EventPublisher;
+  readonly fence: Fence;
+  readonly catalogue: Catalogue;
+  readonly settings: TierSettings;
+  readonly log: Logger;
+  readonly now?: () => Date;
+  /** How soon to look again while ECS converges. @default 2000 */
+  readonly pollMs?: number;
+  /** How soon to look again at a tenant with a problem a person must fix. @default 60000 */
+  readonly problemPollMs?: number;
+  /** Consecutive retryable failures after which the tenant is reported Degraded. @default 5 */
+  readonly degradeAfterFailures?: number;
+}
+
+/** What one reconcile did, for `tenantctl plan`, logs and tests. */
+export interface ReconcileReport {
+  readonly key: string;
+  readonly plan: Plan | undefined;
+  readonly outcome: ApplyOutcome | undefined;
+}
+
+/**
+ * reconcile(tenantId): read the record, compute what should exist, read what
+ * does exist, make the difference, and tell SBT. Level-triggered: it never
+ * asks what event brought it here, so running it twice, or after a crash at
+ * any line, converges on the same result.
+ */
+export class TenantReconciler {
+  readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "problemPollMs" | "degradeAfterFailures">> & TenantReconcilerOptions;
+  readonly #now: () => Date;
+  /** Keys whose record was deleted and whose deprovisionSuccess is still owed. Lost on restart; see ADR 0003. */
+  readonly #removed = new Map<string, string | undefined>();
+  readonly #failures = new Map<string, number>();
+
+  constructor(options: TenantReconcilerOptions) {
+    this.#o = { pollMs: 2000, problemPollMs: 60_000, degradeAfterFailures: 5, ...options };
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** The stream saw the item removed: a deprovisionSuccess is owed once its resources are gone. */
+  noteRemoved(tenantId: string, tenantRegistrationId: string | undefined): void {
+    this.#removed.set(tenantId, tenantRegistrationId);
+  }
+
+  readonly reconcile = async (key: string, _signal: AbortSignal): Promise<ReconcileResult> => {
+    try {
+      const result = key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key);
+      this.#failures.delete(key);
+      return result;
+    } catch (err) {
+      return this.#onError(key, err);
+    }
+  };
+
+  /** Desired state, footprint and plan for a key, without making any write: `tenantctl plan`. */
+  async planFor(key: string): Promise<{ plan: Plan; desired: DesiredState; observed: ObservedState; invalid?: string }> {
+    if (key === POOL_KEY) return this.#planPool();
+    const item = await this.#o.store.get(key);
+    const footprint = footprintForTenant(key, this.#o.settings);
+    if (item === undefined) return this.#plan(NOTHING, footprint);
+    const v = validateRecord(item);
+    if (!v.ok) {
+      const observed = await this.#o.ecs.observe(footprint);
+      return { plan: { actions: [], waitingFor: [], problems: [v.message], converged: false }, desired: NOTHING, observed, invalid: v.message };
+    }
+    return this.#plan(desiredForTenant(v.spec, this.#o.catalogue, this.#o.settings), footprint);
+  }
+
+  async #plan(desired: DesiredState, footprint: Footprint) {
+    const observed = await this.#o.ecs.observe(footprint);
+    return { plan: diff(desired, observed, footprint), desired, observed };
+  }
+
+  async #planPool() {
+    return this.#plan(desiredPool(this.#o.catalogue, this.#o.settings), footprintForPool(this.#o.settings));
+  }
+
+  async #reconcilePool(): Promise<ReconcileResult> {
+    const { plan, observed } = await this.#planPool();
+    if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
+    this.#logPlan(POOL_KEY, plan);
+    if (plan.problems.length > 0) return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
+    return plan.converged ? done() : requeueAfter(this.#o.pollMs, "pool converging");
+  }
+
+  async #reconcileTenant(tenantId: string): Promise<ReconcileResult> {
+    const item = await this.#o.store.get(tenantId);
+    if (item === undefined) return this.#reconcileDeleted(tenantId);
+
+    const previous = readStatus(item);
+    const validation = validateRecord(item);
+    if (!validation.ok) {
+      // A bad record never changes or removes what the tenant already has: we
+      // report and stop here, before observing or planning anything.
+      await this.#report(tenantId, item, previous, validation.specHash, {
+        kind: "invalid",
+        message: validation.message,
+        registrationId: typeof item["tenantRegistrationId"] === "string" ? item["tenantRegistrationId"] : undefined,
+      });
+      return failed(new Error(`invalid tenant record ${tenantId}: ${validation.message}`), true);
+    }
+
+    const { spec, specHash } = validation;
+    const desired = desiredForTenant(spec, this.#o.catalogue, this.#o.settings);
+    const footprint = footprintForTenant(tenantId, this.#o.settings);
+    const observed = await this.#o.ecs.observe(footprint);
+    const plan = diff(desired, observed, footprint);
+    this.#logPlan(tenantId, plan);
+    const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
+
+    const situation: Situation = { kind: "planned", spec, plan, acted: outcome !== undefined, arns: ownedArns(desired, observed, outcome) };
+    await this.#report(tenantId, item, previous, specHash, situation);
+
+    if (plan.problems.length > 0) return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
+    return plan.converged ? done() : requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "applied changes");
+  }
+
+  /** The item is gone: remove whatever the tenant still owns, then announce it once. */
+  async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
+    const footprint = footprintForTenant(tenantId, this.#o.settings);
+    const observed = await this.#o.ecs.observe(footprint);
+    const plan = diff(NOTHING, observed, footprint);
+    this.#logPlan(tenantId, plan);
+    if (plan.actions.length > 0) {
+      if (!this.#removed.has(tenantId)) this.#removed.set(tenantId, tagOf(observed, "tenant-registration-id"));
+      await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
+    }
+    if (plan.problems.length > 0) {
+      await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
+      return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
+    }
+    if (!plan.converged) return requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "removing resources");
+    if (this.#removed.has(tenantId)) {
+      await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed")]);
+      this.#removed.delete(tenantId);
+    }
+    return done();
+  }
+
+  async #report(tenantId: string, item: RawTenantItem, previous: TenantStatus | undefined, specHash: string, situation: Situation): Promise<void> {
+    const decision = decide({ tenantId, specHash, previous, now: this.#now() }, situation);
+    // Events first, then the status that records them as sent: a crash in
+    // between re-sends (at least once) rather than losing the announcement.
+    await this.#publish(decision.events);
+    if (decision.changed) {
+      const written = await this.#o.store.writeStatus(tenantId, decision.status, this.#o.fence);
+      if (!written) this.#o.log.info({ tenantId }, "record deleted while reconciling; status not written");
+      else if (previous?.phase !== decision.status.phase) {
+        this.#o.log.info({ tenantId, phase: decision.status.phase, from: previous?.phase, message: decision.status.message }, "tenant phase changed");
+      }
+    }
+    void item;
+  }
+
+  async #publish(events: readonly StatusEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    this.#o.fence.assertHeld();
+    await this.#o.events.publish(events);
+  }
+
+  async #onError(key: string, err: unknown): Promise<ReconcileResult> {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const retryable = isRetryable(err);
+    const count = (this.#failures.get(key) ?? 0) + 1;
+    this.#failures.set(key, count);
+    this.#o.log.warn({ key, err: describeError(err), retryable, consecutiveFailures: count }, "reconcile failed");
+    // Transient trouble is the queue's business (backoff). Once it persists,
+    // or when it cannot go away by waiting, the tenant and SBT are told.
+    if (key !== POOL_KEY && (!retryable || count >= this.#o.degradeAfterFailures)) {
+      try {
+        const item = await this.#o.store.get(key);
+        const v = item ? validateRecord(item) : undefined;
+        if (item && v?.ok) {
+          await this.#report(key, item, readStatus(item), v.specHash, { kind: "error", spec: v.spec, message: describeError(err) });
+        }
+      } catch (reportErr) {
+        this.#o.log.warn({ key, err: describeError(reportErr) }, "could not report reconcile failure on the tenant");
+      }
+    }
+    return retryable ? failed(error, false) : requeueAfter(this.#o.problemPollMs, describeError(err));
+  }
+
+  #logPlan(key: string, plan: Plan): void {
+    if (plan.actions.length === 0) return;
+    this.#o.log.info({ key, actions: plan.actions.map((a) => `${a.kind}: ${a.reason}`) }, "applying plan");
+  }
+}
+
+function readStatus(item: RawTenantItem): TenantStatus | undefined {
+  const s = item["status"];
+  return s !== null && typeof s === "object" && typeof (s as { phase?: unknown }).phase === "string" ? (s as TenantStatus) : undefined;
+}
+
+function ownedArns(desired: DesiredState, observed: ObservedState, outcome: ApplyOutcome | undefined): OwnedArns {
+  const wantedServices = new Set(desired.services.map((s) => `${s.cluster}/${s.name}`));
+  const serviceArns = observed.services.filter((s) => s.status === "ACTIVE" && wantedServices.has(`${s.cluster}/${s.name}`)).map((s) => s.arn);
+  const families = new Set(desired.taskDefinitions.map((t) => t.family));
+  const registered = new Map(outcome?.registered ?? []);
+  const taskDefinitionArns = [...families].flatMap((f) => {
+    const arn = registered.get(f) ?? observed.taskDefinitions.find((t) => t.family === f)?.arn;
+    return arn ? [arn] : [];
+  });
+  const created = outcome?.created ?? [];
+  const clusterName = desired.clusters[0]?.name;
+  const clusterArn =
+    observed.clusters.find((c) => c.name === clusterName)?.arn ?? created.find((a) => clusterName !== undefined && a.endsWith(`:cluster/${clusterName}`));
+  return {
+    ...(clusterArn ? { clusterArn } : {}),
+    serviceArns: [...new Set([...serviceArns, ...created.filter((a) => a.includes(":service/"))])],
+    taskDefinitionArns,
+  };
+}
+
+function tagOf(observed: ObservedState, key: string): string | undefined {
+  for (const s of observed.services) if (s.tags[key]) return s.tags[key];
+  return undefined;
+}
+
+function deletedEvent(tenantId: string, registrationId: string | undefined, detailType: "sbt_aws_deprovisionSuccess" | "sbt_aws_deprovisionFailure", reason: string): StatusEvent {
+  return {
+    detailType,
+    detail: {
+      tenantId,
+      ...(registrationId !== undefined ? { tenantRegistrationId: registrationId } : {}),
+      jobOutput: { tenantData: {}, tenantRegistrationData: { registrationStatus: detailType === "sbt_aws_deprovisionSuccess" ? "Deleted" : "Failed" } },
+      reason,
+      specHash: hashSpec({ tenantId }),
+      phase: detailType === "sbt_aws_deprovisionSuccess" ? "Deprovisioned" : "Degraded",
+    },
+  };
+}

@@ -1,0 +1,303 @@
+/**
+ * A work queue of keys with controller-runtime's (client-go's) guarantees:
+ * - a key waits at most once: repeated adds collapse;
+ * - a key is handed to one worker at a time: adding a key that is being
+ *   processed marks it dirty, and `done` puts it back once;
+ * - fresh keys (a stream change, a user edit) are served before bulk resync
+ *   keys, and a waiting resync key that gets a fresh add is promoted;
+ * - delayed adds and per-key exponential backoff with jitter.
+ * Keys are opaque; the queue knows nothing of tenants or AWS.
+ */
+
+export type Priority = "fresh" | "resync";
+
+/** Time and timers, injectable so tests control them. */
+export interface Timers {
+  now(): number;
+  /** Schedules fn; the returned handle goes to clearTimeout. Must not keep the process alive. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * The real clock. Global timers are looked up at call time so that test fake
+ * timers installed after import still apply. Timers are unref'd: a pending
+ * retry is no reason for the process to stay up.
+ */
+export const systemTimers: Timers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+export interface BackoffOptions {
+  /** First delay before jitter. @default 1000 */
+  readonly baseMs?: number;
+  /** Growth per consecutive failure. @default 2 */
+  readonly factor?: number;
+  /** Largest delay before jitter. @default 300000 (5 minutes) */
+  readonly capMs?: number;
+  /** Uniform in [0, 1). @default Math.random */
+  readonly random?: () => number;
+}
+
+/**
+ * Per-key exponential backoff with "equal jitter": the n-th retry waits
+ * d/2 + random * d/2 where d = min(cap, base * factor^n). Half the delay is
+ * fixed so a key failing in a tight loop still spaces its attempts out (full
+ * jitter could draw ~0 repeatedly); the other half spreads a burst of keys
+ * that failed together (a throttle) so they do not come back in lockstep.
+ */
+export class ExponentialBackoff<K extends string = string> {
+  readonly #baseMs: number;
+  readonly #factor: number;
+  readonly #capMs: number;
+  readonly #random: () => number;
+  readonly #failures = new Map<K, number>();
+
+  constructor(options: BackoffOptions = {}) {
+    this.#baseMs = options.baseMs ?? 1000;
+    this.#factor = options.factor ?? 2;
+    this.#capMs = options.capMs ?? 300_000;
+    this.#random = options.random ?? Math.random;
+    if (!(this.#baseMs > 0 && this.#factor >= 1 && this.#capMs >= this.#baseMs)) {
+      throw new RangeError(`invalid backoff: base ${this.#baseMs} ms, factor ${this.#factor}, cap ${this.#capMs} ms`);
+    }
+  }
+
+  /** The delay before the key's next retry; counts one more failure. */
+  next(key: K): number {
+    const n = this.#failures.get(key) ?? 0;
+    this.#failures.set(key, n + 1);
+    // Math.pow overflows to Infinity long after the cap; min() handles that.
+    const ceiling = Math.min(this.#capMs, this.#baseMs * Math.pow(this.#factor, n));
+    const half = ceiling / 2;
+    return Math.round(half + this.#random() * half);
+  }
+
+  forget(key: K): void {
+    this.#failures.delete(key);
+  }
+
+  failures(key: K): number {
+    return this.#failures.get(key) ?? 0;
+  }
+}
+
+export interface WorkQueueOptions {
+  readonly timers?: Timers;
+  readonly backoff?: BackoffOptions;
+}
+
+interface Delayed {
+  readonly at: number;
+  readonly handle: unknown;
+}
+
+interface Waiter<K> {
+  readonly resolve: (key: K | undefined) => void;
+  readonly detach: () => void;
+}
+
+export class WorkQueue<K extends string = string> {
+  readonly #timers: Timers;
+  readonly #backoff: ExponentialBackoff<K>;
+  // Waiting keys by priority. Sets keep insertion order (FIFO) and allow
+  // O(1) removal, which promotion needs.
+  readonly #fresh = new Set<K>();
+  readonly #resync = new Set<K>();
+  /** Keys that need processing (waiting, or re-added while processing), with their priority. */
+  readonly #dirty = new Map<K, Priority>();
+  readonly #processing = new Set<K>();
+  readonly #delayed = new Map<K, Delayed>();
+  readonly #waiters: Waiter<K>[] = [];
+  #shuttingDown = false;
+  #draining = false;
+  readonly #drained: (() => void)[] = [];
+
+  constructor(options: WorkQueueOptions = {}) {
+    this.#timers = options.timers ?? systemTimers;
+    this.#backoff = new ExponentialBackoff<K>(options.backoff);
+  }
+
+  /** Marks the key as needing work. @param priority @default "fresh" */
+  add(key: K, priority: Priority = "fresh"): void {
+    if (this.#shuttingDown) return;
+    const queued = this.#dirty.get(key);
+    if (queued !== undefined) {
+      if (queued === "resync" && priority === "fresh") {
+        this.#dirty.set(key, "fresh");
+        // A processing key is not in either set; done() will use the new priority.
+        if (this.#resync.delete(key)) this.#fresh.add(key);
+      }
+      return;
+    }
+    this.#dirty.set(key, priority);
+    // Never hand a key to a second worker: it goes back in on done().
+    if (this.#processing.has(key)) return;
+    this.#enqueue(key, priority);
+  }
+
+  /** Adds the key after `ms`. When the key already has a pending delayed add, the earlier one wins. */
+  addAfter(key: K, ms: number, priority: Priority = "fresh"): void {
+    if (this.#shuttingDown) return;
+    if (!(ms > 0)) {
+      this.add(key, priority);
+      return;
+    }
+    const at = this.#timers.now() + ms;
+    const pending = this.#delayed.get(key);
+    if (pending !== undefined) {
+      if (pending.at <= at) return;
+      this.#timers.clearTimeout(pending.handle);
+    }
+    const handle = this.#timers.setTimeout(() => {
+      this.#delayed.delete(key);
+      this.add(key, priority);
+    }, ms);
+    this.#delayed.set(key, { at, handle });
+  }
+
+  /** Adds the key after its backoff delay, which grows with each call until forget(key). */
+  addRateLimited(key: K): void {
+    if (this.#shuttingDown) return;
+    this.addAfter(key, this.#backoff.next(key));
+  }
+
+  /** Resets the key's backoff (it succeeded, or failed for a reason retries cannot fix). */
+  forget(key: K): void {
+    this.#backoff.forget(key);
+  }
+
+  /** How many times addRateLimited was called since the last forget. */
+  numRequeues(key: K): number {
+    return this.#backoff.failures(key);
+  }
+
+  /**
+   * The next key to process, waiting for one if none is ready. Resolves
+   * undefined once the queue shuts down (or drains) or the signal aborts.
+   * The caller must call done(key) when finished with it.
+   */
+  get(signal?: AbortSignal): Promise<K | undefined> {
+    const key = this.#take();
+    if (key !== undefined) return Promise.resolve(key);
+    if (this.#shuttingDown || signal?.aborted) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        resolve(undefined);
+      };
+      const waiter: Waiter<K> = {
+        resolve,
+        detach: () => signal?.removeEventListener("abort", onAbort),
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Ends processing of the key; if it was added meanwhile, it waits again (once). */
+  done(key: K): void {
+    if (!this.#processing.delete(key)) return;
+    const priority = this.#dirty.get(key);
+    if (priority !== undefined) this.#enqueue(key, priority);
+    this.#checkDrained();
+  }
+
+  /** Keys waiting to be handed out (not those being processed or delayed). */
+  len(): number {
+    return this.#fresh.size + this.#resync.size;
+  }
+
+  /** Keys handed out and not yet done. */
+  processing(): number {
+    return this.#processing.size;
+  }
+
+  get shuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+
+  /**
+   * Stops the queue at once: adds are ignored, waiting and delayed keys are
+   * dropped (level-triggered: the next resync finds them again), pending
+   * timers are cleared, and every get() resolves undefined.
+   */
+  shutDown(): void {
+    this.#shuttingDown = true;
+    this.#clearDelayed();
+    this.#fresh.clear();
+    this.#resync.clear();
+    this.#dirty.clear();
+    for (const w of this.#waiters.splice(0)) {
+      w.detach();
+      w.resolve(undefined);
+    }
+    this.#checkDrained();
+  }
+
+  /**
+   * Stops accepting adds (delayed ones are dropped) but keeps handing out
+   * the keys already waiting; resolves when none waits and none is processing.
+   */
+  shutDownWithDrain(): Promise<void> {
+    this.#shuttingDown = true;
+    this.#draining = true;
+    this.#clearDelayed();
+    // Re-adds of keys in flight are not kept: nothing would process them.
+    for (const key of this.#processing) this.#dirty.delete(key);
+    const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
+    if (this.len() === 0) {
+      for (const w of this.#waiters.splice(0)) {
+        w.detach();
+        w.resolve(undefined);
+      }
+    }
+    this.#checkDrained();
+    return drained;
+  }
+
+  #enqueue(key: K, priority: Priority): void {
+    (priority === "fresh" ? this.#fresh : this.#resync).add(key);
+    const waiter = this.#waiters.shift();
+    if (waiter === undefined) return;
+    const next = this.#take();
+    waiter.detach();
+    waiter.resolve(next);
+  }
+
+  #take(): K | undefined {
+    const set = this.#fresh.size > 0 ? this.#fresh : this.#resync;
+    const first = set.values().next();
+    if (first.done === true) return undefined;
+    const key = first.value;
+    set.delete(key);
+    this.#dirty.delete(key);
+    this.#processing.add(key);
+    return key;
+  }
+
+  #clearDelayed(): void {
+    for (const d of this.#delayed.values()) this.#timers.clearTimeout(d.handle);
+    this.#delayed.clear();
+  }
+
+  #checkDrained(): void {
+    if (!this.#draining) return;
+    if (this.len() === 0) {
+      for (const w of this.#waiters.splice(0)) {
+        w.detach();
+        w.resolve(undefined);
+      }
+    }
+    if (this.len() === 0 && this.#processing.size === 0) {
+      for (const resolve of this.#drained.splice(0)) resolve();
+    }
+  }
+}

@@ -53,6 +53,8 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { error: "LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent" }).default("info"),
   /** Lease duration in seconds; a standby takes over within it. @default 15 */
   LEASE_SECONDS: positiveInt("LEASE_SECONDS", 15, 600),
+  /** JSON file with the app catalogue (images, versions, defaults). @default the built-in catalogue */
+  CATALOGUE_FILE: z.string().min(1).optional(),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
 });
@@ -77,6 +79,7 @@ export interface Config {
   readonly logLevel: string;
   readonly leaseSeconds: number;
   readonly holderId: string | undefined;
+  readonly catalogueFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -118,5 +121,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     logLevel: c.LOG_LEVEL,
     leaseSeconds: c.LEASE_SECONDS,
     holderId: c.HOLDER_ID,
+    catalogueFile: c.CATALOGUE_FILE,
   };
 }

@@ -6,6 +6,7 @@ export default defineConfig({
     // Integration tests share one moto server per file; keep files in parallel
     // but bounded, the CI machine has 2 cores.
     maxWorkers: 2,
+    setupFiles: ["tests/support/setup-env.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

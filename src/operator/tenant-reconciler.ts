@@ -2,8 +2,8 @@ import type { Logger } from "pino";
 import type { Catalogue } from "../apps/catalogue.js";
 import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/result.js";
 import { validateRecord, hashSpec } from "../tenants/record.js";
-import type { TenantStatus } from "../tenants/status.js";
-import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, POOL_KEY, type TierSettings } from "../tiers/desired.js";
+import { PHASES, type Phase, type TenantStatus } from "../tenants/status.js";
+import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, POOL_KEY, TENANT_REGISTRATION_ID_KEY, type TierSettings } from "../tiers/desired.js";
 import { diff } from "../tiers/diff.js";
 import { NOTHING, type DesiredState, type Footprint, type ObservedState, type Plan } from "../tiers/model.js";
 import { describeError, isRetryable } from "./errors.js";
@@ -46,10 +46,19 @@ export class TenantReconciler {
   /** Keys whose record was deleted and whose deprovisionSuccess is still owed. Lost on restart; see ADR 0003. */
   readonly #removed = new Map<string, string | undefined>();
   readonly #failures = new Map<string, number>();
+  /** Last phase written per tenant, for the tenants-by-phase gauge. */
+  readonly #phases = new Map<string, Phase>();
 
   constructor(options: TenantReconcilerOptions) {
     this.#o = { pollMs: 2000, problemPollMs: 60_000, degradeAfterFailures: 5, ...options };
     this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Tenants by the phase this process last saw or wrote. */
+  phaseCounts(): Record<Phase, number> {
+    const counts = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
+    for (const phase of this.#phases.values()) counts[phase] += 1;
+    return counts;
   }
 
   /** The stream saw the item removed: a deprovisionSuccess is owed once its resources are gone. */
@@ -107,7 +116,7 @@ export class TenantReconciler {
     if (!validation.ok) {
       // A bad record never changes or removes what the tenant already has: we
       // report and stop here, before observing or planning anything.
-      await this.#report(tenantId, item, previous, validation.specHash, {
+      await this.#report(tenantId, previous, validation.specHash, {
         kind: "invalid",
         message: validation.message,
         registrationId: typeof item["tenantRegistrationId"] === "string" ? item["tenantRegistrationId"] : undefined,
@@ -124,7 +133,7 @@ export class TenantReconciler {
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
     const situation: Situation = { kind: "planned", spec, plan, acted: outcome !== undefined, arns: ownedArns(desired, observed, outcome) };
-    await this.#report(tenantId, item, previous, specHash, situation);
+    await this.#report(tenantId, previous, specHash, situation);
 
     if (plan.problems.length > 0) return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
     return plan.converged ? done() : requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "applied changes");
@@ -132,12 +141,16 @@ export class TenantReconciler {
 
   /** The item is gone: remove whatever the tenant still owns, then announce it once. */
   async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
+    this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     const observed = await this.#o.ecs.observe(footprint);
     const plan = diff(NOTHING, observed, footprint);
     this.#logPlan(tenantId, plan);
+    if (plan.actions.length > 0 || this.#removed.has(tenantId)) {
+      // The registration id survives the item on the resources' tags.
+      this.#removed.set(tenantId, this.#removed.get(tenantId) ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY));
+    }
     if (plan.actions.length > 0) {
-      if (!this.#removed.has(tenantId)) this.#removed.set(tenantId, tagOf(observed, "tenant-registration-id"));
       await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     }
     if (plan.problems.length > 0) {
@@ -152,8 +165,9 @@ export class TenantReconciler {
     return done();
   }
 
-  async #report(tenantId: string, item: RawTenantItem, previous: TenantStatus | undefined, specHash: string, situation: Situation): Promise<void> {
+  async #report(tenantId: string, previous: TenantStatus | undefined, specHash: string, situation: Situation): Promise<void> {
     const decision = decide({ tenantId, specHash, previous, now: this.#now() }, situation);
+    this.#phases.set(tenantId, decision.status.phase);
     // Events first, then the status that records them as sent: a crash in
     // between re-sends (at least once) rather than losing the announcement.
     await this.#publish(decision.events);
@@ -164,7 +178,6 @@ export class TenantReconciler {
         this.#o.log.info({ tenantId, phase: decision.status.phase, from: previous?.phase, message: decision.status.message }, "tenant phase changed");
       }
     }
-    void item;
   }
 
   async #publish(events: readonly StatusEvent[]): Promise<void> {
@@ -186,7 +199,7 @@ export class TenantReconciler {
         const item = await this.#o.store.get(key);
         const v = item ? validateRecord(item) : undefined;
         if (item && v?.ok) {
-          await this.#report(key, item, readStatus(item), v.specHash, { kind: "error", spec: v.spec, message: describeError(err) });
+          await this.#report(key, readStatus(item), v.specHash, { kind: "error", spec: v.spec, message: describeError(err) });
         }
       } catch (reportErr) {
         this.#o.log.warn({ key, err: describeError(reportErr) }, "could not report reconcile failure on the tenant");

@@ -1,0 +1,135 @@
+import { GetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { hashSpec, tenantIdSchema, validateRecord } from "../../tenants/record.js";
+import type { Command } from "../command.js";
+import { UsageError } from "../command.js";
+import { createCliClients, explainAwsError, loadClientConfig, outputSchema, parseCommandArgs } from "../client-config.js";
+import { fail, formatAge, oneLine, renderData, renderTable, terminalWidth } from "../format.js";
+
+/** `tenantctl get ID`: one tenant's spec and the status the controller wrote. */
+const usage = `Usage: tenantctl get ID [-o text|json|yaml]
+
+Shows a tenant's record: its spec (tier, name, apps...) and the status the
+controller wrote (phase, message, conditions, owned ARNs, the spec hash it
+last acted on and when). Exits 1 when the tenant does not exist.
+
+Options:
+  -o, --output FORMAT   text (default), json or yaml (the item as stored)`;
+
+const options = { output: { type: "string", short: "o" } } as const;
+const flagsSchema = z.object({ output: outputSchema.optional() });
+
+type Item = Record<string, unknown>;
+
+export const getCommand: Command = {
+  name: "get",
+  summary: "Show one tenant's spec and status",
+  usage,
+  async run(args, io) {
+    const { flags, positionals } = parseCommandArgs(args, options, flagsSchema, { min: 1, max: 1, names: "tenant ID" });
+    const tenantId = checkTenantId(positionals[0]);
+    const config = loadClientConfig(io.env);
+    const clients = createCliClients(config, io.env);
+    let item: Item | undefined;
+    try {
+      item = await readTenant(clients.documents, config.tenantsTable, tenantId);
+    } catch (err) {
+      return fail(io, "get", explainAwsError(err, config, `reading tenant/${tenantId}`));
+    } finally {
+      clients.destroy();
+    }
+    if (item === undefined) return fail(io, "get", `tenant/${tenantId} not found in table ${config.tenantsTable}`);
+    const output = flags.output ?? "text";
+    io.stdout.write(output === "text" ? describeTenant(item, new Date(), terminalWidth(io)) : renderData(item, output));
+    return 0;
+  },
+};
+
+/** The id argument, checked with the record schema's own rule so a typo is a usage error, not a "not found". */
+export function checkTenantId(value: string | undefined): string {
+  const parsed = tenantIdSchema.safeParse(value);
+  if (!parsed.success) throw new UsageError(`invalid tenant ID "${value ?? ""}": ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  return parsed.data;
+}
+
+/** Strongly consistent, so a `get` right after `apply` sees the write. */
+export async function readTenant(documents: DynamoDBDocumentClient, table: string, tenantId: string): Promise<Item | undefined> {
+  return (await documents.send(new GetCommand({ TableName: table, Key: { tenantId }, ConsistentRead: true }))).Item;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+const obj = (v: unknown): Item | undefined => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Item) : undefined);
+
+/** A person's view of a tenant record: aligned fields, then the status, conditions as a table. */
+export function describeTenant(item: Readonly<Item>, now: Date, width?: number): string {
+  const lines: string[] = [];
+  const field = (label: string, value: string) => lines.push(`${`${label}:`.padEnd(22)}${value}`);
+  const validation = validateRecord(item);
+  const specHash = hashSpec(item);
+
+  field("Tenant", str(item["tenantId"]) ?? "?");
+  field("Name", str(item["tenantName"]) ?? "-");
+  field("Tier", typeof item["tier"] === "string" ? item["tier"].toLowerCase() : "-");
+  if (item["email"] !== undefined) field("Email", String(item["email"]));
+  if (item["tenantRegistrationId"] !== undefined) field("Registration ID", String(item["tenantRegistrationId"]));
+  field("Active", item["sbtaws_active"] === false ? "false (offboarding)" : "true");
+  field("Spec hash", specHash);
+  if (!validation.ok) field("Spec INVALID", validation.message);
+  const apps = obj(item["apps"]);
+  if (apps !== undefined && Object.keys(apps).length > 0) {
+    lines.push("Apps:");
+    const rows = Object.entries(apps).map(([name, o]) => {
+      const override = obj(o) ?? {};
+      return [name, override["desiredCount"] === undefined ? "-" : String(override["desiredCount"]), str(override["version"]) ?? "-"];
+    });
+    lines.push(indent(renderTable(["APP", "DESIRED", "VERSION"], rows)));
+  }
+
+  const status = obj(item["status"]);
+  lines.push("");
+  if (status === undefined) {
+    lines.push("Status:               none yet (the controller has not reconciled this tenant)");
+    return `${lines.join("\n")}\n`;
+  }
+  lines.push("Status:");
+  const sfield = (label: string, value: string) => lines.push(`  ${`${label}:`.padEnd(20)}${value}`);
+  sfield("Phase", str(status["phase"]) ?? "-");
+  sfield("Message", oneLine(str(status["message"]) ?? "-"));
+  const observed = str(status["observedSpecHash"]);
+  sfield("Observed spec hash", observed === undefined ? "-" : observed === specHash ? `${observed} (current)` : `${observed} (stale: the controller has not acted on the current spec yet)`);
+  const at = str(status["lastReconciledAt"]);
+  sfield("Last reconciled", at === undefined ? "-" : `${at} (${formatAge(at, now)} ago)`);
+  const arns: [string, unknown][] = [
+    ["Cluster ARN", status["clusterArn"]],
+    ["Stack ARN", status["stackArn"]],
+    ["Service ARNs", status["serviceArns"]],
+    ["Task definitions", status["taskDefinitionArns"]],
+  ];
+  for (const [label, value] of arns) {
+    if (typeof value === "string") sfield(label, value);
+    else if (Array.isArray(value) && value.length > 0) {
+      lines.push(`  ${label}:`);
+      for (const arn of value) lines.push(`    ${String(arn)}`);
+    }
+  }
+  const conditions = Array.isArray(status["conditions"]) ? (status["conditions"] as unknown[]).map((c) => obj(c) ?? {}) : [];
+  if (conditions.length > 0) {
+    lines.push("  Conditions:");
+    const rows = conditions.map((c) => [
+      str(c["type"]) ?? "-",
+      str(c["status"]) ?? "-",
+      str(c["reason"]) ?? "-",
+      formatAge(str(c["lastTransitionTime"]), now),
+      str(c["message"]) ?? "",
+    ]);
+    lines.push(indent(renderTable(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows, { width: width === undefined ? undefined : width - 4 }), "    "));
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function indent(text: string, by = "  "): string {
+  return text
+    .split("\n")
+    .map((l) => by + l)
+    .join("\n");
+}

@@ -1,0 +1,95 @@
+import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import { z } from "zod";
+import { loadConfig } from "../../config.js";
+import { bootstrapAccount, localAwsClients, localAwsEnv, startLocalCloud } from "../../localcloud/index.js";
+import { createLogger } from "../../log.js";
+import { startController } from "../../operator/run-controller.js";
+import { DynamoTenantStore } from "../../providers/tenant-store.js";
+import type { Command } from "../command.js";
+import { parseFlags } from "../flags.js";
+import { startLiveView } from "../live-view.js";
+import { untilSignal } from "../signals.js";
+
+export const DEMO_TENANTS = [
+  { tenantId: "demo-basic", tier: "basic", tenantName: "Demo Basic Co", tenantRegistrationId: "reg-demo-basic" },
+  { tenantId: "demo-advanced", tier: "advanced", tenantName: "Demo Advanced Co", tenantRegistrationId: "reg-demo-advanced" },
+  { tenantId: "demo-premium", tier: "premium", tenantName: "Demo Premium Co", tenantRegistrationId: "reg-demo-premium", apps: { orders: { desiredCount: 2 } } },
+] as const;
+
+const flagsSchema = z.object({
+  port: z.coerce.number().int().min(1, "must be 1-65535").max(65535, "must be 1-65535").default(4566),
+  demo: z.boolean().default(true),
+  speed: z.coerce.number().min(0, "must be 0 or more").max(10_000, "must be at most 10000").default(10),
+  throttling: z.boolean().default(false),
+});
+
+export const localCommand: Command = {
+  name: "local",
+  summary: "Run everything locally: a local AWS (moto + ECS scheduler), bootstrap, demo tenants, the controller (npm start)",
+  usage: `Usage: tenantctl local [--port 4566] [--no-demo] [--speed 10] [--throttling]
+
+Starts moto server on a free loopback port behind the local ECS scheduler, which
+serves the AWS endpoint on http://127.0.0.1:<port> (region us-east-1, any
+credentials). Bootstraps what a real account would already have (VPC, subnets,
+security group, ALB and listener, tenants table with stream, event bus, pool
+and advanced clusters), seeds one demo tenant per tier, runs the controller and
+shows tenants converging. Ctrl-C stops everything it started.
+
+Options:
+  --port N        AWS endpoint port (default 4566)
+  --no-demo       do not seed demo tenants
+  --speed X       simulated ECS time per real second (default 10)
+  --throttling    enforce ECS's API throttling buckets
+Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as for the controller.`,
+  async run(args, io) {
+    const { flags } = parseFlags(args, { port: { type: "string" }, demo: { type: "boolean" }, speed: { type: "string" }, throttling: { type: "boolean" } }, flagsSchema);
+    const level = io.env["LOG_LEVEL"] ?? "info";
+    const log = createLogger(level);
+    const cloud = await startLocalCloud({ port: flags.port, speed: flags.speed, throttling: flags.throttling, log: log.child({ component: "localcloud" }) });
+    try {
+      const awsEnv = localAwsEnv(cloud.endpoint);
+      // The SDK's default credential chain must find credentials; moto accepts any.
+      for (const [k, v] of Object.entries(awsEnv)) if (process.env[k] === undefined) process.env[k] = v;
+      const env = { ...io.env, ...awsEnv };
+      const names = loadConfig({ ...env, SUBNETS: "subnet-0", SECURITY_GROUPS: "sg-0" });
+      const clients = localAwsClients(cloud.endpoint, names.region);
+      const account = await bootstrapAccount(clients, names);
+      const config = loadConfig({ ...env, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(",") });
+      if (flags.demo) {
+        for (const t of DEMO_TENANTS) {
+          await clients.dynamodb
+            .send(new PutItemCommand({ TableName: config.tenantsTable, Item: marshall(t), ConditionExpression: "attribute_not_exists(tenantId)" }))
+            .catch((err: unknown) => {
+              if (!(err instanceof Error && err.name === "ConditionalCheckFailedException")) throw err;
+            });
+        }
+      }
+      const running = await startController(config, log);
+      io.stdout.write(nextSteps(cloud.endpoint, config.tenantsTable, running.httpPort));
+      const view = startLiveView(new DynamoTenantStore(clients.dynamodb, config.tenantsTable), io.stdout);
+      const signal = await untilSignal();
+      log.info({ signal }, "stopping the local run");
+      view.stop();
+      await running.stop();
+      for (const c of Object.values(clients)) c.destroy();
+    } finally {
+      await cloud.stop();
+    }
+    return 0;
+  },
+};
+
+function nextSteps(endpoint: string, table: string, httpPort: number | undefined): string {
+  return `
+Local AWS on ${endpoint} (region us-east-1, any credentials). Next, in another terminal:
+
+  export AWS_ENDPOINT_URL=${endpoint} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  npm run -s tenantctl -- list                 # tenants and their phases
+  aws --endpoint-url ${endpoint} dynamodb put-item --table-name ${table} \\
+      --item '{"tenantId":{"S":"acme"},"tier":{"S":"premium"},"tenantName":{"S":"Acme"}}'
+  curl -s http://127.0.0.1:${httpPort ?? 8080}/metrics | grep tenant_operator_
+
+Ctrl-C stops everything.
+`;
+}

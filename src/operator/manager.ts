@@ -1,0 +1,190 @@
+import type { Logger } from "pino";
+import { Controller } from "../reconciler/controller.js";
+import type { LeaderLease } from "../reconciler/lease.js";
+import { WorkQueue } from "../reconciler/queue.js";
+import type { ReconcileResult } from "../reconciler/result.js";
+import { POOL_KEY } from "../tiers/desired.js";
+import { describeError } from "./errors.js";
+import type { EcsPort, TenantChange, TenantChangeSource, TenantStore } from "./ports.js";
+import type { TenantReconciler } from "./tenant-reconciler.js";
+
+export interface ManagerOptions {
+  readonly store: TenantStore;
+  readonly changes: TenantChangeSource;
+  readonly ecs: EcsPort;
+  readonly reconciler: TenantReconciler;
+  readonly lease: LeaderLease;
+  readonly log: Logger;
+  readonly concurrency: number;
+  readonly resyncMs: number;
+  /** Clusters shared by many tenants, swept for orphans at each resync. */
+  readonly sharedClusters: readonly string[];
+  /** Called after every reconcile (metrics). */
+  readonly onResult?: (key: string, result: ReconcileResult, durationMs: number) => void;
+  /** Bound on waiting for in-flight reconciles at shutdown. @default 20000 */
+  readonly shutdownTimeoutMs?: number;
+}
+
+export type Role = "starting" | "standby" | "leader" | "stopped";
+
+/**
+ * Wires sources (stream, resync timer, orphan sweep) to the work queue and the
+ * workers, and runs them only while this process holds the leader lease, the
+ * way controller-runtime's manager starts its controllers after election.
+ */
+export class Manager {
+  readonly #o: ManagerOptions;
+  #role: Role = "starting";
+  #queue: WorkQueue<string> | undefined;
+  #controller: Controller<string> | undefined;
+  #resyncTimer: NodeJS.Timeout | undefined;
+  #synced = false;
+  #transition: Promise<void> = Promise.resolve();
+  readonly #listeners = new Set<(role: Role) => void>();
+
+  constructor(options: ManagerOptions) {
+    this.#o = options;
+  }
+
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** Ready: a leader once its initial sync is done; a standby once it has tried for the lease. */
+  get ready(): boolean {
+    return this.#role === "standby" || (this.#role === "leader" && this.#synced);
+  }
+
+  get queueDepth(): number {
+    return this.#queue?.len() ?? 0;
+  }
+
+  onRoleChange(listener: (role: Role) => void): void {
+    this.#listeners.add(listener);
+  }
+
+  async start(): Promise<void> {
+    const lease = this.#o.lease;
+    lease.onAcquired(() => this.#enqueueTransition(() => this.#lead()));
+    lease.onLost(() => this.#enqueueTransition(() => this.#standBy("lease lost")));
+    await lease.start();
+    if (!lease.isLeader && this.#role === "starting") this.#setRole("standby");
+  }
+
+  /** Stops taking keys, lets in-flight reconciles finish within the bound, releases the lease. */
+  async stop(): Promise<void> {
+    await this.#enqueueTransition(async () => {
+      await this.#stopLeading();
+      this.#setRole("stopped");
+    });
+    await this.#o.lease.stop();
+  }
+
+  /** Enqueue keys as fresh work (a user edit), e.g. from `tenantctl` or tests. */
+  enqueue(tenantIds: readonly string[]): void {
+    for (const id of tenantIds) this.#queue?.add(id, "fresh");
+  }
+
+  /** Runs a full resync now (a person's "look at everything again"); a no-op unless leader. */
+  resyncNow(): Promise<void> {
+    return this.#resync();
+  }
+
+  #enqueueTransition(step: () => Promise<void>): Promise<void> {
+    this.#transition = this.#transition.then(step).catch((err: unknown) => {
+      this.#o.log.error({ err: describeError(err) }, "manager transition failed");
+    });
+    return this.#transition;
+  }
+
+  async #lead(): Promise<void> {
+    if (this.#role === "stopped" || this.#role === "leader") return;
+    this.#o.log.info("acquired leader lease; starting reconcilers");
+    const queue = new WorkQueue<string>();
+    const controller = new Controller<string>({
+      queue,
+      reconciler: this.#o.reconciler.reconcile,
+      concurrency: this.#o.concurrency,
+      log: this.#o.log,
+      ...(this.#o.onResult ? { onResult: this.#o.onResult } : {}),
+    });
+    this.#queue = queue;
+    this.#controller = controller;
+    this.#synced = false;
+    this.#setRole("leader");
+    controller.start();
+    // The stream starts before the scan: a change made during the scan is then
+    // seen by both, and the queue collapses the duplicate; started after, it
+    // could fall between the two and wait for the next resync.
+    await this.#o.changes.start((changes) => this.#onChanges(changes));
+    await this.#resync();
+    this.#synced = true;
+    this.#scheduleResync();
+  }
+
+  async #standBy(reason: string): Promise<void> {
+    if (this.#role === "stopped") return;
+    this.#o.log.warn({ reason }, "not leader; standing by");
+    await this.#stopLeading();
+    this.#setRole("standby");
+  }
+
+  async #stopLeading(): Promise<void> {
+    if (this.#resyncTimer) clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = undefined;
+    await this.#o.changes.stop();
+    await this.#controller?.stop({ timeoutMs: this.#o.shutdownTimeoutMs ?? 20_000 });
+    this.#controller = undefined;
+    this.#queue = undefined;
+    this.#synced = false;
+  }
+
+  #onChanges(changes: readonly TenantChange[]): void {
+    for (const change of changes) {
+      // Our own status writes come back on the stream with an unchanged spec.
+      if (change.kind === "upsert" && change.newSpecHash !== undefined && change.newSpecHash === change.oldSpecHash) continue;
+      if (change.kind === "remove") this.#o.reconciler.noteRemoved(change.tenantId, undefined);
+      this.#queue?.add(change.tenantId, "fresh");
+    }
+  }
+
+  /** Level-triggered safety net: every record, the pool, and tenants whose record vanished while nobody watched. */
+  async #resync(): Promise<void> {
+    const queue = this.#queue;
+    if (!queue) return;
+    const started = Date.now();
+    const seen = new Set<string>();
+    try {
+      queue.add(POOL_KEY, "resync");
+      for await (const page of this.#o.store.scan()) {
+        for (const item of page) {
+          const id = item["tenantId"];
+          if (typeof id === "string" && id.length > 0) {
+            seen.add(id);
+            queue.add(id, "resync");
+          }
+        }
+      }
+      const owners = await this.#o.ecs.inventory(this.#o.sharedClusters);
+      const orphans = [...owners].filter((id) => !seen.has(id));
+      for (const id of orphans) queue.add(id, "resync");
+      this.#o.log.info({ tenants: seen.size, orphans: orphans.length, ms: Date.now() - started }, "resync queued");
+    } catch (err) {
+      this.#o.log.error({ err: describeError(err) }, "resync failed; retrying at the next interval");
+    }
+  }
+
+  #scheduleResync(): void {
+    this.#resyncTimer = setTimeout(() => {
+      void this.#resync().finally(() => {
+        if (this.#role === "leader") this.#scheduleResync();
+      });
+    }, this.#o.resyncMs);
+    this.#resyncTimer.unref();
+  }
+
+  #setRole(role: Role): void {
+    this.#role = role;
+    for (const l of this.#listeners) l(role);
+  }
+}

@@ -1,0 +1,124 @@
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
+import { defaultCatalogue, loadCatalogue, type Catalogue } from "../apps/catalogue.js";
+import type { Config } from "../config.js";
+import { startHttpServer } from "../http/server.js";
+import { Metrics } from "../observability/metrics.js";
+import { createAwsClients, type AwsClients } from "../providers/aws-clients.js";
+import { CallCounter } from "../providers/call-counter.js";
+import { DynamoDbLeaseStore } from "../providers/dynamodb-lease-store.js";
+import { EcsProvider } from "../providers/ecs.js";
+import { EventBridgePublisher } from "../providers/event-publisher.js";
+import { DynamoTenantStore } from "../providers/tenant-store.js";
+import { DynamoStreamSource } from "../providers/tenant-stream.js";
+import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
+import { Manager } from "./manager.js";
+import { TenantReconciler } from "./tenant-reconciler.js";
+
+export interface RunningController {
+  readonly manager: Manager;
+  readonly reconciler: TenantReconciler;
+  readonly lease: LeaderLease;
+  readonly calls: CallCounter;
+  readonly metrics: Metrics;
+  readonly clients: AwsClients;
+  readonly httpPort: number | undefined;
+  /** Graceful stop: no new keys, in-flight reconciles finish (bounded), lease released. */
+  stop(): Promise<void>;
+}
+
+export interface ControllerTuning {
+  /** Requeue delay while ECS converges. @default 2000 */
+  readonly pollMs?: number;
+  /** Stream poll interval when a shard is idle. @default 500 */
+  readonly streamPollMs?: number;
+  /** Serve HTTP (health, metrics). @default true */
+  readonly http?: boolean;
+  /** Bound on in-flight reconciles at shutdown. @default 20000 */
+  readonly shutdownTimeoutMs?: number;
+}
+
+export async function loadCatalogueFile(path: string | undefined): Promise<Catalogue> {
+  if (path === undefined) return defaultCatalogue;
+  return loadCatalogue(await readFile(path, "utf8"));
+}
+
+/** The composition root of `tenantctl controller`: builds every part from the config and starts it. */
+export async function startController(config: Config, log: Logger, tuning: ControllerTuning = {}): Promise<RunningController> {
+  const calls = new CallCounter();
+  const metrics = new Metrics();
+  metrics.attachCallCounter(calls);
+  const clients = createAwsClients(config, calls);
+  const catalogue = await loadCatalogueFile(config.catalogueFile);
+
+  const lease = new LeaderLease({
+    store: new DynamoDbLeaseStore(clients.dynamodb, config.leaseTable),
+    holder: config.holderId ?? defaultHolderId(),
+    durationMs: config.leaseSeconds * 1000,
+    log,
+  });
+  const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable);
+  const ecs = new EcsProvider(clients.ecs, { region: config.region });
+  const reconciler = new TenantReconciler({
+    store,
+    ecs,
+    events: new EventBridgePublisher(clients.eventbridge, { eventBusName: config.eventBusName, source: config.eventSource }),
+    fence: lease,
+    catalogue,
+    settings: config,
+    log,
+    ...(tuning.pollMs !== undefined ? { pollMs: tuning.pollMs } : {}),
+  });
+  const manager = new Manager({
+    store,
+    changes: new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, { log, ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}) }),
+    ecs,
+    reconciler,
+    lease,
+    log,
+    concurrency: config.concurrency,
+    resyncMs: config.resyncSeconds * 1000,
+    sharedClusters: [config.poolCluster, config.advancedCluster],
+    onResult: (_key, result, ms) => metrics.observeReconcile(result, ms),
+    ...(tuning.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
+  });
+  manager.onRoleChange((role) => metrics.setLeader(role === "leader"));
+
+  const http =
+    tuning.http === false
+      ? undefined
+      : await startHttpServer(
+          config.httpPort,
+          { healthy: () => manager.role !== "stopped", ready: () => manager.ready },
+          {
+            "/metrics": {
+              contentType: metrics.contentType,
+              render: () => {
+                metrics.setQueueDepth(manager.queueDepth);
+                metrics.setTenantsByPhase(reconciler.phaseCounts());
+                return metrics.render();
+              },
+            },
+          },
+        );
+  await manager.start();
+  log.info({ role: manager.role, holder: lease.holder, httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName }, "controller started");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    manager,
+    reconciler,
+    lease,
+    calls,
+    metrics,
+    clients,
+    httpPort: http?.port,
+    stop: () =>
+      (stopping ??= (async () => {
+        await manager.stop();
+        await http?.close();
+        clients.destroy();
+        log.info("controller stopped");
+      })()),
+  };
+}

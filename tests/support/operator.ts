@@ -1,0 +1,94 @@
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { pino } from "pino";
+import { loadConfig, type Config } from "../../src/config.js";
+import { startController, type RunningController } from "../../src/operator/run-controller.js";
+import { createAwsClients, type AwsClients } from "../../src/providers/aws-clients.js";
+import type { TenantStatus } from "../../src/tenants/status.js";
+import { EventSink, eventually } from "./event-sink.js";
+import { startTestCloud, type TestCloud } from "./localcloud.js";
+
+/** A local cloud plus a running controller and helpers to edit records and read the outcome. */
+export interface OperatorHarness {
+  readonly cloud: TestCloud;
+  readonly config: Config;
+  readonly clients: AwsClients;
+  readonly sink: EventSink;
+  controller: RunningController;
+  startController(overrides?: Record<string, string>): Promise<RunningController>;
+  put(record: Record<string, unknown>): Promise<void>;
+  update(tenantId: string, set: Record<string, unknown>): Promise<void>;
+  remove(tenantId: string): Promise<void>;
+  item(tenantId: string): Promise<Record<string, unknown> | undefined>;
+  status(tenantId: string): Promise<TenantStatus | undefined>;
+  waitForPhase(tenantId: string, phase: string, timeoutMs?: number): Promise<TenantStatus>;
+  stop(): Promise<void>;
+}
+
+export async function startHarness(env: Record<string, string> = {}): Promise<OperatorHarness> {
+  const cloud = await startTestCloud({ speed: 200, env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env } });
+  const config = cloud.config;
+  const clients = createAwsClients(config);
+  const sink = await EventSink.create(clients.eventbridge, clients.sqs, config.eventBusName, config.eventSource);
+  const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
+  const controllers: RunningController[] = [];
+  const start = async (overrides: Record<string, string> = {}) => {
+    const c = await startController(loadConfig({ ...cloud.env, ...env, ...overrides }), log, { pollMs: 100, streamPollMs: 100, http: false, shutdownTimeoutMs: 5000 });
+    controllers.push(c);
+    return c;
+  };
+  const table = config.tenantsTable;
+  const h: OperatorHarness = {
+    cloud,
+    config,
+    clients,
+    sink,
+    controller: undefined as unknown as RunningController,
+    startController: start,
+    put: async (record) => {
+      await clients.dynamodb.send(new PutItemCommand({ TableName: table, Item: marshall(record, { removeUndefinedValues: true }) }));
+    },
+    update: async (tenantId, set) => {
+      const names: Record<string, string> = {};
+      const values: Record<string, unknown> = {};
+      const parts = Object.entries(set).map(([k, v], i) => {
+        names[`#k${i}`] = k;
+        values[`:v${i}`] = v;
+        return `#k${i} = :v${i}`;
+      });
+      await clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: marshall({ tenantId }),
+          UpdateExpression: `SET ${parts.join(", ")}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: marshall(values),
+        }),
+      );
+    },
+    remove: async (tenantId) => {
+      await clients.dynamodb.send(new DeleteItemCommand({ TableName: table, Key: marshall({ tenantId }) }));
+    },
+    item: async (tenantId) => {
+      const res = await clients.dynamodb.send(new GetItemCommand({ TableName: table, Key: marshall({ tenantId }), ConsistentRead: true }));
+      return res.Item ? unmarshall(res.Item) : undefined;
+    },
+    status: async (tenantId) => (await h.item(tenantId))?.["status"] as TenantStatus | undefined,
+    waitForPhase: (tenantId, phase, timeoutMs = 30_000) =>
+      eventually(
+        async () => {
+          const s = await h.status(tenantId);
+          return s?.phase === phase ? s : undefined;
+        },
+        `${tenantId} to be ${phase}`,
+        timeoutMs,
+      ),
+    stop: async () => {
+      for (const c of controllers) await c.stop();
+      clients.destroy();
+      await cloud.stop();
+    },
+  };
+  h.controller = await start();
+  return h;
+}

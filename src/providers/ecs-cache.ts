@@ -1,0 +1,101 @@
+import type { ObservedService, ObservedTaskDefinition } from "../tiers/model.js";
+
+/**
+ * In-process memory that saves ECS reads (task definitions) and hides ECS's
+ * eventual consistency (services just created). Everything here is a hint a
+ * fresh process can do without: losing it costs calls, never correctness.
+ */
+export class TaskDefinitionCache {
+  /** family -> latest ACTIVE revision, or null when the family has none. */
+  readonly #latest = new Map<string, ObservedTaskDefinition | null>();
+  /** arn -> content-hash tag (null: the revision has none). A revision's content never changes. */
+  readonly #hashByArn = new Map<string, string | null>();
+  readonly #maxArns: number;
+
+  constructor(maxArns = 20_000) {
+    this.#maxArns = maxArns;
+  }
+
+  /** undefined: unknown, ask ECS; null: known to have no ACTIVE revision. */
+  latest(family: string): ObservedTaskDefinition | null | undefined {
+    return this.#latest.get(family);
+  }
+
+  setLatest(family: string, td: ObservedTaskDefinition | null): void {
+    this.#latest.set(family, td);
+    if (td !== null) this.setHash(td.arn, td.contentHash);
+  }
+
+  forgetFamily(family: string): void {
+    this.#latest.delete(family);
+  }
+
+  /** undefined: unknown; null: the revision carries no content-hash tag. */
+  hash(arn: string): string | null | undefined {
+    return this.#hashByArn.get(arn);
+  }
+
+  setHash(arn: string, hash: string | undefined): void {
+    // Oldest first out: a Map iterates in insertion order.
+    if (this.#hashByArn.size >= this.#maxArns && !this.#hashByArn.has(arn)) {
+      const oldest = this.#hashByArn.keys().next().value;
+      if (oldest !== undefined) this.#hashByArn.delete(oldest);
+    }
+    this.#hashByArn.set(arn, hash ?? null);
+  }
+
+  clear(): void {
+    this.#latest.clear();
+    this.#hashByArn.clear();
+  }
+}
+
+/** Services this process created recently, remembered while DescribeServices may still say MISSING. */
+export class RecentCreates {
+  readonly #created = new Map<string, { readonly at: number; readonly service: ObservedService }>();
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+
+  constructor(ttlMs: number, now: () => number) {
+    this.#ttlMs = ttlMs;
+    this.#now = now;
+  }
+
+  remember(service: ObservedService): void {
+    this.#prune();
+    this.#created.set(key(service.cluster, service.name), { at: this.#now(), service });
+  }
+
+  /** The created service if it was created less than ttl ago. */
+  get(cluster: string, name: string): ObservedService | undefined {
+    const entry = this.#created.get(key(cluster, name));
+    if (entry === undefined) return undefined;
+    if (this.#now() - entry.at > this.#ttlMs) {
+      this.#created.delete(key(cluster, name));
+      return undefined;
+    }
+    return entry.service;
+  }
+
+  update(cluster: string, name: string, change: (s: ObservedService) => ObservedService): void {
+    const entry = this.#created.get(key(cluster, name));
+    if (entry !== undefined) this.#created.set(key(cluster, name), { at: entry.at, service: change(entry.service) });
+  }
+
+  forget(cluster: string, name: string): void {
+    this.#created.delete(key(cluster, name));
+  }
+
+  clear(): void {
+    this.#created.clear();
+  }
+
+  #prune(): void {
+    const now = this.#now();
+    for (const [k, e] of this.#created) if (now - e.at > this.#ttlMs) this.#created.delete(k);
+  }
+}
+
+function key(cluster: string, name: string): string {
+  return `${cluster}/${name}`;
+}

@@ -1,0 +1,150 @@
+import { createHash } from "node:crypto";
+import type { Cluster, ContainerDefinition, Deployment, Service, Tag } from "@aws-sdk/client-ecs";
+import { canonicalJson } from "../tenants/record.js";
+import {
+  CONTENT_HASH_KEY,
+  type ContainerSpec,
+  type DesiredService,
+  type DesiredTaskDefinition,
+  type ObservedCluster,
+  type ObservedDeployment,
+  type ObservedService,
+  type ServiceStatus,
+  type Tags,
+} from "../tiers/model.js";
+
+/**
+ * Pure translations between the model (src/tiers/model.ts) and ECS API
+ * shapes, kept apart from the provider so they are tested without a client.
+ */
+
+/** ECS accepts a clientToken of up to 36 ASCII characters. */
+export const CLIENT_TOKEN_LENGTH = 36;
+
+export function toEcsTags(tags: Tags): Tag[] {
+  return Object.entries(tags)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, value]) => ({ key, value }));
+}
+
+export function fromEcsTags(tags: readonly Tag[] | undefined): Tags {
+  const out: Record<string, string> = {};
+  for (const t of tags ?? []) if (t.key !== undefined) out[t.key] = t.value ?? "";
+  return out;
+}
+
+export function mapCluster(c: Cluster, fallbackName: string): ObservedCluster {
+  return {
+    name: c.clusterName ?? fallbackName,
+    arn: c.clusterArn ?? "",
+    status: c.status ?? "ACTIVE",
+    tags: fromEcsTags(c.tags),
+  };
+}
+
+export function mapService(s: Service, cluster: string, contentHash: string | undefined): ObservedService {
+  return {
+    cluster,
+    name: s.serviceName ?? "",
+    arn: s.serviceArn ?? "",
+    status: serviceStatus(s.status),
+    desiredCount: s.desiredCount ?? 0,
+    runningCount: s.runningCount ?? 0,
+    taskDefinitionArn: s.taskDefinition ?? "",
+    taskDefinitionContentHash: contentHash,
+    deployments: (s.deployments ?? []).map(mapDeployment),
+    tags: fromEcsTags(s.tags),
+  };
+}
+
+function mapDeployment(d: Deployment): ObservedDeployment {
+  return {
+    id: d.id ?? "",
+    status: d.status === "PRIMARY" || d.status === "ACTIVE" ? d.status : "INACTIVE",
+    rolloutState: d.rolloutState === "COMPLETED" || d.rolloutState === "IN_PROGRESS" || d.rolloutState === "FAILED" ? d.rolloutState : undefined,
+    rolloutStateReason: d.rolloutStateReason,
+    desiredCount: d.desiredCount ?? 0,
+    runningCount: d.runningCount ?? 0,
+    failedTasks: d.failedTasks ?? 0,
+    taskDefinitionArn: d.taskDefinition ?? "",
+  };
+}
+
+function serviceStatus(status: string | undefined): ServiceStatus {
+  // ECS documents exactly these three; anything else is read as still present.
+  return status === "DRAINING" || status === "INACTIVE" ? status : "ACTIVE";
+}
+
+/**
+ * What a just-created service looks like while DescribeServices still says
+ * MISSING (ECS is eventually consistent): present, rolling out, nothing
+ * running, so the plan waits instead of creating it a second time.
+ */
+export function creatingService(created: ObservedService): ObservedService {
+  const deployments: ObservedDeployment[] =
+    created.deployments.length > 0
+      ? created.deployments.map((d) => ({ ...d, runningCount: 0, rolloutState: d.rolloutState ?? "IN_PROGRESS" }))
+      : [
+          {
+            id: "creating",
+            status: "PRIMARY",
+            rolloutState: "IN_PROGRESS",
+            rolloutStateReason: "service was just created",
+            desiredCount: created.desiredCount,
+            runningCount: 0,
+            failedTasks: 0,
+            taskDefinitionArn: created.taskDefinitionArn,
+          },
+        ];
+  return { ...created, status: "ACTIVE", runningCount: 0, deployments };
+}
+
+export function containerDefinitions(td: DesiredTaskDefinition, region: string): ContainerDefinition[] {
+  return td.containers.map((c) => containerDefinition(c, td.app, region));
+}
+
+function containerDefinition(c: ContainerSpec, app: string, region: string): ContainerDefinition {
+  return {
+    name: c.name,
+    image: c.image,
+    essential: c.essential,
+    portMappings: c.portMappings.map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: p.protocol })),
+    environment: c.environment.map((e) => ({ name: e.name, value: e.value })),
+    // awslogs needs a group that exists; the tenant stack creates it, so the
+    // driver is only configured when the desired state names one.
+    ...(c.logGroup !== undefined
+      ? {
+          logConfiguration: {
+            logDriver: "awslogs",
+            options: { "awslogs-group": c.logGroup, "awslogs-region": region, "awslogs-stream-prefix": app },
+          },
+        }
+      : {}),
+  };
+}
+
+/** The task definition's tags, always carrying its content hash so observe can compare without reading the content. */
+export function taskDefinitionTags(td: DesiredTaskDefinition): Tag[] {
+  return toEcsTags({ ...td.tags, [CONTENT_HASH_KEY]: td.contentHash });
+}
+
+/**
+ * The CreateService clientToken: the same service, spec and task definition
+ * give the same token, so a retry after a crash is answered with the service
+ * the first call created instead of a second one. `replaces` distinguishes a
+ * re-creation after a delete (a dead service of the same name) from a retry.
+ */
+export function clientTokenFor(service: DesiredService, taskDefinitionArn: string, replaces: string | undefined): string {
+  const input = canonicalJson({
+    cluster: service.cluster,
+    name: service.name,
+    taskDefinitionArn,
+    desiredCount: service.desiredCount,
+    subnets: service.subnets,
+    securityGroups: service.securityGroups,
+    loadBalancer: service.loadBalancer,
+    tags: service.tags,
+    replaces,
+  });
+  return createHash("sha256").update(input).digest("hex").slice(0, CLIENT_TOKEN_LENGTH);
+}

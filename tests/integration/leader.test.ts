@@ -1,0 +1,67 @@
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { eventually } from "../support/event-sink.js";
+import { startHarness, type OperatorHarness } from "../support/operator.js";
+import { spawnCli, type CliProcess } from "../support/spawn.js";
+
+/**
+ * Two `tenantctl controller` processes against one account: exactly one acts;
+ * when it is killed (no chance to release), the other takes over within the
+ * lease duration and carries on.
+ */
+let h: OperatorHarness;
+const procs: CliProcess[] = [];
+const LEASE_SECONDS = 3;
+
+beforeAll(async () => {
+  // The harness's own in-process controller is stopped: the two processes are the only ones.
+  h = await startHarness({ LEASE_SECONDS: String(LEASE_SECONDS) });
+  await h.controller.stop();
+});
+afterAll(async () => {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
+  await h?.stop();
+});
+
+async function leaseHolder(): Promise<{ holder?: string; expiresAt?: number } | undefined> {
+  const res = await h.clients.dynamodb.send(new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }));
+  return res.Item ? (unmarshall(res.Item) as { holder?: string; expiresAt?: number }) : undefined;
+}
+
+it("runs exactly one leader and fails over within the lease duration", async () => {
+  const env = { ...h.cloud.env, LEASE_SECONDS: String(LEASE_SECONDS), HTTP_PORT: "0", LOG_LEVEL: process.env["CHILD_LOG_LEVEL"] ?? "info" };
+  const a = spawnCli(["controller"], { ...env, HOLDER_ID: "controller-a" });
+  const b = spawnCli(["controller"], { ...env, HOLDER_ID: "controller-b" });
+  procs.push(a, b);
+  await Promise.all([a, b].map((p) => p.waitForLine((l) => l["msg"] === "controller started")));
+
+  const first = await eventually(async () => (await leaseHolder())?.holder, "a lease holder");
+  const [leader, standby] = first === "controller-a" ? [a, b] : [b, a];
+  const leaderLines = () => leader.lines().filter((l) => l["msg"] === "acquired leader lease; starting reconcilers").length;
+  const standbyLines = () => standby.lines().filter((l) => l["msg"] === "acquired leader lease; starting reconcilers").length;
+  expect(leaderLines()).toBe(1);
+  expect(standbyLines()).toBe(0);
+
+  await h.put({ tenantId: "lead-1", tier: "advanced", tenantName: "Lead One" });
+  await h.waitForPhase("lead-1", "Ready");
+  // Only the leader reconciled it.
+  expect(standby.lines().some((l) => l["key"] === "lead-1" || l["tenantId"] === "lead-1")).toBe(false);
+
+  // Kill the leader: it cannot release, so the standby waits for the expiry.
+  const killedAt = Date.now();
+  leader.child.kill("SIGKILL");
+  await standby.waitForLine((l) => l["msg"] === "acquired leader lease; starting reconcilers", (LEASE_SECONDS + 5) * 1000);
+  const takeoverMs = Date.now() - killedAt;
+  expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000 + 1500);
+  expect((await leaseHolder())?.holder).toBe(first === "controller-a" ? "controller-b" : "controller-a");
+
+  await h.put({ tenantId: "lead-2", tier: "premium", tenantName: "Lead Two" });
+  await h.waitForPhase("lead-2", "Ready");
+
+  // A graceful stop releases the lease and exits 0.
+  standby.child.kill("SIGTERM");
+  expect(await standby.exited).toBe(0);
+  const after = await leaseHolder();
+  expect(after?.holder).toBeUndefined();
+});

@@ -52,7 +52,7 @@ export class TaskDefinitionCache {
 
 /** Services this process created recently, remembered while DescribeServices may still say MISSING. */
 export class RecentCreates {
-  readonly #created = new Map<string, { readonly at: number; readonly service: ObservedService }>();
+  readonly #created = new Map<string, { readonly at: number; readonly service: ObservedService; readonly createdAt: number | undefined }>();
   readonly #ttlMs: number;
   readonly #now: () => number;
 
@@ -61,9 +61,22 @@ export class RecentCreates {
     this.#now = now;
   }
 
-  remember(service: ObservedService): void {
+  /** `createdAt` is ECS's creation time of the service, when the create response gave one. */
+  remember(service: ObservedService, createdAt?: number): void {
     this.#prune();
-    this.#created.set(key(service.cluster, service.name), { at: this.#now(), service });
+    this.#created.set(key(service.cluster, service.name), { at: this.#now(), service, createdAt });
+  }
+
+  /**
+   * Whether an INACTIVE service ECS shows under this name is the predecessor
+   * of the one we created (so ours is still appearing), rather than ours,
+   * deleted since by someone else.
+   */
+  isPredecessor(cluster: string, name: string, inactiveCreatedAt: number | undefined): boolean {
+    const entry = this.#created.get(key(cluster, name));
+    if (entry === undefined) return false;
+    if (entry.createdAt === undefined || inactiveCreatedAt === undefined) return true;
+    return inactiveCreatedAt < entry.createdAt;
   }
 
   /** The created service if it was created less than ttl ago. */
@@ -79,7 +92,7 @@ export class RecentCreates {
 
   update(cluster: string, name: string, change: (s: ObservedService) => ObservedService): void {
     const entry = this.#created.get(key(cluster, name));
-    if (entry !== undefined) this.#created.set(key(cluster, name), { at: entry.at, service: change(entry.service) });
+    if (entry !== undefined) this.#created.set(key(cluster, name), { ...entry, service: change(entry.service) });
   }
 
   forget(cluster: string, name: string): void {

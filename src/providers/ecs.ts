@@ -144,8 +144,12 @@ export class EcsProvider implements EcsPort {
           // ECS may still show the previous, deleted service of this name
           // right after we created its successor.
           if (recent !== undefined) {
-            services.push(creatingService(recent));
-            continue;
+            if (this.#recent.isPredecessor(cluster, name, s.createdAt?.getTime())) {
+              services.push(creatingService(recent));
+              continue;
+            }
+            // It is the service we created, deleted since behind our back.
+            this.#recent.forget(cluster, name);
           }
         }
         services.push(mapService(s, cluster, this.#hashOf(s.taskDefinition)));
@@ -365,7 +369,7 @@ export class EcsProvider implements EcsPort {
         desiredCount: service.desiredCount,
         taskDefinitionArn,
         tags: Object.keys(created.tags).length > 0 ? created.tags : service.tags,
-      });
+      }, s?.createdAt?.getTime());
       return created.arn;
     } catch (err) {
       // A service of that name exists (made by an earlier attempt with other

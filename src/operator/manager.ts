@@ -25,6 +25,9 @@ export interface ManagerOptions {
   readonly shutdownTimeoutMs?: number;
 }
 
+/** How soon a failed initial sync or resync is tried again. */
+const RESYNC_RETRY_MS = 5000;
+
 export type Role = "starting" | "standby" | "leader" | "stopped";
 
 /**
@@ -39,6 +42,7 @@ export class Manager {
   #controller: Controller<string> | undefined;
   #resyncTimer: NodeJS.Timeout | undefined;
   #synced = false;
+  #changesStarted = false;
   #transition: Promise<void> = Promise.resolve();
   readonly #listeners = new Set<(role: Role) => void>();
 
@@ -86,7 +90,7 @@ export class Manager {
   }
 
   /** Runs a full resync now (a person's "look at everything again"); a no-op unless leader. */
-  resyncNow(): Promise<void> {
+  async resyncNow(): Promise<boolean> {
     return this.#resync();
   }
 
@@ -116,10 +120,20 @@ export class Manager {
     // The stream starts before the scan: a change made during the scan is then
     // seen by both, and the queue collapses the duplicate; started after, it
     // could fall between the two and wait for the next resync.
-    await this.#o.changes.start((changes) => this.#onChanges(changes));
-    await this.#resync();
-    this.#synced = true;
+    await this.#startChanges();
+    this.#synced = await this.#resync();
     this.#scheduleResync();
+  }
+
+  async #startChanges(): Promise<void> {
+    if (this.#changesStarted) return;
+    try {
+      await this.#o.changes.start((changes) => this.#onChanges(changes));
+      this.#changesStarted = true;
+    } catch (err) {
+      // Without the stream we still converge, at resync pace; each resync tries again.
+      this.#o.log.error({ err: describeError(err) }, "could not start following the tenants table stream; retrying at the next resync");
+    }
   }
 
   async #standBy(reason: string): Promise<void> {
@@ -133,6 +147,7 @@ export class Manager {
     if (this.#resyncTimer) clearTimeout(this.#resyncTimer);
     this.#resyncTimer = undefined;
     await this.#o.changes.stop();
+    this.#changesStarted = false;
     await this.#controller?.stop({ timeoutMs: this.#o.shutdownTimeoutMs ?? 20_000 });
     this.#controller = undefined;
     this.#queue = undefined;
@@ -148,10 +163,14 @@ export class Manager {
     }
   }
 
-  /** Level-triggered safety net: every record, the pool, and tenants whose record vanished while nobody watched. */
-  async #resync(): Promise<void> {
+  /**
+   * Level-triggered safety net: every record, the pool, and tenants whose
+   * record vanished while nobody watched. Returns false when it could not
+   * list them all (the next attempt comes sooner).
+   */
+  async #resync(): Promise<boolean> {
     const queue = this.#queue;
-    if (!queue) return;
+    if (!queue) return false;
     const started = Date.now();
     const seen = new Set<string>();
     try {
@@ -169,17 +188,23 @@ export class Manager {
       const orphans = [...owners].filter((id) => !seen.has(id));
       for (const id of orphans) queue.add(id, "resync");
       this.#o.log.info({ tenants: seen.size, orphans: orphans.length, ms: Date.now() - started }, "resync queued");
+      return true;
     } catch (err) {
-      this.#o.log.error({ err: describeError(err) }, "resync failed; retrying at the next interval");
+      this.#o.log.error({ err: describeError(err) }, "resync failed; retrying soon");
+      return false;
     }
   }
 
   #scheduleResync(): void {
+    const delay = this.#synced ? this.#o.resyncMs : Math.min(this.#o.resyncMs, RESYNC_RETRY_MS);
     this.#resyncTimer = setTimeout(() => {
-      void this.#resync().finally(() => {
+      void (async () => {
+        await this.#startChanges();
+        const ok = await this.#resync();
+        if (ok) this.#synced = true;
         if (this.#role === "leader") this.#scheduleResync();
-      });
-    }, this.#o.resyncMs);
+      })();
+    }, delay);
     this.#resyncTimer.unref();
   }
 

@@ -59,6 +59,8 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   });
   const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable);
   const ecs = new EcsProvider(clients.ecs, { region: config.region });
+  // Another leader may have registered revisions meanwhile: forget what this process cached.
+  lease.onAcquired(() => ecs.invalidateCaches());
   const reconciler = new TenantReconciler({
     store,
     ecs,

@@ -1,3 +1,4 @@
+import { wrapAwsError } from "./aws-errors.js";
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
@@ -159,9 +160,5 @@ function readNumber(v: AttributeValue | undefined): number | undefined {
 }
 
 /** Adds context while keeping the AWS error (name, $metadata) reachable as cause for classification. */
-function wrap(err: unknown, what: string): Error {
-  const inner = err instanceof Error ? err : new Error(String(err));
-  const wrapped = new Error(`${what}: ${inner.name}: ${inner.message}`, { cause: inner });
-  wrapped.name = inner.name;
-  return wrapped;
-}
+// Keeps the SDK's $metadata so isRetryable can tell a 4xx from transport trouble.
+const wrap = wrapAwsError;

@@ -1,0 +1,175 @@
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { defaultCatalogue } from "../../src/apps/catalogue.js";
+import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
+import { LeaseLostError, type ApplyOutcome, type EcsPort, type EventPublisher, type Fence, type RawTenantItem, type StatusEvent, type TenantStore } from "../../src/operator/ports.js";
+import type { TenantStatus } from "../../src/tenants/status.js";
+import type { Action, ObservedState } from "../../src/tiers/model.js";
+import { desiredForTenant } from "../../src/tiers/desired.js";
+import { validateRecord } from "../../src/tenants/record.js";
+
+const settings = { namePrefix: "saas", poolCluster: "saas-pool", advancedCluster: "saas-advanced", subnets: ["subnet-1"], securityGroups: ["sg-1"] };
+const empty: ObservedState = { clusters: [], services: [], taskDefinitions: [] };
+
+class FakeStore implements TenantStore {
+  items = new Map<string, Record<string, unknown>>();
+  writes: TenantStatus[] = [];
+  failWrites = false;
+  async *scan() {
+    yield [...this.items.values()];
+  }
+  async get(id: string): Promise<RawTenantItem | undefined> {
+    return this.items.get(id);
+  }
+  async writeStatus(id: string, status: TenantStatus, fence: Fence): Promise<boolean> {
+    fence.assertHeld();
+    if (this.failWrites) throw Object.assign(new Error("boom"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } });
+    const item = this.items.get(id);
+    if (!item) return false;
+    item["status"] = status;
+    this.writes.push(status);
+    return true;
+  }
+}
+
+/** An ECS that converges at once: whatever was applied is observed steady next time. */
+class FakeEcs implements EcsPort {
+  applied: Action[][] = [];
+  observed: ObservedState = empty;
+  fail: Error | undefined;
+  async observe(): Promise<ObservedState> {
+    if (this.fail) throw this.fail;
+    return this.observed;
+  }
+  async apply(actions: readonly Action[], _o: ObservedState, fence: Fence): Promise<ApplyOutcome> {
+    fence.assertHeld();
+    this.applied.push([...actions]);
+    return { registered: new Map(), created: [] };
+  }
+  async inventory() {
+    return new Set<string>();
+  }
+}
+
+class FakeEvents implements EventPublisher {
+  sent: StatusEvent[] = [];
+  async publish(events: readonly StatusEvent[]) {
+    this.sent.push(...events);
+  }
+}
+
+function setup(leader = true) {
+  const store = new FakeStore();
+  const ecs = new FakeEcs();
+  const events = new FakeEvents();
+  const fence: Fence & { leader: boolean } = {
+    leader,
+    assertHeld() {
+      if (!this.leader) throw new LeaseLostError();
+    },
+  };
+  const r = new TenantReconciler({ store, ecs, events, fence, catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), degradeAfterFailures: 3 });
+  return { store, ecs, events, fence, r };
+}
+const signal = new AbortController().signal;
+
+/** Observed state in which every desired resource exists and is steady. */
+function steady(record: Record<string, unknown>): ObservedState {
+  const v = validateRecord(record);
+  if (!v.ok) throw new Error(v.message);
+  const d = desiredForTenant(v.spec, defaultCatalogue, settings);
+  return {
+    clusters: d.clusters.map((c) => ({ name: c.name, arn: `arn:cluster/${c.name}`, status: "ACTIVE", tags: c.tags })),
+    taskDefinitions: d.taskDefinitions.map((t) => ({ family: t.family, arn: `arn:td/${t.family}:1`, revision: 1, contentHash: t.contentHash, tags: t.tags })),
+    services: d.services.map((s) => {
+      const td = d.taskDefinitions.find((t) => t.family === s.taskDefinitionFamily);
+      const arn = `arn:td/${s.taskDefinitionFamily}:1`;
+      return {
+        cluster: s.cluster, name: s.name, arn: `arn:svc/${s.name}`, status: "ACTIVE" as const, desiredCount: s.desiredCount, runningCount: s.desiredCount,
+        taskDefinitionArn: arn, taskDefinitionContentHash: td?.contentHash, tags: s.tags,
+        deployments: [{ id: "d1", status: "PRIMARY" as const, rolloutState: "COMPLETED" as const, rolloutStateReason: undefined, desiredCount: s.desiredCount, runningCount: s.desiredCount, failedTasks: 0, taskDefinitionArn: arn }],
+      };
+    }),
+  };
+}
+
+describe("TenantReconciler", () => {
+  it("reports an invalid record without observing or changing anything", async () => {
+    const { store, ecs, events, r } = setup();
+    store.items.set("t1", { tenantId: "t1", tier: "platinum", tenantName: "T" });
+    ecs.fail = new Error("observe must not be called");
+    const result = await r.reconcile("t1", signal);
+    expect(result).toMatchObject({ kind: "failed", terminal: true });
+    expect(ecs.applied).toEqual([]);
+    expect(store.writes.at(-1)?.phase).toBe("Failed");
+    expect(events.sent.map((e) => e.detailType)).toContain("sbt_aws_provisionFailure");
+  });
+
+  it("provisions, waits, then reports Ready and provisionSuccess exactly once", async () => {
+    const { store, ecs, events, r } = setup();
+    const record = { tenantId: "t2", tier: "advanced", tenantName: "T2" };
+    store.items.set("t2", { ...record });
+    expect((await r.reconcile("t2", signal)).kind).toBe("requeueAfter");
+    expect(ecs.applied[0]?.filter((a) => a.kind === "createService")).toHaveLength(4);
+    expect(store.writes.at(-1)?.phase).toBe("Provisioning");
+
+    ecs.observed = steady(record);
+    expect((await r.reconcile("t2", signal)).kind).toBe("done");
+    expect(store.writes.at(-1)?.phase).toBe("Ready");
+    const writes = store.writes.length;
+    await r.reconcile("t2", signal);
+    expect(store.writes.length).toBe(writes); // nothing changed: no write
+    expect(events.sent.filter((e) => e.detailType === "sbt_aws_provisionSuccess")).toHaveLength(1);
+    expect(r.phaseCounts().Ready).toBe(1);
+  });
+
+  it("re-sends an event whose status write failed (at least once), then stops", async () => {
+    const { store, ecs, events, r } = setup();
+    const record = { tenantId: "t3", tier: "advanced", tenantName: "T3" };
+    store.items.set("t3", { ...record });
+    ecs.observed = steady(record);
+    store.failWrites = true;
+    expect((await r.reconcile("t3", signal)).kind).toBe("failed");
+    store.failWrites = false;
+    await r.reconcile("t3", signal);
+    await r.reconcile("t3", signal);
+    expect(events.sent.filter((e) => e.detailType === "sbt_aws_provisionSuccess")).toHaveLength(2);
+  });
+
+  it("makes no write at all without the lease", async () => {
+    const { store, ecs, events, fence, r } = setup(false);
+    store.items.set("t4", { tenantId: "t4", tier: "premium", tenantName: "T4" });
+    const result = await r.reconcile("t4", signal);
+    expect(result).toMatchObject({ kind: "failed", terminal: false });
+    expect(ecs.applied).toEqual([]);
+    expect(store.writes).toEqual([]);
+    expect(events.sent).toEqual([]);
+    fence.leader = true;
+    expect((await r.reconcile("t4", signal)).kind).toBe("requeueAfter");
+  });
+
+  it("reports persistent retryable trouble as Degraded after the threshold", async () => {
+    const { store, ecs, events, r } = setup();
+    store.items.set("t5", { tenantId: "t5", tier: "advanced", tenantName: "T5" });
+    ecs.fail = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
+    for (let i = 0; i < 2; i++) expect((await r.reconcile("t5", signal)).kind).toBe("failed");
+    expect(store.writes).toEqual([]);
+    await r.reconcile("t5", signal);
+    expect(store.writes.at(-1)?.phase).toBe("Degraded");
+    expect(events.sent.map((e) => e.detailType)).toContain("sbt_aws_provisionFailure");
+  });
+
+  it("announces the deletion of a removed item once its resources are gone", async () => {
+    const { events, ecs, r } = setup();
+    const record = { tenantId: "t6", tier: "advanced", tenantName: "T6", tenantRegistrationId: "reg-6" };
+    ecs.observed = steady(record);
+    expect((await r.reconcile("t6", signal)).kind).toBe("requeueAfter");
+    expect(ecs.applied[0]?.filter((a) => a.kind === "deleteService")).toHaveLength(4);
+    ecs.observed = empty;
+    expect((await r.reconcile("t6", signal)).kind).toBe("done");
+    await r.reconcile("t6", signal);
+    const deleted = events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess");
+    expect(deleted).toHaveLength(1);
+    expect(deleted[0]?.detail.tenantRegistrationId).toBe("reg-6");
+  });
+});

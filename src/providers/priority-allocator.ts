@@ -126,6 +126,10 @@ export class PriorityAllocator {
           // where walking up one failed transaction per number would not.
           taken.add(candidate);
           this.#scannedAt = Number.NEGATIVE_INFINITY;
+          // Racing controllers that keep losing would otherwise rescan and
+          // chase the same lowest number in lockstep (seen as 64 lost races in
+          // a row on a loaded machine); a growing random pause breaks the step.
+          if (attempt >= 2) await sleep(Math.random() * 5 * attempt);
         } else if (outcome === "tenantHasOne") {
           // Another controller (or a concurrent call here) won for this tenant.
           const winner = await this.get(tenantId);

@@ -135,7 +135,7 @@ async function purge(io: Parameters<Command["run"]>[1], clients: CliClients, con
       if (stop.signal.aborted) break;
     }
     if (stop.interrupted()) return fail(io, "delete", `interrupted; tenant/${tenantId} is still offboarding and its record was kept`, 130);
-    return fail(io, "delete", `timed out after ${Math.round(timeoutMs / 1000)}s waiting for tenant/${tenantId} to be Deprovisioned (last seen: ${lastSeen || "no status"}); the record was kept`);
+    return fail(io, "delete", `timed out after ${Number((timeoutMs / 1000).toFixed(1))}s waiting for tenant/${tenantId} to be Deprovisioned (last seen: ${lastSeen || "no status"}); the record was kept`);
   } finally {
     stop.dispose();
   }

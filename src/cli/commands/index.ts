@@ -1,6 +1,11 @@
 import type { Command } from "../command.js";
+import { applyCommand } from "./apply.js";
 import { controllerCommand } from "./controller.js";
+import { deleteCommand } from "./delete.js";
+import { eventsCommand } from "./events.js";
+import { getCommand } from "./get.js";
+import { listCommand } from "./list.js";
 import { localCommand } from "./local.js";
 
 /** Every tenantctl subcommand, in the order `tenantctl --help` lists them. */
-export const commands: readonly Command[] = [controllerCommand, localCommand];
+export const commands: readonly Command[] = [applyCommand, getCommand, listCommand, deleteCommand, eventsCommand, controllerCommand, localCommand];

@@ -1,0 +1,172 @@
+import { describe, expect, it } from "vitest";
+import { Metrics, outcomeOf } from "../../src/observability/metrics.js";
+import { CallCounter } from "../../src/providers/call-counter.js";
+import { done, failed, requeueAfter } from "../../src/reconciler/result.js";
+
+/**
+ * A strict parser of the Prometheus text format 0.0.4, enough to hold the
+ * exposition to the rules a scraper applies: HELP and TYPE before the samples
+ * of a family, one TYPE per family, sample names belonging to their family
+ * (_bucket/_sum/_count for histograms), label values quoted and escaped,
+ * values that are numbers. It throws on anything else.
+ */
+interface Family {
+  readonly type: string;
+  readonly help: string;
+  readonly samples: { name: string; labels: Record<string, string>; value: number }[];
+}
+
+function parseExposition(text: string): Map<string, Family> {
+  const families = new Map<string, Family>();
+  const types = new Map<string, string>();
+  const helps = new Map<string, string>();
+  const NAME = "[a-zA-Z_:][a-zA-Z0-9_:]*";
+  const sampleRe = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (\\S+)(?: (-?\\d+))?$`);
+  const labelRe = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\["\\n])*)"(,|$)/;
+  if (!text.endsWith("\n")) throw new Error("exposition must end with a newline");
+  const lines = text.slice(0, -1).split("\n");
+  lines.forEach((line, i) => {
+    const where = `line ${i + 1}: ${line}`;
+    if (line === "") return;
+    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+    if (meta) {
+      const [, kind, name = "", rest = ""] = meta;
+      if (kind === "TYPE") {
+        if (types.has(name)) throw new Error(`${where}: second TYPE for ${name}`);
+        if (!["counter", "gauge", "histogram", "summary", "untyped"].includes(rest)) throw new Error(`${where}: bad type`);
+        types.set(name, rest);
+        families.set(name, { type: rest, help: helps.get(name) ?? "", samples: [] });
+      } else {
+        helps.set(name, rest);
+      }
+      return;
+    }
+    if (line.startsWith("#")) return;
+    const m = sampleRe.exec(line);
+    if (!m) throw new Error(`${where}: not a sample`);
+    const [, sampleName = "", rawLabels = "", rawValue = ""] = m;
+    const family = [...families.entries()].find(([name, f]) =>
+      f.type === "histogram" || f.type === "summary" ? [name, `${name}_bucket`, `${name}_sum`, `${name}_count`].includes(sampleName) : name === sampleName,
+    );
+    if (!family) throw new Error(`${where}: sample before its TYPE`);
+    const labels: Record<string, string> = {};
+    let rest = rawLabels;
+    while (rest.length > 0) {
+      const l = labelRe.exec(rest);
+      if (!l) throw new Error(`${where}: bad labels`);
+      const [all, key = "", value = ""] = l;
+      if (key in labels) throw new Error(`${where}: label ${key} twice`);
+      labels[key] = value.replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+      rest = rest.slice(all.length);
+    }
+    // Values as Prometheus reads them (Go's ParseFloat): NaN and Inf in any case; prom-client writes "Nan" before the first event-loop sample.
+    if (!/^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?inf|nan)$/i.test(rawValue)) throw new Error(`${where}: bad value`);
+    const value = /^nan$/i.test(rawValue) ? NaN : /inf$/i.test(rawValue) ? (rawValue.startsWith("-") ? -Infinity : Infinity) : Number(rawValue);
+    family[1].samples.push({ name: sampleName, labels, value });
+  });
+  return families;
+}
+
+function sample(families: Map<string, Family>, family: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  return families.get(family)?.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v) && Object.keys(s.labels).length === Object.keys(labels).length)?.value;
+}
+
+describe("Metrics", () => {
+  it("maps reconcile results to result labels, terminal apart from retryable failures", () => {
+    expect(outcomeOf(done())).toBe("done");
+    expect(outcomeOf(requeueAfter(1000, "waiting"))).toBe("requeue");
+    expect(outcomeOf(failed(new Error("x")))).toBe("failed");
+    expect(outcomeOf(failed(new Error("x"), true))).toBe("terminal");
+  });
+
+  it("renders every series in valid Prometheus text, with the counts observed", async () => {
+    const metrics = new Metrics();
+    metrics.observeReconcile(done(), 120);
+    metrics.observeReconcile(done(), 40);
+    metrics.observeReconcile(requeueAfter(5000, "deploying"), 300);
+    metrics.observeReconcile(failed(new Error("throttled")), 2000);
+    metrics.observeReconcile(failed(new Error("bad record"), true), 5);
+    metrics.setQueueDepth(7);
+    metrics.setTenantsByPhase({ Ready: 3, Provisioning: 2 });
+    metrics.setLeader(true);
+
+    const counter = new CallCounter();
+    const detach = metrics.attachCallCounter(counter);
+    const at = { service: "ecs", operation: "DescribeServices", durationMs: 3 };
+    counter.record({ ...at, kind: "attempt", outcome: "throttled" });
+    counter.record({ ...at, kind: "attempt", outcome: "ok" });
+    counter.record({ ...at, kind: "call", outcome: "ok" });
+    counter.record({ ...at, kind: "call", outcome: "ok" });
+    counter.record({ ...at, operation: "CreateService", kind: "call", outcome: "throttled" });
+    counter.record({ ...at, operation: "CreateService", kind: "call", outcome: "error" });
+    detach();
+    counter.record({ ...at, kind: "call", outcome: "ok" }); // after detach: not counted
+
+    const text = await metrics.render();
+    const families = parseExposition(text);
+
+    expect(families.get("tenant_operator_reconcile_total")?.type).toBe("counter");
+    for (const [result, n] of [["done", 2], ["requeue", 1], ["failed", 1], ["terminal", 1]] as const) {
+      expect(sample(families, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result })).toBe(n);
+    }
+
+    const h = "tenant_operator_reconcile_duration_seconds";
+    expect(families.get(h)?.type).toBe("histogram");
+    expect(sample(families, h, `${h}_count`)).toBe(5);
+    expect(sample(families, h, `${h}_sum`)).toBeCloseTo(2.465, 6);
+    expect(sample(families, h, `${h}_bucket`, { le: "0.05" })).toBe(2); // 5 ms and 40 ms
+    expect(sample(families, h, `${h}_bucket`, { le: "+Inf" })).toBe(5);
+
+    expect(sample(families, "tenant_operator_queue_depth", "tenant_operator_queue_depth")).toBe(7);
+    expect(sample(families, "tenant_operator_leader", "tenant_operator_leader")).toBe(1);
+
+    const calls = "tenant_operator_aws_calls_total";
+    expect(sample(families, calls, calls, { service: "ecs", action: "DescribeServices", outcome: "ok" })).toBe(2);
+    expect(sample(families, calls, calls, { service: "ecs", action: "CreateService", outcome: "throttled" })).toBe(1);
+    expect(sample(families, calls, calls, { service: "ecs", action: "CreateService", outcome: "error" })).toBe(1);
+    const attempts = "tenant_operator_aws_attempts_total";
+    expect(sample(families, attempts, attempts, { service: "ecs", action: "DescribeServices", outcome: "throttled" })).toBe(1);
+    expect(sample(families, attempts, attempts, { service: "ecs", action: "DescribeServices", outcome: "ok" })).toBe(1);
+
+    const tenants = "tenant_operator_tenants";
+    expect(sample(families, tenants, tenants, { phase: "Ready" })).toBe(3);
+    expect(sample(families, tenants, tenants, { phase: "Provisioning" })).toBe(2);
+    expect(sample(families, tenants, tenants, { phase: "Failed" })).toBe(0);
+
+    // Default process metrics are there too.
+    expect(families.has("process_cpu_user_seconds_total")).toBe(true);
+    expect(families.has("nodejs_heap_size_used_bytes")).toBe(true);
+    expect(metrics.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it("a phase left out of the counts drops to 0 rather than keeping its old value", async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.setTenantsByPhase({ Ready: 4, Degraded: 1 });
+    metrics.setTenantsByPhase({ Ready: 5 });
+    metrics.setLeader(false);
+    const families = parseExposition(await metrics.render());
+    expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase: "Degraded" })).toBe(0);
+    expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase: "Ready" })).toBe(5);
+    expect(families.get("tenant_operator_tenants")?.samples).toHaveLength(7);
+    expect(sample(families, "tenant_operator_leader", "tenant_operator_leader")).toBe(0);
+    // Every result is exported at 0 before the first reconcile, so rate() has a series from the start.
+    expect(sample(families, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result: "terminal" })).toBe(0);
+    expect(families.has("process_cpu_user_seconds_total")).toBe(false);
+  });
+
+  it("two instances keep separate series (own registries, not the global one)", async () => {
+    const a = new Metrics({ defaultMetrics: false });
+    const b = new Metrics({ defaultMetrics: false });
+    a.setQueueDepth(3);
+    b.setQueueDepth(9);
+    expect(sample(parseExposition(await a.render()), "tenant_operator_queue_depth", "tenant_operator_queue_depth")).toBe(3);
+    expect(sample(parseExposition(await b.render()), "tenant_operator_queue_depth", "tenant_operator_queue_depth")).toBe(9);
+  });
+
+  it("the parser rejects malformed text (it is strict enough to catch a broken exposition)", () => {
+    expect(() => parseExposition("x_total 1\n")).toThrow(/before its TYPE/);
+    expect(() => parseExposition('# TYPE x counter\nx{a="1} 1\n')).toThrow(/bad labels/);
+    expect(() => parseExposition("# TYPE x counter\nx one\n")).toThrow(/bad value/);
+    expect(() => parseExposition("# TYPE x counter\n# TYPE x gauge\n")).toThrow(/second TYPE/);
+  });
+});

@@ -6,6 +6,7 @@ import { eventsCommand } from "./events.js";
 import { getCommand } from "./get.js";
 import { listCommand } from "./list.js";
 import { localCommand } from "./local.js";
+import { planCommand } from "./plan.js";
 
 /** Every tenantctl subcommand, in the order `tenantctl --help` lists them. */
-export const commands: readonly Command[] = [applyCommand, getCommand, listCommand, deleteCommand, eventsCommand, controllerCommand, localCommand];
+export const commands: readonly Command[] = [applyCommand, getCommand, listCommand, deleteCommand, planCommand, eventsCommand, controllerCommand, localCommand];

@@ -1,7 +1,7 @@
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { z } from "zod";
-import { loadConfig } from "../../config.js";
+import { loadConfig, type Config } from "../../config.js";
 import { bootstrapAccount, localAwsClients, localAwsEnv, startLocalCloud } from "../../localcloud/index.js";
 import { createLogger } from "../../log.js";
 import { startController } from "../../operator/run-controller.js";
@@ -66,7 +66,7 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
         }
       }
       const running = await startController(config, log);
-      io.stdout.write(nextSteps(cloud.endpoint, config.tenantsTable, running.httpPort));
+      io.stdout.write(nextSteps(cloud.endpoint, config, running.httpPort));
       const view = startLiveView(new DynamoTenantStore(clients.dynamodb, config.tenantsTable), io.stdout);
       const signal = await untilSignal();
       log.info({ signal }, "stopping the local run");
@@ -80,14 +80,17 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
   },
 };
 
-function nextSteps(endpoint: string, table: string, httpPort: number | undefined): string {
+function nextSteps(endpoint: string, config: Config, httpPort: number | undefined): string {
   return `
 Local AWS on ${endpoint} (region us-east-1, any credentials). Next, in another terminal:
 
-  export AWS_ENDPOINT_URL=${endpoint} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  export AWS_ENDPOINT_URL=${endpoint} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \\
+         SUBNETS=${config.subnets.join(",")} SECURITY_GROUPS=${config.securityGroups.join(",")}
   npm run -s tenantctl -- list                 # tenants and their phases
-  aws --endpoint-url ${endpoint} dynamodb put-item --table-name ${table} \\
+  npm run -s tenantctl -- events --follow      # SBT status events as they happen
+  aws --endpoint-url ${endpoint} dynamodb put-item --table-name ${config.tenantsTable} \\
       --item '{"tenantId":{"S":"acme"},"tier":{"S":"premium"},"tenantName":{"S":"Acme"}}'
+  npm run -s tenantctl -- plan acme            # what the controller would do, as AWS calls
   curl -s http://127.0.0.1:${httpPort ?? 8080}/metrics | grep tenant_operator_
 
 Ctrl-C stops everything.

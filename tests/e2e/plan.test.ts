@@ -1,0 +1,105 @@
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../src/cli/tenantctl.js";
+import type { Io } from "../../src/cli/command.js";
+import { eventually } from "../support/event-sink.js";
+import { startHarness, type OperatorHarness } from "../support/operator.js";
+
+/**
+ * `tenantctl plan` against the local cloud: it lists the calls, makes none,
+ * and the controller then makes exactly the calls it listed.
+ */
+let h: OperatorHarness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+async function plan(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d: Buffer) => (out += d.toString()));
+  stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const io: Io = { stdout, stderr, stdin: new PassThrough(), env: { ...h.cloud.env } };
+  const code = await main(["plan", ...args], io);
+  return { code, out, err };
+}
+
+interface PlannedTenant {
+  tenantId: string;
+  calls: { call: string; target: string; reason: string }[];
+  converged: boolean;
+  invalidRecord?: string;
+}
+const planJson = async (...ids: string[]) => JSON.parse((await plan(...ids, "-o", "json")).out) as PlannedTenant[];
+const WRITES = ["CreateCluster", "RegisterTaskDefinition", "CreateService", "UpdateService", "DeleteService", "DeleteCluster"];
+function writesMade(): Record<string, number> {
+  const calls = h.cloud.control.ecsCalls();
+  return Object.fromEntries(WRITES.filter((w) => (calls[w] ?? 0) > 0).map((w) => [w, calls[w] ?? 0]));
+}
+function writesPlanned(p: PlannedTenant): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const c of p.calls) counts[c.call.replace("ecs:", "")] = (counts[c.call.replace("ecs:", "")] ?? 0) + 1;
+  return counts;
+}
+
+describe("tenantctl plan", () => {
+  it("plans a new premium tenant, makes no call itself, and the controller then makes exactly those calls", async () => {
+    await h.controller.stop();
+    await h.put({ tenantId: "plan-1", tier: "premium", tenantName: "Plan One" });
+    h.cloud.control.resetCalls();
+
+    const [planned] = await planJson("plan-1");
+    expect(planned?.converged).toBe(false);
+    expect(writesPlanned(planned!)).toEqual({ CreateCluster: 1, RegisterTaskDefinition: 4, CreateService: 4 });
+    expect(planned?.calls.every((c) => c.reason.length > 0)).toBe(true);
+    expect(writesMade()).toEqual({}); // a dry run
+
+    const text = await plan("plan-1");
+    expect(text.code).toBe(0);
+    expect(text.out).toContain("ecs:CreateCluster");
+    expect(text.out).toContain("tenant/plan-1: 9 call(s)");
+
+    h.controller = await h.startController();
+    await h.waitForPhase("plan-1", "Ready");
+    expect(writesMade()).toEqual(writesPlanned(planned!));
+
+    const [after] = await planJson("plan-1");
+    expect(after).toMatchObject({ converged: true, calls: [] });
+  });
+
+  it("plans a change to a Ready tenant the way the controller then carries it out", async () => {
+    await h.put({ tenantId: "plan-2", tier: "advanced", tenantName: "Plan Two" });
+    await h.waitForPhase("plan-2", "Ready");
+    await h.controller.stop();
+    await h.update("plan-2", { apps: { orders: { desiredCount: 2 }, users: { version: "2.1.0" } } });
+    h.cloud.control.resetCalls();
+
+    const [planned] = await planJson("plan-2");
+    expect(writesPlanned(planned!)).toEqual({ RegisterTaskDefinition: 1, UpdateService: 2 });
+    expect(planned?.calls.map((c) => c.reason).join(" | ")).toMatch(/desiredCount 1 -> 2/);
+
+    const before = (await h.status("plan-2"))?.observedSpecHash;
+    h.controller = await h.startController();
+    await eventually(async () => {
+      const s = await h.status("plan-2");
+      return s?.phase === "Ready" && s.observedSpecHash !== before ? s : undefined;
+    }, "plan-2 Ready at the new spec");
+    expect(writesMade()).toEqual(writesPlanned(planned!));
+  });
+
+  it("reports an invalid record and plans nothing for it; rejects bad arguments", async () => {
+    await h.put({ tenantId: "plan-bad", tier: "advanced", tenantName: "Bad", apps: { orders: { desiredCount: "three" } } });
+    const [planned] = await planJson("plan-bad");
+    expect(planned?.calls).toEqual([]);
+    expect(planned?.invalidRecord).toContain("apps.orders.desiredCount");
+    expect((await plan()).code).toBe(2);
+    expect((await plan("--all", "x")).code).toBe(2);
+    const bad = await plan("not a valid id");
+    expect(bad.code).toBe(2);
+  });
+});

@@ -28,8 +28,10 @@ export interface RunningController {
 }
 
 export interface ControllerTuning {
-  /** Requeue delay while ECS converges. @default 2000 */
+  /** First requeue delay while ECS converges; doubles while waiting. @default 1000 */
   readonly pollMs?: number;
+  /** Cap of the requeue delay while waiting. @default 30000 */
+  readonly maxPollMs?: number;
   /** Stream poll interval when a shard is idle. @default 500 */
   readonly streamPollMs?: number;
   /** Serve HTTP (health, metrics). @default true */
@@ -70,6 +72,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     settings: config,
     log,
     ...(tuning.pollMs !== undefined ? { pollMs: tuning.pollMs } : {}),
+    ...(tuning.maxPollMs !== undefined ? { maxPollMs: tuning.maxPollMs } : {}),
   });
   const manager = new Manager({
     store,

@@ -135,8 +135,24 @@ function phaseOf(s: Situation): { phase: Phase; message: string; conditions: Omi
   return { phase: "Provisioning", message: m, conditions: [valid, cond("Ready", false, "Converging", m)] };
 }
 
-function describeProgress(plan: Plan): string {
-  const parts = [...plan.actions.map((a) => a.reason), ...plan.waitingFor];
-  const shown = parts.slice(0, 3).join("; ");
-  return parts.length > 3 ? `${shown}; and ${parts.length - 3} more` : shown;
+/** A person's summary of what is going on: the calls being made, else the first thing awaited. */
+export function describeProgress(plan: Plan): string {
+  if (plan.actions.length > 0) {
+    const counts = new Map<ActionKind, number>();
+    for (const a of plan.actions) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
+    return [...counts].map(([kind, n]) => SUMMARY[kind](n)).join(", ");
+  }
+  const [first, ...rest] = plan.waitingFor;
+  return rest.length > 0 ? `${first ?? ""} (and ${rest.length} more)` : (first ?? "");
 }
+
+type ActionKind = Plan["actions"][number]["kind"];
+const counted = (verb: string, one: string, many: string) => (n: number) => `${verb} ${n} ${n === 1 ? one : many}`;
+const SUMMARY: Record<ActionKind, (n: number) => string> = {
+  createCluster: counted("creating", "cluster", "clusters"),
+  registerTaskDefinition: counted("registering", "task definition", "task definitions"),
+  createService: counted("creating", "service", "services"),
+  updateService: counted("updating", "service", "services"),
+  deleteService: counted("deleting", "service", "services"),
+  deleteCluster: counted("deleting", "cluster", "clusters"),
+};

@@ -19,8 +19,10 @@ export interface TenantReconcilerOptions {
   readonly settings: TierSettings;
   readonly log: Logger;
   readonly now?: () => Date;
-  /** How soon to look again while ECS converges. @default 2000 */
+  /** How soon to look again after making changes; doubles while the tenant keeps waiting. @default 1000 */
   readonly pollMs?: number;
+  /** Cap of that doubling: a rollout that takes minutes is looked at about twice a minute. @default 30000 */
+  readonly maxPollMs?: number;
   /** How soon to look again at a tenant with a problem a person must fix. @default 60000 */
   readonly problemPollMs?: number;
   /** Consecutive retryable failures after which the tenant is reported Degraded. @default 5 */
@@ -41,16 +43,18 @@ export interface ReconcileReport {
  * any line, converges on the same result.
  */
 export class TenantReconciler {
-  readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "problemPollMs" | "degradeAfterFailures">> & TenantReconcilerOptions;
+  readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "maxPollMs" | "problemPollMs" | "degradeAfterFailures">> & TenantReconcilerOptions;
   readonly #now: () => Date;
   /** Keys whose record was deleted and whose deprovisionSuccess is still owed. Lost on restart; see ADR 0003. */
   readonly #removed = new Map<string, string | undefined>();
   readonly #failures = new Map<string, number>();
+  /** Consecutive reconciles that found a key only waiting on ECS: its next look comes later each time. */
+  readonly #waits = new Map<string, number>();
   /** Last phase written per tenant, for the tenants-by-phase gauge. */
   readonly #phases = new Map<string, Phase>();
 
   constructor(options: TenantReconcilerOptions) {
-    this.#o = { pollMs: 2000, problemPollMs: 60_000, degradeAfterFailures: 5, ...options };
+    this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, ...options };
     this.#now = options.now ?? (() => new Date());
   }
 
@@ -104,7 +108,7 @@ export class TenantReconciler {
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
     if (plan.problems.length > 0) return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
-    return plan.converged ? done() : requeueAfter(this.#o.pollMs, "pool converging");
+    return this.#next(POOL_KEY, plan, "pool converging");
   }
 
   async #reconcileTenant(tenantId: string): Promise<ReconcileResult> {
@@ -135,8 +139,27 @@ export class TenantReconciler {
     const situation: Situation = { kind: "planned", spec, plan, acted: outcome !== undefined, arns: ownedArns(desired, observed, outcome) };
     await this.#report(tenantId, previous, specHash, situation);
 
-    if (plan.problems.length > 0) return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
-    return plan.converged ? done() : requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "applied changes");
+    return this.#next(tenantId, plan, "applied changes");
+  }
+
+  /**
+   * When to look again. Right after acting, soon; while only waiting on ECS
+   * (a rollout takes minutes on real ECS), less and less often, so a fleet of
+   * converging tenants does not spend ECS's read budget of ~20 calls/s on polling.
+   */
+  #next(key: string, plan: Plan, acted: string): ReconcileResult {
+    if (plan.problems.length > 0) {
+      this.#waits.delete(key);
+      return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
+    }
+    if (plan.converged) {
+      this.#waits.delete(key);
+      return done();
+    }
+    const waits = plan.actions.length > 0 ? 0 : (this.#waits.get(key) ?? 0);
+    this.#waits.set(key, waits + 1);
+    const ms = Math.min(this.#o.maxPollMs, this.#o.pollMs * 2 ** waits);
+    return requeueAfter(ms, plan.actions.length > 0 ? acted : (plan.waitingFor[0] ?? "waiting"));
   }
 
   /** The item is gone: remove whatever the tenant still owns, then announce it once. */
@@ -155,9 +178,9 @@ export class TenantReconciler {
     }
     if (plan.problems.length > 0) {
       await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
-      return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
     }
-    if (!plan.converged) return requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "removing resources");
+    if (!plan.converged) return this.#next(tenantId, plan, "removing resources");
+    this.#waits.delete(tenantId);
     if (this.#removed.has(tenantId)) {
       await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed")]);
       this.#removed.delete(tenantId);

@@ -65,7 +65,8 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
             });
         }
       }
-      const running = await startController(config, log);
+      // Simulated ECS runs fast here, so look often; production defaults poll less.
+      const running = await startController(config, log, { pollMs: 250, maxPollMs: 2000, streamPollMs: 250 });
       io.stdout.write(nextSteps(cloud.endpoint, config, running.httpPort));
       const view = startLiveView(new DynamoTenantStore(clients.dynamodb, config.tenantsTable), io.stdout);
       const signal = await untilSignal();

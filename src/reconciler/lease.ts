@@ -164,8 +164,13 @@ export class LeaderLease implements Fence {
     }
   }
 
+  /**
+   * Leader with time left on the lease. The time check matters on a loaded
+   * machine: a renewal stuck behind a busy event loop must not leave this
+   * process believing it leads after a standby may have taken over.
+   */
   get isLeader(): boolean {
-    return this.#leader;
+    return this.#leader && this.#expiresAt - this.#timers.now() > this.#marginMs;
   }
 
   get holder(): string {

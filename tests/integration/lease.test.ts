@@ -5,7 +5,7 @@ import { LeaderLease } from "../../src/reconciler/lease.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 
 const TABLE = "tenants-operator";
-const D = 1500;
+const D = 2000; // short, yet with headroom for a loaded 2-core CI machine
 
 let moto: MotoServer;
 let client: DynamoDBClient;

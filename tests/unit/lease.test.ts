@@ -135,7 +135,7 @@ describe("LeaderLease loss", () => {
     expect(() => a.l.assertHeld()).not.toThrow();
     // Freeze the loop's timers but let the clock move: a paused event loop.
     vi.setSystemTime(Date.now() + 20);
-    expect(a.l.isLeader).toBe(true);
+    expect(a.l.isLeader).toBe(false); // the flag agrees with the fence
     expect(() => a.l.assertHeld()).toThrow(LeaseLostError);
     // stop waits for the hanging renewal, up to its deadline.
     const stopped = a.l.stop({ release: false });

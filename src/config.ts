@@ -43,6 +43,17 @@ export const configSchema = z.object({
   SUBNETS: csv.pipe(z.array(z.string().regex(/^subnet-[0-9a-f]+$/, "SUBNETS must be subnet ids such as subnet-0abc")).min(1, "SUBNETS must list at least one subnet id")),
   /** Comma-separated security group ids. Required. */
   SECURITY_GROUPS: csv.pipe(z.array(z.string().regex(/^sg-[0-9a-f]+$/, "SECURITY_GROUPS must be security group ids such as sg-0abc")).min(1, "SECURITY_GROUPS must list at least one security group id")),
+  /** The shared ALB listener that tenant listener rules hang off. Required. */
+  LISTENER_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/app\/[^/]+\/[0-9a-f]+\/[0-9a-f]+$/, "LISTENER_ARN must be an ALB listener ARN (arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>)"),
+  /** The VPC of the tenant target groups (the ALB's VPC). Required. */
+  VPC_ID: z.string().regex(/^vpc-[0-9a-f]+$/, "VPC_ID must be a VPC id such as vpc-0abc"),
+  /** Retention of each tenant's log group, in days. @default 30 */
+  LOG_RETENTION_DAYS: z.coerce
+    .number({ error: "LOG_RETENTION_DAYS must be a number of days" })
+    .refine((n) => [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653].includes(n), "LOG_RETENTION_DAYS must be a CloudWatch Logs retention: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653")
+    .default(30),
   /** Seconds between full resyncs. @default 300 */
   RESYNC_SECONDS: positiveInt("RESYNC_SECONDS", 300, 86_400),
   /** Tenants reconciled at once. @default 8 */
@@ -73,6 +84,9 @@ export interface Config {
   readonly advancedCluster: string;
   readonly subnets: readonly string[];
   readonly securityGroups: readonly string[];
+  readonly listenerArn: string;
+  readonly vpcId: string;
+  readonly logRetentionDays: number;
   readonly resyncSeconds: number;
   readonly concurrency: number;
   readonly httpPort: number;
@@ -91,30 +105,16 @@ export class ConfigError extends Error {
 
 /** Reads and validates the configuration; throws ConfigError with one line per bad variable. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
-  // Empty strings mean "unset" so that `FOO= tenantctl controller` falls back to the default.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
-  const parsed = configSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = String(issue.path[0] ?? "environment");
-      const message = cleaned[name] === undefined ? `${name} is required` : issue.message;
-      return message.startsWith(name) ? message : `${name}: ${message}`;
-    });
-    throw new ConfigError(problems);
-  }
-  const c = parsed.data;
+  const c = parseEnv(configSchema, env);
   return {
-    region: c.AWS_REGION,
+    ...namesOf(c),
     endpoint: c.AWS_ENDPOINT_URL,
-    tenantsTable: c.TENANTS_TABLE,
-    leaseTable: c.LEASE_TABLE ?? `${c.TENANTS_TABLE}-operator`,
-    eventBusName: c.EVENT_BUS_NAME,
     eventSource: c.EVENT_SOURCE,
-    namePrefix: c.NAME_PREFIX,
-    poolCluster: c.POOL_CLUSTER ?? `${c.NAME_PREFIX}-pool`,
-    advancedCluster: c.ADVANCED_CLUSTER ?? `${c.NAME_PREFIX}-advanced`,
     subnets: c.SUBNETS,
     securityGroups: c.SECURITY_GROUPS,
+    listenerArn: c.LISTENER_ARN,
+    vpcId: c.VPC_ID,
+    logRetentionDays: c.LOG_RETENTION_DAYS,
     resyncSeconds: c.RESYNC_SECONDS,
     concurrency: c.CONCURRENCY,
     httpPort: c.HTTP_PORT,
@@ -123,4 +123,49 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     holderId: c.HOLDER_ID,
     catalogueFile: c.CATALOGUE_FILE,
   };
+}
+
+/** The names of the account's shared resources: what a bootstrap creates before the network ids exist. */
+export type AccountNames = Pick<Config, "region" | "tenantsTable" | "leaseTable" | "eventBusName" | "namePrefix" | "poolCluster" | "advancedCluster">;
+
+const namesSchema = configSchema.pick({
+  AWS_REGION: true,
+  TENANTS_TABLE: true,
+  LEASE_TABLE: true,
+  EVENT_BUS_NAME: true,
+  NAME_PREFIX: true,
+  POOL_CLUSTER: true,
+  ADVANCED_CLUSTER: true,
+});
+
+/** Reads only the account names (no network ids needed), with the same rules and defaults as loadConfig. */
+export function loadAccountNames(env: Readonly<Record<string, string | undefined>> = process.env): AccountNames {
+  return namesOf(parseEnv(namesSchema, env));
+}
+
+function namesOf(c: z.output<typeof namesSchema>): AccountNames {
+  return {
+    region: c.AWS_REGION,
+    tenantsTable: c.TENANTS_TABLE,
+    leaseTable: c.LEASE_TABLE ?? `${c.TENANTS_TABLE}-operator`,
+    eventBusName: c.EVENT_BUS_NAME,
+    namePrefix: c.NAME_PREFIX,
+    poolCluster: c.POOL_CLUSTER ?? `${c.NAME_PREFIX}-pool`,
+    advancedCluster: c.ADVANCED_CLUSTER ?? `${c.NAME_PREFIX}-advanced`,
+  };
+}
+
+function parseEnv<S extends z.ZodType>(schema: S, env: Readonly<Record<string, string | undefined>>): z.output<S> {
+  // Empty strings mean "unset" so that `FOO= tenantctl controller` falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? "environment");
+      const message = cleaned[name] === undefined ? `${name} is required` : issue.message;
+      return message.startsWith(name) ? message : `${name}: ${message}`;
+    });
+    throw new ConfigError(problems);
+  }
+  return parsed.data;
 }

@@ -19,6 +19,7 @@ import {
   type SimState,
   type SimTiming,
 } from "./ecs-simulation.js";
+import { CloudFormationGaps, stackNameOf } from "./cloudformation-gaps.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { awsError, describeRequest, forward, jsonAnswer, readBody, send, withJsonBody, type AwsRequest, type HttpAnswer } from "./proxy.js";
 import { EcsThrottle } from "./throttling.js";
@@ -102,6 +103,7 @@ export async function startEcsScheduler(options: EcsSchedulerOptions): Promise<E
 class LocalEcsScheduler implements EcsScheduler {
   readonly #moto: { readonly host: string; readonly port: number };
   readonly #motoEndpoint: string;
+  readonly #cfnGaps: CloudFormationGaps;
   readonly #clock: SimClock;
   readonly #timing: Partial<SimTiming>;
   readonly #throttle = new EcsThrottle();
@@ -121,6 +123,7 @@ class LocalEcsScheduler implements EcsScheduler {
     const url = new URL(options.motoEndpoint);
     this.#moto = { host: url.hostname, port: Number(url.port) };
     this.#motoEndpoint = options.motoEndpoint.replace(/\/$/, "");
+    this.#cfnGaps = new CloudFormationGaps(this.#motoEndpoint, "us-east-1", options.log);
     this.#clock = new SimClock(options.speed ?? 10);
     this.#timing = options.timing ?? {};
     this.#state = initialState(this.#clock.now(), this.#timing);
@@ -157,6 +160,7 @@ class LocalEcsScheduler implements EcsScheduler {
   }
 
   close(): Promise<void> {
+    this.#cfnGaps.close();
     return new Promise((resolve) => {
       if (!this.#server.listening) return resolve();
       this.#server.close(() => resolve());
@@ -253,7 +257,16 @@ class LocalEcsScheduler implements EcsScheduler {
         return send(res, awsError(call, fault.error.code, fault.error.message, fault.error.status));
       }
     }
+    if (call.service === "cloudformation" && call.action === "DeleteStack") return send(res, await this.#deleteStack(call));
     send(res, isEcs ? await this.#ecs(call) : await forward(this.#moto, call));
+  }
+
+  async #deleteStack(call: AwsRequest): Promise<HttpAnswer> {
+    const name = stackNameOf(call.body);
+    const cleanup = name === undefined ? undefined : await this.#cfnGaps.beforeDeleteStack(name);
+    const answer = await forward(this.#moto, call);
+    if (answer.status < 300) await cleanup?.();
+    return answer;
   }
 
   async #ecs(call: AwsRequest): Promise<HttpAnswer> {

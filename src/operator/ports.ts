@@ -1,4 +1,4 @@
-import type { Action, Footprint, ObservedState } from "../tiers/model.js";
+import type { Action, Footprint, ObservedState, SiloInfra } from "../tiers/model.js";
 import type { TenantStatus } from "../tenants/status.js";
 
 /**
@@ -111,4 +111,42 @@ export interface StatusEvent {
 export interface EventPublisher {
   /** PutEvents in batches of up to 10; failed entries are retried; throws if some still fail. */
   publish(events: readonly StatusEvent[]): Promise<void>;
+}
+
+/** What the tenant's infrastructure stack gives its task definitions and services. */
+export interface TenantInfra extends SiloInfra {
+  readonly stackId: string;
+}
+
+export type InfraState =
+  | { readonly kind: "ready"; readonly infra: TenantInfra }
+  | { readonly kind: "inProgress"; readonly status: string }
+  | { readonly kind: "failed"; readonly reason: string; readonly terminal: boolean };
+
+export type InfraRemoval =
+  | { readonly kind: "gone" }
+  | { readonly kind: "inProgress"; readonly status: string }
+  | { readonly kind: "failed"; readonly reason: string; readonly terminal: boolean };
+
+/** One call `tenantctl plan` lists for the infrastructure, with its reason. */
+export interface PlannedCall {
+  readonly call: string;
+  readonly target: string;
+  readonly reason: string;
+}
+
+/**
+ * A tenant's non-ECS infrastructure (issue 3: one CloudFormation stack per
+ * advanced or premium tenant, and its listener-rule priority). Never waits:
+ * each call makes at most one create/update/delete and reports where it stands.
+ */
+export interface InfraPort {
+  /** Allocates the priority (durably, once) and creates or updates the stack when its hash changed. */
+  ensure(tenantId: string, tier: "advanced" | "premium", fence: Fence): Promise<InfraState>;
+  /** Deletes the stack (only if managed), then frees the priority once the stack is gone. */
+  remove(tenantId: string, fence: Fence): Promise<InfraRemoval>;
+  /** The stack's outputs as they stand, if it is complete; reads only (for `tenantctl plan`). */
+  current(tenantId: string): Promise<TenantInfra | undefined>;
+  /** The calls ensure/remove would make now, making none (for `tenantctl plan`). */
+  preview(tenantId: string, tier: "advanced" | "premium" | undefined): Promise<readonly PlannedCall[]>;
 }

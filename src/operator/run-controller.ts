@@ -8,6 +8,9 @@ import { createAwsClients, type AwsClients } from "../providers/aws-clients.js";
 import { CallCounter } from "../providers/call-counter.js";
 import { DynamoDbLeaseStore } from "../providers/dynamodb-lease-store.js";
 import { EcsProvider } from "../providers/ecs.js";
+import { PriorityAllocator } from "../providers/priority-allocator.js";
+import { StackProvider } from "../providers/stack-provider.js";
+import { CloudFormationTenantInfra } from "../providers/tenant-infra.js";
 import { EventBridgePublisher } from "../providers/event-publisher.js";
 import { DynamoTenantStore } from "../providers/tenant-store.js";
 import { DynamoStreamSource } from "../providers/tenant-stream.js";
@@ -40,6 +43,16 @@ export interface ControllerTuning {
   readonly shutdownTimeoutMs?: number;
 }
 
+/** The tenant infrastructure stacks and their listener-rule priorities (issue 3), on the operator table. */
+export function tenantInfra(config: Config, clients: Pick<AwsClients, "cloudformation" | "dynamodb">): CloudFormationTenantInfra {
+  return new CloudFormationTenantInfra(new StackProvider(clients.cloudformation), new PriorityAllocator(clients.dynamodb, config.leaseTable), {
+    namePrefix: config.namePrefix,
+    listenerArn: config.listenerArn,
+    vpcId: config.vpcId,
+    logRetentionDays: config.logRetentionDays,
+  });
+}
+
 export async function loadCatalogueFile(path: string | undefined): Promise<Catalogue> {
   if (path === undefined) return defaultCatalogue;
   return loadCatalogue(await readFile(path, "utf8"));
@@ -66,6 +79,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   const reconciler = new TenantReconciler({
     store,
     ecs,
+    infra: tenantInfra(config, clients),
     events: new EventBridgePublisher(clients.eventbridge, { eventBusName: config.eventBusName, source: config.eventSource }),
     fence: lease,
     catalogue,

@@ -24,6 +24,7 @@ export type Situation =
 
 export interface OwnedArns {
   readonly clusterArn?: string;
+  readonly stackArn?: string;
   readonly serviceArns: readonly string[];
   readonly taskDefinitionArns: readonly string[];
 }
@@ -91,7 +92,7 @@ export function decide(obs: Observation, situation: Situation): Decision {
     lastReconciledAt: at,
     ...(arns?.clusterArn ? { clusterArn: arns.clusterArn } : {}),
     ...(arns ? { serviceArns: [...arns.serviceArns].sort(), taskDefinitionArns: [...arns.taskDefinitionArns].sort() } : {}),
-    ...(prev?.stackArn ? { stackArn: prev.stackArn } : {}),
+    ...(arns?.stackArn ? { stackArn: arns.stackArn } : {}),
     ...(marker !== undefined ? { announced: marker } : {}),
   };
   return { status, events, changed: prev === undefined || semantic(prev) !== semantic(status) };

@@ -7,12 +7,13 @@ import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, PO
 import { diff } from "../tiers/diff.js";
 import { NOTHING, type DesiredState, type Footprint, type ObservedState, type Plan } from "../tiers/model.js";
 import { describeError, isRetryable } from "./errors.js";
-import type { ApplyOutcome, EcsPort, EventPublisher, Fence, RawTenantItem, StatusEvent, TenantStore } from "./ports.js";
+import type { ApplyOutcome, EcsPort, EventPublisher, Fence, InfraPort, InfraRemoval, PlannedCall, RawTenantItem, StatusEvent, TenantInfra, TenantStore } from "./ports.js";
 import { decide, type OwnedArns, type Situation } from "./status-policy.js";
 
 export interface TenantReconcilerOptions {
   readonly store: TenantStore;
   readonly ecs: EcsPort;
+  readonly infra: InfraPort;
   readonly events: EventPublisher;
   readonly fence: Fence;
   readonly catalogue: Catalogue;
@@ -80,18 +81,27 @@ export class TenantReconciler {
     }
   };
 
-  /** Desired state, footprint and plan for a key, without making any write: `tenantctl plan`. */
-  async planFor(key: string): Promise<{ plan: Plan; desired: DesiredState; observed: ObservedState; invalid?: string }> {
-    if (key === POOL_KEY) return this.#planPool();
+  /**
+   * What reconcile would do now for a key, without making any write
+   * (`tenantctl plan`): the ECS plan, plus the infrastructure calls.
+   */
+  async planFor(key: string): Promise<{ plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string }> {
+    if (key === POOL_KEY) return { ...(await this.#planPool()), infraCalls: [] };
     const item = await this.#o.store.get(key);
     const footprint = footprintForTenant(key, this.#o.settings);
-    if (item === undefined) return this.#plan(NOTHING, footprint);
-    const v = validateRecord(item);
-    if (!v.ok) {
-      const observed = await this.#o.ecs.observe(footprint);
-      return { plan: { actions: [], waitingFor: [], problems: [v.message], converged: false }, desired: NOTHING, observed, invalid: v.message };
+    const v = item === undefined ? undefined : validateRecord(item);
+    if (v !== undefined && !v.ok) {
+      return { plan: blocked(v.message), infraCalls: [], invalid: v.message };
     }
-    return this.#plan(desiredForTenant(v.spec, this.#o.catalogue, this.#o.settings), footprint);
+    const spec = v?.spec;
+    const siloTier = spec?.sbtaws_active && spec.tier !== "basic" ? spec.tier : undefined;
+    const infraCalls = await this.#o.infra.preview(key, siloTier);
+    if (spec === undefined || siloTier === undefined) {
+      return { plan: (await this.#plan(spec ? desiredForTenant(spec, this.#o.catalogue, this.#o.settings) : NOTHING, footprint)).plan, infraCalls };
+    }
+    const infra = await this.#o.infra.current(key);
+    if (infra === undefined) return { plan: waiting("the tenant's infrastructure stack"), infraCalls };
+    return { plan: (await this.#plan(desiredForTenant(spec, this.#o.catalogue, this.#o.settings, infra), footprint)).plan, infraCalls };
   }
 
   async #plan(desired: DesiredState, footprint: Footprint) {
@@ -129,16 +139,35 @@ export class TenantReconciler {
     }
 
     const { spec, specHash } = validation;
-    const desired = desiredForTenant(spec, this.#o.catalogue, this.#o.settings);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
+    const siloTier = spec.sbtaws_active && spec.tier !== "basic" ? spec.tier : undefined;
+
+    // A silo tenant's services need its stack's roles, tables and target
+    // group: until the stack is ready, ECS is left as it is.
+    let infra: TenantInfra | undefined;
+    if (siloTier !== undefined) {
+      const state = await this.#o.infra.ensure(tenantId, siloTier, this.#o.fence);
+      if (state.kind !== "ready") {
+        const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
+        await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, acted: false, arns: { serviceArns: previous?.serviceArns ?? [], taskDefinitionArns: previous?.taskDefinitionArns ?? [], ...(previous?.stackArn ? { stackArn: previous.stackArn } : {}), ...(previous?.clusterArn ? { clusterArn: previous.clusterArn } : {}) } });
+        // A failed create is deleted and tried again: the queue's per-key backoff spaces the attempts.
+        if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
+        return this.#next(tenantId, plan, "infrastructure stack");
+      }
+      infra = state.infra;
+    }
+
+    const desired = desiredForTenant(spec, this.#o.catalogue, this.#o.settings, infra);
     const observed = await this.#o.ecs.observe(footprint);
-    const plan = diff(desired, observed, footprint);
+    let plan = diff(desired, observed, footprint);
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
-    const situation: Situation = { kind: "planned", spec, plan, acted: outcome !== undefined, arns: ownedArns(desired, observed, outcome) };
-    await this.#report(tenantId, previous, specHash, situation);
+    // Services first, then the stack (and with it the listener rule), then the priority.
+    if (siloTier === undefined && plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
 
+    const arns = ownedArns(desired, observed, outcome, infra?.stackId);
+    await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, acted: outcome !== undefined, arns });
     return this.#next(tenantId, plan, "applied changes");
   }
 
@@ -167,7 +196,7 @@ export class TenantReconciler {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     const observed = await this.#o.ecs.observe(footprint);
-    const plan = diff(NOTHING, observed, footprint);
+    let plan = diff(NOTHING, observed, footprint);
     this.#logPlan(tenantId, plan);
     if (plan.actions.length > 0 || this.#removed.has(tenantId)) {
       // The registration id survives the item on the resources' tags.
@@ -176,6 +205,7 @@ export class TenantReconciler {
     if (plan.actions.length > 0) {
       await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     }
+    if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
     if (plan.problems.length > 0) {
       await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
     }
@@ -242,7 +272,23 @@ function readStatus(item: RawTenantItem): TenantStatus | undefined {
   return s !== null && typeof s === "object" && typeof (s as { phase?: unknown }).phase === "string" ? (s as TenantStatus) : undefined;
 }
 
-function ownedArns(desired: DesiredState, observed: ObservedState, outcome: ApplyOutcome | undefined): OwnedArns {
+/** A plan with nothing to call that waits on something outside ECS. */
+function waiting(what: string): Plan {
+  return { actions: [], waitingFor: [what], problems: [], converged: false };
+}
+
+function blocked(problem: string): Plan {
+  return { actions: [], waitingFor: [], problems: [problem], converged: false };
+}
+
+/** The ECS plan, extended with where the stack's removal stands. */
+function merge(plan: Plan, removal: InfraRemoval): Plan {
+  if (removal.kind === "gone") return plan;
+  if (removal.kind === "inProgress") return { ...plan, waitingFor: [...plan.waitingFor, removal.status], converged: false };
+  return { ...plan, problems: [...plan.problems, removal.reason], converged: false };
+}
+
+function ownedArns(desired: DesiredState, observed: ObservedState, outcome: ApplyOutcome | undefined, stackArn: string | undefined): OwnedArns {
   const wantedServices = new Set(desired.services.map((s) => `${s.cluster}/${s.name}`));
   const serviceArns = observed.services.filter((s) => s.status === "ACTIVE" && wantedServices.has(`${s.cluster}/${s.name}`)).map((s) => s.arn);
   const families = new Set(desired.taskDefinitions.map((t) => t.family));
@@ -257,6 +303,7 @@ function ownedArns(desired: DesiredState, observed: ObservedState, outcome: Appl
     observed.clusters.find((c) => c.name === clusterName)?.arn ?? created.find((a) => clusterName !== undefined && a.endsWith(`:cluster/${clusterName}`));
   return {
     ...(clusterArn ? { clusterArn } : {}),
+    ...(stackArn ? { stackArn } : {}),
     serviceArns: [...new Set([...serviceArns, ...created.filter((a) => a.includes(":service/"))])],
     taskDefinitionArns,
   };

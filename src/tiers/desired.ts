@@ -15,6 +15,7 @@ import {
   type DesiredState,
   type DesiredTaskDefinition,
   type Footprint,
+  type SiloInfra,
   type Tags,
 } from "./model.js";
 import { poolServiceName, poolTaskDefinitionFamily, premiumClusterName, serviceName, taskDefinitionFamily } from "./naming.js";
@@ -54,26 +55,28 @@ export const TENANT_REGISTRATION_ID_KEY = "tenant-registration-id";
 /** The isolation model a container is told about in TIER (see the module comment). */
 export type Isolation = "pool" | "silo";
 
-export function desiredForTenant(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings): DesiredState {
+export function desiredForTenant(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, infra?: SiloInfra): DesiredState {
   if (!spec.sbtaws_active) return NOTHING;
   switch (spec.tier) {
     case "basic":
       // Basic tenants are served by the pool (desiredPool); nothing in ECS is theirs alone.
       return NOTHING;
     case "advanced":
-      return siloed(spec, catalogue, settings, settings.advancedCluster, []);
+      return siloed(spec, catalogue, settings, settings.advancedCluster, [], infra);
     case "premium": {
       const cluster = premiumClusterName(settings.namePrefix, spec.tenantId);
-      return siloed(spec, catalogue, settings, cluster, [{ name: cluster, tags: tenantTags(spec, "premium") }]);
+      return siloed(spec, catalogue, settings, cluster, [{ name: cluster, tags: tenantTags(spec, "premium") }], infra);
     }
   }
 }
 
-function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, cluster: string, clusters: DesiredState["clusters"]): DesiredState {
+function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, cluster: string, clusters: DesiredState["clusters"], infra: SiloInfra | undefined): DesiredState {
   const prefix = settings.namePrefix;
   const apps = APP_NAMES.map((name) => resolveApp(catalogue, name, spec.apps[name]));
+  const env = { TENANT_ID: spec.tenantId, ...(infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName } : {}) };
+  const wiring: Wiring | undefined = infra && { taskRoleArn: infra.taskRoleArn, executionRoleArn: infra.executionRoleArn, logGroup: infra.logGroupName };
   const taskDefinitions = apps.map((app) =>
-    taskDefinition(taskDefinitionFamily(prefix, spec.tenantId, app.name), app, "silo", { TENANT_ID: spec.tenantId }, { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name }),
+    taskDefinition(taskDefinitionFamily(prefix, spec.tenantId, app.name), app, "silo", env, { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name }, wiring),
   );
   const services = apps.map(
     (app): DesiredService => ({
@@ -84,6 +87,8 @@ function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, 
       desiredCount: app.desiredCount,
       subnets: settings.subnets,
       securityGroups: settings.securityGroups,
+      // The rproxy is the tenant's entry point: the ALB's tenant rule forwards to it.
+      ...(infra && app.name === "rproxy" ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } } : {}),
       tags: { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name },
     }),
   );
@@ -148,18 +153,32 @@ function tenantTags(spec: TenantSpec, tier: Tier): Tags {
   };
 }
 
-function taskDefinition(family: string, app: ResolvedApp, isolation: Isolation, env: Readonly<Record<string, string>>, tags: Tags): DesiredTaskDefinition {
+interface Wiring {
+  readonly taskRoleArn: string;
+  readonly executionRoleArn: string;
+  readonly logGroup: string;
+}
+
+function taskDefinition(family: string, app: ResolvedApp, isolation: Isolation, env: Readonly<Record<string, string>>, tags: Tags, wiring?: Wiring): DesiredTaskDefinition {
   const container: ContainerSpec = {
     name: app.name,
     image: app.image,
     essential: true,
+    ...(wiring ? { logGroup: wiring.logGroup } : {}),
     // Named after the app so Service Connect can refer to it by that name later.
     portMappings: [{ name: app.name, containerPort: app.containerPort, protocol: "tcp" }],
     environment: Object.entries({ ...env, TIER: isolation, APP: app.name })
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([name, value]) => ({ name, value })),
   };
-  const content = { family, app: app.name, cpu: app.cpu, memory: app.memory, containers: [container] };
+  const content = {
+    family,
+    app: app.name,
+    cpu: app.cpu,
+    memory: app.memory,
+    containers: [container],
+    ...(wiring ? { taskRoleArn: wiring.taskRoleArn, executionRoleArn: wiring.executionRoleArn } : {}),
+  };
   const contentHash = hashContent(content);
   return { ...content, tags: { ...tags, [CONTENT_HASH_KEY]: contentHash }, contentHash };
 }

@@ -58,6 +58,20 @@ export interface DesiredCluster {
   readonly tags: Tags;
 }
 
+/**
+ * A silo tenant's wiring from its infrastructure stack (roles, tables, log
+ * group, target group). The reconcile creates no services before the stack is
+ * ready; callers that plan ECS alone (basic tenants, offboarding) pass none.
+ */
+export interface SiloInfra {
+  readonly taskRoleArn: string;
+  readonly executionRoleArn: string;
+  readonly ordersTableName: string;
+  readonly productsTableName: string;
+  readonly logGroupName: string;
+  readonly targetGroupArn: string;
+}
+
 /** Everything one reconcile key should own. An offboarded tenant desires nothing. */
 export interface DesiredState {
   readonly clusters: readonly DesiredCluster[];

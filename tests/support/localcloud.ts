@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from "../../src/config.js";
+import { loadAccountNames, loadConfig, type Config } from "../../src/config.js";
 import {
   bootstrapAccount,
   localAwsClients,
@@ -52,10 +52,10 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
   try {
     const baseEnv = { ...localAwsEnv(cloud.endpoint), ...options.env };
     // The names come from the Config; the network ids it requires do not exist yet.
-    const names = loadConfig({ ...baseEnv, SUBNETS: "subnet-0", SECURITY_GROUPS: "sg-0" });
+    const names = loadAccountNames(baseEnv);
     const clients = localAwsClients(cloud.endpoint, names.region);
     const account = await bootstrapAccount(clients, names);
-    const env = { ...baseEnv, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(",") };
+    const env = { ...baseEnv, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(","), LISTENER_ARN: account.listenerArn, VPC_ID: account.vpcId };
     cloud.scheduler.resetCalls();
     return {
       endpoint: cloud.endpoint,

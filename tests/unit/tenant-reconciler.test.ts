@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
 import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
-import { LeaseLostError, type ApplyOutcome, type EcsPort, type EventPublisher, type Fence, type RawTenantItem, type StatusEvent, type TenantStore } from "../../src/operator/ports.js";
+import { LeaseLostError, type InfraPort, type InfraRemoval, type InfraState, type TenantInfra, type ApplyOutcome, type EcsPort, type EventPublisher, type Fence, type RawTenantItem, type StatusEvent, type TenantStore } from "../../src/operator/ports.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import type { Action, ObservedState } from "../../src/tiers/model.js";
 import { desiredForTenant } from "../../src/tiers/desired.js";
@@ -51,6 +51,39 @@ class FakeEcs implements EcsPort {
   }
 }
 
+const INFRA: TenantInfra = {
+  taskRoleArn: "arn:aws:iam::123456789012:role/task",
+  executionRoleArn: "arn:aws:iam::123456789012:role/exec",
+  ordersTableName: "orders-t",
+  productsTableName: "products-t",
+  logGroupName: "/ecs/t",
+  targetGroupArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t/1",
+  stackId: "arn:aws:cloudformation:us-east-1:123456789012:stack/t/1",
+};
+
+/** Infrastructure whose state the test sets; records the order of calls. */
+class FakeInfra implements InfraPort {
+  state: InfraState = { kind: "ready", infra: INFRA };
+  removal: InfraRemoval = { kind: "gone" };
+  calls: string[] = [];
+  async ensure(tenantId: string, _tier: "advanced" | "premium", fence: Fence): Promise<InfraState> {
+    fence.assertHeld();
+    this.calls.push(`ensure ${tenantId}`);
+    return this.state;
+  }
+  async remove(tenantId: string, fence: Fence): Promise<InfraRemoval> {
+    fence.assertHeld();
+    this.calls.push(`remove ${tenantId}`);
+    return this.removal;
+  }
+  async current() {
+    return this.state.kind === "ready" ? this.state.infra : undefined;
+  }
+  async preview() {
+    return [];
+  }
+}
+
 class FakeEvents implements EventPublisher {
   sent: StatusEvent[] = [];
   async publish(events: readonly StatusEvent[]) {
@@ -62,14 +95,15 @@ function setup(leader = true) {
   const store = new FakeStore();
   const ecs = new FakeEcs();
   const events = new FakeEvents();
+  const infra = new FakeInfra();
   const fence: Fence & { leader: boolean } = {
     leader,
     assertHeld() {
       if (!this.leader) throw new LeaseLostError();
     },
   };
-  const r = new TenantReconciler({ store, ecs, events, fence, catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), degradeAfterFailures: 3 });
-  return { store, ecs, events, fence, r };
+  const r = new TenantReconciler({ store, ecs, infra, events, fence, catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), degradeAfterFailures: 3 });
+  return { store, ecs, events, fence, infra, r };
 }
 const signal = new AbortController().signal;
 
@@ -77,7 +111,7 @@ const signal = new AbortController().signal;
 function steady(record: Record<string, unknown>): ObservedState {
   const v = validateRecord(record);
   if (!v.ok) throw new Error(v.message);
-  const d = desiredForTenant(v.spec, defaultCatalogue, settings);
+  const d = desiredForTenant(v.spec, defaultCatalogue, settings, v.spec.tier === "basic" ? undefined : INFRA);
   return {
     clusters: d.clusters.map((c) => ({ name: c.name, arn: `arn:cluster/${c.name}`, status: "ACTIVE", tags: c.tags })),
     taskDefinitions: d.taskDefinitions.map((t) => ({ family: t.family, arn: `arn:td/${t.family}:1`, revision: 1, contentHash: t.contentHash, tags: t.tags })),
@@ -171,5 +205,54 @@ describe("TenantReconciler", () => {
     const deleted = events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess");
     expect(deleted).toHaveLength(1);
     expect(deleted[0]?.detail.tenantRegistrationId).toBe("reg-6");
+  });
+
+  it("touches no ECS resource until the tenant's stack is ready, and wires its outputs in", async () => {
+    const { store, ecs, infra, r } = setup();
+    store.items.set("s1", { tenantId: "s1", tier: "premium", tenantName: "S1" });
+    infra.state = { kind: "inProgress", status: "stack saas-s1 CREATE_IN_PROGRESS" };
+    expect((await r.reconcile("s1", signal)).kind).toBe("requeueAfter");
+    expect(ecs.applied).toEqual([]);
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", message: expect.stringContaining("CREATE_IN_PROGRESS") });
+
+    infra.state = { kind: "ready", infra: INFRA };
+    await r.reconcile("s1", signal);
+    const registered = ecs.applied[0]?.flatMap((a) => (a.kind === "registerTaskDefinition" ? [a.taskDefinition] : [])) ?? [];
+    expect(registered).toHaveLength(4);
+    for (const td of registered) {
+      expect(td).toMatchObject({ taskRoleArn: INFRA.taskRoleArn, executionRoleArn: INFRA.executionRoleArn });
+      expect(td.containers[0]?.logGroup).toBe(INFRA.logGroupName);
+      expect(td.containers[0]?.environment).toContainEqual({ name: "ORDERS_TABLE", value: "orders-t" });
+    }
+    const rproxy = ecs.applied[0]?.find((a) => a.kind === "createService" && a.service.app === "rproxy");
+    expect(rproxy?.kind === "createService" && rproxy.service.loadBalancer?.targetGroupArn).toBe(INFRA.targetGroupArn);
+  });
+
+  it("reports a failed stack as Degraded with its reason, and retries a failed create with backoff", async () => {
+    const { store, ecs, infra, events, r } = setup();
+    store.items.set("s2", { tenantId: "s2", tier: "advanced", tenantName: "S2" });
+    infra.state = { kind: "failed", reason: "stack saas-s2 ROLLBACK_COMPLETE: OrdersTable: Table already exists", terminal: false };
+    expect(await r.reconcile("s2", signal)).toMatchObject({ kind: "failed", terminal: false });
+    expect(ecs.applied).toEqual([]);
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Degraded", message: expect.stringContaining("OrdersTable: Table already exists") });
+    const failure = events.sent.find((e) => e.detailType === "sbt_aws_provisionFailure");
+    expect(failure?.detail.reason).toContain("OrdersTable");
+  });
+
+  it("offboards services first, then the stack, and is Deprovisioned only when the stack is gone", async () => {
+    const { store, ecs, infra, r } = setup();
+    const record = { tenantId: "s3", tier: "advanced", tenantName: "S3", sbtaws_active: false };
+    store.items.set("s3", { ...record });
+    ecs.observed = steady({ ...record, sbtaws_active: true });
+    await r.reconcile("s3", signal);
+    expect(infra.calls).toEqual([]); // services still there: the stack stays
+    ecs.observed = empty;
+    infra.removal = { kind: "inProgress", status: "stack saas-s3 DELETE_IN_PROGRESS" };
+    expect((await r.reconcile("s3", signal)).kind).toBe("requeueAfter");
+    expect(infra.calls).toEqual(["remove s3"]);
+    expect(store.writes.at(-1)?.phase).toBe("Deprovisioning");
+    infra.removal = { kind: "gone" };
+    expect((await r.reconcile("s3", signal)).kind).toBe("done");
+    expect(store.writes.at(-1)?.phase).toBe("Deprovisioned");
   });
 });

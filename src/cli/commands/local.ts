@@ -1,7 +1,7 @@
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { z } from "zod";
-import { loadConfig, type Config } from "../../config.js";
+import { loadAccountNames, loadConfig, type Config } from "../../config.js";
 import { bootstrapAccount, localAwsClients, localAwsEnv, startLocalCloud } from "../../localcloud/index.js";
 import { createLogger } from "../../log.js";
 import { startController } from "../../operator/run-controller.js";
@@ -52,10 +52,10 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
       // The SDK's default credential chain must find credentials; moto accepts any.
       for (const [k, v] of Object.entries(awsEnv)) if (process.env[k] === undefined) process.env[k] = v;
       const env = { ...io.env, ...awsEnv };
-      const names = loadConfig({ ...env, SUBNETS: "subnet-0", SECURITY_GROUPS: "sg-0" });
+      const names = loadAccountNames(env);
       const clients = localAwsClients(cloud.endpoint, names.region);
       const account = await bootstrapAccount(clients, names);
-      const config = loadConfig({ ...env, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(",") });
+      const config = loadConfig({ ...env, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(","), LISTENER_ARN: account.listenerArn, VPC_ID: account.vpcId });
       if (flags.demo) {
         for (const t of DEMO_TENANTS) {
           await clients.dynamodb

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { loadConfig } from "../../config.js";
 import { createLogger } from "../../log.js";
-import { LeaseLostError, type Fence, type TenantStore } from "../../operator/ports.js";
-import { loadCatalogueFile } from "../../operator/run-controller.js";
+import { LeaseLostError, type Fence, type PlannedCall, type TenantStore } from "../../operator/ports.js";
+import { loadCatalogueFile, tenantInfra } from "../../operator/run-controller.js";
 import { TenantReconciler } from "../../operator/tenant-reconciler.js";
 import { createAwsClients } from "../../providers/aws-clients.js";
 import { EcsProvider } from "../../providers/ecs.js";
@@ -73,6 +73,7 @@ export const planCommand: Command = {
       const reconciler = new TenantReconciler({
         store,
         ecs: new EcsProvider(clients.ecs, { region: config.region }),
+        infra: tenantInfra(config, clients),
         events: { publish: () => Promise.reject(new LeaseLostError("tenantctl plan sends no events")) },
         fence: readOnly,
         catalogue: await loadCatalogueFile(config.catalogueFile),
@@ -80,24 +81,21 @@ export const planCommand: Command = {
         log: createLogger("silent", { pretty: false }),
       });
       const keys = flags.all ? [POOL_KEY, ...(await allTenantIds(store))] : ids;
-      const plans: { key: string; plan: Plan; invalid?: string }[] = [];
-      for (const key of keys) {
-        const p = await reconciler.planFor(key);
-        plans.push({ key, plan: p.plan, ...(p.invalid !== undefined ? { invalid: p.invalid } : {}) });
-      }
+      const plans: { key: string; plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string }[] = [];
+      for (const key of keys) plans.push({ key, ...(await reconciler.planFor(key)) });
       const output = flags.output ?? "text";
       if (output !== "text") {
-        const data = plans.map(({ key, plan, invalid }) => ({
+        const data = plans.map(({ key, plan, infraCalls, invalid }) => ({
           tenantId: key,
           ...(invalid !== undefined ? { invalidRecord: invalid } : {}),
-          calls: plan.actions.map((a) => ({ ...apiCallOf(a), reason: a.reason })),
+          calls: [...infraCalls, ...plan.actions.map((a) => ({ ...apiCallOf(a), reason: a.reason }))],
           waitingFor: plan.waitingFor,
           problems: plan.problems,
           converged: plan.converged,
         }));
         io.stdout.write(renderData(data, output));
       } else {
-        for (const p of plans) io.stdout.write(describePlan(p.key, p.plan, p.invalid));
+        for (const p of plans) io.stdout.write(describePlan(p.key, p.plan, p.infraCalls, p.invalid));
       }
       return 0;
     } finally {
@@ -112,13 +110,13 @@ async function allTenantIds(store: TenantStore): Promise<string[]> {
   return ids.sort();
 }
 
-function describePlan(key: string, plan: Plan, invalid: string | undefined): string {
+function describePlan(key: string, plan: Plan, infraCalls: readonly PlannedCall[], invalid: string | undefined): string {
   const title = key === POOL_KEY ? "pooled services" : `tenant/${key}`;
   if (invalid !== undefined) return `${title}: invalid record, nothing will be changed: ${invalid}\n\n`;
-  const lines = [`${title}: ${plan.converged ? "up to date, no calls" : `${plan.actions.length} call(s)`}`];
-  if (plan.actions.length > 0) {
-    lines.push(renderTable(["CALL", "TARGET", "REASON"], plan.actions.map((a) => { const c = apiCallOf(a); return [c.call, c.target, a.reason]; })));
-  }
+  const calls = [...infraCalls, ...plan.actions.map((a) => ({ ...apiCallOf(a), reason: a.reason }))];
+  const upToDate = calls.length === 0 && plan.converged;
+  const lines = [`${title}: ${upToDate ? "up to date, no calls" : `${calls.length} call(s)`}`];
+  if (calls.length > 0) lines.push(renderTable(["CALL", "TARGET", "REASON"], calls.map((c) => [c.call, c.target, c.reason])));
   for (const w of plan.waitingFor) lines.push(`  waiting: ${w}`);
   for (const p of plan.problems) lines.push(`  problem: ${p}`);
   return `${lines.join("\n")}\n\n`;

@@ -4,7 +4,6 @@ import type { LatencySample } from "./latency.js";
 import type { MachineInfo } from "./machine.js";
 import { OPERATIONS, type OperationSummary } from "./operations.js";
 import { summarize, sumCounts, type Summary } from "./stats.js";
-import type { Tier } from "./tenants.js";
 import type { ThroughputResult } from "./throughput.js";
 
 /** Everything one run measured, as `--json` prints it. */
@@ -160,4 +159,3 @@ function table(rows: readonly string[][]): string {
   return rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ").trimEnd()).join("\n");
 }
 
-export type { Tier };

@@ -72,11 +72,13 @@ export class RecentCreates {
    * of the one we created (so ours is still appearing), rather than ours,
    * deleted since by someone else.
    */
-  isPredecessor(cluster: string, name: string, inactiveCreatedAt: number | undefined): boolean {
+  isPredecessor(cluster: string, name: string, inactive: { readonly createdAt: number | undefined; readonly deploymentIds: readonly string[] }): boolean {
     const entry = this.#created.get(key(cluster, name));
     if (entry === undefined) return false;
-    if (entry.createdAt === undefined || inactiveCreatedAt === undefined) return true;
-    return inactiveCreatedAt < entry.createdAt;
+    if (entry.createdAt !== undefined && inactive.createdAt !== undefined) return inactive.createdAt < entry.createdAt;
+    // Without creation times, a deployment of ours on the dead service says it is ours.
+    const ours = new Set(entry.service.deployments.map((d) => d.id));
+    return !inactive.deploymentIds.some((id) => ours.has(id));
   }
 
   /** The created service if it was created less than ttl ago. */

@@ -144,7 +144,8 @@ export class EcsProvider implements EcsPort {
           // ECS may still show the previous, deleted service of this name
           // right after we created its successor.
           if (recent !== undefined) {
-            if (this.#recent.isPredecessor(cluster, name, s.createdAt?.getTime())) {
+            const deploymentIds = (s.deployments ?? []).flatMap((d) => (d.id ? [d.id] : []));
+            if (this.#recent.isPredecessor(cluster, name, { createdAt: s.createdAt?.getTime(), deploymentIds })) {
               services.push(creatingService(recent));
               continue;
             }

@@ -281,6 +281,27 @@ describe("EcsProvider eventual consistency after create", () => {
     expect(later.services).toEqual([]);
   });
 
+  it("tells a predecessor still shown as INACTIVE from our own service deleted behind our back", async () => {
+    const created = new Date(1_700_000_000_000);
+    ecsMock.on(CreateServiceCommand).resolves({
+      service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders"), status: "ACTIVE", desiredCount: 1, createdAt: created, deployments: [{ id: "ecs-svc/ours", status: "PRIMARY" }] },
+    });
+    clustersExist();
+    taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
+    const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
+    servicesAre([]);
+    const before = await provider.observe(fp);
+    await provider.apply([{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }], before, fence());
+
+    // ECS still shows the older, deleted service of that name: ours is on its way.
+    servicesAre([service("saas-advanced", "t1-orders", { status: "INACTIVE", createdAt: new Date(created.getTime() - 60_000) })]);
+    expect((await provider.observe(fp)).services[0]).toMatchObject({ status: "ACTIVE", runningCount: 0 });
+
+    // Ours itself, deleted by someone else: it is gone, so the plan can create it again.
+    servicesAre([service("saas-advanced", "t1-orders", { status: "INACTIVE", createdAt: created })]);
+    expect((await provider.observe(fp)).services[0]?.status).toBe("INACTIVE");
+  });
+
   it("forgets the created service once it is deleted", async () => {
     const after = await createOrders();
     ecsMock.on(DeleteServiceCommand).resolves({});

@@ -76,14 +76,13 @@ export class CloudFormationTenantInfra implements InfraPort {
       return calls;
     }
     if (priority === undefined) calls.push({ call: "dynamodb:TransactWriteItems", target: "priority", reason: "claim the lowest free listener-rule priority" });
-    const desired = this.#template(tenantId, tier, priority ?? 0);
     if (observed === undefined) {
       calls.push({ call: "cloudformation:CreateStack", target: name, reason: "the tenant's infrastructure stack does not exist" });
     } else if (observed.status.endsWith("_IN_PROGRESS")) {
       // Nothing to call while CloudFormation works; the controller waits.
     } else if (["ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"].includes(observed.status)) {
       calls.push({ call: "cloudformation:DeleteStack", target: name, reason: `${observed.status}: delete, then create again` });
-    } else if (priority !== undefined && observed.hashTag !== desired.hash) {
+    } else if (priority !== undefined && observed.hashTag !== this.#template(tenantId, tier, priority).hash) {
       calls.push({ call: "cloudformation:UpdateStack", target: name, reason: "template, parameters or tags changed" });
     }
     return calls;

@@ -35,7 +35,11 @@ interface PlannedTenant {
   converged: boolean;
   invalidRecord?: string;
 }
-const planJson = async (...ids: string[]) => JSON.parse((await plan(...ids, "-o", "json")).out) as PlannedTenant[];
+async function planJson(...ids: string[]): Promise<PlannedTenant[]> {
+  const r = await plan(...ids, "-o", "json");
+  if (r.code !== 0) throw new Error(`tenantctl plan exited ${r.code}: ${r.err}`);
+  return JSON.parse(r.out) as PlannedTenant[];
+}
 const WRITES = ["CreateCluster", "RegisterTaskDefinition", "CreateService", "UpdateService", "DeleteService", "DeleteCluster"];
 function writesMade(): Record<string, number> {
   const calls = h.cloud.control.ecsCalls();
@@ -48,28 +52,34 @@ function writesPlanned(p: PlannedTenant): Record<string, number> {
 }
 
 describe("tenantctl plan", () => {
-  it("plans a new premium tenant, makes no call itself, and the controller then makes exactly those calls", async () => {
+  it("plans a new premium tenant's stack first, makes no call itself, and the controller then makes those calls", async () => {
     await h.controller.stop();
     await h.put({ tenantId: "plan-1", tier: "premium", tenantName: "Plan One" });
     h.cloud.control.resetCalls();
 
     const [planned] = await planJson("plan-1");
     expect(planned?.converged).toBe(false);
-    expect(writesPlanned(planned!)).toEqual({ CreateCluster: 1, RegisterTaskDefinition: 4, CreateService: 4 });
+    // Services wait for the stack: its roles and target group go into them.
+    expect(planned?.calls.map((c) => c.call)).toEqual(["dynamodb:TransactWriteItems", "cloudformation:CreateStack"]);
     expect(planned?.calls.every((c) => c.reason.length > 0)).toBe(true);
-    expect(writesMade()).toEqual({}); // a dry run
-
     const text = await plan("plan-1");
     expect(text.code).toBe(0);
-    expect(text.out).toContain("ecs:CreateCluster");
-    expect(text.out).toContain("tenant/plan-1: 9 call(s)");
+    expect(text.out).toContain("cloudformation:CreateStack");
+    expect(text.out).toContain("waiting: the tenant's infrastructure stack");
+    // A dry run: nothing was written anywhere.
+    const made = h.cloud.control.calls();
+    for (const write of ["cloudformation:CreateStack", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem", "events:PutEvents"]) expect(made[write] ?? 0).toBe(0);
+    expect(writesMade()).toEqual({});
 
     h.controller = await h.startController();
     await h.waitForPhase("plan-1", "Ready");
-    expect(writesMade()).toEqual(writesPlanned(planned!));
+    const after = h.cloud.control.calls();
+    expect(after["cloudformation:CreateStack"]).toBe(1);
+    expect(after["dynamodb:TransactWriteItems"]).toBe(1);
+    expect(writesMade()).toEqual({ CreateCluster: 1, RegisterTaskDefinition: 4, CreateService: 4 });
 
-    const [after] = await planJson("plan-1");
-    expect(after).toMatchObject({ converged: true, calls: [] });
+    const [settled] = await planJson("plan-1");
+    expect(settled).toMatchObject({ converged: true, calls: [] });
   });
 
   it("plans a change to a Ready tenant the way the controller then carries it out", async () => {
@@ -80,6 +90,7 @@ describe("tenantctl plan", () => {
     h.cloud.control.resetCalls();
 
     const [planned] = await planJson("plan-2");
+    // The stack is unchanged: only ECS calls, and exactly these.
     expect(writesPlanned(planned!)).toEqual({ RegisterTaskDefinition: 1, UpdateService: 2 });
     expect(planned?.calls.map((c) => c.reason).join(" | ")).toMatch(/desiredCount 1 -> 2/);
 

@@ -86,7 +86,8 @@ function nextSteps(endpoint: string, config: Config, httpPort: number | undefine
 Local AWS on ${endpoint} (region us-east-1, any credentials). Next, in another terminal:
 
   export AWS_ENDPOINT_URL=${endpoint} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \\
-         SUBNETS=${config.subnets.join(",")} SECURITY_GROUPS=${config.securityGroups.join(",")}
+         SUBNETS=${config.subnets.join(",")} SECURITY_GROUPS=${config.securityGroups.join(",")} \\
+         LISTENER_ARN=${config.listenerArn} VPC_ID=${config.vpcId}
   npm run -s tenantctl -- list                 # tenants and their phases
   npm run -s tenantctl -- events --follow      # SBT status events as they happen
   aws --endpoint-url ${endpoint} dynamodb put-item --table-name ${config.tenantsTable} \\

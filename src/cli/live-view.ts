@@ -1,5 +1,6 @@
 import type { TenantStore } from "../operator/ports.js";
 import type { TenantStatus } from "../tenants/status.js";
+import { renderTable } from "./format.js";
 
 /**
  * The local default's screen: a compact table of tenants by phase, printed
@@ -38,10 +39,4 @@ export function startLiveView(store: TenantStore, out: NodeJS.WritableStream, ev
   const timer = setInterval(() => void tick(), everyMs);
   void tick();
   return { stop: () => clearInterval(timer) };
-}
-
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
 }

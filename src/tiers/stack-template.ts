@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type { Tier } from "../tenants/record.js";
-import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY, TIER_KEY, type Tags } from "./model.js";
+import { canonicalJson, type Tier } from "../tenants/record.js";
+import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY, TIER_KEY, type SiloInfra, type Tags } from "./model.js";
 import { roleName, siloTableName, stackName as tenantStackName, targetGroupName, tenantLogGroupName } from "./naming.js";
 
 /**
@@ -60,13 +60,8 @@ export const STACK_OUTPUT_KEYS = [
 ] as const;
 export type StackOutputKey = (typeof STACK_OUTPUT_KEYS)[number];
 
-export interface TenantStackOutputs {
-  readonly taskRoleArn: string;
-  readonly executionRoleArn: string;
-  readonly ordersTableName: string;
-  readonly productsTableName: string;
-  readonly logGroupName: string;
-  readonly targetGroupArn: string;
+/** The stack's outputs: what a silo tenant's services are wired to, plus its listener rule. */
+export interface TenantStackOutputs extends SiloInfra {
   readonly listenerRuleArn: string;
 }
 
@@ -300,25 +295,6 @@ export function tenantStackOutputs(outputs: Readonly<Record<string, string>>): T
   };
   for (const v of Object.values(values)) if (v === undefined || v === "") return undefined;
   return values as TenantStackOutputs;
-}
-
-/** JSON with object keys sorted at every level and no whitespace; arrays keep their order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    const obj = value as Record<string, unknown>;
-    return Object.fromEntries(
-      Object.keys(obj)
-        .sort()
-        .filter((k) => obj[k] !== undefined)
-        .map((k) => [k, sortKeys(obj[k])]),
-    );
-  }
-  return value;
 }
 
 function cfnTags(tags: Tags): { Key: string; Value: string }[] {

@@ -1,9 +1,9 @@
 import fc from "fast-check";
+import { canonicalJson } from "../../src/tenants/record.js";
 import { describe, expect, it } from "vitest";
 import {
   ABAC_ITEM_ACTIONS,
   STACK_OUTPUT_KEYS,
-  canonicalJson,
   tenantStackOutputs,
   tenantStackTemplate,
   type TenantStackInput,

@@ -1,4 +1,4 @@
-import type { CallBreakdown } from "./breakdown.js";
+import { medianBreakdown, type CallBreakdown } from "./breakdown.js";
 import type { BenchSettings } from "./fixture.js";
 import type { LatencySample } from "./latency.js";
 import type { MachineInfo } from "./machine.js";
@@ -55,7 +55,7 @@ export function renderReport(r: BenchReport): string {
   const out: string[] = [];
   const m = r.machine;
   out.push(`machine: ${m.nproc} cpu (${m.cpuModel}), ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}; ${m.date}`);
-  out.push(`source: ${r.source.commit}${r.source.dirtyFiles > 0 ? ` + ${r.source.dirtyFiles} uncommitted files` : ""}; run took ${(r.durationMs / 1000).toFixed(0)} s`);
+  out.push(`source: ${r.source.commit}${r.source.dirtyFiles > 0 ? ` + ${r.source.dirtyFiles} uncommitted files under src/` : ""}; run took ${(r.durationMs / 1000).toFixed(0)} s`);
 
   if (r.latency) {
     out.push("", "== 1. Onboarding latency, one tenant at a time, idle converged controller (ms) ==", settingsLine(r.latency.settings));
@@ -72,8 +72,10 @@ export function renderReport(r: BenchReport): string {
     out.push("", "== 2. API calls per tenant (median over samples; ECS = requests that reached the endpoint) ==", settingsLine(r.operations.settings));
     for (const t of r.operations.tiers) {
       out.push(`-- ${t.tier} (${t.samples} sample${t.samples === 1 ? "" : "s"}) --`);
-      const rows: string[][] = [["operation", "ECS", "ECS by action", "DynamoDB", "EventBridge", "CloudFormation", "reconciles", "x-check"]];
+      const rows: string[][] = [["operation", "ECS", "reconciles", "x-check", "DynamoDB", "EventBridge", "CloudFormation", "ECS by action"]];
       for (const op of OPERATIONS) rows.push(callRow(op, t.calls[op]));
+      const fromLatency = r.latency?.samples.filter((s) => s.tier === t.tier) ?? [];
+      if (fromLatency.length > 0) rows.push(callRow(`onboard (n=${fromLatency.length})`, medianBreakdown(fromLatency.map((s) => s.calls))));
       rows.push(callRow("(empty resync)", t.emptyResync));
       out.push(table(rows));
     }
@@ -124,14 +126,14 @@ function callRow(label: string, c: CallBreakdown): string[] {
   return [
     label,
     fmt(sumCounts(c.ecs)),
-    Object.entries(c.ecs)
-      .map(([k, v]) => `${k} ${fmt(v)}`)
-      .join(", ") || "-",
+    fmt(c.reconciles),
+    c.crossCheck ? "ok" : "DIFFERS",
     other("dynamodb"),
     other("eventbridge"),
     other("cloudformation"),
-    fmt(c.reconciles),
-    c.crossCheck ? "ok" : "DIFFERS",
+    Object.entries(c.ecs)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(", ") || "-",
   ];
 }
 
@@ -153,9 +155,11 @@ function ratio(x: number | undefined): string {
   return x === undefined ? "-" : `${x.toFixed(2)}x`;
 }
 
+/** Columns padded to their widest cell: the first and the last (free text) left-aligned, figures right-aligned. */
 function table(rows: readonly string[][]): string {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ").trimEnd()).join("\n");
+  const align = (cell: string, i: number, last: number) => (i === 0 || (i === last && i > 1) ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0));
+  return rows.map((row) => row.map((cell, i) => align(cell, i, row.length - 1)).join("  ").trimEnd()).join("\n");
 }
 

@@ -20,7 +20,7 @@ const USAGE = `usage: npm run bench -- [options]
   --out FILE               also write the JSON report to FILE
   --only LIST              sections to run: latency,calls,throughput (default all)
   --samples N              latency samples per tier (default 10)
-  --reps N                 lifecycle (call count) samples per tier (default 2)
+  --reps N                 lifecycle (call count) samples per tier (default 1: the counts are deterministic)
   --tenants N              tenants per throughput run, 40% basic / 40% advanced / 20% premium (default 100)
   --runs LIST              throughput runs, each off|on (throttling) and a CONCURRENCY:
                            (default off-8,on-8,off-32; add on-32 for the full matrix)
@@ -61,7 +61,7 @@ const quick = args.quick;
 const sections = new Set((args.only ?? "latency,calls,throughput").split(",").map((s) => s.trim()));
 for (const s of sections) if (!["latency", "calls", "throughput"].includes(s)) fail(`--only: unknown section ${s}`);
 const samples = int("samples", args.samples ?? (quick ? "3" : "10"), 1);
-const reps = int("reps", args.reps ?? (quick ? "1" : "2"), 1);
+const reps = int("reps", args.reps ?? "1", 1);
 const tenants = int("tenants", args.tenants ?? (quick ? "20" : "100"), 3);
 const runs = (args.runs ?? (quick ? "off-8,on-8" : "off-8,on-8,off-32")).split(",").map((r) => {
   const m = /^(off|on)-(\d+)$/.exec(r.trim());

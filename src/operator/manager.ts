@@ -158,7 +158,8 @@ export class Manager {
     for (const change of changes) {
       // Our own status writes come back on the stream with an unchanged spec.
       if (change.kind === "upsert" && change.newSpecHash !== undefined && change.newSpecHash === change.oldSpecHash) continue;
-      if (change.kind === "remove") this.#o.reconciler.noteRemoved(change.tenantId, undefined);
+      // A tenant purged after it was Deprovisioned was announced then; any other deletion is announced once its resources are gone.
+      if (change.kind === "remove" && change.oldPhase !== "Deprovisioned") this.#o.reconciler.noteRemoved(change.tenantId, change.oldRegistrationId);
       this.#queue?.add(change.tenantId, "fresh");
     }
   }

@@ -75,6 +75,10 @@ export interface TenantChange {
   /** hashSpec of the new image (upsert) or old image (remove). */
   readonly newSpecHash: string | undefined;
   readonly oldSpecHash: string | undefined;
+  /** For a remove: the phase the deleted item's status had (a Deprovisioned tenant was announced already). */
+  readonly oldPhase?: string;
+  /** For a remove: the deleted item's tenantRegistrationId, echoed in the deprovision event. */
+  readonly oldRegistrationId?: string;
 }
 
 /** Follows DynamoDB Streams on the tenants table: every shard, renewed iterators, resumes after errors. */

@@ -85,7 +85,7 @@ export class TenantReconciler {
    * What reconcile would do now for a key, without making any write
    * (`tenantctl plan`): the ECS plan, plus the infrastructure calls.
    */
-  async planFor(key: string): Promise<{ plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string }> {
+  async planFor(key: string): Promise<{ plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string; noRecord?: true }> {
     if (key === POOL_KEY) return { ...(await this.#planPool()), infraCalls: [] };
     const item = await this.#o.store.get(key);
     const footprint = footprintForTenant(key, this.#o.settings);
@@ -97,7 +97,8 @@ export class TenantReconciler {
     const siloTier = spec?.sbtaws_active && spec.tier !== "basic" ? spec.tier : undefined;
     const infraCalls = await this.#o.infra.preview(key, siloTier);
     if (spec === undefined || siloTier === undefined) {
-      return { plan: (await this.#plan(spec ? desiredForTenant(spec, this.#o.catalogue, this.#o.settings) : NOTHING, footprint)).plan, infraCalls };
+      const { plan } = await this.#plan(spec ? desiredForTenant(spec, this.#o.catalogue, this.#o.settings) : NOTHING, footprint);
+      return { plan, infraCalls, ...(item === undefined ? { noRecord: true as const } : {}) };
     }
     const infra = await this.#o.infra.current(key);
     if (infra === undefined) return { plan: waiting("the tenant's infrastructure stack"), infraCalls };

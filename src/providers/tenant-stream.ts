@@ -304,7 +304,18 @@ export function toTenantChange(record: _Record): TenantChange | undefined {
   if (typeof tenantId !== "string") return undefined;
   const newSpecHash = newImage !== undefined ? hashSpec(newImage) : undefined;
   const oldSpecHash = oldImage !== undefined ? hashSpec(oldImage) : undefined;
-  if (record.eventName === "REMOVE") return { tenantId, kind: "remove", newSpecHash, oldSpecHash };
+  if (record.eventName === "REMOVE") {
+    const status = oldImage?.["status"] as { phase?: unknown } | undefined;
+    const registrationId = oldImage?.["tenantRegistrationId"];
+    return {
+      tenantId,
+      kind: "remove",
+      newSpecHash,
+      oldSpecHash,
+      ...(typeof status?.phase === "string" ? { oldPhase: status.phase } : {}),
+      ...(typeof registrationId === "string" ? { oldRegistrationId: registrationId } : {}),
+    };
+  }
   return { tenantId, kind: "upsert", newSpecHash, oldSpecHash };
 }
 

@@ -141,6 +141,11 @@ describe("offboarding", () => {
       return e.length > 0 ? e : undefined;
     }, "deprovisionSuccess");
     expect(events[0]?.detail).toMatchObject({ tenantRegistrationId: "reg-off", jobOutput: { tenantRegistrationData: { registrationStatus: "Deleted" } } });
+
+    // Purging the Deprovisioned record announces nothing more.
+    await h.remove("off-1");
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await h.sink.of("off-1", "sbt_aws_deprovisionSuccess")).toHaveLength(1);
   });
 
   it("removes an advanced tenant whose item is deleted, found by its names", async () => {

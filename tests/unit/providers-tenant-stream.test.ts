@@ -184,4 +184,9 @@ describe("toTenantChange and isSpecChange", () => {
     expect(change).toEqual({ tenantId: "t1", kind: "remove", newSpecHash: undefined, oldSpecHash: hashSpec(spec) });
     expect(isSpecChange(change!)).toBe(true);
   });
+
+  it("carries the deleted item's phase and registration id, so a purge of a Deprovisioned tenant is not announced twice", () => {
+    const change = toTenantChange(record("2", "REMOVE", "t1", undefined, { ...spec, tenantRegistrationId: "reg-1", status: { phase: "Deprovisioned" } }));
+    expect(change).toMatchObject({ kind: "remove", oldPhase: "Deprovisioned", oldRegistrationId: "reg-1" });
+  });
 });

@@ -5,7 +5,9 @@ import { loadAccountNames, loadConfig, type Config } from "../../config.js";
 import { bootstrapAccount, localAwsClients, localAwsEnv, startLocalCloud } from "../../localcloud/index.js";
 import { createLogger } from "../../log.js";
 import { startController } from "../../operator/run-controller.js";
+import { createAwsClients } from "../../providers/aws-clients.js";
 import { DynamoTenantStore } from "../../providers/tenant-store.js";
+import { ensureEventTail } from "../events-tail.js";
 import type { Command } from "../command.js";
 import { parseFlags } from "../flags.js";
 import { startLiveView } from "../live-view.js";
@@ -56,6 +58,10 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
       const clients = localAwsClients(cloud.endpoint, names.region);
       const account = await bootstrapAccount(clients, names);
       const config = loadConfig({ ...env, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(","), LISTENER_ARN: account.listenerArn, VPC_ID: account.vpcId });
+      // Subscribe `tenantctl events` now, so it shows every event since the start, the demo's included.
+      const tailClients = createAwsClients(config);
+      await ensureEventTail(tailClients, config.eventBusName, config.eventSource);
+      tailClients.destroy();
       if (flags.demo) {
         for (const t of DEMO_TENANTS) {
           await clients.dynamodb

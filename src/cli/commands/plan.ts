@@ -81,12 +81,13 @@ export const planCommand: Command = {
         log: createLogger("silent", { pretty: false }),
       });
       const keys = flags.all ? [POOL_KEY, ...(await allTenantIds(store))] : ids;
-      const plans: { key: string; plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string }[] = [];
+      const plans: { key: string; plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string; noRecord?: true }[] = [];
       for (const key of keys) plans.push({ key, ...(await reconciler.planFor(key)) });
       const output = flags.output ?? "text";
       if (output !== "text") {
-        const data = plans.map(({ key, plan, infraCalls, invalid }) => ({
+        const data = plans.map(({ key, plan, infraCalls, invalid, noRecord }) => ({
           tenantId: key,
+          ...(noRecord ? { record: "absent" } : {}),
           ...(invalid !== undefined ? { invalidRecord: invalid } : {}),
           calls: [...infraCalls, ...plan.actions.map((a) => ({ ...apiCallOf(a), reason: a.reason }))],
           waitingFor: plan.waitingFor,
@@ -95,7 +96,7 @@ export const planCommand: Command = {
         }));
         io.stdout.write(renderData(data, output));
       } else {
-        for (const p of plans) io.stdout.write(describePlan(p.key, p.plan, p.infraCalls, p.invalid));
+        for (const p of plans) io.stdout.write(describePlan(p.key, p.plan, p.infraCalls, p.invalid, p.noRecord === true));
       }
       return 0;
     } finally {
@@ -110,12 +111,13 @@ async function allTenantIds(store: TenantStore): Promise<string[]> {
   return ids.sort();
 }
 
-function describePlan(key: string, plan: Plan, infraCalls: readonly PlannedCall[], invalid: string | undefined): string {
+function describePlan(key: string, plan: Plan, infraCalls: readonly PlannedCall[], invalid: string | undefined, noRecord: boolean): string {
   const title = key === POOL_KEY ? "pooled services" : `tenant/${key}`;
   if (invalid !== undefined) return `${title}: invalid record, nothing will be changed: ${invalid}\n\n`;
   const calls = [...infraCalls, ...plan.actions.map((a) => ({ ...apiCallOf(a), reason: a.reason }))];
   const upToDate = calls.length === 0 && plan.converged;
-  const lines = [`${title}: ${upToDate ? "up to date, no calls" : `${calls.length} call(s)`}`];
+  const summary = upToDate ? (noRecord ? "no such record and nothing left to remove" : "up to date, no calls") : `${calls.length} call(s)${noRecord ? " to remove what the deleted record left" : ""}`;
+  const lines = [`${title}: ${summary}`];
   if (calls.length > 0) lines.push(renderTable(["CALL", "TARGET", "REASON"], calls.map((c) => [c.call, c.target, c.reason])));
   for (const w of plan.waitingFor) lines.push(`  waiting: ${w}`);
   for (const p of plan.problems) lines.push(`  problem: ${p}`);

@@ -118,7 +118,6 @@ export class TenantReconciler {
     const { plan, observed } = await this.#planPool();
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
-    if (plan.problems.length > 0) return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
     return this.#next(POOL_KEY, plan, "pool converging");
   }
 
@@ -164,8 +163,11 @@ export class TenantReconciler {
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
-    // Services first, then the stack (and with it the listener rule), then the priority.
-    if (siloTier === undefined && plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
+    // Services first, then the stack (and with it the listener rule), then the
+    // priority. A tenant that settled at this spec owning no stack is not asked
+    // again: for a fleet of basic tenants that is two calls saved per resync.
+    const settledWithoutStack = previous?.observedSpecHash === specHash && previous.stackArn === undefined && (previous.phase === "Ready" || previous.phase === "Deprovisioned");
+    if (siloTier === undefined && plan.converged && !settledWithoutStack) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
 
     const arns = ownedArns(desired, observed, outcome, infra?.stackId);
     await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, acted: outcome !== undefined, arns });

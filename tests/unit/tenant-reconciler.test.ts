@@ -255,4 +255,17 @@ describe("TenantReconciler", () => {
     expect((await r.reconcile("s3", signal)).kind).toBe("done");
     expect(store.writes.at(-1)?.phase).toBe("Deprovisioned");
   });
+
+  it("asks for a stack's removal after a move to basic, but not on every resync of a settled basic tenant", async () => {
+    const { store, infra, r } = setup();
+    store.items.set("b1", { tenantId: "b1", tier: "advanced", tenantName: "B1" });
+    await r.reconcile("b1", signal); // advanced: stack ensured
+    store.items.set("b1", { ...store.items.get("b1"), tier: "basic" });
+    await r.reconcile("b1", signal);
+    expect(infra.calls).toEqual(["ensure b1", "remove b1"]);
+    expect(store.writes.at(-1)?.phase).toBe("Ready");
+    await r.reconcile("b1", signal);
+    await r.reconcile("b1", signal);
+    expect(infra.calls).toEqual(["ensure b1", "remove b1"]);
+  });
 });

@@ -40,11 +40,18 @@ export function summarize(values: readonly number[]): Summary {
   };
 }
 
-/** Per-key medians of count maps (e.g. API calls by action, one map per sample); a key missing in a sample counts 0. */
+/**
+ * Per-key medians of count maps (e.g. API calls by action, one map per
+ * sample); a key missing in a sample counts 0, and keys whose median is 0 are
+ * left out, like keys that never changed in a snapshot diff.
+ */
 export function medianCounts(samples: readonly Readonly<Record<string, number>>[]): Record<string, number> {
   const keys = new Set(samples.flatMap((s) => Object.keys(s)));
   const out: Record<string, number> = {};
-  for (const key of [...keys].sort()) out[key] = median(samples.map((s) => s[key] ?? 0));
+  for (const key of [...keys].sort()) {
+    const m = median(samples.map((s) => s[key] ?? 0));
+    if (m !== 0) out[key] = m;
+  }
   return out;
 }
 

@@ -105,8 +105,14 @@ export class TenantReconciler {
     return { plan: (await this.#plan(desiredForTenant(spec, this.#o.catalogue, this.#o.settings, infra), footprint)).plan, infraCalls };
   }
 
+  /**
+   * Observe and diff. Task definition families are read only to decide
+   * registrations, so only the desired ones are looked at: a basic or
+   * offboarded tenant costs no DescribeTaskDefinition at all.
+   */
   async #plan(desired: DesiredState, footprint: Footprint) {
-    const observed = await this.#o.ecs.observe(footprint);
+    const wanted = new Set(desired.taskDefinitions.map((t) => t.family));
+    const observed = await this.#o.ecs.observe({ ...footprint, taskDefinitionFamilies: footprint.taskDefinitionFamilies.filter((f) => wanted.has(f)) });
     return { plan: diff(desired, observed, footprint), desired, observed };
   }
 
@@ -158,8 +164,7 @@ export class TenantReconciler {
     }
 
     const desired = desiredForTenant(spec, this.#o.catalogue, this.#o.settings, infra);
-    const observed = await this.#o.ecs.observe(footprint);
-    let plan = diff(desired, observed, footprint);
+    let { plan, observed } = await this.#plan(desired, footprint);
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
@@ -198,8 +203,7 @@ export class TenantReconciler {
   async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
-    const observed = await this.#o.ecs.observe(footprint);
-    let plan = diff(NOTHING, observed, footprint);
+    let { plan, observed } = await this.#plan(NOTHING, footprint);
     this.#logPlan(tenantId, plan);
     if (plan.actions.length > 0 || this.#removed.has(tenantId)) {
       // The registration id survives the item on the resources' tags.

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import type { Priority, WorkQueue } from "./queue.js";
 import { failed, type ReconcileResult, type Reconciler } from "./result.js";
@@ -34,6 +35,7 @@ export interface StopOptions {
 export class Controller<K extends string = string> {
   readonly #o: ControllerOptions<K>;
   readonly #now: () => number;
+  /** Every idle worker waits on this one signal, so it may carry one listener per worker (Node warns past 10). */
   readonly #stopWaiting = new AbortController();
   readonly #inFlight = new Map<K, AbortController>();
   #workers: Promise<void>[] = [];
@@ -46,6 +48,7 @@ export class Controller<K extends string = string> {
     }
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    setMaxListeners(options.concurrency + 1, this.#stopWaiting.signal);
   }
 
   /** Reconciles running now. */

@@ -37,7 +37,9 @@ export async function startHttpServer(port: number, health: HealthSource, routes
     reply(404, "not found\n");
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      reject(err.code === "EADDRINUSE" ? new Error(`HTTP_PORT ${port} is already in use on ${host}: set HTTP_PORT to a free port (0 picks one)`, { cause: err }) : err);
+    });
     server.listen(port, host, () => resolve());
   });
   const addr = server.address();

@@ -20,7 +20,7 @@ export interface Observation {
 export type Situation =
   | { readonly kind: "invalid"; readonly message: string; readonly registrationId: string | undefined }
   | { readonly kind: "error"; readonly spec: TenantSpec; readonly message: string }
-  | { readonly kind: "planned"; readonly spec: TenantSpec; readonly plan: Plan; readonly acted: boolean; readonly arns: OwnedArns };
+  | { readonly kind: "planned"; readonly spec: TenantSpec; readonly plan: Plan; readonly arns: OwnedArns };
 
 export interface OwnedArns {
   readonly clusterArn?: string;

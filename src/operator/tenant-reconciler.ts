@@ -155,7 +155,8 @@ export class TenantReconciler {
       const state = await this.#o.infra.ensure(tenantId, siloTier, this.#o.fence);
       if (state.kind !== "ready") {
         const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
-        await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, acted: false, arns: { serviceArns: previous?.serviceArns ?? [], taskDefinitionArns: previous?.taskDefinitionArns ?? [], ...(previous?.stackArn ? { stackArn: previous.stackArn } : {}), ...(previous?.clusterArn ? { clusterArn: previous.clusterArn } : {}) } });
+        // ECS is untouched meanwhile, so what the tenant owns is what the status already says.
+        await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, arns: previousArns(previous) });
         // A failed create is deleted and tried again: the queue's per-key backoff spaces the attempts.
         if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
         return this.#next(tenantId, plan, "infrastructure stack");
@@ -175,7 +176,7 @@ export class TenantReconciler {
     if (siloTier === undefined && plan.converged && !settledWithoutStack) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
 
     const arns = ownedArns(desired, observed, outcome, infra?.stackId);
-    await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, acted: outcome !== undefined, arns });
+    await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, arns });
     return this.#next(tenantId, plan, "applied changes");
   }
 
@@ -184,7 +185,7 @@ export class TenantReconciler {
    * (a rollout takes minutes on real ECS), less and less often, so a fleet of
    * converging tenants does not spend ECS's read budget of ~20 calls/s on polling.
    */
-  #next(key: string, plan: Plan, acted: string): ReconcileResult {
+  #next(key: string, plan: Plan, doing: string): ReconcileResult {
     if (plan.problems.length > 0) {
       this.#waits.delete(key);
       return requeueAfter(this.#o.problemPollMs, plan.problems.join("; "));
@@ -196,7 +197,7 @@ export class TenantReconciler {
     const waits = plan.actions.length > 0 ? 0 : (this.#waits.get(key) ?? 0);
     this.#waits.set(key, waits + 1);
     const ms = Math.min(this.#o.maxPollMs, this.#o.pollMs * 2 ** waits);
-    return requeueAfter(ms, plan.actions.length > 0 ? acted : (plan.waitingFor[0] ?? "waiting"));
+    return requeueAfter(ms, plan.actions.length > 0 ? doing : (plan.waitingFor[0] ?? "waiting"));
   }
 
   /** The item is gone: remove whatever the tenant still owns, then announce it once. */
@@ -277,6 +278,15 @@ export class TenantReconciler {
 function readStatus(item: RawTenantItem): TenantStatus | undefined {
   const s = item["status"];
   return s !== null && typeof s === "object" && typeof (s as { phase?: unknown }).phase === "string" ? (s as TenantStatus) : undefined;
+}
+
+function previousArns(previous: TenantStatus | undefined): OwnedArns {
+  return {
+    serviceArns: previous?.serviceArns ?? [],
+    taskDefinitionArns: previous?.taskDefinitionArns ?? [],
+    ...(previous?.stackArn ? { stackArn: previous.stackArn } : {}),
+    ...(previous?.clusterArn ? { clusterArn: previous.clusterArn } : {}),
+  };
 }
 
 /** A plan with nothing to call that waits on something outside ECS. */

@@ -9,7 +9,7 @@ const converged: Plan = { actions: [], waitingFor: [], problems: [], converged: 
 const rolling: Plan = { actions: [], waitingFor: ["orders: 0/1 running"], problems: [], converged: false };
 const broken: Plan = { actions: [], waitingFor: [], problems: ["orders: rollout FAILED: tasks failed to start"], converged: false };
 const now = new Date("2026-11-27T10:00:00Z");
-const planned = (plan: Plan, s: TenantSpec = spec): Situation => ({ kind: "planned", spec: s, plan, acted: false, arns: { serviceArns: [], taskDefinitionArns: [] } });
+const planned = (plan: Plan, s: TenantSpec = spec): Situation => ({ kind: "planned", spec: s, plan, arns: { serviceArns: [], taskDefinitionArns: [] } });
 const types = (d: ReturnType<typeof decide>) => d.events.map((e) => e.detailType);
 
 describe("decide", () => {

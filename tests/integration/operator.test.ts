@@ -126,6 +126,28 @@ describe("onboarding", () => {
   });
 });
 
+describe("failed rollouts", () => {
+  it("reports a version whose tasks crash as Degraded, with the reason, and does not redeploy it", async () => {
+    await h.put({ tenantId: "crash-1", tier: "advanced", tenantName: "Crash" });
+    await h.waitForPhase("crash-1", "Ready");
+    await h.update("crash-1", { apps: { orders: { version: "crashloop" } } });
+    const degraded = await h.waitForPhase("crash-1", "Degraded");
+    expect(degraded.message).toContain(serviceName(prefix(), "crash-1", "orders"));
+    expect(degraded.message.toLowerCase()).toContain("fail");
+    const failure = await eventually(async () => {
+      const e = await h.sink.of("crash-1", "sbt_aws_provisionFailure");
+      return e.length > 0 ? e : undefined;
+    }, "provisionFailure for the failed rollout");
+    expect(failure[0]?.detail.jobOutput).toMatchObject({ tenantRegistrationData: { registrationStatus: "Failed" } });
+    // Looking again does not deploy the failed revision again.
+    h.cloud.control.resetCalls();
+    await h.controller.manager.resyncNow();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(h.cloud.control.ecsCalls()["UpdateService"] ?? 0).toBe(0);
+    expect(h.cloud.control.ecsCalls()["RegisterTaskDefinition"] ?? 0).toBe(0);
+  });
+});
+
 describe("offboarding", () => {
   it("removes a premium tenant with sbtaws_active=false: services, then the cluster", async () => {
     await h.put({ tenantId: "off-1", tier: "premium", tenantName: "Off", tenantRegistrationId: "reg-off" });

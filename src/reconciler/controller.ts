@@ -140,7 +140,8 @@ export class Controller<K extends string = string> {
       case "requeueAfter":
         // Waiting on AWS is progress, not failure: no backoff growth.
         queue.forget(key);
-        queue.addAfter(key, Math.max(0, result.ms));
+        // Work under way (a rollout, a stack) is finished before new work is started.
+        queue.addAfter(key, Math.max(0, result.ms), "followUp");
         return;
       case "failed":
         if (result.terminal) {

@@ -3,13 +3,20 @@
  * - a key waits at most once: repeated adds collapse;
  * - a key is handed to one worker at a time: adding a key that is being
  *   processed marks it dirty, and `done` puts it back once;
- * - fresh keys (a stream change, a user edit) are served before bulk resync
- *   keys, and a waiting resync key that gets a fresh add is promoted;
+ * - three priorities, served in order: follow-ups of work already started
+ *   (a requeue while ECS converges), then fresh keys (a stream change, a user
+ *   edit), then bulk resync keys; a waiting key added again at a higher
+ *   priority is promoted. Follow-ups first means a wave of onboardings
+ *   finishes tenants one by one instead of all of them near the end;
+ *   follow-ups are delayed adds, so they cannot starve the others;
  * - delayed adds and per-key exponential backoff with jitter.
  * Keys are opaque; the queue knows nothing of tenants or AWS.
  */
 
-export type Priority = "fresh" | "resync";
+/** In the order they are served. */
+export const PRIORITIES = ["followUp", "fresh", "resync"] as const;
+export type Priority = (typeof PRIORITIES)[number];
+const rank = (p: Priority): number => PRIORITIES.indexOf(p);
 
 /** Time and timers, injectable so tests control them. */
 export interface Timers {
@@ -108,8 +115,7 @@ export class WorkQueue<K extends string = string> {
   readonly #backoff: ExponentialBackoff<K>;
   // Waiting keys by priority. Sets keep insertion order (FIFO) and allow
   // O(1) removal, which promotion needs.
-  readonly #fresh = new Set<K>();
-  readonly #resync = new Set<K>();
+  readonly #waiting: Readonly<Record<Priority, Set<K>>> = { followUp: new Set<K>(), fresh: new Set<K>(), resync: new Set<K>() };
   /** Keys that need processing (waiting, or re-added while processing), with their priority. */
   readonly #dirty = new Map<K, Priority>();
   readonly #processing = new Set<K>();
@@ -129,10 +135,10 @@ export class WorkQueue<K extends string = string> {
     if (this.#shuttingDown) return;
     const queued = this.#dirty.get(key);
     if (queued !== undefined) {
-      if (queued === "resync" && priority === "fresh") {
-        this.#dirty.set(key, "fresh");
-        // A processing key is not in either set; done() will use the new priority.
-        if (this.#resync.delete(key)) this.#fresh.add(key);
+      if (rank(priority) < rank(queued)) {
+        this.#dirty.set(key, priority);
+        // A processing key is in no set; done() will use the new priority.
+        if (this.#waiting[queued].delete(key)) this.#waiting[priority].add(key);
       }
       return;
     }
@@ -212,7 +218,7 @@ export class WorkQueue<K extends string = string> {
 
   /** Keys waiting to be handed out (not those being processed or delayed). */
   len(): number {
-    return this.#fresh.size + this.#resync.size;
+    return PRIORITIES.reduce((n, p) => n + this.#waiting[p].size, 0);
   }
 
   /** Keys handed out and not yet done. */
@@ -232,8 +238,7 @@ export class WorkQueue<K extends string = string> {
   shutDown(): void {
     this.#shuttingDown = true;
     this.#clearDelayed();
-    this.#fresh.clear();
-    this.#resync.clear();
+    for (const p of PRIORITIES) this.#waiting[p].clear();
     this.#dirty.clear();
     for (const w of this.#waiters.splice(0)) {
       w.detach();
@@ -264,7 +269,7 @@ export class WorkQueue<K extends string = string> {
   }
 
   #enqueue(key: K, priority: Priority): void {
-    (priority === "fresh" ? this.#fresh : this.#resync).add(key);
+    this.#waiting[priority].add(key);
     const waiter = this.#waiters.shift();
     if (waiter === undefined) return;
     const next = this.#take();
@@ -273,7 +278,8 @@ export class WorkQueue<K extends string = string> {
   }
 
   #take(): K | undefined {
-    const set = this.#fresh.size > 0 ? this.#fresh : this.#resync;
+    const set = PRIORITIES.map((p) => this.#waiting[p]).find((w) => w.size > 0);
+    if (set === undefined) return undefined;
     const first = set.values().next();
     if (first.done === true) return undefined;
     const key = first.value;

@@ -100,7 +100,9 @@ describe("Controller result handling", () => {
     expect(spies.forget.mock.calls.length > 0).toBe(forget);
     expect(spies.addRateLimited.mock.calls.length > 0).toBe(rateLimited);
     if (addAfter === undefined) expect(spies.addAfter).not.toHaveBeenCalled();
-    else expect(spies.addAfter).toHaveBeenCalledWith("k", addAfter);
+    else if (rateLimited) expect(spies.addAfter).toHaveBeenCalledWith("k", addAfter);
+    // Work under way is followed up ahead of new work.
+    else expect(spies.addAfter).toHaveBeenCalledWith("k", addAfter, "followUp");
     await controller.stop({ timeoutMs: 1000 });
   });
 

@@ -143,6 +143,29 @@ describe("WorkQueue priorities", () => {
     expect(order).toEqual(["f1", "f2", "r1", "r2"]);
   });
 
+  it("serves follow-ups of started work before fresh keys, and fresh before resync", async () => {
+    const { queue } = newQueue();
+    queue.add("r1", "resync");
+    queue.add("f1", "fresh");
+    queue.add("u1", "followUp");
+    queue.add("f2", "fresh");
+    queue.add("u2", "followUp");
+    const order = [];
+    for (let i = 0; i < 5; i++) order.push(await queue.get());
+    expect(order).toEqual(["u1", "u2", "f1", "f2", "r1"]);
+  });
+
+  it("promotes a waiting fresh key that gets a follow-up add, and never demotes one", async () => {
+    const { queue } = newQueue();
+    queue.add("a", "fresh");
+    queue.add("b", "fresh");
+    queue.add("b", "followUp");
+    queue.add("a", "resync");
+    expect(queue.len()).toBe(2);
+    expect(await queue.get()).toBe("b");
+    expect(await queue.get()).toBe("a");
+  });
+
   it("promotes a waiting resync key that gets a fresh add", async () => {
     const { queue } = newQueue();
     queue.add("r1", "resync");

@@ -24,7 +24,7 @@ import {
   type ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { CreateEventBusCommand, DescribeEventBusCommand, type EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import type { Config } from "../config.js";
+import type { AccountNames } from "../config.js";
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE } from "../tiers/model.js";
 
 /**
@@ -46,7 +46,8 @@ export interface BootstrapClients {
   readonly elbv2: ElasticLoadBalancingV2Client;
 }
 
-export type BootstrapNames = Pick<Config, "region" | "tenantsTable" | "leaseTable" | "eventBusName" | "namePrefix" | "poolCluster" | "advancedCluster">;
+/** What the bootstrap names: the same names the controller reads (loadAccountNames). */
+export type BootstrapNames = AccountNames;
 
 export interface BootstrapResult {
   readonly vpcId: string;

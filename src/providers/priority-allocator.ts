@@ -159,15 +159,7 @@ export class PriorityAllocator {
         await this.#client.send(
           new TransactWriteItemsCommand({
             TransactItems: [
-              {
-                Delete: {
-                  TableName: this.#table,
-                  Key: ownerKey(tenantId),
-                  ConditionExpression: "#priority = :n",
-                  ExpressionAttributeNames: { "#priority": "priority" },
-                  ExpressionAttributeValues: { ":n": num(n) },
-                },
-              },
+              this.#deleteOwner(tenantId, n),
               {
                 Delete: {
                   TableName: this.#table,
@@ -230,20 +222,25 @@ export class PriorityAllocator {
     }
   }
 
+  /** Deletes the tenant's claim on n, only if it still names n. */
+  #deleteOwner(tenantId: string, n: number) {
+    return {
+      Delete: {
+        TableName: this.#table,
+        Key: ownerKey(tenantId),
+        ConditionExpression: "#priority = :n",
+        ExpressionAttributeNames: { "#priority": "priority" },
+        ExpressionAttributeValues: { ":n": num(n) },
+      },
+    };
+  }
+
   async #dropOwner(tenantId: string, n: number): Promise<void> {
     try {
       await this.#client.send(
         new TransactWriteItemsCommand({
           TransactItems: [
-            {
-              Delete: {
-                TableName: this.#table,
-                Key: ownerKey(tenantId),
-                ConditionExpression: "#priority = :n",
-                ExpressionAttributeNames: { "#priority": "priority" },
-                ExpressionAttributeValues: { ":n": num(n) },
-              },
-            },
+            this.#deleteOwner(tenantId, n),
           ],
         }),
       );

@@ -1,4 +1,4 @@
-import { BatchWriteItemCommand, DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { pino } from "pino";
 import { loadConfig, type Config } from "../src/config.js";
@@ -8,6 +8,7 @@ import { startController, type RunningController } from "../src/operator/run-con
 import { diffSnapshots, type CallEvent, type CallSnapshot } from "../src/providers/call-counter.js";
 import type { TenantStatus } from "../src/tenants/status.js";
 import { startTestCloud, type TestCloud } from "../tests/support/localcloud.js";
+import { setAttributes } from "../tests/support/records.js";
 
 /**
  * One benchmark world: the local cloud (moto behind the local ECS scheduler,
@@ -213,23 +214,8 @@ export class BenchFixture {
     );
   }
 
-  async update(tenantId: string, set: Record<string, unknown>): Promise<void> {
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {};
-    const parts = Object.entries(set).map(([k, v], i) => {
-      names[`#k${i}`] = k;
-      values[`:v${i}`] = v;
-      return `#k${i} = :v${i}`;
-    });
-    await this.cloud.clients.dynamodb.send(
-      new UpdateItemCommand({
-        TableName: this.config.tenantsTable,
-        Key: marshall({ tenantId }),
-        UpdateExpression: `SET ${parts.join(", ")}`,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: marshall(values),
-      }),
-    );
+  update(tenantId: string, set: Record<string, unknown>): Promise<void> {
+    return setAttributes(this.cloud.clients.dynamodb, this.config.tenantsTable, tenantId, set);
   }
 
   async remove(tenantId: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { pino } from "pino";
 import { loadConfig, type Config } from "../../src/config.js";
@@ -6,6 +6,7 @@ import { startController, type RunningController } from "../../src/operator/run-
 import { createAwsClients, type AwsClients } from "../../src/providers/aws-clients.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import { EventSink, eventually } from "./event-sink.js";
+import { setAttributes } from "./records.js";
 import { startTestCloud, type TestCloud } from "./localcloud.js";
 
 /** A local cloud plus a running controller and helpers to edit records and read the outcome. */
@@ -48,24 +49,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Op
     put: async (record) => {
       await clients.dynamodb.send(new PutItemCommand({ TableName: table, Item: marshall(record, { removeUndefinedValues: true }) }));
     },
-    update: async (tenantId, set) => {
-      const names: Record<string, string> = {};
-      const values: Record<string, unknown> = {};
-      const parts = Object.entries(set).map(([k, v], i) => {
-        names[`#k${i}`] = k;
-        values[`:v${i}`] = v;
-        return `#k${i} = :v${i}`;
-      });
-      await clients.dynamodb.send(
-        new UpdateItemCommand({
-          TableName: table,
-          Key: marshall({ tenantId }),
-          UpdateExpression: `SET ${parts.join(", ")}`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: marshall(values),
-        }),
-      );
-    },
+    update: (tenantId, set) => setAttributes(clients.dynamodb, table, tenantId, set),
     remove: async (tenantId) => {
       await clients.dynamodb.send(new DeleteItemCommand({ TableName: table, Key: marshall({ tenantId }) }));
     },

@@ -2,7 +2,7 @@ import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { z } from "zod";
 import { loadAccountNames, loadConfig, type Config } from "../../config.js";
-import { bootstrapAccount, localAwsClients, localAwsEnv, startLocalCloud } from "../../localcloud/index.js";
+import { bootstrapAccount, localAwsEnv, startLocalCloud } from "../../localcloud/index.js";
 import { createLogger } from "../../log.js";
 import { startController } from "../../operator/run-controller.js";
 import { createAwsClients } from "../../providers/aws-clients.js";
@@ -55,13 +55,11 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
       for (const [k, v] of Object.entries(awsEnv)) if (process.env[k] === undefined) process.env[k] = v;
       const env = { ...io.env, ...awsEnv };
       const names = loadAccountNames(env);
-      const clients = localAwsClients(cloud.endpoint, names.region);
+      const clients = createAwsClients({ region: names.region, endpoint: cloud.endpoint });
       const account = await bootstrapAccount(clients, names);
       const config = loadConfig({ ...env, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(","), LISTENER_ARN: account.listenerArn, VPC_ID: account.vpcId });
       // Subscribe `tenantctl events` now, so it shows every event since the start, the demo's included.
-      const tailClients = createAwsClients(config);
-      await ensureEventTail(tailClients, config.eventBusName, config.eventSource);
-      tailClients.destroy();
+      await ensureEventTail(clients, config.eventBusName, config.eventSource);
       if (flags.demo) {
         for (const t of DEMO_TENANTS) {
           await clients.dynamodb
@@ -79,7 +77,7 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
       log.info({ signal }, "stopping the local run");
       view.stop();
       await running.stop();
-      for (const c of Object.values(clients)) c.destroy();
+      clients.destroy();
     } finally {
       await cloud.stop();
     }

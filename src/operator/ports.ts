@@ -96,7 +96,7 @@ export const DETAIL_TYPES = [
 ] as const;
 export type DetailType = (typeof DETAIL_TYPES)[number];
 
-/** The SBT status event (DESIGN.md "Contract: status events"). */
+/** The SBT status event (docs/design.md "Contract: status events"). */
 export interface StatusEvent {
   readonly detailType: DetailType;
   readonly detail: {
@@ -153,4 +153,122 @@ export interface InfraPort {
   current(tenantId: string): Promise<TenantInfra | undefined>;
   /** The calls ensure/remove would make now, making none (for `tenantctl plan`). */
   preview(tenantId: string, tier: "advanced" | "premium" | undefined): Promise<readonly PlannedCall[]>;
+}
+
+// ---------------------------------------------------------------------------
+// Tenant data (issue 7: tier moves, offboarding exports, restores).
+// ---------------------------------------------------------------------------
+
+/** The app tables that hold tenant data; every one has partition key tenantId. */
+export const DATA_APPS = ["orders", "products"] as const;
+export type DataApp = (typeof DATA_APPS)[number];
+/** Sort key of each app table (docs/design.md "Contract: tenant data"). */
+export const SORT_KEYS: Readonly<Record<DataApp, string>> = { orders: "orderId", products: "productId" };
+/** Table names per app: the pooled tables, or one silo tenant's. */
+export type TableSet = Readonly<Record<DataApp, string>>;
+
+/**
+ * A durable position on a table's stream, JSON-serialisable so it can be kept
+ * in status.migration: for each shard, the sequence number of the last record
+ * already applied ("" = nothing yet; read that shard from its start).
+ * Shards that appear later (splits) are read from their start.
+ */
+export interface CaptureCheckpoint {
+  readonly streamArn: string;
+  readonly shards: Readonly<Record<string, string>>;
+}
+
+export interface TableDigest {
+  readonly count: number;
+  /** sha256 over the tenant's items in canonical JSON, ordered by key: equal items give an equal hash. */
+  readonly hash: string;
+}
+
+export interface BackupLocation {
+  readonly bucket: string;
+  /** Ends with "/". */
+  readonly prefix: string;
+}
+
+/** The manifest written last, beside the data objects (DynamoDB export shape). */
+export interface BackupManifest {
+  readonly tenantId: string;
+  readonly location: string; // s3://bucket/prefix/
+  readonly exportedAt: string;
+  readonly tables: Readonly<Record<DataApp, { readonly table: string; readonly itemCount: number; readonly dataFiles: readonly string[] }>>;
+}
+
+/**
+ * Moves one tenant's items between tables. Every method is idempotent and
+ * safe to repeat after a crash; writes call fence.assertHeld() before each
+ * batch. Throttling (ProvisionedThroughputExceeded, unprocessed items) is
+ * absorbed with backoff, never surfaced as a failure while it clears.
+ */
+export interface TenantDataPort {
+  /** The source table's stream position now, before any copying: change capture starts here. Throws if the table has no stream. */
+  openCapture(table: string): Promise<CaptureCheckpoint>;
+  /** Copies every item of the tenant (paged Query on tenantId, BatchWriteItem) from source to target. Overwrites; copies nothing of other tenants. */
+  backfill(tenantId: string, source: string, target: string, fence: Fence, signal?: AbortSignal): Promise<{ readonly items: number }>;
+  /**
+   * Applies to the target, in stream order, every change of the tenant's items
+   * on the source's stream after the checkpoint (NewImage put, REMOVE delete),
+   * up to the stream's present end; returns the checkpoint to resume from.
+   */
+  catchUp(tenantId: string, source: string, target: string, from: CaptureCheckpoint, fence: Fence): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number }>;
+  /** Count and content hash of the tenant's items in a table (strongly consistent Query). */
+  digest(tenantId: string, table: string): Promise<TableDigest>;
+  /** Deletes every item of the tenant from a table; a missing table is nothing to delete. */
+  purge(tenantId: string, table: string, fence: Fence): Promise<{ readonly deleted: number }>;
+  /** Writes the tenant's items to S3 as DynamoDB-export JSON lines plus manifest.json (written last). Overwrites. */
+  exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence): Promise<BackupManifest>;
+  /** Loads an export into the tables (puts; running it twice changes nothing more). */
+  restore(tenantId: string, from: BackupLocation, tables: TableSet): Promise<Readonly<Record<DataApp, number>>>;
+  /** Undefined when the table does not exist; else its status (ACTIVE, CREATING, DELETING...). */
+  tableStatus(table: string): Promise<string | undefined>;
+  /** Deletes a table the controller owns (tag managed-by); a missing one is success. Throws UnmanagedResourceError otherwise. */
+  dropTable(table: string, fence: Fence): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Routing (docs/design.md "Contract: routing"): one listener rule per tenant
+// that needs one, managed through the ELBv2 API so a flip is one call.
+// ---------------------------------------------------------------------------
+
+export type RouteAction = { readonly kind: "forward"; readonly targetGroupArn: string } | { readonly kind: "deny" };
+
+export interface DesiredRoute {
+  readonly tenantId: string;
+  readonly listenerArn: string;
+  readonly priority: number;
+  readonly action: RouteAction;
+}
+
+export interface ObservedRoute {
+  readonly ruleArn: string;
+  readonly listenerArn: string;
+  readonly tenantId: string;
+  readonly priority: number;
+  readonly action: RouteAction | { readonly kind: "other" };
+  readonly managed: boolean;
+}
+
+/** The tenant's listener rule, matched on header tenantPath == tenantId (exact value). */
+export interface RoutePort {
+  /** Reads the tenant's rule: by ARN when known (one DescribeRules), else by listing the listener's rules. */
+  observe(tenantId: string, listenerArn: string, knownRuleArn?: string): Promise<ObservedRoute | undefined>;
+  /** CreateRule with the tenant's header condition and the managed-by/tenant-id tags. Returns the rule ARN. */
+  create(desired: DesiredRoute, fence: Fence): Promise<string>;
+  /** ModifyRule (actions) and SetRulePriorities as needed. Refuses an unmanaged rule. */
+  update(desired: DesiredRoute, observed: ObservedRoute, fence: Fence): Promise<void>;
+  /** DeleteRule; already gone is success. Refuses an unmanaged rule. */
+  delete(observed: ObservedRoute, fence: Fence): Promise<void>;
+}
+
+/** Durable claims in the operator table on a tenant id lower-cased: ALB header matching ignores case. */
+export type ClaimResult = { readonly ok: true } | { readonly ok: false; readonly holder: string };
+export interface CaseClaimPort {
+  /** Claims lower(tenantId) for tenantId (conditional put); idempotent for the same holder. */
+  claim(tenantId: string, fence: Fence): Promise<ClaimResult>;
+  /** Releases the claim if tenantId holds it. */
+  release(tenantId: string, fence: Fence): Promise<void>;
 }

@@ -1,6 +1,6 @@
 /**
  * Counts AWS API calls by service, operation and outcome, because the
- * controller's budget is API calls (DESIGN.md "Spend API calls as if they
+ * controller's budget is API calls (docs/design.md "Spend API calls as if they
  * were money"): benchmarks diff snapshots, /metrics subscribes through onCall.
  *
  * Two kinds are counted apart:

@@ -36,7 +36,7 @@ export class EventPublishError extends Error {
 }
 
 /**
- * Status events to SBT over EventBridge (DESIGN.md "Contract: status events").
+ * Status events to SBT over EventBridge (docs/design.md "Contract: status events").
  * PutEvents is not all-or-nothing: it answers 200 with per-entry errors, so
  * only the refused entries are sent again, and events that got through are
  * never sent twice by this class.

@@ -10,7 +10,7 @@ export interface DynamoTenantStoreOptions {
 }
 
 /**
- * The tenants table (DESIGN.md "Contract: tenant record"). Items come back as
+ * The tenants table (docs/design.md "Contract: tenant record"). Items come back as
  * plain JS values (numbers as numbers, maps as objects), ready for
  * validateRecord. The only write is the `status` attribute.
  */

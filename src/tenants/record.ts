@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 
 /**
- * The tenant record contract (DESIGN.md "Contract: tenant record"), shaped like
+ * The tenant record contract (docs/design.md "Contract: tenant record"), shaped like
  * SBT's TenantDetails item. Unknown attributes are kept by DynamoDB and ignored here.
  */
 export const TIERS = ["basic", "advanced", "premium"] as const;

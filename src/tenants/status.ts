@@ -1,6 +1,6 @@
 /**
  * The `status` attribute the controller writes on a tenant record
- * (DESIGN.md "Contract: tenant record"). The controller writes nothing else.
+ * (docs/design.md "Contract: tenant record"). The controller writes nothing else.
  */
 export const PHASES = ["Pending", "Provisioning", "Ready", "Degraded", "Failed", "Deprovisioning", "Deprovisioned"] as const;
 export type Phase = (typeof PHASES)[number];

@@ -66,6 +66,18 @@ export const configSchema = z.object({
   LEASE_SECONDS: positiveInt("LEASE_SECONDS", 15, 600),
   /** JSON file with the app catalogue (images, versions, defaults). @default the built-in catalogue */
   CATALOGUE_FILE: z.string().min(1).optional(),
+  /** S3 bucket of offboarding exports. @default "<NAME_PREFIX>-tenant-backups" (bucket names are global: set your own in a real account) */
+  BACKUP_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "BACKUP_BUCKET must be an S3 bucket name: 3-63 of a-z 0-9 . - starting and ending with a letter or digit")
+    .optional(),
+  /** Seconds a tier move keeps draining the old tables' stream into the new ones after the routing flip. @default 30 */
+  MIGRATION_DRAIN_SECONDS: z.coerce
+    .number({ error: "MIGRATION_DRAIN_SECONDS must be a number of seconds" })
+    .int("MIGRATION_DRAIN_SECONDS must be a whole number")
+    .min(0, "MIGRATION_DRAIN_SECONDS must be 0 or more")
+    .max(3600, "MIGRATION_DRAIN_SECONDS must be at most 3600")
+    .default(30),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
 });
@@ -94,6 +106,8 @@ export interface Config {
   readonly leaseSeconds: number;
   readonly holderId: string | undefined;
   readonly catalogueFile: string | undefined;
+  readonly backupBucket: string;
+  readonly migrationDrainSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -122,11 +136,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     leaseSeconds: c.LEASE_SECONDS,
     holderId: c.HOLDER_ID,
     catalogueFile: c.CATALOGUE_FILE,
+    migrationDrainSeconds: c.MIGRATION_DRAIN_SECONDS,
   };
 }
 
 /** The names of the account's shared resources: what a bootstrap creates before the network ids exist. */
-export type AccountNames = Pick<Config, "region" | "tenantsTable" | "leaseTable" | "eventBusName" | "namePrefix" | "poolCluster" | "advancedCluster">;
+export type AccountNames = Pick<Config, "region" | "tenantsTable" | "leaseTable" | "eventBusName" | "namePrefix" | "poolCluster" | "advancedCluster" | "backupBucket">;
 
 const namesSchema = configSchema.pick({
   AWS_REGION: true,
@@ -136,6 +151,7 @@ const namesSchema = configSchema.pick({
   NAME_PREFIX: true,
   POOL_CLUSTER: true,
   ADVANCED_CLUSTER: true,
+  BACKUP_BUCKET: true,
 });
 
 /** Reads only the account names (no network ids needed), with the same rules and defaults as loadConfig. */
@@ -152,6 +168,7 @@ function namesOf(c: z.output<typeof namesSchema>): AccountNames {
     namePrefix: c.NAME_PREFIX,
     poolCluster: c.POOL_CLUSTER ?? `${c.NAME_PREFIX}-pool`,
     advancedCluster: c.ADVANCED_CLUSTER ?? `${c.NAME_PREFIX}-advanced`,
+    backupBucket: c.BACKUP_BUCKET ?? `${c.NAME_PREFIX}-tenant-backups`,
   };
 }
 

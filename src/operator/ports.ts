@@ -1,4 +1,4 @@
-import type { Action, Footprint, ObservedState, SiloInfra } from "../tiers/model.js";
+import type { Action, Footprint, ObservedState, PoolInfra, SiloInfra } from "../tiers/model.js";
 import type { TenantStatus } from "../tenants/status.js";
 
 /**
@@ -92,6 +92,10 @@ export const DETAIL_TYPES = [
   "sbt_aws_provisionFailure",
   "sbt_aws_deprovisionSuccess",
   "sbt_aws_deprovisionFailure",
+  "sbt_aws_deactivateSuccess",
+  "sbt_aws_deactivateFailure",
+  "sbt_aws_activateSuccess",
+  "sbt_aws_activateFailure",
   "tenantStatusChanged",
 ] as const;
 export type DetailType = (typeof DETAIL_TYPES)[number];
@@ -109,6 +113,8 @@ export interface StatusEvent {
     readonly reason?: string;
     readonly specHash?: string;
     readonly phase?: string;
+    /** On sbt_aws_deprovisionSuccess: where offboarding exported the tenant's data. */
+    readonly backup?: { readonly location: string; readonly counts: Readonly<Record<string, number>> };
   };
 }
 
@@ -139,6 +145,12 @@ export interface PlannedCall {
   readonly reason: string;
 }
 
+/** The pool's infrastructure stack: pooled tables, roles, log group, target group and the catch-all rule. */
+export type PoolInfraState =
+  | { readonly kind: "ready"; readonly infra: PoolInfra & { readonly stackId: string } }
+  | { readonly kind: "inProgress"; readonly status: string }
+  | { readonly kind: "failed"; readonly reason: string; readonly terminal: boolean };
+
 /**
  * A tenant's non-ECS infrastructure (issue 3: one CloudFormation stack per
  * advanced or premium tenant, and its listener-rule priority). Never waits:
@@ -153,6 +165,8 @@ export interface InfraPort {
   current(tenantId: string): Promise<TenantInfra | undefined>;
   /** The calls ensure/remove would make now, making none (for `tenantctl plan`). */
   preview(tenantId: string, tier: "advanced" | "premium" | undefined): Promise<readonly PlannedCall[]>;
+  /** Creates or updates the pool stack when its hash changed; never waits. */
+  ensurePool(fence: Fence): Promise<PoolInfraState>;
 }
 
 // ---------------------------------------------------------------------------
@@ -221,6 +235,8 @@ export interface TenantDataPort {
   purge(tenantId: string, table: string, fence: Fence): Promise<{ readonly deleted: number }>;
   /** Writes the tenant's items to S3 as DynamoDB-export JSON lines plus manifest.json (written last). Overwrites. */
   exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence): Promise<BackupManifest>;
+  /** True when an export's manifest exists at the location: an export that finished. */
+  exportExists(at: BackupLocation): Promise<boolean>;
   /** Loads an export into the tables (puts; running it twice changes nothing more). */
   restore(tenantId: string, from: BackupLocation, tables: TableSet): Promise<Readonly<Record<DataApp, number>>>;
   /** Undefined when the table does not exist; else its status (ACTIVE, CREATING, DELETING...). */

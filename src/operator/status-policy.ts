@@ -20,7 +20,19 @@ export interface Observation {
 export type Situation =
   | { readonly kind: "invalid"; readonly message: string; readonly registrationId: string | undefined }
   | { readonly kind: "error"; readonly spec: TenantSpec; readonly message: string }
-  | { readonly kind: "planned"; readonly spec: TenantSpec; readonly plan: Plan; readonly arns: OwnedArns };
+  /** A valid record that cannot be served as it stands (a tenant id equal to another's ignoring case). */
+  | { readonly kind: "refused"; readonly spec: TenantSpec; readonly reason: string; readonly message: string }
+  | { readonly kind: "planned"; readonly spec: TenantSpec; readonly plan: Plan; readonly arns: OwnedArns; readonly data?: DataFields };
+
+/**
+ * The status fields about the tenant's data and routing. They are carried
+ * over from the previous status unless the situation sets them: losing a
+ * migration checkpoint or a backup location to an error report would be
+ * losing the way back to the data.
+ */
+const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed"] as const;
+/** Set to undefined (present, but undefined) to clear one. */
+export type DataFields = { -readonly [K in (typeof DATA_KEYS)[number]]?: TenantStatus[K] | undefined };
 
 export interface OwnedArns {
   readonly clusterArn?: string;
@@ -45,6 +57,7 @@ export function decide(obs: Observation, situation: Situation): Decision {
     conditions.map((c) => ({ ...c, lastTransitionTime: at })),
   );
   const events: StatusEvent[] = [];
+  const data = dataFields(prev, situation.kind === "planned" ? situation.data : undefined);
   const spec = situation.kind === "invalid" ? undefined : situation.spec;
   const registrationId = situation.kind === "invalid" ? situation.registrationId : situation.spec.tenantRegistrationId;
   const tenantData = spec ? { tenantName: spec.tenantName, tier: spec.tier, ...(spec.email ? { email: spec.email } : {}) } : {};
@@ -66,9 +79,22 @@ export function decide(obs: Observation, situation: Situation): Decision {
   let marker = announced;
   const owe = (outcome: string) => announced !== `${outcome}:${obs.specHash}`;
   const offboarding = spec?.sbtaws_active === false;
+  const suspending = spec?.suspended === true && !offboarding;
+  const resuming = !suspending && announced?.startsWith("suspended:") === true;
   if (phase === "Ready" && owe("ready")) {
-    events.push(event("sbt_aws_provisionSuccess", "Created", "all services steady"));
+    // Coming back from a suspension is an activation; anything else, a provisioning.
+    if (resuming) events.push(event("sbt_aws_activateSuccess", "Created", "tenant resumed: routing restored, services running"));
+    else events.push(event("sbt_aws_provisionSuccess", "Created", "all services steady"));
     marker = `ready:${obs.specHash}`;
+  } else if (phase === "Suspended" && owe("suspended")) {
+    events.push(event("sbt_aws_deactivateSuccess", "Created", "tenant suspended: requests refused (403), services scaled to 0; data kept"));
+    marker = `suspended:${obs.specHash}`;
+  } else if ((phase === "Failed" || phase === "Degraded") && suspending && owe("deactivate-failed")) {
+    events.push(event("sbt_aws_deactivateFailure", "Failed", message));
+    marker = `deactivate-failed:${obs.specHash}`;
+  } else if ((phase === "Failed" || phase === "Degraded") && resuming && owe("activate-failed")) {
+    events.push(event("sbt_aws_activateFailure", "Failed", message));
+    marker = `activate-failed:${obs.specHash}`;
   } else if ((phase === "Failed" || phase === "Degraded") && !offboarding && owe("failed")) {
     events.push(event("sbt_aws_provisionFailure", "Failed", message));
     marker = `failed:${obs.specHash}`;
@@ -76,7 +102,9 @@ export function decide(obs: Observation, situation: Situation): Decision {
     events.push(event("sbt_aws_deprovisionFailure", "Failed", message));
     marker = `deprovision-failed:${obs.specHash}`;
   } else if (phase === "Deprovisioned" && owe("deprovisioned")) {
-    events.push(event("sbt_aws_deprovisionSuccess", "Deleted", "all tenant resources removed"));
+    const success = event("sbt_aws_deprovisionSuccess", "Deleted", "all tenant resources removed");
+    const backup = data.backup;
+    events.push(backup ? { ...success, detail: { ...success.detail, backup: { location: backup.location, counts: backup.counts } } } : success);
     marker = `deprovisioned:${obs.specHash}`;
   }
   if (prev?.phase !== phase) {
@@ -94,8 +122,19 @@ export function decide(obs: Observation, situation: Situation): Decision {
     ...(arns ? { serviceArns: [...arns.serviceArns].sort(), taskDefinitionArns: [...arns.taskDefinitionArns].sort() } : {}),
     ...(arns?.stackArn ? { stackArn: arns.stackArn } : {}),
     ...(marker !== undefined ? { announced: marker } : {}),
+    ...data,
   };
   return { status, events, changed: prev === undefined || semantic(prev) !== semantic(status) };
+}
+
+/** The previous data fields, overridden by the ones the situation sets (an explicit undefined clears one). */
+function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined): Pick<TenantStatus, (typeof DATA_KEYS)[number]> {
+  const out: Record<string, unknown> = {};
+  for (const key of DATA_KEYS) {
+    const value = next !== undefined && key in next ? next[key] : prev?.[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out as Pick<TenantStatus, (typeof DATA_KEYS)[number]>;
 }
 
 function semantic(s: TenantStatus): string {
@@ -112,6 +151,9 @@ function phaseOf(s: Situation): { phase: Phase; message: string; conditions: Omi
     return { phase: "Failed", message: `invalid tenant record: ${s.message}`, conditions: [cond("Valid", false, "InvalidRecord", s.message)] };
   }
   const valid = cond("Valid", true, "RecordValid", "");
+  if (s.kind === "refused") {
+    return { phase: "Failed", message: s.message, conditions: [valid, cond("Ready", false, s.reason, s.message)] };
+  }
   if (s.kind === "error") {
     const type = s.spec.sbtaws_active === false ? "Deprovisioned" : "Ready";
     return { phase: "Degraded", message: s.message, conditions: [valid, cond(type, false, "ReconcileError", s.message)] };
@@ -130,6 +172,11 @@ function phaseOf(s: Situation): { phase: Phase; message: string; conditions: Omi
   if (plan.problems.length > 0) {
     const m = plan.problems.join("; ");
     return { phase: "Degraded", message: m, conditions: [valid, cond("Ready", false, "Problem", m)] };
+  }
+  if (spec.suspended) {
+    if (plan.converged) return { phase: "Suspended", message: "suspended: requests refused, services scaled to 0; data, stacks and clusters kept", conditions: [valid, cond("Ready", false, "Suspended", "")] };
+    const m = describeProgress(plan);
+    return { phase: "Provisioning", message: `suspending: ${m}`, conditions: [valid, cond("Ready", false, "Suspending", m)] };
   }
   if (plan.converged) return { phase: "Ready", message: "all services steady", conditions: [valid, cond("Ready", true, "Steady", "")] };
   const m = describeProgress(plan);

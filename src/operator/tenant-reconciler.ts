@@ -1,19 +1,49 @@
 import type { Logger } from "pino";
 import type { Catalogue } from "../apps/catalogue.js";
 import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/result.js";
-import { validateRecord, hashSpec } from "../tenants/record.js";
-import { PHASES, type Phase, type TenantStatus } from "../tenants/status.js";
+import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
+import { PHASES, type MigrationStatus, type Phase, type TenantStatus } from "../tenants/status.js";
+import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
 import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, POOL_KEY, TENANT_REGISTRATION_ID_KEY, type TierSettings } from "../tiers/desired.js";
 import { diff } from "../tiers/diff.js";
 import { NOTHING, type DesiredState, type Footprint, type ObservedState, type Plan } from "../tiers/model.js";
 import { describeError, isRetryable } from "./errors.js";
-import type { ApplyOutcome, EcsPort, EventPublisher, Fence, InfraPort, InfraRemoval, PlannedCall, RawTenantItem, StatusEvent, TenantInfra, TenantStore } from "./ports.js";
-import { decide, type OwnedArns, type Situation } from "./status-policy.js";
+import {
+  DATA_APPS,
+  type ApplyOutcome,
+  type CaseClaimPort,
+  type EcsPort,
+  type EventPublisher,
+  type Fence,
+  type InfraPort,
+  type InfraRemoval,
+  type PlannedCall,
+  type RawTenantItem,
+  type RouteAction,
+  type StatusEvent,
+  type TenantDataPort,
+  type TenantInfra,
+  type TenantStore,
+} from "./ports.js";
+import { decide, type DataFields, type OwnedArns, type Situation } from "./status-policy.js";
+import { servingHome, siloTierNow, startMove, steerMove, describeMove } from "./tier-move.js";
+import { TierMoveRunner } from "./tier-move-runner.js";
+import type { TenantRoutes } from "./tenant-routes.js";
 
 export interface TenantReconcilerOptions {
   readonly store: TenantStore;
   readonly ecs: EcsPort;
   readonly infra: InfraPort;
+  /** Tenant items: tier moves, offboarding exports. */
+  readonly data: TenantDataPort;
+  /** Tenants' listener rules and their priorities. */
+  readonly routes: TenantRoutes;
+  /** Durable claims on lower-cased tenant ids. */
+  readonly claims: CaseClaimPort;
+  /** Bucket of offboarding exports. */
+  readonly backupBucket: string;
+  /** How long a tier move drains the old tables' stream after its flip. @default 30000 */
+  readonly drainMs?: number;
   readonly events: EventPublisher;
   readonly fence: Fence;
   readonly catalogue: Catalogue;
@@ -44,7 +74,8 @@ export interface ReconcileReport {
  * any line, converges on the same result.
  */
 export class TenantReconciler {
-  readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "maxPollMs" | "problemPollMs" | "degradeAfterFailures">> & TenantReconcilerOptions;
+  readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "maxPollMs" | "problemPollMs" | "degradeAfterFailures" | "drainMs">> & TenantReconcilerOptions;
+  readonly #moves: TierMoveRunner;
   readonly #now: () => Date;
   /** Keys whose record was deleted and whose deprovisionSuccess is still owed. Lost on restart; see ADR 0003. */
   readonly #removed = new Map<string, string | undefined>();
@@ -55,8 +86,9 @@ export class TenantReconciler {
   readonly #phases = new Map<string, Phase>();
 
   constructor(options: TenantReconcilerOptions) {
-    this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, ...options };
+    this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, drainMs: 30_000, ...options };
     this.#now = options.now ?? (() => new Date());
+    this.#moves = new TierMoveRunner(options.data);
   }
 
   /** Tenants by the phase this process last saw or wrote. */
@@ -120,8 +152,18 @@ export class TenantReconciler {
     return this.#plan(desiredPool(this.#o.catalogue, this.#o.settings), footprintForPool(this.#o.settings));
   }
 
+  /**
+   * The pool key: the pool stack first (pooled tables, roles, log group,
+   * target group, catch-all rule), then the pooled services wired to it.
+   */
   async #reconcilePool(): Promise<ReconcileResult> {
-    const { plan, observed } = await this.#planPool();
+    const state = await this.#o.infra.ensurePool(this.#o.fence);
+    if (state.kind !== "ready") {
+      const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
+      if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
+      return this.#next(POOL_KEY, plan, "pool stack");
+    }
+    const { plan, observed } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, state.infra), footprintForPool(this.#o.settings));
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
     return this.#next(POOL_KEY, plan, "pool converging");
@@ -143,10 +185,47 @@ export class TenantReconciler {
       });
       return failed(new Error(`invalid tenant record ${tenantId}: ${validation.message}`), true);
     }
+    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {} };
+    if (!t.spec.sbtaws_active) return this.#offboard(t);
 
-    const { spec, specHash } = validation;
-    const footprint = footprintForTenant(tenantId, this.#o.settings);
-    const siloTier = spec.sbtaws_active && spec.tier !== "basic" ? spec.tier : undefined;
+    // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
+    // would each receive the other's requests. The first to claim the
+    // lower-cased id keeps it for its life; the other is refused, owning nothing.
+    if (previous?.caseClaimed !== true) {
+      const claim = await this.#o.claims.claim(tenantId, this.#o.fence);
+      if (!claim.ok) {
+        const message = `tenant id "${tenantId}" equals tenant "${claim.holder}" ignoring case; the load balancer matches the tenantPath header without regard to case, so the two could receive each other's requests. Choose a tenant id that differs from "${claim.holder}" in more than case.`;
+        await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "TenantIdCaseConflict", message });
+        return requeueAfter(this.#o.problemPollMs, message);
+      }
+      t.data.caseClaimed = true;
+    }
+    return this.#converge(t);
+  }
+
+  /**
+   * An active tenant: its tier's stack and services, its routing, its data
+   * in the right home (moving it when the tier's home changed), suspension.
+   * Order matters and each step says why.
+   */
+  async #converge(t: Turn): Promise<ReconcileResult> {
+    const { tenantId, spec, previous } = t;
+    const prefix = this.#o.settings.namePrefix;
+    const pool = poolTables(prefix);
+    const desiredHome = homeOf(spec.tier);
+    const currentHome = knownHome(previous, prefix, tenantId, pool);
+
+    // A move starts when the record's tier needs the other home; it is steered
+    // (aborted before its flip) when the record changes its mind.
+    let move = previous?.migration;
+    if (move !== undefined) move = steerMove(move, desiredHome);
+    else if (currentHome !== undefined && currentHome !== desiredHome) {
+      const from = previous?.servingTier ?? (currentHome === "pool" ? "basic" : "advanced");
+      move = startMove(from, spec.tier, tablesOf(currentHome, prefix, tenantId, pool), tablesOf(desiredHome, prefix, tenantId, pool), this.#now());
+    }
+    if (move !== previous?.migration) t.data.migration = move;
+    const serving = servingHome(move, currentHome, desiredHome);
+    const siloTier = siloTierNow(spec, move, serving);
 
     // A silo tenant's services need its stack's roles, tables and target
     // group: until the stack is ready, ECS is left as it is.
@@ -155,29 +234,176 @@ export class TenantReconciler {
       const state = await this.#o.infra.ensure(tenantId, siloTier, this.#o.fence);
       if (state.kind !== "ready") {
         const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
-        // ECS is untouched meanwhile, so what the tenant owns is what the status already says.
-        await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, arns: previousArns(previous) });
-        // A failed create is deleted and tried again: the queue's per-key backoff spaces the attempts.
+        await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns: previousArns(previous), data: t.data });
         if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
         return this.#next(tenantId, plan, "infrastructure stack");
       }
       infra = state.infra;
     }
 
-    const desired = desiredForTenant(spec, this.#o.catalogue, this.#o.settings, infra);
+    const routeAction: RouteAction | undefined = spec.suspended ? { kind: "deny" } : serving === "silo" && infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined;
+    let routeProblem: string | undefined;
+    const route = async () => {
+      const outcome = await this.#o.routes.converge(tenantId, routeAction, t.data.route ?? previous?.route, this.#o.fence);
+      if (outcome.kind === "blocked") routeProblem = outcome.reason;
+      else t.data.route = outcome.route;
+    };
+    // Suspension blocks routing before it scales to 0, so no request meets a stopping task.
+    if (spec.suspended) await route();
+
+    const footprint = footprintForTenant(tenantId, this.#o.settings);
+    const desired = siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra) : NOTHING;
     let { plan, observed } = await this.#plan(desired, footprint);
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
-    // Services first, then the stack (and with it the listener rule), then the
-    // priority. A tenant that settled at this spec owning no stack is not asked
-    // again: for a fleet of basic tenants that is two calls saved per resync.
-    const settledWithoutStack = previous?.observedSpecHash === specHash && previous.stackArn === undefined && (previous.phase === "Ready" || previous.phase === "Deprovisioned");
-    if (siloTier === undefined && plan.converged && !settledWithoutStack) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
+    // Resuming reverses suspension: tasks run again before requests are let in.
+    // A tenant that never had a rule gets its forward at once (nothing to reverse).
+    if (!spec.suspended && (plan.converged || (t.data.route ?? previous?.route) === undefined)) await route();
+    if (routeProblem !== undefined) plan = { ...plan, problems: [...plan.problems, routeProblem], converged: false };
+
+    // The data: a move under way advances as far as it can; otherwise the
+    // tenant's tables are recorded once its home has them.
+    if (move !== undefined && !spec.suspended) {
+      const m = move;
+      const result = await this.#moves.run(m, {
+        tenantId,
+        fence: this.#o.fence,
+        now: this.#now,
+        drainMs: this.#o.drainMs,
+        targetReady: async () => (homeOf(m.to) === "silo" ? infra !== undefined && plan.converged : this.#tablesActive(pool)),
+        flipRouting: async () => {
+          const action: RouteAction | undefined = homeOf(m.to) === "silo" ? (infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined) : undefined;
+          if (homeOf(m.to) === "silo" && action === undefined) return false;
+          const flipped = await this.#o.routes.converge(tenantId, action, t.data.route ?? previous?.route, this.#o.fence);
+          if (flipped.kind === "blocked") throw new Error(`switching routing: ${flipped.reason}`);
+          t.data.route = flipped.route;
+          return true;
+        },
+        siloGone: async () => (await this.#removeSilo(t, plan)) === undefined,
+        save: async (next, flipped) => {
+          t.data.migration = next;
+          if (flipped) {
+            t.data.tables = flipped.tables;
+            t.data.servingTier = flipped.servingTier;
+          }
+          await this.#saveProgress(t, next ? describeMove(next) : "tier move complete");
+        },
+      });
+      if (result.kind === "wait") plan = { ...plan, waitingFor: [result.reason, ...plan.waitingFor], converged: false };
+      else move = undefined;
+    } else if (move === undefined) {
+      const home = currentHome ?? desiredHome;
+      if (previous?.tables === undefined) {
+        const ready = home === "silo" ? infra !== undefined : await this.#tablesActive(pool);
+        if (ready) t.data.tables = tablesOf(home, prefix, tenantId, pool);
+        else plan = { ...plan, waitingFor: [...plan.waitingFor, "the pooled tables"], converged: false };
+      }
+      if (t.data.servingTier === undefined && previous?.servingTier !== spec.tier && (plan.converged || currentHome === undefined)) t.data.servingTier = spec.tier;
+      // Silo leftovers of a basic tenant (a move that retired or aborted; an
+      // older version's stack) go once the silo does not serve: services
+      // first, then the stack, then the retained tables.
+      if (home === "pool" && plan.converged) {
+        const pending = await this.#removeSilo(t, plan);
+        if (pending !== undefined) plan = pending;
+      }
+    }
 
     const arns = ownedArns(desired, observed, outcome, infra?.stackId);
-    await this.#report(tenantId, previous, specHash, { kind: "planned", spec, plan, arns });
+    await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns, data: t.data });
+    if (move !== undefined && plan.waitingFor.length > 0 && plan.problems.length === 0 && plan.actions.length === 0) {
+      // A move's steps wait on time (drain) or on data, not on ECS: look again soon, not with ECS's doubling backoff.
+      return requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "tier move");
+    }
     return this.#next(tenantId, plan, "applied changes");
+  }
+
+  /**
+   * Removes a silo side that no longer serves: the stack (whose tables are
+   * retained by policy, so no stack operation can drop data), then the
+   * tables themselves. Undefined once all is gone; else the plan to report.
+   * Skipped for a tenant that settled at this spec without a stack.
+   */
+  async #removeSilo(t: Turn, plan: Plan, always = false): Promise<Plan | undefined> {
+    const p = t.previous;
+    const settled = !always && p?.observedSpecHash === t.specHash && p.stackArn === undefined && p.migration === undefined && t.data.migration === undefined && (p.phase === "Ready" || p.phase === "Suspended" || p.phase === "Deprovisioned");
+    if (settled) return undefined;
+    if (!plan.converged) return plan;
+    const removal = await this.#o.infra.remove(t.tenantId, this.#o.fence);
+    if (removal.kind !== "gone") return merge(plan, removal);
+    const silo = siloTables(this.#o.settings.namePrefix, t.tenantId);
+    for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#o.fence);
+    return undefined;
+  }
+
+  async #tablesActive(tables: Tables): Promise<boolean> {
+    for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(tables[app])) !== "ACTIVE") return false;
+    return true;
+  }
+
+  /** Writes a checkpoint of a multi-step operation (a move, an offboarding) as the tenant's status. */
+  async #saveProgress(t: Turn, message: string): Promise<void> {
+    const plan = waiting(message);
+    await this.#report(t.tenantId, t.previous, t.specHash, { kind: "planned", spec: t.spec, plan, arns: previousArns(t.previous), data: t.data });
+    // Later writes in this reconcile compare against what was just written.
+    const item = await this.#o.store.get(t.tenantId);
+    t.previous = item ? readStatus(item) : t.previous;
+  }
+
+  /**
+   * Offboarding (sbtaws_active=false): requests stop first (the rule goes),
+   * then the services, then the data is exported, and only then deleted;
+   * the stack, its retained tables, the priority and the id claim go last.
+   */
+  async #offboard(t: Turn): Promise<ReconcileResult> {
+    const { tenantId, spec, previous } = t;
+    const prefix = this.#o.settings.namePrefix;
+    const pool = poolTables(prefix);
+    if (previous?.phase === "Deprovisioned" && previous.observedSpecHash === t.specHash) return done();
+
+    let plan: Plan;
+    const routed = await this.#o.routes.converge(tenantId, undefined, previous?.route, this.#o.fence);
+    if (routed.kind === "blocked") plan = blocked(routed.reason);
+    else {
+      t.data.route = undefined;
+      ({ plan } = await this.#planAndApply(tenantId, NOTHING));
+    }
+
+    if (plan.converged && previous?.backup === undefined) {
+      // Exported from where the data lives now; a move under way has its
+      // authoritative copy there too (the other side is a partial copy).
+      const home = knownHome(previous, prefix, tenantId, pool) ?? homeOf(spec.tier);
+      const tables = previous?.tables ?? tablesOf(home, prefix, tenantId, pool);
+      const location = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/${t.specHash}/` };
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#o.fence);
+      // The checkpoint: from here on, deleting the tenant's data loses nothing.
+      t.data.backup = {
+        location: manifest.location,
+        exportedAt: manifest.exportedAt,
+        counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount },
+      };
+      await this.#saveProgress(t, `exported to ${manifest.location}`);
+    }
+    if (plan.converged) {
+      // Both homes: a move interrupted by the offboarding may have left items on either side.
+      for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+      const pending = await this.#removeSilo(t, plan, true);
+      if (pending !== undefined) plan = pending;
+    }
+    if (plan.converged) {
+      await this.#o.routes.release(tenantId, this.#o.fence);
+      await this.#o.claims.release(tenantId, this.#o.fence);
+      t.data = { ...t.data, caseClaimed: undefined, tables: undefined, migration: undefined, servingTier: undefined, route: undefined };
+    }
+    await this.#report(tenantId, t.previous, t.specHash, { kind: "planned", spec, plan, arns: { serviceArns: [], taskDefinitionArns: [] }, data: t.data });
+    return this.#next(tenantId, plan, "offboarding");
+  }
+
+  async #planAndApply(key: string, desired: DesiredState): Promise<{ plan: Plan }> {
+    const { plan, observed } = await this.#plan(desired, footprintForTenant(key, this.#o.settings));
+    this.#logPlan(key, plan);
+    if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
+    return { plan };
   }
 
   /**
@@ -273,6 +499,28 @@ export class TenantReconciler {
     if (plan.actions.length === 0) return;
     this.#o.log.info({ key, actions: plan.actions.map((a) => `${a.kind}: ${a.reason}`) }, "applying plan");
   }
+}
+
+/** One reconcile of one tenant: the record, the status it started from, and the data fields it sets. */
+interface Turn {
+  readonly tenantId: string;
+  readonly spec: TenantSpec;
+  readonly specHash: string;
+  /** The status as last written (refreshed after each checkpoint). */
+  previous: TenantStatus | undefined;
+  data: DataFields;
+}
+
+/**
+ * Where the tenant's data lives now: what status.tables says; for a record
+ * written by a version that kept no tables, a stack means silo; a tenant
+ * never provisioned has no home yet.
+ */
+function knownHome(previous: TenantStatus | undefined, prefix: string, tenantId: string, pool: Tables): DataHome | undefined {
+  if (previous?.tables !== undefined) return homeOfTables(previous.tables, prefix, tenantId, pool);
+  if (previous?.stackArn !== undefined) return "silo";
+  if (previous?.phase === "Ready" && previous.servingTier === undefined) return undefined;
+  return undefined;
 }
 
 function readStatus(item: RawTenantItem): TenantStatus | undefined {

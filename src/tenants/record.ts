@@ -42,6 +42,7 @@ export const tenantRecordSchema = z.object({
   email: z.string({ error: "email must be a string" }).optional(),
   tenantRegistrationId: z.string({ error: "tenantRegistrationId must be a string" }).optional(),
   sbtaws_active: z.boolean({ error: "sbtaws_active must be a boolean (true or false)" }).optional().default(true),
+  suspended: z.boolean({ error: "suspended must be a boolean (true or false)" }).optional().default(false),
   apps: z
     .record(z.string(), appOverrideSchema)
     .superRefine((apps, ctx) => {
@@ -87,7 +88,7 @@ export function validateRecord(item: Readonly<Record<string, unknown>>): RecordV
 }
 
 /** Attributes that make up the spec. `status` and unknown attributes are excluded on purpose. */
-export const SPEC_FIELDS = ["tenantId", "tier", "tenantName", "email", "tenantRegistrationId", "sbtaws_active", "apps"] as const;
+export const SPEC_FIELDS = ["tenantId", "tier", "tenantName", "email", "tenantRegistrationId", "sbtaws_active", "suspended", "apps"] as const;
 
 /**
  * Hash of the spec fields of a raw item, so a write of `status` alone (which

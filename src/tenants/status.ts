@@ -2,7 +2,7 @@
  * The `status` attribute the controller writes on a tenant record
  * (docs/design.md "Contract: tenant record"). The controller writes nothing else.
  */
-export const PHASES = ["Pending", "Provisioning", "Ready", "Degraded", "Failed", "Deprovisioning", "Deprovisioned"] as const;
+export const PHASES = ["Pending", "Provisioning", "Ready", "Degraded", "Failed", "Suspended", "Deprovisioning", "Deprovisioned"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface Condition {
@@ -26,6 +26,44 @@ export interface TenantStatus {
   readonly stackArn?: string;
   /** `<outcome>:<specHash>` of the last SBT event sent, so each outcome is announced once per spec. */
   readonly announced?: string;
+  /**
+   * The tables holding the tenant's data now: the pooled tables for a basic
+   * tenant, its silo tables otherwise. Changes only when the data is there
+   * (at a tier move's routing flip), never ahead of it.
+   */
+  readonly tables?: Readonly<Record<"orders" | "products", string>>;
+  /** The tier whose resources serve the tenant now; differs from the record's tier only during a move. */
+  readonly servingTier?: "basic" | "advanced" | "premium";
+  /** A tier move under way: where it stands, durably, so a crash at any step resumes there. */
+  readonly migration?: MigrationStatus;
+  /** The tenant's listener rule, once it has one (silo tiers, or any suspended tenant). */
+  readonly route?: { readonly listenerArn: string; readonly priority: number; readonly ruleArn: string };
+  /** The offboarding export, once written: `s3://bucket/prefix/` and item counts per table. */
+  readonly backup?: { readonly location: string; readonly exportedAt: string; readonly counts: Readonly<Record<"orders" | "products", number>> };
+  /** True once the lower-cased tenant id is durably claimed for this tenant (routing cannot cross tenants). */
+  readonly caseClaimed?: boolean;
+}
+
+/** The steps of a tier move, in order; `abort` undoes a move reversed before its flip. */
+export const MIGRATION_STEPS = ["provision", "capture", "backfill", "catchup", "verify", "flip", "drain", "retire", "abort"] as const;
+export type MigrationStep = (typeof MIGRATION_STEPS)[number];
+
+export interface MigrationStatus {
+  readonly from: "basic" | "advanced" | "premium";
+  readonly to: "basic" | "advanced" | "premium";
+  readonly step: MigrationStep;
+  readonly startedAt: string;
+  readonly source: Readonly<Record<"orders" | "products", string>>;
+  readonly target: Readonly<Record<"orders" | "products", string>>;
+  /** Stream positions of the source tables: change capture resumes from here. */
+  readonly checkpoints?: Readonly<Record<"orders" | "products", { readonly streamArn: string; readonly shards: Readonly<Record<string, string>> }>>;
+  /** Items copied by the backfill, changes applied since, and the verified counts, per table. */
+  readonly counts?: Readonly<Record<"orders" | "products", { readonly copied: number; readonly applied: number; readonly verified?: number }>>;
+  /** Verifications that found source and target different (writes kept coming); each is followed by another catch-up. */
+  readonly verifyAttempts?: number;
+  readonly flippedAt?: string;
+  /** Until when the source's stream is still drained into the target after the flip. */
+  readonly drainUntil?: string;
 }
 
 /** Keeps lastTransitionTime of a condition whose status did not change. */

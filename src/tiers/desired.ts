@@ -15,6 +15,7 @@ import {
   type DesiredState,
   type DesiredTaskDefinition,
   type Footprint,
+  type PoolInfra,
   type SiloInfra,
   type Tags,
 } from "./model.js";
@@ -84,7 +85,8 @@ function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, 
       name: serviceName(prefix, spec.tenantId, app.name),
       app: app.name,
       taskDefinitionFamily: taskDefinitionFamily(prefix, spec.tenantId, app.name),
-      desiredCount: app.desiredCount,
+      // A suspended tenant keeps its services, stack and data, with no task running.
+      desiredCount: spec.suspended ? 0 : app.desiredCount,
       subnets: settings.subnets,
       securityGroups: settings.securityGroups,
       // The rproxy is the tenant's entry point: the ALB's tenant rule forwards to it.
@@ -96,13 +98,17 @@ function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, 
 }
 
 /** The pooled services that serve every basic tenant: once, in the pool cluster, with no tenant-id tag. */
-export function desiredPool(catalogue: Catalogue, settings: TierSettings): DesiredState {
+export function desiredPool(catalogue: Catalogue, settings: TierSettings, infra?: PoolInfra): DesiredState {
   const prefix = settings.namePrefix;
   const apps = APP_NAMES.map((name) => resolveApp(catalogue, name, undefined));
   const tags = (app: AppName): Tags => ({ [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic", [APP_KEY]: app });
+  // Pooled services reach tenant data only through the tenant-access role,
+  // assumed per request with the tenant as a session tag.
+  const env = infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName, IAM_ROLE_ARN: infra.tenantAccessRoleArn } : {};
+  const wiring: Wiring | undefined = infra && { taskRoleArn: infra.taskRoleArn, executionRoleArn: infra.executionRoleArn, logGroup: infra.logGroupName };
   return {
     clusters: [],
-    taskDefinitions: apps.map((app) => taskDefinition(poolTaskDefinitionFamily(prefix, app.name), app, "pool", {}, tags(app.name))),
+    taskDefinitions: apps.map((app) => taskDefinition(poolTaskDefinitionFamily(prefix, app.name), app, "pool", env, tags(app.name), wiring)),
     services: apps.map((app) => ({
       cluster: settings.poolCluster,
       name: poolServiceName(prefix, app.name),
@@ -111,6 +117,8 @@ export function desiredPool(catalogue: Catalogue, settings: TierSettings): Desir
       desiredCount: app.desiredCount,
       subnets: settings.subnets,
       securityGroups: settings.securityGroups,
+      // The pool's rproxy serves every tenant without a rule of its own (the catch-all rule).
+      ...(infra && app.name === "rproxy" ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } } : {}),
       tags: tags(app.name),
     })),
   };

@@ -72,6 +72,15 @@ export interface SiloInfra {
   readonly targetGroupArn: string;
 }
 
+/**
+ * The pool's wiring from the pool stack: like a silo tenant's, plus the
+ * tenant-access role that pooled services assume with the tenant as a
+ * session tag (ABAC on dynamodb:LeadingKeys), as the reference architecture does.
+ */
+export interface PoolInfra extends SiloInfra {
+  readonly tenantAccessRoleArn: string;
+}
+
 /** Everything one reconcile key should own. An offboarded tenant desires nothing. */
 export interface DesiredState {
   readonly clusters: readonly DesiredCluster[];

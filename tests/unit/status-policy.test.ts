@@ -4,7 +4,7 @@ import type { Plan } from "../../src/tiers/model.js";
 import type { TenantSpec } from "../../src/tenants/record.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 
-const spec: TenantSpec = { tenantId: "t1", tier: "advanced", tenantName: "Acme", tenantRegistrationId: "reg-1", sbtaws_active: true, apps: {} };
+const spec: TenantSpec = { tenantId: "t1", tier: "advanced", tenantName: "Acme", tenantRegistrationId: "reg-1", sbtaws_active: true, suspended: false, apps: {} };
 const converged: Plan = { actions: [], waitingFor: [], problems: [], converged: true };
 const rolling: Plan = { actions: [], waitingFor: ["orders: 0/1 running"], problems: [], converged: false };
 const broken: Plan = { actions: [], waitingFor: [], problems: ["orders: rollout FAILED: tasks failed to start"], converged: false };

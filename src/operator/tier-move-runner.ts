@@ -1,0 +1,177 @@
+import type { MigrationStatus } from "../tenants/status.js";
+import { homeOf } from "../tiers/data-home.js";
+import { DATA_APPS, type CaptureCheckpoint, type DataApp, type Fence, type TenantDataPort } from "./ports.js";
+
+/**
+ * Runs the steps of a tier move, each ending in a durable checkpoint
+ * (status.migration), so a crash at any line resumes at the step it was in:
+ *
+ *   provision -> capture -> backfill -> catchup -> verify -> flip -> drain -> retire
+ *
+ * Why each step is where it is:
+ * - capture opens the source's stream position BEFORE the backfill reads
+ *   anything, so every write the backfill may miss is in the stream after it;
+ * - backfill starts from an empty target (purge first): a leftover of an
+ *   earlier, abandoned move can never survive as a ghost item;
+ * - verify compares count and content hash; a difference means writes kept
+ *   coming, so it catches up again rather than flipping;
+ * - flip changes routing and status.tables in one status write, the moment
+ *   the tenant's data officially lives in the target;
+ * - drain keeps applying the source's stream for a grace period, for writes
+ *   that were in flight when routing changed;
+ * - retire deletes the source only after all that.
+ */
+export type MoveOutcome = { readonly kind: "wait"; readonly reason: string; readonly ms?: number } | { readonly kind: "done" };
+
+export interface MoveHooks {
+  readonly tenantId: string;
+  readonly fence: Fence;
+  readonly now: () => Date;
+  readonly drainMs: number;
+  /** True once the target's tables and services are in place and healthy. */
+  targetReady(): Promise<boolean>;
+  /** Points the tenant's routing at the target; false while it cannot yet (the reason goes in the status). */
+  flipRouting(): Promise<boolean>;
+  /** True once a silo side that is no longer wanted (stack, tables) is gone; the reconcile's cleanup removes it. */
+  siloGone(): Promise<boolean>;
+  /** Persists the move (undefined: finished) with the status fields that change with it. */
+  save(move: MigrationStatus | undefined, flipped?: { readonly tables: MigrationStatus["target"]; readonly servingTier: MigrationStatus["to"] }): Promise<void>;
+}
+
+/** Catch-ups per reconcile while verification keeps finding differences, before yielding the worker. */
+const VERIFY_ROUNDS_PER_RECONCILE = 3;
+
+export class TierMoveRunner {
+  readonly #data: TenantDataPort;
+
+  constructor(data: TenantDataPort) {
+    this.#data = data;
+  }
+
+  async run(start: MigrationStatus, h: MoveHooks): Promise<MoveOutcome> {
+    let move = start;
+    let verifyRounds = 0;
+    const save = async (next: MigrationStatus) => {
+      await h.save(next);
+      move = next;
+    };
+    for (;;) {
+      switch (move.step) {
+        case "provision": {
+          if (!(await h.targetReady())) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: waiting for the ${move.to} tier to be ready` };
+          await save({ ...move, step: "capture" });
+          break;
+        }
+        case "capture": {
+          const checkpoints = await this.#perTable(async (app) => this.#data.openCapture(move.source[app]));
+          await save({ ...move, step: "backfill", checkpoints });
+          break;
+        }
+        case "backfill": {
+          const copied = await this.#perTable(async (app) => {
+            await this.#data.purge(h.tenantId, move.target[app], h.fence);
+            return (await this.#data.backfill(h.tenantId, move.source[app], move.target[app], h.fence)).items;
+          });
+          const counts = { orders: { copied: copied.orders, applied: 0 }, products: { copied: copied.products, applied: 0 } };
+          await save({ ...move, step: "catchup", counts });
+          break;
+        }
+        case "catchup": {
+          await save(await this.#catchUp(move, h, "verify"));
+          break;
+        }
+        case "verify": {
+          const digests = await this.#perTable(async (app) => {
+            const [source, target] = await Promise.all([this.#data.digest(h.tenantId, move.source[app]), this.#data.digest(h.tenantId, move.target[app])]);
+            return { source, target };
+          });
+          const equal = DATA_APPS.every((app) => digests[app].source.hash === digests[app].target.hash && digests[app].source.count === digests[app].target.count);
+          if (equal) {
+            const counts = move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
+            await save({
+              ...move,
+              step: "flip",
+              counts: { orders: { ...counts.orders, verified: digests.orders.target.count }, products: { ...counts.products, verified: digests.products.target.count } },
+            });
+            break;
+          }
+          // Writes are still arriving at the source: catch up and compare again.
+          verifyRounds += 1;
+          await save({ ...move, step: "catchup", verifyAttempts: (move.verifyAttempts ?? 0) + 1 });
+          if (verifyRounds >= VERIFY_ROUNDS_PER_RECONCILE) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: source still changing, verifying again`, ms: 500 };
+          break;
+        }
+        case "flip": {
+          if (!(await h.flipRouting())) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: waiting to switch routing` };
+          const at = h.now();
+          const next: MigrationStatus = { ...move, step: "drain", flippedAt: at.toISOString(), drainUntil: new Date(at.getTime() + h.drainMs).toISOString() };
+          // Routing and status.tables change together: from this write on, the target is where the data lives.
+          await h.save(next, { tables: move.target, servingTier: move.to });
+          move = next;
+          break;
+        }
+        case "drain": {
+          const drained = await this.#catchUp(move, h, "drain");
+          const remaining = Date.parse(move.drainUntil ?? "") - h.now().getTime();
+          if (remaining > 0) {
+            if (drained.counts !== move.counts || drained.checkpoints !== move.checkpoints) await save(drained);
+            return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: draining in-flight writes from the old tables`, ms: Math.min(1000, remaining) };
+          }
+          await save({ ...drained, step: "retire" });
+          break;
+        }
+        case "retire": {
+          const fromHome = homeOf(move.from);
+          // Turned around after the flip: the source is where the data goes back to; keep it.
+          if (homeOf(move.to) !== fromHome && !(await this.#retireSide(move.source, fromHome, h))) {
+            return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: removing the ${move.from} tier's copy` };
+          }
+          await h.save(undefined);
+          return { kind: "done" };
+        }
+        case "abort": {
+          if (!(await this.#retireSide(move.target, homeOf(move.to), h))) {
+            return { kind: "wait", reason: `move ${move.from} -> ${move.to} reversed: removing its partial copy` };
+          }
+          await h.save(undefined);
+          return { kind: "done" };
+        }
+      }
+    }
+  }
+
+  /** Applies the source's stream since the checkpoints; returns the move with new checkpoints and counts. */
+  async #catchUp(move: MigrationStatus, h: MoveHooks, then: MigrationStatus["step"]): Promise<MigrationStatus> {
+    const checkpoints = move.checkpoints;
+    if (checkpoints === undefined) throw new Error(`tier move of ${h.tenantId} is at ${move.step} without stream checkpoints`);
+    const results = await this.#perTable(async (app) => this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence));
+    const applied = results.orders.applied + results.products.applied;
+    if (applied === 0 && then === move.step) return move;
+    const counts = move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
+    return {
+      ...move,
+      step: then,
+      checkpoints: { orders: results.orders.checkpoint, products: results.products.checkpoint },
+      counts: {
+        orders: { ...counts.orders, applied: counts.orders.applied + results.orders.applied },
+        products: { ...counts.products, applied: counts.products.applied + results.products.applied },
+      },
+    };
+  }
+
+  /** Deletes one side's copy: the tenant's pooled items, or (through the reconcile's cleanup) its silo stack and tables. */
+  async #retireSide(tables: MigrationStatus["source"], home: "pool" | "silo", h: MoveHooks): Promise<boolean> {
+    if (home === "silo") return h.siloGone();
+    for (const app of DATA_APPS) await this.#data.purge(h.tenantId, tables[app], h.fence);
+    return true;
+  }
+
+  async #perTable<T>(work: (app: DataApp) => Promise<T>): Promise<Record<DataApp, T>> {
+    // One table after the other: a move competes with the tenant's own traffic for the table's capacity.
+    const orders = await work("orders");
+    const products = await work("products");
+    return { orders, products };
+  }
+}
+
+export type { CaptureCheckpoint };

@@ -19,6 +19,7 @@ import {
 } from "../operator/ports.js";
 import { isManaged, MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY, type Tags } from "../tiers/model.js";
 import { sameAction } from "../tiers/route-decide.js";
+import { TENANT_HEADER } from "../tiers/stack-template.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 
 /**
@@ -41,9 +42,6 @@ import { errorName, wrapAwsError } from "./aws-errors.js";
  * - update() and delete() refuse (UnmanagedResourceError) a rule without
  *   managed-by=ecs-tenant-operator; every write calls fence.assertHeld() first.
  */
-
-/** The header the shared listener routes on. */
-export const TENANT_HEADER = "tenantPath";
 
 export interface ListenerRoutesOptions {
   /** Rules per DescribeRules page when listing a listener. @default 400 (the API maximum) */

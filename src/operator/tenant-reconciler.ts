@@ -439,17 +439,61 @@ export class TenantReconciler {
     if (plan.actions.length > 0) {
       await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     }
-    if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
+    let backup: StatusEvent["detail"]["backup"];
+    if (plan.converged && this.#removed.has(tenantId)) {
+      const removed = await this.#removeDeletedTenantData(tenantId, plan);
+      plan = removed.plan;
+      backup = removed.backup;
+    } else if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
     if (plan.problems.length > 0) {
       await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
     }
     if (!plan.converged) return this.#next(tenantId, plan, "removing resources");
     this.#waits.delete(tenantId);
     if (this.#removed.has(tenantId)) {
-      await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed")]);
+      const event = deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed");
+      await this.#publish([backup ? { ...event, detail: { ...event.detail, backup } } : event]);
       this.#removed.delete(tenantId);
     }
     return done();
+  }
+
+  /**
+   * A deleted record leaves no status saying where the data lives, so each
+   * home that still holds the tenant's items is exported (once: an export
+   * whose manifest exists is not written again, so a crash half-way through
+   * the deletion can never replace a full export with a partial one), then
+   * the items, the stack, the retained tables, the rule and the claims go.
+   */
+  async #removeDeletedTenantData(tenantId: string, plan: Plan): Promise<{ plan: Plan; backup: StatusEvent["detail"]["backup"] }> {
+    const prefix = this.#o.settings.namePrefix;
+    const homes: [DataHome, Tables][] = [
+      ["pool", poolTables(prefix)],
+      ["silo", siloTables(prefix, tenantId)],
+    ];
+    let backup: StatusEvent["detail"]["backup"];
+    for (const [home, tables] of homes) {
+      if ((await this.#o.data.tableStatus(tables.orders)) === undefined || (await this.#o.data.tableStatus(tables.products)) === undefined) continue;
+      const at = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/deleted-${home}/` };
+      if (await this.#o.data.exportExists(at)) {
+        backup ??= { location: `s3://${at.bucket}/${at.prefix}`, counts: {} };
+        continue;
+      }
+      const [orders, products] = await Promise.all([this.#o.data.digest(tenantId, tables.orders), this.#o.data.digest(tenantId, tables.products)]);
+      if (orders.count + products.count === 0) continue;
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#o.fence);
+      backup ??= { location: manifest.location, counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount } };
+    }
+    const pool = poolTables(prefix);
+    for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+    await this.#o.routes.removeAny(tenantId, this.#o.fence);
+    const removal = await this.#o.infra.remove(tenantId, this.#o.fence);
+    if (removal.kind !== "gone") return { plan: merge(plan, removal), backup };
+    const silo = siloTables(prefix, tenantId);
+    for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#o.fence);
+    await this.#o.routes.release(tenantId, this.#o.fence);
+    await this.#o.claims.release(tenantId, this.#o.fence);
+    return { plan, backup };
   }
 
   async #report(tenantId: string, previous: TenantStatus | undefined, specHash: string, situation: Situation): Promise<void> {

@@ -1,4 +1,5 @@
-import type { DesiredRoute, Fence, ObservedRoute, RouteAction, RoutePort } from "./ports.js";
+import type { DesiredRoute, Fence, PlannedCall, RouteAction, RoutePort } from "./ports.js";
+import { decideRoute, routeCalls } from "../tiers/route-decide.js";
 import type { TenantStatus } from "../tenants/status.js";
 
 /** The durable listener-rule priority of each tenant (PriorityAllocator). */
@@ -42,32 +43,47 @@ export class TenantRoutes {
     if (action === undefined && known === undefined) return { kind: "ready", route: undefined };
     const listenerArn = known?.listenerArn ?? this.#listenerArn;
     const observed = await this.#routes.observe(tenantId, listenerArn, known?.ruleArn);
-    if (observed !== undefined && !observed.managed) {
-      return { kind: "blocked", reason: `listener rule ${observed.ruleArn} for tenant ${tenantId} lacks the tag managed-by=ecs-tenant-operator; remove it or tag it` };
-    }
-    if (action === undefined) {
-      if (observed !== undefined) await this.#routes.delete(observed, fence);
-      return { kind: "ready", route: undefined };
-    }
     // Allocated before the rule exists and kept for the tenant's life: two
     // tenants can never race for one priority on the listener.
-    const priority = known?.priority ?? (await this.#priorities.allocate(tenantId, fence));
-    const desired: DesiredRoute = { tenantId, listenerArn, priority, action };
-    if (observed === undefined) {
-      const ruleArn = await this.#routes.create(desired, fence);
-      return { kind: "ready", route: { listenerArn, priority, ruleArn } };
+    const priority = action === undefined ? undefined : (known?.priority ?? (await this.#priorities.allocate(tenantId, fence)));
+    const desired: DesiredRoute | undefined = action === undefined || priority === undefined ? undefined : { tenantId, listenerArn: this.#listenerArn, priority, action };
+    const step = decideRoute(desired, observed);
+    switch (step.kind) {
+      case "fail":
+        return { kind: "blocked", reason: step.reason };
+      case "ready":
+        return { kind: "ready", route: step.observed && desired ? { listenerArn: step.observed.listenerArn, priority: step.observed.priority, ruleArn: step.observed.ruleArn } : undefined };
+      case "delete":
+        await this.#routes.delete(step.observed, fence);
+        // A rule on another listener is created on ours at the next look.
+        return desired === undefined ? { kind: "ready", route: undefined } : this.converge(tenantId, action, undefined, fence);
+      case "create": {
+        const ruleArn = await this.#routes.create(step.desired, fence);
+        return { kind: "ready", route: { listenerArn: step.desired.listenerArn, priority: step.desired.priority, ruleArn } };
+      }
+      case "update":
+        await this.#routes.update(step.desired, step.observed, fence);
+        return { kind: "ready", route: { listenerArn: step.desired.listenerArn, priority: step.desired.priority, ruleArn: step.observed.ruleArn } };
     }
-    if (!sameAction(observed.action, action) || observed.priority !== priority) await this.#routes.update(desired, observed, fence);
-    return { kind: "ready", route: { listenerArn, priority, ruleArn: observed.ruleArn } };
+  }
+
+  /** The calls converge would make now, making none (`tenantctl plan`). */
+  async preview(tenantId: string, action: RouteAction | undefined, known: RouteStatus | undefined): Promise<readonly PlannedCall[]> {
+    if (action === undefined && known === undefined) return [];
+    const observed = await this.#routes.observe(tenantId, known?.listenerArn ?? this.#listenerArn, known?.ruleArn);
+    const priority = action === undefined ? undefined : (known?.priority ?? (await this.#priorities.get(tenantId)) ?? 0);
+    const desired: DesiredRoute | undefined = action === undefined || priority === undefined ? undefined : { tenantId, listenerArn: this.#listenerArn, priority, action };
+    return routeCalls(decideRoute(desired, observed));
+  }
+
+  /** Removes whatever managed rule answers for the tenant, found by listing the listener (a deleted record left no status). */
+  async removeAny(tenantId: string, fence: Fence): Promise<void> {
+    const observed = await this.#routes.observe(tenantId, this.#listenerArn);
+    if (observed !== undefined && observed.managed) await this.#routes.delete(observed, fence);
   }
 
   /** Frees the tenant's priority; only once its rule is gone (offboarding's last step). */
   async release(tenantId: string, fence: Fence): Promise<void> {
     await this.#priorities.release(tenantId, fence);
   }
-}
-
-export function sameAction(observed: ObservedRoute["action"], desired: RouteAction): boolean {
-  if (observed.kind !== desired.kind) return false;
-  return observed.kind !== "forward" || desired.kind !== "forward" || observed.targetGroupArn === desired.targetGroupArn;
 }

@@ -54,13 +54,17 @@ export interface External<D, O> {
   delete(observed: O, fence: Fence): Promise<Accepted | Refused>;
 }
 
-/** A failure as the caller reports it. */
-export interface Failure {
+/** Why something failed. */
+export interface Cause {
   readonly reason: string;
-  /** True when nothing changes until the desired state does; false when trying again after a backoff can help. */
-  readonly terminal: boolean;
   /** The part of the resource that failed first (a stack's logical resource id), when known. */
   readonly resource?: string | undefined;
+}
+
+/** A failure as the caller reports it. */
+export interface Failure extends Cause {
+  /** True when nothing changes until the desired state does; false when trying again after a backoff can help. */
+  readonly terminal: boolean;
 }
 
 /**
@@ -75,11 +79,11 @@ export type Step<D, O> =
       readonly observed: O;
       readonly reason: string;
       /**
-       * Set when the delete clears a broken resource rather than removing a
-       * wanted-gone one: the failure is reported at once (not terminal) so the
-       * caller backs off and shows why, and the create follows once it is gone.
+       * Set when the delete clears a broken resource rather than removing an
+       * unwanted one: the cause is reported at once as a retryable failure, so
+       * the caller backs off and shows why, and the create follows once it is gone.
        */
-      readonly recovering?: Failure | undefined;
+      readonly recovering?: Cause | undefined;
     }
   /** The resource is busy with an operation of its own (`status`); look again later. */
   | { readonly kind: "wait"; readonly reason: string; readonly status: string }

@@ -1,4 +1,4 @@
-import type { Failure, Step } from "../reconciler/external.js";
+import type { Cause, Step } from "../reconciler/external.js";
 import { isManaged, type Tags } from "./model.js";
 
 /**
@@ -90,7 +90,7 @@ export function decideStack(desired: DesiredStack | undefined, observed: Observe
       // Spaced by the caller's backoff: whatever blocked the delete (a
       // resource still in use) may clear.
       const failure = failureOf(observed);
-      return { kind: "delete", observed, reason: `the last delete failed (${failure.reason}); delete again`, recovering: retryable(failure) };
+      return { kind: "delete", observed, reason: `the last delete failed (${failure.reason}); delete again`, recovering: causeOf(failure) };
     }
     return { kind: "delete", observed, reason: "the stack is no longer wanted" };
   }
@@ -99,13 +99,13 @@ export function decideStack(desired: DesiredStack | undefined, observed: Observe
     // Nothing can be updated in a stack whose create failed: delete it, and
     // the reconcile after it is gone creates it again.
     const failure = failureOf(observed);
-    return { kind: "delete", observed, reason: `${status} (${failure.reason}): delete, then create again`, recovering: retryable(failure) };
+    return { kind: "delete", observed, reason: `${status} (${failure.reason}): delete, then create again`, recovering: causeOf(failure) };
   }
   if (status === "DELETE_FAILED") {
     // Left half-deleted (a recovery delete that failed): retry the delete,
     // spaced by the caller's backoff; the stack is re-created once gone.
     const failure = failureOf(observed);
-    return { kind: "delete", observed, reason: `DELETE_FAILED (${failure.reason}): delete again, then create`, recovering: retryable(failure) };
+    return { kind: "delete", observed, reason: `DELETE_FAILED (${failure.reason}): delete again, then create`, recovering: causeOf(failure) };
   }
   if (STUCK_ROLLBACK.has(status)) {
     const failure = failureOf(observed);
@@ -156,8 +156,8 @@ export function statusFailure(observed: Pick<ObservedStack, "status" | "statusRe
   return `stack is ${observed.status}${observed.statusReason !== undefined ? `: ${observed.statusReason}` : ""}`;
 }
 
-function retryable(failure: StackFailure): Failure {
-  return { reason: failure.reason, resource: failure.resource, terminal: false };
+function causeOf(failure: StackFailure): Cause {
+  return { reason: failure.reason, resource: failure.resource };
 }
 
 function short(hash: string | undefined): string {

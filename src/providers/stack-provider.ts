@@ -8,23 +8,26 @@ import {
   type Stack,
   type StackEvent,
 } from "@aws-sdk/client-cloudformation";
-import { isManaged, type Tags } from "../tiers/model.js";
 import type { Fence } from "../operator/ports.js";
+import { execute, observeAndDecide, type Accepted, type CallNames, type External, type Refused, type Unchanged } from "../reconciler/external.js";
+import { decideStack, needsLastFailure, statusFailure, type DesiredStack, type ObservedStack, type StackFailure } from "../tiers/stack-decide.js";
 import { errorName, httpStatusOf, isThrottle, messageOf, wrapAwsError } from "./aws-errors.js";
 
 /**
- * CloudFormation stacks as a reconcile step: every call to ensure() or
- * remove() reads the stack once, makes at most one create, update or delete
- * call, and returns at once with where things stand. It never waits for a
- * stack operation; the caller requeues.
+ * CloudFormation stacks as an External (src/reconciler/external.ts): observe,
+ * create, update and delete each make one call, and decideStack
+ * (src/tiers/stack-decide.ts) chooses between them. ensure() and remove() are
+ * that pipeline: they read the stack once, make at most one create, update or
+ * delete call, and return at once with where things stand. They never wait
+ * for a stack operation; the caller requeues.
  *
  * Idempotency:
- * - ensure() creates only when DescribeStacks says the stack is absent; a
- *   create that races another one (AlreadyExistsException) is "in progress".
- * - ensure() updates only when the stack's `template-hash` tag differs from
+ * - create() of a stack that exists (AlreadyExistsException, or our own
+ *   token already used) is "accepted": a create is under way or done.
+ * - decideStack updates only when the stack's `template-hash` tag differs from
  *   the desired hash, so a steady tenant costs one DescribeStacks.
- * - remove() of a stack that does not exist is "gone", and it never deletes a
- *   stack without managed-by=ecs-tenant-operator.
+ * - delete() of a stack that is already gone is "accepted", and decideStack
+ *   never deletes a stack without managed-by=ecs-tenant-operator.
  *
  * ClientRequestToken is `<operation>-<first 16 hex of the hash>-<time>`: it
  * dedupes the SDK's own retries of one call (the SDK resends the same input),
@@ -36,25 +39,14 @@ import { errorName, httpStatusOf, isThrottle, messageOf, wrapAwsError } from "./
 
 export const TEMPLATE_HASH_TAG = "template-hash";
 
-/** What a stack should be: tenantStackTemplate's output fits as is. */
-export interface DesiredStack {
-  readonly stackName: string;
-  readonly templateBody: string;
-  readonly parameters: Readonly<Record<string, string>>;
-  /** Stack-level tags (managed-by, tenant-id, tier); the provider adds template-hash. */
-  readonly tags: Tags;
-  readonly hash: string;
-}
+export type { DesiredStack, ObservedStack, StackFailure } from "../tiers/stack-decide.js";
 
-export interface ObservedStack {
-  readonly stackId: string;
-  readonly status: string;
-  readonly statusReason: string | undefined;
-  readonly outputs: Readonly<Record<string, string>>;
-  /** The `template-hash` tag: the desired hash the stack was last created or updated with. */
-  readonly hashTag: string | undefined;
-  readonly tags: Tags;
-}
+/** How `tenantctl plan` names the stack calls. */
+export const STACK_CALLS: CallNames = {
+  create: "cloudformation:CreateStack",
+  update: "cloudformation:UpdateStack",
+  delete: "cloudformation:DeleteStack",
+};
 
 export type EnsureResult =
   | { readonly kind: "ready"; readonly stackId: string; readonly outputs: Readonly<Record<string, string>> }
@@ -65,7 +57,7 @@ export type EnsureResult =
       readonly reason: string;
       /** The logical id of the resource that failed first, when known. */
       readonly resource: string | undefined;
-      /** The stack's status, or undefined when the create or update call itself was refused. */
+      /** The stack's status, or undefined when the create call itself was refused. */
       readonly status: string | undefined;
       /**
        * True when nothing changes until the desired stack does (an update that
@@ -81,21 +73,20 @@ export type RemoveResult =
   | { readonly kind: "inProgress"; readonly status: string }
   | { readonly kind: "failed"; readonly reason: string; readonly resource: string | undefined; readonly status: string | undefined; readonly terminal: boolean };
 
-/** Stable states from which an UpdateStack may start. */
-const UPDATABLE = new Set(["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE", "UPDATE_FAILED"]);
-/** A create that failed: the stack holds nothing usable and can only be deleted. */
-const DEAD_CREATE = new Set(["ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"]);
 /** Events that are a consequence of another failure, not its cause. */
 const CANCELLED = /^Resource (creation|update|deletion) cancelled/i;
 
-export class StackProvider {
+/** For callers that hold no lease (tests, one-off tools). */
+const UNFENCED: Fence = { assertHeld() {} };
+
+export class StackProvider implements External<DesiredStack, ObservedStack> {
   readonly #cfn: CloudFormationClient;
   readonly #now: () => number;
   /**
    * Updates CloudFormation answered "No updates are to be performed" to, as
-   * (observed hash -> desired hash) per stack, so they are not sent again on
-   * every reconcile. Real CloudFormation never says so when the hash differs
-   * (the hash tag itself changes); moto does for tags-only updates.
+   * (observed hash -> desired hash) per stack name. observe() hands it to
+   * decideStack as ObservedStack.noUpdatesFor, so the same update is not sent
+   * on every reconcile. Lost on restart, which costs one more such answer.
    */
   readonly #noop = new Map<string, { readonly from: string | undefined; readonly to: string }>();
 
@@ -105,117 +96,44 @@ export class StackProvider {
     this.#now = options.now ?? Date.now;
   }
 
-  /** One DescribeStacks. Undefined when the stack does not exist or is DELETE_COMPLETE. */
-  async observe(stackName: string): Promise<ObservedStack | undefined> {
+  /**
+   * One DescribeStacks, plus one DescribeStackEvents when decideStack will
+   * report or weigh the latest failure (needsLastFailure). Undefined when the
+   * stack does not exist or is DELETE_COMPLETE.
+   */
+  async observe(stackName: string, desired?: DesiredStack): Promise<ObservedStack | undefined> {
     let stack: Stack | undefined;
     try {
       stack = (await this.#cfn.send(new DescribeStacksCommand({ StackName: stackName }))).Stacks?.[0];
     } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw wrapAwsError(err, `describing stack ${stackName}`);
+      if (!isMissing(err)) throw wrapAwsError(err, `describing stack ${stackName}`);
     }
-    if (stack === undefined || stack.StackStatus === "DELETE_COMPLETE") return undefined;
+    if (stack === undefined || stack.StackStatus === "DELETE_COMPLETE") {
+      this.#noop.delete(stackName);
+      return undefined;
+    }
     const tags = Object.fromEntries((stack.Tags ?? []).flatMap((t) => (t.Key !== undefined ? [[t.Key, t.Value ?? ""]] : [])));
     const outputs = Object.fromEntries(
       (stack.Outputs ?? []).flatMap((o) => (o.OutputKey !== undefined && o.OutputValue !== undefined ? [[o.OutputKey, o.OutputValue]] : [])),
     );
-    return {
+    const hashTag = tags[TEMPLATE_HASH_TAG];
+    const noop = this.#noop.get(stackName);
+    const seen = {
+      stackName: stack.StackName ?? stackName,
       stackId: stack.StackId ?? stackName,
       status: stack.StackStatus ?? "UNKNOWN",
       statusReason: stack.StackStatusReason,
       outputs,
-      hashTag: tags[TEMPLATE_HASH_TAG],
+      hashTag,
       tags,
+      noUpdatesFor: noop !== undefined && noop.from === hashTag ? noop.to : undefined,
     };
+    return { ...seen, lastFailure: needsLastFailure(seen, desired) ? await this.#failure(seen) : undefined };
   }
 
-  /**
-   * Moves the stack one step toward `desired` and says where it stands.
-   * Calls: DescribeStacks, plus at most one of CreateStack, UpdateStack or
-   * DeleteStack, plus DescribeStackEvents when reporting a failure.
-   */
-  async ensure(desired: DesiredStack, fence?: Fence): Promise<EnsureResult> {
-    const name = desired.stackName;
-    const observed = await this.observe(name);
-    if (observed === undefined) return this.#create(desired, fence);
-    if (!isManaged(observed.tags)) {
-      return { kind: "failed", reason: `stack ${name} exists without managed-by=ecs-tenant-operator; not touching it`, resource: undefined, status: observed.status, terminal: true };
-    }
-    const status = observed.status;
-    if (status.endsWith("_IN_PROGRESS")) return { kind: "inProgress", status };
-
-    if (DEAD_CREATE.has(status)) {
-      // Nothing can be updated in a stack whose create failed: delete it, and
-      // the next reconcile after it is gone creates it again. The failure is
-      // reported now so the caller backs off and shows why.
-      const failure = await this.#failure(observed);
-      await this.#delete(observed, fence);
-      return { kind: "failed", reason: failure.reason, resource: failure.resource, status, terminal: false };
-    }
-    if (status === "DELETE_FAILED") {
-      // Left half-deleted (a recovery delete that failed): retry the delete,
-      // spaced by the caller's backoff; the stack is re-created once gone.
-      const failure = await this.#failure(observed);
-      await this.#delete(observed, fence);
-      return { kind: "failed", reason: failure.reason, resource: failure.resource, status, terminal: false };
-    }
-    if (status === "UPDATE_ROLLBACK_FAILED" || status === "IMPORT_ROLLBACK_FAILED") {
-      // Needs ContinueUpdateRollback with resources skipped: a person's call.
-      const failure = await this.#failure(observed);
-      return { kind: "failed", reason: failure.reason, resource: failure.resource, status, terminal: true };
-    }
-    if (!UPDATABLE.has(status)) {
-      return { kind: "failed", reason: `stack ${name} is in unexpected status ${status}`, resource: undefined, status, terminal: true };
-    }
-
-    if (observed.hashTag === desired.hash) {
-      // UPDATE_ROLLBACK_COMPLETE lands here too when the stack rolled back to
-      // exactly what is desired now: it is then in the desired, stable state.
-      return { kind: "ready", stackId: observed.stackId, outputs: observed.outputs };
-    }
-    const noop = this.#noop.get(name);
-    if (noop !== undefined && noop.from === observed.hashTag && noop.to === desired.hash) {
-      return { kind: "ready", stackId: observed.stackId, outputs: observed.outputs };
-    }
-    if (status === "UPDATE_ROLLBACK_COMPLETE" || status === "UPDATE_FAILED") {
-      // Do not resend the update that just failed; a different desired hash
-      // (the spec or template changed) gets its own attempt, and so does ours
-      // after someone else's update failed (its token carries no hash of ours).
-      const failure = await this.#failure(observed);
-      if (failure.hashPrefix !== undefined && desired.hash.startsWith(failure.hashPrefix)) {
-        return { kind: "failed", reason: failure.reason, resource: failure.resource, status, terminal: true };
-      }
-    }
-    return this.#update(desired, observed, fence);
-  }
-
-  /**
-   * Deletes the stack if it is managed. Calls: DescribeStacks, plus at most
-   * one DeleteStack, plus DescribeStackEvents when a delete failed.
-   */
-  async remove(stackName: string, fence?: Fence): Promise<RemoveResult> {
-    const observed = await this.observe(stackName);
-    if (observed === undefined) {
-      this.#noop.delete(stackName);
-      return { kind: "gone" };
-    }
-    if (!isManaged(observed.tags)) {
-      return { kind: "failed", reason: `stack ${stackName} exists without managed-by=ecs-tenant-operator; not deleting it`, resource: undefined, status: observed.status, terminal: true };
-    }
-    // A stack mid-operation cannot always be deleted (UPDATE_IN_PROGRESS
-    // refuses); let the operation finish, then delete.
-    if (observed.status.endsWith("_IN_PROGRESS")) return { kind: "inProgress", status: observed.status };
-    if (observed.status === "DELETE_FAILED") {
-      const failure = await this.#failure(observed);
-      await this.#delete(observed, fence);
-      return { kind: "failed", reason: failure.reason, resource: failure.resource, status: observed.status, terminal: false };
-    }
-    await this.#delete(observed, fence);
-    return { kind: "inProgress", status: "DELETE_IN_PROGRESS" };
-  }
-
-  async #create(desired: DesiredStack, fence: Fence | undefined): Promise<EnsureResult> {
-    fence?.assertHeld();
+  /** One CreateStack. */
+  async create(desired: DesiredStack, fence: Fence): Promise<Accepted | Refused> {
+    fence.assertHeld();
     try {
       await this.#cfn.send(
         new CreateStackCommand({
@@ -230,17 +148,16 @@ export class StackProvider {
       );
     } catch (err) {
       // Another controller, or our own earlier attempt that DescribeStacks did not show yet.
-      if (errorName(err) === "AlreadyExistsException" || errorName(err) === "TokenAlreadyExistsException") {
-        return { kind: "inProgress", status: "CREATE_IN_PROGRESS" };
-      }
-      if (isRefusal(err)) return { kind: "failed", reason: `CreateStack refused: ${messageOf(err)}`, resource: undefined, status: undefined, terminal: true };
+      if (errorName(err) === "AlreadyExistsException" || errorName(err) === "TokenAlreadyExistsException") return accepted("CREATE_IN_PROGRESS");
+      if (isRefusal(err)) return { kind: "refused", reason: `CreateStack refused: ${messageOf(err)}` };
       throw wrapAwsError(err, `creating stack ${desired.stackName}`);
     }
-    return { kind: "inProgress", status: "CREATE_IN_PROGRESS" };
+    return accepted("CREATE_IN_PROGRESS");
   }
 
-  async #update(desired: DesiredStack, observed: ObservedStack, fence: Fence | undefined): Promise<EnsureResult> {
-    fence?.assertHeld();
+  /** One UpdateStack, by stack id. */
+  async update(desired: DesiredStack, observed: ObservedStack, fence: Fence): Promise<Accepted | Unchanged | Refused> {
+    fence.assertHeld();
     try {
       await this.#cfn.send(
         new UpdateStackCommand({
@@ -256,26 +173,64 @@ export class StackProvider {
       const message = messageOf(err);
       if (errorName(err) === "ValidationError" && /No updates are to be performed/i.test(message)) {
         this.#noop.set(desired.stackName, { from: observed.hashTag, to: desired.hash });
-        return { kind: "ready", stackId: observed.stackId, outputs: observed.outputs };
+        return { kind: "unchanged" };
       }
       // Another operation started between our read and this call.
-      if (errorName(err) === "ValidationError" && /IN_PROGRESS state/i.test(message)) return { kind: "inProgress", status: "UPDATE_IN_PROGRESS" };
-      if (errorName(err) === "TokenAlreadyExistsException") return { kind: "inProgress", status: "UPDATE_IN_PROGRESS" };
-      if (isRefusal(err)) return { kind: "failed", reason: `UpdateStack refused: ${message}`, resource: undefined, status: observed.status, terminal: true };
+      if (errorName(err) === "ValidationError" && /IN_PROGRESS state/i.test(message)) return accepted("UPDATE_IN_PROGRESS");
+      if (errorName(err) === "TokenAlreadyExistsException") return accepted("UPDATE_IN_PROGRESS");
+      if (isRefusal(err)) return { kind: "refused", reason: `UpdateStack refused: ${message}` };
       throw wrapAwsError(err, `updating stack ${desired.stackName}`);
     }
     this.#noop.delete(desired.stackName);
-    return { kind: "inProgress", status: "UPDATE_IN_PROGRESS" };
+    return accepted("UPDATE_IN_PROGRESS");
   }
 
-  async #delete(observed: ObservedStack, fence: Fence | undefined): Promise<void> {
-    fence?.assertHeld();
+  /** One DeleteStack, by stack id, so a stack re-created under the same name meanwhile is never hit. */
+  async delete(observed: ObservedStack, fence: Fence): Promise<Accepted | Refused> {
+    fence.assertHeld();
     try {
-      // By id, so a stack re-created under the same name meanwhile is never hit.
       await this.#cfn.send(new DeleteStackCommand({ StackName: observed.stackId, ClientRequestToken: this.#token("delete", observed.hashTag ?? "0") }));
     } catch (err) {
-      if (isMissing(err)) return;
-      throw wrapAwsError(err, `deleting stack ${observed.stackId}`);
+      if (!isMissing(err)) throw wrapAwsError(err, `deleting stack ${observed.stackId}`);
+    }
+    return accepted("DELETE_IN_PROGRESS");
+  }
+
+  /**
+   * Moves the stack one step toward `desired` and says where it stands.
+   * Calls: DescribeStacks, DescribeStackEvents when the stack is in a failed
+   * state that matters, plus at most one of CreateStack, UpdateStack or DeleteStack.
+   */
+  async ensure(desired: DesiredStack, fence: Fence = UNFENCED): Promise<EnsureResult> {
+    const { observed, step } = await observeAndDecide(this, desired.stackName, desired, decideStack);
+    const outcome = await execute(this, step, fence);
+    switch (outcome.kind) {
+      case "ready":
+        return { kind: "ready", stackId: outcome.observed.stackId, outputs: outcome.observed.outputs };
+      case "inProgress":
+        return outcome;
+      case "failed":
+        return { ...outcome, status: observed?.status };
+      case "gone":
+        throw new Error(`decideStack answered "gone" for a desired stack ${desired.stackName}`);
+    }
+  }
+
+  /**
+   * Deletes the stack if it is managed. Calls: DescribeStacks, plus at most
+   * one DeleteStack, plus DescribeStackEvents when a delete failed.
+   */
+  async remove(stackName: string, fence: Fence = UNFENCED): Promise<RemoveResult> {
+    const { observed, step } = await observeAndDecide(this, stackName, undefined, decideStack);
+    const outcome = await execute(this, step, fence);
+    switch (outcome.kind) {
+      case "gone":
+      case "inProgress":
+        return outcome;
+      case "failed":
+        return { ...outcome, status: observed?.status };
+      case "ready":
+        throw new Error(`decideStack answered "ready" for an unwanted stack ${stackName}`);
     }
   }
 
@@ -285,7 +240,7 @@ export class StackProvider {
    * DescribeStackEvents page (newest first, 100 events) covers an operation
    * on a stack of this size.
    */
-  async #failure(observed: ObservedStack): Promise<{ reason: string; resource: string | undefined; hashPrefix: string | undefined }> {
+  async #failure(observed: Pick<ObservedStack, "stackId" | "status" | "statusReason">): Promise<StackFailure> {
     let events: StackEvent[];
     try {
       events = (await this.#cfn.send(new DescribeStackEventsCommand({ StackName: observed.stackId }))).StackEvents ?? [];
@@ -300,6 +255,8 @@ export class StackProvider {
   }
 }
 
+const accepted = (status: string): Accepted => ({ kind: "accepted", status });
+
 /**
  * Pure part of the failure reading, exported for tests. `events` are newest
  * first, as DescribeStackEvents returns them.
@@ -307,7 +264,7 @@ export class StackProvider {
 export function failureFromEvents(
   events: readonly StackEvent[],
   observed: Pick<ObservedStack, "stackId" | "status" | "statusReason">,
-): { reason: string; resource: string | undefined; hashPrefix: string | undefined } {
+): StackFailure {
   // The latest operation runs from the newest event back to the stack's own
   // CREATE/UPDATE/DELETE_IN_PROGRESS event that started it.
   const operation: StackEvent[] = [];
@@ -329,7 +286,7 @@ export function failureFromEvents(
     const resource = first.LogicalResourceId;
     return { reason: `${resource ?? "?"}: ${first.ResourceStatusReason ?? first.ResourceStatus ?? "failed"}`, resource, hashPrefix };
   }
-  return { reason: `stack is ${observed.status}${observed.statusReason !== undefined ? `: ${observed.statusReason}` : ""}`, resource: undefined, hashPrefix };
+  return { reason: statusFailure(observed), resource: undefined, hashPrefix };
 }
 
 function isStackEvent(event: StackEvent, stackId: string): boolean {

@@ -1,8 +1,10 @@
 import type { Fence, InfraPort, InfraRemoval, InfraState, PlannedCall, TenantInfra } from "../operator/ports.js";
 import { stackName } from "../tiers/naming.js";
-import { tenantStackOutputs, tenantStackTemplate } from "../tiers/stack-template.js";
+import { observeAndDecide, plannedCall } from "../reconciler/external.js";
+import { decideStack } from "../tiers/stack-decide.js";
+import { MIN_PRIORITY, tenantStackOutputs, tenantStackTemplate } from "../tiers/stack-template.js";
 import type { PriorityAllocator } from "./priority-allocator.js";
-import type { StackProvider } from "./stack-provider.js";
+import { STACK_CALLS, type StackProvider } from "./stack-provider.js";
 
 export interface TenantInfraSettings {
   readonly namePrefix: string;
@@ -64,27 +66,28 @@ export class CloudFormationTenantInfra implements InfraPort {
     return outputs && { ...outputs, stackId: observed.stackId };
   }
 
+  /**
+   * The same observe and decideStack that ensure/remove run, rendered instead
+   * of executed: plan lists exactly the stack call the controller would make.
+   */
   async preview(tenantId: string, tier: "advanced" | "premium" | undefined): Promise<readonly PlannedCall[]> {
     const name = stackName(this.#settings.namePrefix, tenantId);
-    const [observed, priority] = await Promise.all([this.#stacks.observe(name), this.#priorities.get(tenantId)]);
+    const priority = await this.#priorities.get(tenantId);
+    // Without a claimed priority the number ensure would claim is unknown
+    // here; the lowest one stands in. It only shapes the hash, which matters
+    // only for a stack that exists without a priority (ensure then claims one
+    // and updates the stack to it).
+    const desired = tier === undefined ? undefined : this.#template(tenantId, tier, priority ?? MIN_PRIORITY);
+    const { step } = await observeAndDecide(this.#stacks, name, desired, decideStack);
+    const stackCall = plannedCall(step, name, STACK_CALLS);
     const calls: PlannedCall[] = [];
     if (tier === undefined) {
-      if (observed !== undefined && observed.status !== "DELETE_COMPLETE" && !observed.status.endsWith("_IN_PROGRESS")) {
-        calls.push({ call: "cloudformation:DeleteStack", target: name, reason: "the tenant no longer needs its infrastructure stack" });
-      }
+      if (stackCall !== undefined) calls.push(stackCall);
       if (priority !== undefined) calls.push({ call: "dynamodb:TransactWriteItems", target: `priority ${priority}`, reason: "free the listener-rule priority once the stack is gone" });
       return calls;
     }
     if (priority === undefined) calls.push({ call: "dynamodb:TransactWriteItems", target: "priority", reason: "claim the lowest free listener-rule priority" });
-    if (observed === undefined) {
-      calls.push({ call: "cloudformation:CreateStack", target: name, reason: "the tenant's infrastructure stack does not exist" });
-    } else if (observed.status.endsWith("_IN_PROGRESS")) {
-      // Nothing to call while CloudFormation works; the controller waits.
-    } else if (["ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"].includes(observed.status)) {
-      calls.push({ call: "cloudformation:DeleteStack", target: name, reason: `${observed.status}: delete, then create again` });
-    } else if (priority !== undefined && observed.hashTag !== this.#template(tenantId, tier, priority).hash) {
-      calls.push({ call: "cloudformation:UpdateStack", target: name, reason: "template, parameters or tags changed" });
-    }
+    if (stackCall !== undefined) calls.push(stackCall);
     return calls;
   }
 

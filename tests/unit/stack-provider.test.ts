@@ -12,6 +12,8 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StackProvider, TEMPLATE_HASH_TAG, failureFromEvents, type DesiredStack } from "../../src/providers/stack-provider.js";
+import type { PriorityAllocator } from "../../src/providers/priority-allocator.js";
+import { CloudFormationTenantInfra } from "../../src/providers/tenant-infra.js";
 import { tenantStackTemplate } from "../../src/tiers/stack-template.js";
 
 const cfnMock = mockClient(CloudFormationClient);
@@ -383,5 +385,96 @@ describe("failureFromEvents", () => {
 
   it("falls back to the stack's own reason", () => {
     expect(failureFromEvents([], { stackId: STACK_ID, status: "DELETE_FAILED", statusReason: "something" })).toMatchObject({ reason: "stack is DELETE_FAILED: something", resource: undefined });
+  });
+});
+
+describe("tenantctl plan and the controller decide alike", () => {
+  /** Priority 3 is held, so the infra's template is `desired` exactly. */
+  const priorities = { get: async () => 3, allocate: async () => 3, release: async () => true } as unknown as PriorityAllocator;
+  const infra = () =>
+    new CloudFormationTenantInfra(provider(), priorities, { namePrefix: "saas", listenerArn: desired.parameters["ListenerArn"]!, vpcId: desired.parameters["VpcId"]! });
+  const held = { assertHeld() {} };
+  const failedOp = (operation: "create" | "update" | "delete") =>
+    events(
+      `${operation}-${desired.hash.slice(0, 16)}-x`,
+      [desired.stackName, STACK, `${operation.toUpperCase()}_IN_PROGRESS`, "User Initiated"],
+      ["TaskRole", "AWS::IAM::Role", `${operation.toUpperCase()}_FAILED`, "Policy document is malformed"],
+    );
+  const stackWrites = () =>
+    cfnMock
+      .calls()
+      .map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name.replace(/Command$/, ""))
+      .filter((name) => ["CreateStack", "UpdateStack", "DeleteStack"].includes(name))
+      .map((name) => `cloudformation:${name}`);
+
+  it.each([
+    { reason: "absent", arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()), tier: "advanced" as const, call: "cloudformation:CreateStack" },
+    { reason: "steady", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE")] }), tier: "advanced" as const, call: undefined },
+    { reason: "hash changed", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_COMPLETE", { hash: "old" })] }), tier: "advanced" as const, call: "cloudformation:UpdateStack" },
+    { reason: "busy", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS", { hash: "old" })] }), tier: "advanced" as const, call: undefined },
+    {
+      reason: "dead create",
+      arrange: () => {
+        cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("ROLLBACK_COMPLETE")] });
+        cfnMock.on(DescribeStackEventsCommand).resolves({ StackEvents: failedOp("create") });
+      },
+      tier: "advanced" as const,
+      call: "cloudformation:DeleteStack",
+    },
+    {
+      reason: "failed delete of a wanted stack",
+      arrange: () => {
+        cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("DELETE_FAILED")] });
+        cfnMock.on(DescribeStackEventsCommand).resolves({ StackEvents: failedOp("delete") });
+      },
+      tier: "advanced" as const,
+      call: "cloudformation:DeleteStack",
+    },
+    {
+      // The old preview listed an UpdateStack here that ensure never sent.
+      reason: "rolled back after our update for this hash",
+      arrange: () => {
+        cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_ROLLBACK_COMPLETE", { hash: "previous" })] });
+        cfnMock.on(DescribeStackEventsCommand).resolves({ StackEvents: failedOp("update") });
+      },
+      tier: "advanced" as const,
+      call: undefined,
+    },
+    {
+      reason: "stuck rollback",
+      arrange: () => {
+        cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_ROLLBACK_FAILED", { hash: "previous" })] });
+        cfnMock.on(DescribeStackEventsCommand).resolves({ StackEvents: failedOp("update") });
+      },
+      tier: "advanced" as const,
+      call: undefined,
+    },
+    { reason: "unmanaged", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE", { managed: false, hash: "old" })] }), tier: "advanced" as const, call: undefined },
+    { reason: "offboarded, stack complete", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE")] }), tier: undefined, call: "cloudformation:DeleteStack" },
+    { reason: "offboarded, stack busy", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS")] }), tier: undefined, call: undefined },
+    { reason: "offboarded, stack unmanaged", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE", { managed: false })] }), tier: undefined, call: undefined },
+    {
+      reason: "offboarded, delete failed",
+      arrange: () => {
+        cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("DELETE_FAILED")] });
+        cfnMock.on(DescribeStackEventsCommand).resolves({ StackEvents: failedOp("delete") });
+      },
+      tier: undefined,
+      call: "cloudformation:DeleteStack",
+    },
+    { reason: "offboarded, stack gone", arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()), tier: undefined, call: undefined },
+  ])("$reason: plan lists exactly the stack write the controller then makes", async ({ arrange, tier, call }) => {
+    arrange();
+    cfnMock.on(CreateStackCommand).resolves({ StackId: STACK_ID });
+    cfnMock.on(UpdateStackCommand).resolves({ StackId: STACK_ID });
+    cfnMock.on(DeleteStackCommand).resolves({});
+
+    const planned = (await infra().preview("acme", tier)).filter((c) => c.call.startsWith("cloudformation:"));
+    expect(stackWrites()).toEqual([]);
+    expect(planned.map((c) => c.call)).toEqual(call === undefined ? [] : [call]);
+    expect(planned.every((c) => c.target === desired.stackName && c.reason.length > 0)).toBe(true);
+
+    await (tier === undefined ? infra().remove("acme", held) : infra().ensure("acme", tier, held));
+    expect(stackWrites()).toEqual(planned.map((c) => c.call));
   });
 });

@@ -5,6 +5,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { ECSClient } from "@aws-sdk/client-ecs";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { HandlerExecutionContext, MiddlewareStack } from "@smithy/types";
 import type { Config } from "../config.js";
@@ -21,6 +22,7 @@ export interface AwsClients {
   readonly sqs: SQSClient;
   readonly ec2: EC2Client;
   readonly elbv2: ElasticLoadBalancingV2Client;
+  readonly s3: S3Client;
   /** Closes the clients' sockets; call on shutdown. */
   destroy(): void;
 }
@@ -58,6 +60,8 @@ export function createAwsClients(
     sqs: new SQSClient(base),
     ec2: new EC2Client(base),
     elbv2: new ElasticLoadBalancingV2Client(base),
+    // Path-style addressing with an endpoint override: a local endpoint has no per-bucket host names.
+    s3: new S3Client({ ...base, forcePathStyle: config.endpoint !== undefined }),
   };
   if (counter !== undefined) {
     for (const [service, client] of Object.entries(clients)) instrumentClient(client, service, counter);

@@ -7,9 +7,13 @@ import type { TenantStatus } from "../../src/tenants/status.js";
 import type { Action, ObservedState } from "../../src/tiers/model.js";
 import { desiredForTenant } from "../../src/tiers/desired.js";
 import { validateRecord } from "../../src/tenants/record.js";
+import { TenantRoutes } from "../../src/operator/tenant-routes.js";
+import { poolTables, siloTables } from "../../src/tiers/data-home.js";
+import { FakeClaims, FakeData, FakePriorities, FakeRoutes } from "../support/fake-ports.js";
 
 const settings = { namePrefix: "saas", poolCluster: "saas-pool", advancedCluster: "saas-advanced", subnets: ["subnet-1"], securityGroups: ["sg-1"] };
 const empty: ObservedState = { clusters: [], services: [], taskDefinitions: [] };
+const LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/alb/1/2";
 
 class FakeStore implements TenantStore {
   items = new Map<string, Record<string, unknown>>();
@@ -66,10 +70,16 @@ class FakeInfra implements InfraPort {
   state: InfraState = { kind: "ready", infra: INFRA };
   removal: InfraRemoval = { kind: "gone" };
   calls: string[] = [];
+  constructor(readonly data: FakeData) {}
   async ensure(tenantId: string, _tier: "advanced" | "premium", fence: Fence): Promise<InfraState> {
     fence.assertHeld();
     this.calls.push(`ensure ${tenantId}`);
+    // The stack makes the tenant's silo tables (and retains them when it goes).
+    if (this.state.kind === "ready") for (const t of Object.values(siloTables("saas", tenantId))) this.data.createTable(t);
     return this.state;
+  }
+  async ensurePool() {
+    return { kind: "ready" as const, infra: { ...INFRA, tenantAccessRoleArn: "arn:aws:iam::123456789012:role/access", stackId: "pool" } };
   }
   async remove(tenantId: string, fence: Fence): Promise<InfraRemoval> {
     fence.assertHeld();
@@ -95,15 +105,23 @@ function setup(leader = true) {
   const store = new FakeStore();
   const ecs = new FakeEcs();
   const events = new FakeEvents();
-  const infra = new FakeInfra();
+  const data = new FakeData();
+  for (const t of Object.values(poolTables("saas"))) data.createTable(t);
+  const infra = new FakeInfra(data);
+  const ruleApi = new FakeRoutes();
+  const claims = new FakeClaims();
   const fence: Fence & { leader: boolean } = {
     leader,
     assertHeld() {
       if (!this.leader) throw new LeaseLostError();
     },
   };
-  const r = new TenantReconciler({ store, ecs, infra, events, fence, catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), degradeAfterFailures: 3 });
-  return { store, ecs, events, fence, infra, r };
+  const routes = new TenantRoutes(ruleApi, new FakePriorities(), LISTENER);
+  const r = new TenantReconciler({
+    store, ecs, infra, events, fence, data, routes, claims, backupBucket: "backups", drainMs: 0,
+    catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), degradeAfterFailures: 3,
+  });
+  return { store, ecs, events, fence, infra, data, ruleApi, claims, r };
 }
 const signal = new AbortController().signal;
 

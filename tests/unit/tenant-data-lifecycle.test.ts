@@ -1,0 +1,427 @@
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { defaultCatalogue } from "../../src/apps/catalogue.js";
+import { LeaseLostError, type EventPublisher, type Fence, type InfraPort, type InfraRemoval, type InfraState, type RawTenantItem, type StatusEvent, type TenantDataPort, type TenantStore } from "../../src/operator/ports.js";
+import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
+import { TenantRoutes } from "../../src/operator/tenant-routes.js";
+import type { TenantStatus } from "../../src/tenants/status.js";
+import { poolTables, siloTables } from "../../src/tiers/data-home.js";
+import { ConvergingEcs, FakeClaims, FakeData, FakePriorities, FakeRoutes } from "../support/fake-ports.js";
+
+/**
+ * The tenant's data through its life, against in-memory ports that keep
+ * their promises: tier moves in every direction, crashes at every step,
+ * reversals, suspension, case-insensitive id clashes, offboarding exports.
+ */
+const settings = { namePrefix: "saas", poolCluster: "saas-pool", advancedCluster: "saas-advanced", subnets: ["subnet-1"], securityGroups: ["sg-1"] };
+const LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/alb/1/2";
+const POOL = poolTables("saas");
+const signal = new AbortController().signal;
+
+class Store implements TenantStore {
+  items = new Map<string, Record<string, unknown>>();
+  async *scan() {
+    yield [...this.items.values()];
+  }
+  async get(id: string): Promise<RawTenantItem | undefined> {
+    const item = this.items.get(id);
+    return item && structuredClone(item);
+  }
+  async writeStatus(id: string, status: TenantStatus, fence: Fence): Promise<boolean> {
+    fence.assertHeld();
+    const item = this.items.get(id);
+    if (!item) return false;
+    item["status"] = structuredClone(status);
+    return true;
+  }
+  status(id: string): TenantStatus {
+    return this.items.get(id)?.["status"] as TenantStatus;
+  }
+  edit(id: string, change: Record<string, unknown>): void {
+    this.items.set(id, { ...this.items.get(id), ...change });
+  }
+}
+
+/** Stacks that are ready at once and make the silo tables (retained when the stack goes). */
+class Infra implements InfraPort {
+  stacks = new Set<string>();
+  calls: string[] = [];
+  constructor(readonly data: FakeData) {}
+  async ensure(tenantId: string, _tier: "advanced" | "premium", fence: Fence): Promise<InfraState> {
+    fence.assertHeld();
+    if (!this.stacks.has(tenantId)) this.calls.push(`create stack ${tenantId}`);
+    this.stacks.add(tenantId);
+    for (const t of Object.values(siloTables("saas", tenantId))) this.data.createTable(t);
+    const arn = (k: string) => `arn:aws:iam::123456789012:role/${tenantId}-${k}`;
+    return {
+      kind: "ready",
+      infra: {
+        taskRoleArn: arn("task"),
+        executionRoleArn: arn("exec"),
+        ...{ ordersTableName: siloTables("saas", tenantId).orders, productsTableName: siloTables("saas", tenantId).products },
+        logGroupName: `/ecs/${tenantId}`,
+        targetGroupArn: `arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/${tenantId}/1`,
+        stackId: `stack/${tenantId}`,
+      },
+    };
+  }
+  async remove(tenantId: string, fence: Fence): Promise<InfraRemoval> {
+    fence.assertHeld();
+    if (this.stacks.delete(tenantId)) this.calls.push(`delete stack ${tenantId}`);
+    return { kind: "gone" };
+  }
+  async current() {
+    return undefined;
+  }
+  async preview() {
+    return [];
+  }
+  async ensurePool() {
+    return { kind: "inProgress" as const, status: "not used here" };
+  }
+}
+
+class Events implements EventPublisher {
+  sent: StatusEvent[] = [];
+  async publish(events: readonly StatusEvent[]) {
+    this.sent.push(...events);
+  }
+  types(tenantId: string): string[] {
+    return this.sent.filter((e) => e.detail.tenantId === tenantId && e.detailType !== "tenantStatusChanged").map((e) => e.detailType);
+  }
+}
+
+/** One account's worth of fakes; `controller()` is a fresh process over the same world (a restart). */
+function world() {
+  const store = new Store();
+  const data = new FakeData();
+  for (const t of Object.values(POOL)) data.createTable(t);
+  const ecs = new ConvergingEcs();
+  const infra = new Infra(data);
+  const rules = new FakeRoutes();
+  const priorities = new FakePriorities();
+  const claims = new FakeClaims();
+  const events = new Events();
+  const fence: Fence = { assertHeld() {} };
+  const controller = (dataPort: TenantDataPort = data, f: Fence = fence) =>
+    new TenantReconciler({
+      store, ecs, infra, events, fence: f, data: dataPort, claims, backupBucket: "backups", drainMs: 0,
+      routes: new TenantRoutes(rules, priorities, LISTENER),
+      catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), pollMs: 1, maxPollMs: 1,
+    });
+  return { store, data, ecs, infra, rules, priorities, claims, events, controller };
+}
+
+/** Reconciles until the key settles (done) or the budget runs out. */
+async function settle(r: TenantReconciler, key: string, max = 40): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    const result = await r.reconcile(key, signal);
+    if (result.kind === "done") return;
+    if (result.kind === "failed" && result.terminal) throw result.error;
+  }
+  throw new Error(`${key} did not settle in ${max} reconciles`);
+}
+
+const order = (tenantId: string, n: number, extra: Record<string, unknown> = {}) => ({ tenantId, orderId: `o-${n}`, total: n, ...extra });
+const product = (tenantId: string, n: number) => ({ tenantId, productId: `p-${n}`, name: `P${n}` });
+
+function seed(w: ReturnType<typeof world>, tables: { orders: string; products: string }, tenantId: string, n: number): void {
+  for (let i = 0; i < n; i++) {
+    w.data.write(tables.orders, order(tenantId, i));
+    w.data.write(tables.products, product(tenantId, i));
+  }
+}
+
+describe("tier moves", () => {
+  it("moves a basic tenant to advanced: items copied, never another tenant's, pool copy retired after the flip, provisionSuccess only at the end", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("acme", { tenantId: "acme", tier: "basic", tenantName: "Acme" });
+    await settle(r, "acme");
+    expect(w.store.status("acme")).toMatchObject({ phase: "Ready", tables: POOL });
+    expect(w.rules.of("acme")).toBeUndefined(); // the pool's catch-all serves it
+    seed(w, POOL, "acme", 30);
+    seed(w, POOL, "other", 5);
+
+    w.store.edit("acme", { tier: "advanced" });
+    const silo = siloTables("saas", "acme");
+    // First reconcile: silo provisioned, then the data steps run as far as they can.
+    await r.reconcile("acme", signal);
+    w.data.write(POOL.orders, order("acme", 100)); // written during the move, before the flip
+    await settle(r, "acme");
+
+    expect(w.data.items(silo.orders, "acme")).toHaveLength(31);
+    expect(w.data.items(silo.products, "acme")).toHaveLength(30);
+    expect(w.data.items(silo.orders, "other")).toEqual([]);
+    expect(w.data.items(POOL.orders, "acme")).toEqual([]); // retired
+    expect(w.data.items(POOL.orders, "other")).toHaveLength(5); // untouched
+    const status = w.store.status("acme");
+    expect(status).toMatchObject({ phase: "Ready", tables: silo, servingTier: "advanced" });
+    expect(status.migration).toBeUndefined();
+    expect(w.rules.of("acme")?.action).toEqual({ kind: "forward", targetGroupArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/acme/1" });
+    expect(w.events.types("acme")).toEqual(["sbt_aws_provisionSuccess", "sbt_aws_provisionSuccess"]);
+  });
+
+  it("moves an advanced tenant to basic: the silo stays serving until the flip, then its stack and retained tables go", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("globex", { tenantId: "globex", tier: "advanced", tenantName: "Globex" });
+    await settle(r, "globex");
+    const silo = siloTables("saas", "globex");
+    expect(w.store.status("globex")).toMatchObject({ phase: "Ready", tables: silo });
+    seed(w, silo, "globex", 40);
+    w.data.remove(silo.orders, order("globex", 3));
+
+    w.store.edit("globex", { tier: "basic" });
+    await settle(r, "globex");
+    expect(w.data.items(POOL.orders, "globex")).toHaveLength(39);
+    expect(w.data.items(POOL.products, "globex")).toHaveLength(40);
+    expect(w.data.tables.has(silo.orders)).toBe(false);
+    expect(w.infra.stacks.has("globex")).toBe(false);
+    expect(w.rules.of("globex")).toBeUndefined();
+    expect(w.store.status("globex")).toMatchObject({ phase: "Ready", tables: POOL, servingTier: "basic" });
+    // No silo service is left running.
+    expect([...w.ecs.services.keys()].filter((k) => k.includes("globex"))).toEqual([]);
+  });
+
+  it("moves between advanced and premium without copying anything", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("init", { tenantId: "init", tier: "advanced", tenantName: "Initech" });
+    await settle(r, "init");
+    seed(w, siloTables("saas", "init"), "init", 3);
+    w.data.calls.length = 0;
+    w.store.edit("init", { tier: "premium" });
+    await settle(r, "init");
+    expect(w.data.calls).toEqual([]);
+    expect(w.store.status("init")).toMatchObject({ phase: "Ready", servingTier: "premium" });
+    expect(w.store.status("init").migration).toBeUndefined();
+  });
+
+  it("carries a write in flight just after the flip into the new tables (drain)", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("late", { tenantId: "late", tier: "basic", tenantName: "Late" });
+    await settle(r, "late");
+    seed(w, POOL, "late", 2);
+    w.store.edit("late", { tier: "premium" });
+    // Run until the flip has happened, then let an old-route write land on the pool.
+    for (let i = 0; i < 20 && w.store.status("late").migration?.step !== "drain"; i++) await r.reconcile("late", signal);
+    // drainMs is 0 in this world, so the drain ends at its first look: still, that look applies the stream.
+    expect(w.store.status("late").migration?.step).toBe("drain");
+    w.data.write(POOL.orders, order("late", 77));
+    await settle(r, "late");
+    expect(w.data.items(siloTables("saas", "late").orders, "late").map((i) => i.orderId)).toContain("o-77");
+  });
+
+  it.each(["openCapture", "backfill", "catchUp", "digest", "purge"] as const)("survives a crash in %s: a restarted controller resumes and loses nothing", async (method) => {
+    const w = world();
+    w.store.items.set("crash", { tenantId: "crash", tier: "basic", tenantName: "Crash" });
+    await settle(w.controller(), "crash");
+    seed(w, POOL, "crash", 25);
+    w.store.edit("crash", { tier: "advanced" });
+    w.data.failNext = { method, error: Object.assign(new Error(`crash in ${method}`), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
+    const first = w.controller();
+    for (let i = 0; i < 5 && w.data.failNext !== undefined; i++) await first.reconcile("crash", signal);
+    expect(w.data.failNext).toBeUndefined(); // the crash happened
+    w.data.write(POOL.orders, order("crash", 500)); // the app keeps writing to the pool meanwhile
+    await settle(w.controller(), "crash"); // a new process over the same world
+    const silo = siloTables("saas", "crash");
+    expect(w.data.items(silo.orders, "crash")).toHaveLength(26);
+    expect(w.data.items(silo.products, "crash")).toHaveLength(25);
+    expect(w.data.items(POOL.orders, "crash")).toEqual([]);
+    expect(w.store.status("crash")).toMatchObject({ phase: "Ready", tables: silo });
+  });
+
+  it("a move reversed before its flip is aborted: the partial copy goes, the source never stopped serving", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("rev", { tenantId: "rev", tier: "advanced", tenantName: "Rev" });
+    await settle(r, "rev");
+    const silo = siloTables("saas", "rev");
+    seed(w, silo, "rev", 10);
+    w.store.edit("rev", { tier: "basic" });
+    // Stop after the backfill copied into the pool, before verify/flip.
+    w.data.failNext = { method: "catchUp", error: Object.assign(new Error("slow"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
+    await r.reconcile("rev", signal);
+    expect(w.store.status("rev").migration?.step).toBe("catchup");
+    expect(w.data.items(POOL.orders, "rev")).toHaveLength(10);
+
+    w.store.edit("rev", { tier: "premium" });
+    await settle(r, "rev");
+    expect(w.data.items(POOL.orders, "rev")).toEqual([]); // the partial copy is gone
+    expect(w.data.items(silo.orders, "rev")).toHaveLength(10); // the source kept everything
+    expect(w.store.status("rev")).toMatchObject({ phase: "Ready", tables: silo, servingTier: "premium" });
+    expect(w.store.status("rev").migration).toBeUndefined();
+  });
+
+  it("a move reversed after its flip drains, keeps its source, and moves the data back with nothing lost", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("back", { tenantId: "back", tier: "basic", tenantName: "Back" });
+    await settle(r, "back");
+    seed(w, POOL, "back", 8);
+    w.store.edit("back", { tier: "advanced" });
+    for (let i = 0; i < 20 && w.store.status("back").migration?.step !== "drain"; i++) await r.reconcile("back", signal);
+    const silo = siloTables("saas", "back");
+    w.data.write(silo.orders, order("back", 900)); // a write through the new route
+    w.data.remove(silo.orders, order("back", 0));
+    w.store.edit("back", { tier: "basic" });
+    await settle(r, "back");
+    const ids = w.data.items(POOL.orders, "back").map((i) => i.orderId).sort();
+    expect(ids).toContain("o-900");
+    expect(ids).not.toContain("o-0");
+    expect(ids).toHaveLength(8);
+    expect(w.store.status("back")).toMatchObject({ phase: "Ready", tables: POOL });
+    expect(w.data.tables.has(silo.orders)).toBe(false);
+  });
+
+  it("a failing step leaves the source serving and the tenant Degraded with the step named", async () => {
+    const w = world();
+    w.store.items.set("bad", { tenantId: "bad", tier: "basic", tenantName: "Bad" });
+    const r = w.controller();
+    await settle(r, "bad");
+    seed(w, POOL, "bad", 3);
+    w.store.edit("bad", { tier: "advanced" });
+    const failing: TenantDataPort = Object.assign(Object.create(w.data) as FakeData, {
+      backfill: async () => {
+        throw Object.assign(new Error("AccessDenied on the target"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 400 } });
+      },
+    });
+    const broken = w.controller(failing);
+    for (let i = 0; i < 3; i++) await broken.reconcile("bad", signal);
+    const status = w.store.status("bad");
+    expect(status.phase).toBe("Degraded");
+    expect(status.message).toContain("backfill");
+    expect(status.tables).toEqual(POOL); // still served from the pool
+    expect(w.rules.of("bad")).toBeUndefined();
+    expect(w.events.types("bad")).toContain("sbt_aws_provisionFailure");
+  });
+});
+
+describe("suspension", () => {
+  it("suspends a basic tenant with a deny rule (the pool keeps serving others) and resumes it", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("sb", { tenantId: "sb", tier: "basic", tenantName: "SB" });
+    await settle(r, "sb");
+    w.store.edit("sb", { suspended: true });
+    await settle(r, "sb");
+    expect(w.rules.of("sb")?.action).toEqual({ kind: "deny" });
+    expect(w.store.status("sb").phase).toBe("Suspended");
+    expect(w.events.types("sb")).toContain("sbt_aws_deactivateSuccess");
+    w.store.edit("sb", { suspended: false });
+    await settle(r, "sb");
+    expect(w.rules.of("sb")).toBeUndefined();
+    expect(w.store.status("sb").phase).toBe("Ready");
+    expect(w.events.types("sb").at(-1)).toBe("sbt_aws_activateSuccess");
+  });
+
+  it("suspends a silo tenant: routing blocked first, then services scaled to 0; stack and data kept; resume reverses it", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("ss", { tenantId: "ss", tier: "advanced", tenantName: "SS" });
+    await settle(r, "ss");
+    seed(w, siloTables("saas", "ss"), "ss", 4);
+    w.rules.calls.length = 0;
+    w.ecs.applied.length = 0;
+    w.store.edit("ss", { suspended: true });
+    await r.reconcile("ss", signal);
+    // The deny went in before any service was scaled down.
+    expect(w.rules.calls).toEqual(["update ss deny"]);
+    expect(w.ecs.applied.flat().filter((a) => a.kind === "updateService").every((a) => a.kind === "updateService" && a.desiredCount === 0)).toBe(true);
+    await settle(r, "ss");
+    expect(w.store.status("ss").phase).toBe("Suspended");
+    expect([...w.ecs.services.values()].filter((s) => s.name.includes("-ss-")).every((s) => s.desiredCount === 0)).toBe(true);
+    expect(w.infra.stacks.has("ss")).toBe(true);
+    expect(w.data.items(siloTables("saas", "ss").orders, "ss")).toHaveLength(4);
+
+    w.store.edit("ss", { suspended: false });
+    await r.reconcile("ss", signal);
+    // Services are back before the rule forwards again.
+    expect(w.rules.of("ss")?.action.kind).toBe("deny");
+    await settle(r, "ss");
+    expect(w.rules.of("ss")?.action.kind).toBe("forward");
+    expect(w.store.status("ss").phase).toBe("Ready");
+  });
+});
+
+describe("tenant ids equal ignoring case", () => {
+  it("refuses the second of Acme and acme with a clear message and gives it no rule", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("Acme", { tenantId: "Acme", tier: "advanced", tenantName: "Acme Corp" });
+    await settle(r, "Acme");
+    w.store.items.set("acme", { tenantId: "acme", tier: "advanced", tenantName: "acme ltd" });
+    const result = await r.reconcile("acme", signal);
+    expect(result.kind).toBe("requeueAfter");
+    const status = w.store.status("acme");
+    expect(status.phase).toBe("Failed");
+    expect(status.message).toContain('equals tenant "Acme" ignoring case');
+    expect(w.rules.of("acme")).toBeUndefined();
+    expect(w.infra.stacks.has("acme")).toBe(false);
+    expect(w.events.types("acme")).toEqual(["sbt_aws_provisionFailure"]);
+    expect(w.rules.of("Acme")?.action.kind).toBe("forward");
+  });
+});
+
+describe("offboarding", () => {
+  it.each(["basic", "premium"] as const)("exports a %s tenant's items before deleting them, names the export, and a restore brings them back", async (tier) => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("off", { tenantId: "off", tier, tenantName: "Off", tenantRegistrationId: "reg-off" });
+    await settle(r, "off");
+    const tables = tier === "basic" ? POOL : siloTables("saas", "off");
+    seed(w, tables, "off", 12);
+    seed(w, POOL, "stay", 2);
+    w.store.edit("off", { sbtaws_active: false });
+    await settle(r, "off");
+    const status = w.store.status("off");
+    expect(status.phase).toBe("Deprovisioned");
+    expect(status.backup).toMatchObject({ location: expect.stringMatching(/^s3:\/\/backups\/offboarded\/off\//), counts: { orders: 12, products: 12 } });
+    expect(w.data.items(POOL.orders, "off")).toEqual([]);
+    expect(w.data.tables.has(siloTables("saas", "off").orders)).toBe(false);
+    expect(w.data.items(POOL.orders, "stay")).toHaveLength(2);
+    expect(w.infra.stacks.has("off")).toBe(false);
+    expect(w.claims.holders.has("off")).toBe(false);
+    expect(w.priorities.taken.has("off")).toBe(false);
+    const done = w.events.sent.find((e) => e.detailType === "sbt_aws_deprovisionSuccess");
+    expect(done?.detail.backup?.location).toBe(status.backup?.location);
+    // Export strictly before deletion.
+    const exportAt = w.data.calls.findIndex((c) => c.startsWith("export"));
+    const firstDelete = w.data.calls.findIndex((c) => c.startsWith("purge") || c.startsWith("drop"));
+    expect(exportAt).toBeGreaterThanOrEqual(0);
+    expect(exportAt).toBeLessThan(firstDelete);
+
+    const url = new URL(status.backup?.location ?? "");
+    await w.data.restore("off", { bucket: url.host, prefix: url.pathname.slice(1) }, POOL);
+    expect(w.data.items(POOL.orders, "off")).toHaveLength(12);
+  });
+
+  it("never re-exports over a finished export after a crash in the deletion", async () => {
+    const w = world();
+    w.store.items.set("once", { tenantId: "once", tier: "basic", tenantName: "Once" });
+    await settle(w.controller(), "once");
+    seed(w, POOL, "once", 5);
+    w.store.edit("once", { sbtaws_active: false });
+    w.data.failNext = { method: "purge", error: Object.assign(new Error("crash"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
+    await w.controller().reconcile("once", signal);
+    await settle(w.controller(), "once");
+    expect(w.data.calls.filter((c) => c.startsWith("export"))).toHaveLength(1);
+    expect(w.store.status("once").backup?.counts).toEqual({ orders: 5, products: 5 });
+  });
+
+  it("writes nothing without the lease", async () => {
+    const w = world();
+    w.store.items.set("nl", { tenantId: "nl", tier: "basic", tenantName: "NL" });
+    const lost: Fence = {
+      assertHeld() {
+        throw new LeaseLostError();
+      },
+    };
+    const result = await w.controller(w.data, lost).reconcile("nl", signal);
+    expect(result.kind).toBe("failed");
+    expect(w.store.items.get("nl")?.["status"]).toBeUndefined();
+    expect(w.claims.holders.size).toBe(0);
+  });
+});

@@ -1,4 +1,4 @@
-import { CloudFormationClient, DescribeStackResourcesCommand } from "@aws-sdk/client-cloudformation";
+import { CloudFormationClient, DescribeStackResourcesCommand, GetTemplateCommand } from "@aws-sdk/client-cloudformation";
 import { DeleteRuleCommand, DeleteTargetGroupCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import type { Logger } from "pino";
 
@@ -6,9 +6,21 @@ import type { Logger } from "pino";
  * moto's DeleteStack leaves some of the stack's resources behind, listener
  * rules and target groups among them. On real AWS they go with the stack; in
  * the local cloud a leftover rule would keep its priority taken on the
- * listener, so the next tenant given that freed priority could never create
- * its stack. The local cloud deletes them as CloudFormation would. This is a
- * gap of the simulation, so it is mended here and never in product code.
+ * listener (the pool stack's catch-all holds 50000), and a leftover target
+ * group its name, so the stack could never be created again. The local cloud
+ * deletes them as CloudFormation would, sparing any the template retains
+ * (DeletionPolicy Retain, which moto itself honours for what it deletes).
+ * This is a gap of the simulation, so it is mended here and never in
+ * product code.
+ *
+ * Checked against moto 5.2.1 and needing no mending: DeletionPolicy Retain
+ * (moto skips such resources on DeleteStack; the tables of the tenant and
+ * pool stacks survive) and a table's StreamSpecification (DescribeTable shows
+ * the stream and its LatestStreamArn). Left as they are, since no product
+ * code depends on them: moto ignores UpdateReplacePolicy and
+ * PointInTimeRecoverySpecification, and GetRolePolicy returns a role's inline
+ * policies created through CloudFormation as a Python dict repr, not
+ * URL-encoded JSON.
  */
 const LEFTOVER_TYPES = ["AWS::ElasticLoadBalancingV2::ListenerRule", "AWS::ElasticLoadBalancingV2::TargetGroup"] as const;
 
@@ -29,8 +41,11 @@ export class CloudFormationGaps {
     let resources: { type: string; id: string }[] = [];
     try {
       const res = await this.#cfn.send(new DescribeStackResourcesCommand({ StackName: stackName }));
+      const retained = await this.#retained(stackName);
       resources = (res.StackResources ?? []).flatMap((r) =>
-        r.ResourceType && r.PhysicalResourceId && (LEFTOVER_TYPES as readonly string[]).includes(r.ResourceType) ? [{ type: r.ResourceType, id: r.PhysicalResourceId }] : [],
+        r.ResourceType && r.PhysicalResourceId && (LEFTOVER_TYPES as readonly string[]).includes(r.ResourceType) && !retained.has(r.LogicalResourceId ?? "")
+          ? [{ type: r.ResourceType, id: r.PhysicalResourceId }]
+          : [],
       );
     } catch {
       return async () => {}; // no such stack: nothing will be left behind
@@ -40,6 +55,12 @@ export class CloudFormationGaps {
       for (const r of resources.filter((x) => x.type === LEFTOVER_TYPES[0])) await this.#quietly(() => this.#elbv2.send(new DeleteRuleCommand({ RuleArn: r.id })), r.id);
       for (const r of resources.filter((x) => x.type === LEFTOVER_TYPES[1])) await this.#quietly(() => this.#elbv2.send(new DeleteTargetGroupCommand({ TargetGroupArn: r.id })), r.id);
     };
+  }
+
+  /** Logical ids the stack's template keeps on deletion. */
+  async #retained(stackName: string): Promise<Set<string>> {
+    const body = (await this.#cfn.send(new GetTemplateCommand({ StackName: stackName }))).TemplateBody ?? "";
+    return retainedLogicalIds(body);
   }
 
   close(): void {
@@ -55,6 +76,22 @@ export class CloudFormationGaps {
       /* already gone */
     }
   }
+}
+
+/** Logical ids with DeletionPolicy Retain in a JSON template; none for a template that is not JSON (this repo sends only JSON). */
+export function retainedLogicalIds(templateBody: string): Set<string> {
+  let resources: unknown;
+  try {
+    resources = (JSON.parse(templateBody) as { Resources?: unknown }).Resources;
+  } catch {
+    return new Set();
+  }
+  if (resources === null || typeof resources !== "object") return new Set();
+  return new Set(
+    Object.entries(resources as Record<string, unknown>).flatMap(([id, r]) =>
+      r !== null && typeof r === "object" && (r as Record<string, unknown>)["DeletionPolicy"] === "Retain" ? [id] : [],
+    ),
+  );
 }
 
 /** The StackName of a query-protocol DeleteStack request body. */

@@ -7,7 +7,7 @@ import {
   type TransactionCanceledException,
 } from "@aws-sdk/client-dynamodb";
 import type { Fence } from "../operator/ports.js";
-import { MAX_PRIORITY, MIN_PRIORITY } from "../tiers/stack-template.js";
+import { MAX_TENANT_PRIORITY, MIN_PRIORITY } from "../tiers/stack-template.js";
 import { errorName, sleep, wrapAwsError } from "./aws-errors.js";
 
 /**
@@ -38,7 +38,7 @@ import { errorName, sleep, wrapAwsError } from "./aws-errors.js";
 export interface PriorityAllocatorOptions {
   /** @default 1 */
   readonly min?: number;
-  /** @default 50000 (the ALB maximum) */
+  /** @default 49999: the ALB maximum, 50000, is the pool catch-all rule's (POOL_CATCH_ALL_PRIORITY) */
   readonly max?: number;
   /** How long the in-memory view of taken numbers is trusted. @default 60000 */
   readonly rescanAfterMs?: number;
@@ -78,7 +78,7 @@ export class PriorityAllocator {
     this.#client = client;
     this.#table = table;
     this.#min = options.min ?? MIN_PRIORITY;
-    this.#max = options.max ?? MAX_PRIORITY;
+    this.#max = options.max ?? MAX_TENANT_PRIORITY;
     this.#rescanAfterMs = options.rescanAfterMs ?? 60_000;
     this.#maxAttempts = options.maxAttempts ?? 64;
     this.#now = options.now ?? Date.now;

@@ -118,6 +118,30 @@ export function roleName(prefix: string, tenantId: string, purpose: "task" | "ex
   return `${prefix}-${readable(tenantId, budget, true)}-${tenantHash(tenantId)}-${purpose}`;
 }
 
+// The pool stack (src/tiers/pool-template.ts): one per deployment. Every
+// name below is the prefix plus a fixed word, so it cannot meet a tenant's:
+// tenant stacks, target groups and roles always end in a 12-character hash
+// (roles then "-task" or "-exec"), and none of these fixed words is one.
+
+/** The pool stack. Longest: 10 + 5 = 15. */
+export function poolStackName(prefix: string): string {
+  return `${prefix}-${POOL}`;
+}
+
+/** The pool's ALB target group. Longest: 15 of the 32 allowed. */
+export function poolTargetGroupName(prefix: string): string {
+  return `${prefix}-${POOL}`;
+}
+
+/**
+ * The pool's IAM roles: the pooled services' task and execution roles, and
+ * the tenant-access role the task role assumes with a tenant session tag.
+ * Longest: 10 + 6 + 13 = 29 of the 64 allowed.
+ */
+export function poolRoleName(prefix: string, purpose: "task" | "exec" | "tenant-access"): string {
+  return `${prefix}-${POOL}-${purpose}`;
+}
+
 /**
  * Hash of the exact tenant id (case and all), in lowercase base36 so that a
  * case-insensitive service still tells "Acme" from "acme".

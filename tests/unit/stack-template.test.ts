@@ -14,12 +14,10 @@ const base: TenantStackInput = {
   tenantId: UUID,
   tier: "advanced",
   namePrefix: "saas",
-  listenerArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas/abc/def",
   vpcId: "vpc-0123456789abcdef0",
-  priority: 7,
 };
 
-type Resource = { Type: string; Properties: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any -- template JSON is read loosely in assertions
+type Resource = { Type: string; DeletionPolicy?: string; UpdateReplacePolicy?: string; Properties: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any -- template JSON is read loosely in assertions
 function resources(input: TenantStackInput = base): Record<string, Resource> {
   return tenantStackTemplate(input).template["Resources"] as Record<string, Resource>;
 }
@@ -40,7 +38,6 @@ describe("tenantStackTemplate: contents", () => {
       TaskRole: "AWS::IAM::Role",
       ExecutionRole: "AWS::IAM::Role",
       TargetGroup: "AWS::ElasticLoadBalancingV2::TargetGroup",
-      ListenerRule: "AWS::ElasticLoadBalancingV2::ListenerRule",
     });
   });
 
@@ -61,6 +58,16 @@ describe("tenantStackTemplate: contents", () => {
     expect(p["BillingMode"]).toBe("PAY_PER_REQUEST");
     expect(p["ProvisionedThroughput"]).toBeUndefined();
     expect(p["PointInTimeRecoverySpecification"]).toEqual({ PointInTimeRecoveryEnabled: true });
+    // A tier move replays writes made during the copy from the stream, deletes included.
+    expect(p["StreamSpecification"]).toEqual({ StreamViewType: "NEW_AND_OLD_IMAGES" });
+    // No stack operation may drop the tenant's data: only the controller does, after exporting or copying it.
+    expect(resource(id).DeletionPolicy).toBe("Retain");
+    expect(resource(id).UpdateReplacePolicy).toBe("Retain");
+  });
+
+  it("log group: deleted with the stack, explicitly, so its name is free when the stack comes back", () => {
+    expect(resource("LogGroup").DeletionPolicy).toBe("Delete");
+    expect(resource("LogGroup").UpdateReplacePolicy).toBe("Delete");
   });
 
   it("task role: item actions on the two tables only, within the caller's own partition", () => {
@@ -109,23 +116,27 @@ describe("tenantStackTemplate: contents", () => {
     });
   });
 
-  it("listener rule: forwards requests whose tenantPath header is the tenant id, at the allocated priority", () => {
+  it("no listener rule: the controller manages each tenant's rule through the ELBv2 API", () => {
     const t = tenantStackTemplate(base);
-    expect(resource("ListenerRule").Properties).toEqual({
-      ListenerArn: { Ref: "ListenerArn" },
-      Priority: { Ref: "Priority" },
-      Conditions: [{ Field: "http-header", HttpHeaderConfig: { HttpHeaderName: "tenantPath", Values: [UUID] } }],
-      Actions: [{ Type: "forward", TargetGroupArn: { Ref: "TargetGroup" } }],
-    });
-    expect(t.parameters).toEqual({ ListenerArn: base.listenerArn, VpcId: base.vpcId, Priority: "7" });
+    expect(Object.values(resources()).map((r) => r.Type)).not.toContain("AWS::ElasticLoadBalancingV2::ListenerRule");
+    expect(t.parameters).toEqual({ VpcId: base.vpcId });
     expect(Object.keys(t.template["Parameters"] as object).sort()).toEqual(Object.keys(t.parameters).sort());
+    expect(t.templateBody).not.toMatch(/ListenerArn|Priority|ListenerRule/);
   });
 
   it("outputs everything task definitions and services need", () => {
     const outputs = tenantStackTemplate(base).template["Outputs"] as Record<string, unknown>;
     expect(Object.keys(outputs).sort()).toEqual([...STACK_OUTPUT_KEYS].sort());
     const values = Object.fromEntries(STACK_OUTPUT_KEYS.map((k) => [k, `v-${k}`]));
-    expect(tenantStackOutputs(values)).toMatchObject({ taskRoleArn: "v-TaskRoleArn", listenerRuleArn: "v-ListenerRuleArn" });
+    expect(tenantStackOutputs(values)).toEqual({
+      taskRoleArn: "v-TaskRoleArn",
+      executionRoleArn: "v-ExecutionRoleArn",
+      ordersTableName: "v-OrdersTableName",
+      productsTableName: "v-ProductsTableName",
+      logGroupName: "v-LogGroupName",
+      targetGroupArn: "v-TargetGroupArn",
+    });
+    expect(tenantStackOutputs({ ...values, TargetGroupArn: "" })).toBeUndefined();
     const { TargetGroupArn: _, ...missing } = values;
     expect(tenantStackOutputs(missing)).toBeUndefined();
   });
@@ -134,15 +145,12 @@ describe("tenantStackTemplate: contents", () => {
     const t = tenantStackTemplate(base);
     expect(t.tags).toEqual({ "managed-by": "ecs-tenant-operator", "tenant-id": UUID, tier: "advanced" });
     for (const [id, r] of Object.entries(resources())) {
-      if (r.Type === "AWS::ElasticLoadBalancingV2::ListenerRule") continue; // takes no Tags in CloudFormation
       expect(tagsOf(r), id).toMatchObject({ "managed-by": "ecs-tenant-operator", "tenant-id": UUID });
     }
   });
 
   it.each([
     { reason: "basic tenants have no stack", input: { ...base, tier: "basic" as never } },
-    { reason: "priority 0 is not a rule priority", input: { ...base, priority: 0 } },
-    { reason: "priority above the ALB maximum", input: { ...base, priority: 50_001 } },
     { reason: "retention CloudWatch does not accept", input: { ...base, logRetentionDays: 31 } },
   ])("refuses: $reason", ({ input }) => {
     expect(() => tenantStackTemplate(input)).toThrow(RangeError);
@@ -164,7 +172,7 @@ describe("tenantStackTemplate: tier change advanced <-> premium", () => {
 
 describe("tenantStackTemplate: hash", () => {
   it("is the same for the same inputs, whatever their key order", () => {
-    const reordered: TenantStackInput = { priority: 7, vpcId: base.vpcId, listenerArn: base.listenerArn, namePrefix: "saas", tier: "advanced", tenantId: UUID };
+    const reordered: TenantStackInput = { vpcId: base.vpcId, namePrefix: "saas", tier: "advanced", tenantId: UUID };
     expect(tenantStackTemplate(reordered).hash).toBe(tenantStackTemplate(base).hash);
     expect(tenantStackTemplate({ ...base, logRetentionDays: 30 }).hash).toBe(tenantStackTemplate(base).hash);
   });
@@ -173,9 +181,7 @@ describe("tenantStackTemplate: hash", () => {
     { reason: "tenant", change: { tenantId: "acme" } },
     { reason: "tier", change: { tier: "premium" as const } },
     { reason: "prefix", change: { namePrefix: "prod" } },
-    { reason: "listener", change: { listenerArn: `${base.listenerArn}x` } },
     { reason: "vpc", change: { vpcId: "vpc-0aaaaaaaaaaaaaaaa" } },
-    { reason: "priority", change: { priority: 8 } },
     { reason: "log retention", change: { logRetentionDays: 14 } },
   ])("changes with the $reason", ({ change }) => {
     expect(tenantStackTemplate({ ...base, ...change }).hash).not.toBe(tenantStackTemplate(base).hash);

@@ -9,8 +9,11 @@ import {
   type AttributeValue,
 } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { restoreCommand } from "../../src/cli/commands/restore.js";
 import { BackupError, DynamoTenantData } from "../../src/data/index.js";
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from "../../src/localcloud/index.js";
 import { LeaseLostError, SORT_KEYS, UnmanagedResourceError, type BackupLocation, type DataApp, type Fence, type TableSet } from "../../src/operator/ports.js";
@@ -325,6 +328,48 @@ describe("offboarding export and restore", () => {
     expect(await itemsOf(fresh.products, A)).toEqual([]);
 
     await expect(data.restore(A, at("nothing-here/"), fresh)).rejects.toThrow(/no export at s3:\/\/tenant-backups\/nothing-here\//);
+  });
+});
+
+describe("tenantctl restore", () => {
+  const run = async (args: string[]) => {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (c: Buffer) => (out += c.toString()));
+    stderr.on("data", (c: Buffer) => (err += c.toString()));
+    const code = await restoreCommand.run(args, { stdout, stderr, stdin: new PassThrough(), env: cloud.env });
+    return { code, out, err };
+  };
+  const putRecord = (item: Record<string, unknown>) =>
+    dynamodb.send(new PutItemCommand({ TableName: cloud.config.tenantsTable, Item: marshall(item) }));
+
+  it("loads an export into the tables named by the record's status.tables, idempotently, and says why when there are none", async () => {
+    const tables = await createTables();
+    await seed(tables.orders, Array.from({ length: 7 }, (_, i) => richItem("cli-t", "orders", i)));
+    await seed(tables.products, Array.from({ length: 3 }, (_, i) => richItem("cli-t", "products", i)));
+    await data.exportTenant("cli-t", tables, { bucket: BUCKET, prefix: "cli/cli-t/" }, held);
+
+    await putRecord({ tenantId: "cli-t", tier: "basic", tenantName: "T" });
+    const none = await run(["cli-t", "--from", `s3://${BUCKET}/cli/cli-t/`]);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/tenant\/cli-t has no status\.tables/);
+
+    const current = await createTables();
+    await putRecord({ tenantId: "cli-t", tier: "basic", tenantName: "T", status: { phase: "Ready", tables: current } });
+    for (let round = 0; round < 2; round++) {
+      const ok = await run(["cli-t", "--from", `s3://${BUCKET}/cli/cli-t`]);
+      expect(ok.err).toBe("");
+      expect(ok.code).toBe(0);
+      expect(ok.out).toMatch(new RegExp(`orders\\s+${current.orders}\\s+7`));
+      expect(ok.out).toMatch(new RegExp(`products\\s+${current.products}\\s+3`));
+      for (const app of ["orders", "products"] as const) expect(await data.digest("cli-t", current[app])).toEqual(await data.digest("cli-t", tables[app]));
+    }
+
+    const missing = await run(["cli-t", "--from", `s3://${BUCKET}/cli/elsewhere/`]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/no export at s3:\/\/tenant-backups\/cli\/elsewhere\//);
   });
 });
 

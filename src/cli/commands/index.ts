@@ -7,6 +7,7 @@ import { getCommand } from "./get.js";
 import { listCommand } from "./list.js";
 import { localCommand } from "./local.js";
 import { planCommand } from "./plan.js";
+import { restoreCommand } from "./restore.js";
 
 /** Every tenantctl subcommand, in the order `tenantctl --help` lists them. */
-export const commands: readonly Command[] = [applyCommand, getCommand, listCommand, deleteCommand, planCommand, eventsCommand, controllerCommand, localCommand];
+export const commands: readonly Command[] = [applyCommand, getCommand, listCommand, deleteCommand, restoreCommand, planCommand, eventsCommand, controllerCommand, localCommand];

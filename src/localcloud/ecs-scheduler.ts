@@ -80,6 +80,8 @@ export interface SchedulerSnapshot {
   readonly services: readonly (SimService & { readonly runningCount: number; readonly pendingCount: number })[];
   /** Calls received, by "service:Action" (e.g. "ecs:CreateService"), throttled and faulted ones included. */
   readonly calls: Readonly<Record<string, number>>;
+  /** DynamoDB calls that went to moto one at a time (dynamodb-serializer.ts), since the last count reset. */
+  readonly serializedDynamoDbCalls: number;
 }
 
 /** What tests, benchmarks and the local runner steer the scheduler with (also over HTTP under /_scheduler/). */
@@ -129,6 +131,7 @@ class LocalEcsScheduler implements EcsScheduler {
   /** Serialises writes to one service (or cluster), so two racing CreateService calls cannot both pass the check. */
   readonly #locks = new Map<string, Promise<void>>();
   readonly #dynamoDbWrites = new FifoMutex();
+  #serializedDynamoDbCalls = 0;
   readonly #simulate: boolean;
   readonly #log: Logger | undefined;
   readonly #server: Server;
@@ -223,6 +226,7 @@ class LocalEcsScheduler implements EcsScheduler {
       faults: this.#faults.rules(),
       services: Object.values(state.services).map((s) => ({ ...s, ...serviceCounts(s) })),
       calls: this.calls(),
+      serializedDynamoDbCalls: this.#serializedDynamoDbCalls,
     };
   }
 
@@ -236,6 +240,7 @@ class LocalEcsScheduler implements EcsScheduler {
 
   resetCalls(): void {
     this.#calls.clear();
+    this.#serializedDynamoDbCalls = 0;
   }
 
   async reset(options: { readonly moto?: boolean } = {}): Promise<void> {
@@ -247,7 +252,7 @@ class LocalEcsScheduler implements EcsScheduler {
     }
     this.#state = clearServices(this.#sync());
     this.#faults.setRules([]);
-    this.#calls.clear();
+    this.resetCalls();
     this.#throttle.reset();
   }
 
@@ -289,7 +294,9 @@ class LocalEcsScheduler implements EcsScheduler {
       unprocessed !== undefined && call.action === "BatchWriteItem" && input !== undefined
         ? this.#throttledBatchWrite(call, input, unprocessed)
         : forward(this.#moto, call);
-    return mustSerialize(call.action) ? this.#dynamoDbWrites.run(run) : run();
+    if (!mustSerialize(call.action)) return run();
+    this.#serializedDynamoDbCalls += 1;
+    return this.#dynamoDbWrites.run(run);
   }
 
   /** A throttled table writes part of a batch and hands the rest back; with nothing written it refuses the batch. */

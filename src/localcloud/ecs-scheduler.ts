@@ -44,6 +44,7 @@ import { EcsThrottle } from "./throttling.js";
  *   POST /_scheduler/speed      {"speed": 10}   simulated ms per real ms (0 freezes)
  *   POST /_scheduler/throttling {"enabled": true}
  *   POST /_scheduler/faults     [{"service":"ecs","action":"UpdateService","errorCode":"ServerException","count":2}]
+ *                               [{"service":"dynamodb","resource":"copy-dst","unprocessedFraction":0.5}] (a throttled table)
  *   POST /_scheduler/reset      {"moto": false} forget services, faults, counts (and moto's data with moto: true)
  */
 

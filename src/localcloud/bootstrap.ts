@@ -24,13 +24,15 @@ import {
   type ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { CreateEventBusCommand, DescribeEventBusCommand, type EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { CreateBucketCommand, HeadBucketCommand, type BucketLocationConstraint, type S3Client } from "@aws-sdk/client-s3";
 import type { AccountNames } from "../config.js";
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE } from "../tiers/model.js";
 
 /**
  * Creates in the local cloud what a real account would already have before the
  * controller runs: network, ALB and listener, the tenants table with its
- * stream, the lease table, the event bus and the two shared clusters. Safe to
+ * stream, the lease table, the event bus, the two shared clusters and, when
+ * named, the bucket tenant data is backed up to. Safe to
  * run again: everything is looked up first (network pieces by the tag
  * localcloud=ecs-tenant-operator), so a re-run reuses rather than duplicates.
  */
@@ -44,10 +46,15 @@ export interface BootstrapClients {
   readonly eventbridge: EventBridgeClient;
   readonly ecs: ECSClient;
   readonly elbv2: ElasticLoadBalancingV2Client;
+  /** Needed only for a backup bucket; path-style (forcePathStyle), as moto serves every bucket on one host. */
+  readonly s3?: S3Client;
 }
 
-/** What the bootstrap names: the same names the controller reads (loadAccountNames). */
-export type BootstrapNames = AccountNames;
+/** What the bootstrap names: the same names the controller reads (loadAccountNames), plus an optional backup bucket. */
+export type BootstrapNames = AccountNames & {
+  /** S3 bucket for tenant data backups; created when given. */
+  readonly backupBucket?: string;
+};
 
 export interface BootstrapResult {
   readonly vpcId: string;
@@ -64,6 +71,8 @@ export interface BootstrapResult {
   readonly eventBusName: string;
   readonly poolClusterArn: string;
   readonly advancedClusterArn: string;
+  /** Present when the names carried one. */
+  readonly backupBucket?: string;
 }
 
 const VPC_CIDR = "10.40.0.0/16";
@@ -71,12 +80,13 @@ const SUBNET_CIDRS = ["10.40.1.0/24", "10.40.2.0/24"] as const;
 
 export async function bootstrapAccount(clients: BootstrapClients, names: BootstrapNames): Promise<BootstrapResult> {
   const network = await step("network", () => ensureNetwork(clients.ec2, names));
-  const [alb, tenants, leaseTable, eventBusName, clusters] = await Promise.all([
+  const [alb, tenants, leaseTable, eventBusName, clusters, backupBucket] = await Promise.all([
     step("load balancer", () => ensureLoadBalancer(clients.elbv2, names, network)),
     step(`table ${names.tenantsTable}`, () => ensureTenantsTable(clients.dynamodb, names.tenantsTable)),
     step(`table ${names.leaseTable}`, () => ensureLeaseTable(clients.dynamodb, names.leaseTable)),
     step(`event bus ${names.eventBusName}`, () => ensureEventBus(clients.eventbridge, names.eventBusName)),
     step("clusters", () => ensureClusters(clients.ecs, [names.poolCluster, names.advancedCluster])),
+    names.backupBucket === undefined ? undefined : step(`bucket ${names.backupBucket}`, () => ensureBucket(clients.s3, names.backupBucket ?? "", names.region)),
   ]);
   return {
     ...network,
@@ -87,6 +97,7 @@ export async function bootstrapAccount(clients: BootstrapClients, names: Bootstr
     eventBusName,
     poolClusterArn: clusters.get(names.poolCluster) ?? "",
     advancedClusterArn: clusters.get(names.advancedCluster) ?? "",
+    ...(backupBucket !== undefined ? { backupBucket } : {}),
   };
 }
 
@@ -252,6 +263,30 @@ async function ensureEventBus(eventbridge: EventBridgeClient, name: string): Pro
     await eventbridge.send(new CreateEventBusCommand({ Name: name }));
   }
   return name;
+}
+
+async function ensureBucket(s3: S3Client | undefined, bucket: string, region: string): Promise<string> {
+  if (s3 === undefined) throw new Error("an S3 client (clients.s3) is needed to create a backup bucket");
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+    return bucket;
+  } catch (err) {
+    // HeadBucket has no body, so a missing bucket comes back as a bare 404 ("NotFound").
+    if (!isNamed(err, "NotFound", "NoSuchBucket")) throw err;
+  }
+  try {
+    // us-east-1 is the one region that refuses a LocationConstraint naming itself.
+    await s3.send(
+      new CreateBucketCommand({
+        Bucket: bucket,
+        ...(region === "us-east-1" ? {} : { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }),
+      }),
+    );
+  } catch (err) {
+    // Created by a concurrent bootstrap in between.
+    if (!isNamed(err, "BucketAlreadyOwnedByYou")) throw err;
+  }
+  return bucket;
 }
 
 /** CreateCluster only for missing or INACTIVE clusters; moto replaces an existing cluster and would drop its tags. */

@@ -20,8 +20,10 @@ import {
   type SimTiming,
 } from "./ecs-simulation.js";
 import { CloudFormationGaps, stackNameOf } from "./cloudformation-gaps.js";
-import { FaultInjector, type FaultRule } from "./faults.js";
-import { awsError, describeRequest, forward, jsonAnswer, readBody, send, withJsonBody, type AwsRequest, type HttpAnswer } from "./proxy.js";
+import { splitBatchWrite, tablesNamed, withUnprocessed } from "./dynamodb-requests.js";
+import { FifoMutex, isDynamoDbTarget, mustSerialize } from "./dynamodb-serializer.js";
+import { FaultInjector, type FaultHit, type FaultRule } from "./faults.js";
+import { awsError, describeRequest, forward, header, jsonAnswer, readBody, send, withJsonBody, type AwsRequest, type HttpAnswer } from "./proxy.js";
 import { EcsThrottle } from "./throttling.js";
 
 /**
@@ -31,12 +33,18 @@ import { EcsThrottle } from "./throttling.js";
  * throttles when asked, injects faults, counts calls, and offers a control API
  * under /_scheduler/. Tests, benchmarks and `npm start` use it; production never does.
  *
+ * DynamoDB writes go to moto one at a time (dynamodb-serializer.ts), in both
+ * modes: moto's conditional writes are not atomic otherwise. In "passthrough"
+ * mode that, faults, throttling and the counts are all it adds: ECS and
+ * CloudFormation reach moto untouched, for tests written against plain moto.
+ *
  * Control API (JSON), on the same port:
  *   GET  /_scheduler/state                      simulated time, speed, services, faults, call counts
  *   POST /_scheduler/advance    {"ms": 5000}    push simulated time forward
  *   POST /_scheduler/speed      {"speed": 10}   simulated ms per real ms (0 freezes)
  *   POST /_scheduler/throttling {"enabled": true}
  *   POST /_scheduler/faults     [{"service":"ecs","action":"UpdateService","errorCode":"ServerException","count":2}]
+ *                               [{"service":"dynamodb","resource":"copy-dst","unprocessedFraction":0.5}] (a throttled table)
  *   POST /_scheduler/reset      {"moto": false} forget services, faults, counts (and moto's data with moto: true)
  */
 
@@ -54,7 +62,15 @@ export interface EcsSchedulerOptions {
   readonly throttling?: boolean;
   readonly timing?: Partial<SimTiming>;
   readonly log?: Logger;
+  /**
+   * "simulate" models ECS services over simulated time and mends moto's
+   * CloudFormation gaps; "passthrough" leaves ECS and CloudFormation to moto.
+   * @default "simulate"
+   */
+  readonly mode?: SchedulerMode;
 }
+
+export type SchedulerMode = "simulate" | "passthrough";
 
 export interface SchedulerSnapshot {
   readonly now: number;
@@ -65,6 +81,8 @@ export interface SchedulerSnapshot {
   readonly services: readonly (SimService & { readonly runningCount: number; readonly pendingCount: number })[];
   /** Calls received, by "service:Action" (e.g. "ecs:CreateService"), throttled and faulted ones included. */
   readonly calls: Readonly<Record<string, number>>;
+  /** DynamoDB calls that went to moto one at a time (dynamodb-serializer.ts), since the last count reset. */
+  readonly serializedDynamoDbCalls: number;
 }
 
 /** What tests, benchmarks and the local runner steer the scheduler with (also over HTTP under /_scheduler/). */
@@ -113,6 +131,9 @@ class LocalEcsScheduler implements EcsScheduler {
   readonly #crashloopByTaskDef = new Map<string, boolean>();
   /** Serialises writes to one service (or cluster), so two racing CreateService calls cannot both pass the check. */
   readonly #locks = new Map<string, Promise<void>>();
+  readonly #dynamoDbWrites = new FifoMutex();
+  #serializedDynamoDbCalls = 0;
+  readonly #simulate: boolean;
   readonly #log: Logger | undefined;
   readonly #server: Server;
   #state: SimState;
@@ -128,6 +149,7 @@ class LocalEcsScheduler implements EcsScheduler {
     this.#timing = options.timing ?? {};
     this.#state = initialState(this.#clock.now(), this.#timing);
     this.#throttling = options.throttling ?? false;
+    this.#simulate = (options.mode ?? "simulate") === "simulate";
     this.#log = options.log;
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
@@ -205,6 +227,7 @@ class LocalEcsScheduler implements EcsScheduler {
       faults: this.#faults.rules(),
       services: Object.values(state.services).map((s) => ({ ...s, ...serviceCounts(s) })),
       calls: this.calls(),
+      serializedDynamoDbCalls: this.#serializedDynamoDbCalls,
     };
   }
 
@@ -218,6 +241,7 @@ class LocalEcsScheduler implements EcsScheduler {
 
   resetCalls(): void {
     this.#calls.clear();
+    this.#serializedDynamoDbCalls = 0;
   }
 
   async reset(options: { readonly moto?: boolean } = {}): Promise<void> {
@@ -229,7 +253,7 @@ class LocalEcsScheduler implements EcsScheduler {
     }
     this.#state = clearServices(this.#sync());
     this.#faults.setRules([]);
-    this.#calls.clear();
+    this.resetCalls();
     this.#throttle.reset();
   }
 
@@ -243,13 +267,15 @@ class LocalEcsScheduler implements EcsScheduler {
     const call = describeRequest(req.method ?? "GET", url, req.headers, body);
     const key = `${call.service}:${call.action}`;
     this.#calls.set(key, (this.#calls.get(key) ?? 0) + 1);
-    const isEcs = call.protocol === "json" && (req.headers["x-amz-target"] ?? "").toString().startsWith(`${ECS_TARGET}.`);
+    const target = header(req.headers, "x-amz-target");
+    const isEcs = call.protocol === "json" && (target ?? "").startsWith(`${ECS_TARGET}.`);
+    const dynamoDbInput = call.service === "dynamodb" && call.protocol === "json" ? parseJson(call.body) : undefined;
 
     if (isEcs && this.#throttling && !this.#throttle.take(call.action)) {
       this.#log?.debug({ action: call.action }, "throttled");
       return send(res, awsError(call, "ThrottlingException", "Rate exceeded"));
     }
-    const fault = this.#faults.hit(call.service, call.action);
+    const fault = this.#faults.hit(call.service, call.action, dynamoDbInput === undefined ? [] : tablesNamed(dynamoDbInput));
     if (fault !== undefined) {
       if (fault.latencyMs > 0) await sleep(fault.latencyMs);
       if (fault.error !== undefined) {
@@ -257,8 +283,42 @@ class LocalEcsScheduler implements EcsScheduler {
         return send(res, awsError(call, fault.error.code, fault.error.message, fault.error.status));
       }
     }
+    if (isDynamoDbTarget(target)) return send(res, await this.#dynamoDb(call, dynamoDbInput, fault?.unprocessed));
+    if (!this.#simulate) return send(res, await forward(this.#moto, call));
     if (call.service === "cloudformation" && call.action === "DeleteStack") return send(res, await this.#deleteStack(call));
     send(res, isEcs ? await this.#ecs(call) : await forward(this.#moto, call));
+  }
+
+  /** Writes one at a time (see dynamodb-serializer.ts); reads straight through. */
+  #dynamoDb(call: AwsRequest, input: Record<string, unknown> | undefined, unprocessed: FaultHit["unprocessed"]): Promise<HttpAnswer> {
+    const run = () =>
+      unprocessed !== undefined && call.action === "BatchWriteItem" && input !== undefined
+        ? this.#throttledBatchWrite(call, input, unprocessed)
+        : forward(this.#moto, call);
+    if (!mustSerialize(call.action)) return run();
+    this.#serializedDynamoDbCalls += 1;
+    return this.#dynamoDbWrites.run(run);
+  }
+
+  /** A throttled table writes part of a batch and hands the rest back; with nothing written it refuses the batch. */
+  async #throttledBatchWrite(
+    call: AwsRequest,
+    input: Record<string, unknown>,
+    unprocessed: NonNullable<FaultHit["unprocessed"]>,
+  ): Promise<HttpAnswer> {
+    const split = splitBatchWrite(input, unprocessed.fraction, (table) => unprocessed.resource === undefined || table === unprocessed.resource);
+    if (split.forward === undefined) {
+      return awsError(
+        call,
+        "ProvisionedThroughputExceededException",
+        "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+      );
+    }
+    if (Object.keys(split.unprocessed).length === 0) return forward(this.#moto, call);
+    this.#log?.debug({ unprocessed: Object.fromEntries(Object.entries(split.unprocessed).map(([t, w]) => [t, w.length])) }, "batch write partly throttled");
+    const answer = await forward(this.#moto, { ...call, body: Buffer.from(JSON.stringify(split.forward)) });
+    const parsed = okJson(answer);
+    return parsed === undefined ? answer : withJsonBody(answer, withUnprocessed(parsed, split.unprocessed));
   }
 
   async #deleteStack(call: AwsRequest): Promise<HttpAnswer> {
@@ -562,6 +622,14 @@ class LocalEcsScheduler implements EcsScheduler {
     } catch (err) {
       return jsonAnswer(400, { error: err instanceof Error ? err.message : String(err) });
     }
+  }
+}
+
+function parseJson(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    return asRecord(JSON.parse(body.toString("utf8") || "{}"));
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,20 +3,23 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { ECSClient } from "@aws-sdk/client-ecs";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "pino";
 import type { BootstrapClients } from "./bootstrap.js";
-import { startEcsScheduler, type SchedulerControl } from "./ecs-scheduler.js";
+import { startEcsScheduler, type SchedulerControl, type SchedulerMode } from "./ecs-scheduler.js";
 import type { SimTiming } from "./ecs-simulation.js";
 import { startMotoProcess } from "./moto-process.js";
 
 /**
  * The local cloud: moto on a free loopback port behind the local ECS
  * scheduler, which serves every AWS API on one endpoint (127.0.0.1:4566 by
- * default). Used by `npm start`, integration tests and benchmarks.
+ * default). Used by `npm start`, integration tests and benchmarks. DynamoDB
+ * writes are serialized there, so conditions hold as in DynamoDB
+ * (dynamodb-serializer.ts); S3 clients need forcePathStyle.
  */
 
 export { bootstrapAccount, type BootstrapClients, type BootstrapNames, type BootstrapResult } from "./bootstrap.js";
-export type { SchedulerControl, SchedulerSnapshot } from "./ecs-scheduler.js";
+export type { SchedulerControl, SchedulerMode, SchedulerSnapshot } from "./ecs-scheduler.js";
 export type { FaultRule } from "./faults.js";
 export type { SimTiming } from "./ecs-simulation.js";
 export { MotoNotFoundError, MOTO_NOT_FOUND } from "./moto-process.js";
@@ -32,6 +35,8 @@ export interface LocalCloudOptions {
   readonly log?: Logger;
   /** @default env MOTO_SERVER_BIN, else "moto_server" */
   readonly motoBin?: string;
+  /** "passthrough" leaves ECS and CloudFormation to plain moto (DynamoDB is serialized either way). @default "simulate" */
+  readonly mode?: SchedulerMode;
 }
 
 export interface LocalCloud {
@@ -60,6 +65,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       motoEndpoint: moto.endpoint,
       port: options.port ?? 4566,
       throttling: options.throttling ?? false,
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
       ...(options.speed !== undefined ? { speed: options.speed } : {}),
       ...(options.timing !== undefined ? { timing: options.timing } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),
@@ -81,8 +87,11 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
   };
 }
 
+/** The bootstrap's clients, S3 included. */
+export type LocalAwsClients = BootstrapClients & { readonly s3: S3Client };
+
 /** SDK clients for the bootstrap (and anything else) pointed at a local endpoint with throwaway credentials. */
-export function localAwsClients(endpoint: string, region = LOCAL_REGION): BootstrapClients {
+export function localAwsClients(endpoint: string, region = LOCAL_REGION): LocalAwsClients {
   const config = { endpoint, region, credentials: LOCAL_CREDENTIALS };
   return {
     ec2: new EC2Client(config),
@@ -90,6 +99,8 @@ export function localAwsClients(endpoint: string, region = LOCAL_REGION): Bootst
     eventbridge: new EventBridgeClient(config),
     ecs: new ECSClient(config),
     elbv2: new ElasticLoadBalancingV2Client(config),
+    // moto answers on one host, so the bucket goes in the path, not the host name.
+    s3: new S3Client({ ...config, forcePathStyle: true }),
   };
 }
 

@@ -23,13 +23,19 @@ export interface AwsRequest {
 }
 
 export interface HttpAnswer {
+  /** The request's method; a HEAD answer keeps moto's content-length (the size of what a GET would return). */
+  readonly method?: string;
   readonly status: number;
   readonly headers: Readonly<Record<string, string | readonly string[]>>;
   readonly body: Buffer;
 }
 
-/** Hop-by-hop headers belong to one connection and must not be passed on. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "content-length"]);
+/**
+ * Hop-by-hop headers belong to one connection and must not be passed on;
+ * content-length is set afresh from the buffered body, and Expect is moot
+ * once the whole body has been read.
+ */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "content-length", "expect"]);
 
 /** Fallback when a request is not signed: the X-Amz-Target prefixes of the JSON services the operator uses. */
 const TARGET_PREFIX_SERVICE: Readonly<Record<string, string>> = {
@@ -93,7 +99,9 @@ export function forward(upstream: { readonly host: string; readonly port: number
         for (const [name, value] of Object.entries(res.headers)) {
           if (value !== undefined && !HOP_BY_HOP.has(name)) answerHeaders[name] = value;
         }
-        resolve({ status: res.statusCode ?? 502, headers: answerHeaders, body: Buffer.concat(chunks) });
+        const length = res.headers["content-length"];
+        if (req.method === "HEAD" && length !== undefined) answerHeaders["content-length"] = length;
+        resolve({ method: req.method, status: res.statusCode ?? 502, headers: answerHeaders, body: Buffer.concat(chunks) });
       });
     });
     out.on("error", (err) => reject(new Error(`moto at ${upstream.host}:${upstream.port} did not answer ${req.service}:${req.action}: ${err.message}`)));
@@ -102,7 +110,9 @@ export function forward(upstream: { readonly host: string; readonly port: number
 }
 
 export function send(res: ServerResponse, answer: HttpAnswer): void {
-  res.writeHead(answer.status, { ...answer.headers, "content-length": String(answer.body.length) });
+  const upstreamLength = answer.headers["content-length"];
+  const length = answer.method === "HEAD" && upstreamLength !== undefined ? String(upstreamLength) : String(answer.body.length);
+  res.writeHead(answer.status, { ...answer.headers, "content-length": length });
   res.end(answer.body);
 }
 
@@ -112,7 +122,9 @@ export function jsonAnswer(status: number, value: unknown, contentType = "applic
 
 /** A JSON answer that keeps moto's headers (request id, content type) but carries a rewritten body. */
 export function withJsonBody(answer: HttpAnswer, value: unknown): HttpAnswer {
-  return { ...answer, body: Buffer.from(JSON.stringify(value)) };
+  // A checksum of moto's body (DynamoDB's x-amz-crc32) would not match the new one.
+  const { "x-amz-crc32": _stale, ...headers } = answer.headers;
+  return { ...answer, headers, body: Buffer.from(JSON.stringify(value)) };
 }
 
 /** An error in the shape the SDK expects for the request's protocol, so it is parsed to the right exception class. */

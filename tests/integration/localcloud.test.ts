@@ -20,6 +20,16 @@ import {
   UpdateServiceCommand,
   type Service,
 } from "@aws-sdk/client-ecs";
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bootstrapAccount, LOCAL_CREDENTIALS, MotoNotFoundError, startLocalCloud } from "../../src/localcloud/index.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
@@ -263,6 +273,55 @@ describe("bootstrap", () => {
     const tenants = await cloud.clients.dynamodb.send(new DescribeTableCommand({ TableName: "alt-tenants" }));
     expect(tenants.Table?.StreamSpecification).toEqual({ StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" });
     expect(first.poolClusterArn).toMatch(/cluster\/alt-pool$/);
+  });
+});
+
+describe("S3 through the local cloud", () => {
+  it("creates a bucket, puts, heads, gets, lists and deletes objects (path-style)", async () => {
+    const s3 = cloud.clients.s3;
+    await s3.send(new CreateBucketCommand({ Bucket: "s3-probe" }));
+    const big = Buffer.alloc(3 * 1024 * 1024, 7);
+    await s3.send(new PutObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/part-0001.json", Body: '{"n":1}', ContentType: "application/json" }));
+    await s3.send(new PutObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/big.bin", Body: big }));
+    await s3.send(new PutObjectCommand({ Bucket: "s3-probe", Key: "tenants/t2/part-0001.json", Body: "{}" }));
+
+    const got = await s3.send(new GetObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/part-0001.json" }));
+    expect(await got.Body?.transformToString()).toBe('{"n":1}');
+    expect(got.ContentType).toBe("application/json");
+    const gotBig = await s3.send(new GetObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/big.bin" }));
+    expect(Buffer.from((await gotBig.Body?.transformToByteArray()) ?? []).equals(big)).toBe(true);
+    // A HEAD answer has no body, yet must say how large the object is.
+    expect((await s3.send(new HeadObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/big.bin" }))).ContentLength).toBe(big.length);
+
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: "s3-probe", Prefix: "tenants/t1/" }));
+    expect(listed.Contents?.map((o) => o.Key)).toEqual(["tenants/t1/big.bin", "tenants/t1/part-0001.json"]);
+
+    await s3.send(new DeleteObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/part-0001.json" }));
+    const after = await s3.send(new ListObjectsV2Command({ Bucket: "s3-probe", Prefix: "tenants/" }));
+    expect(after.Contents?.map((o) => o.Key)).toEqual(["tenants/t1/big.bin", "tenants/t2/part-0001.json"]);
+    const missing = await errorOf(s3.send(new GetObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/part-0001.json" })));
+    expect(missing.name).toBe("NoSuchKey");
+  });
+
+  it("the bootstrap creates the backup bucket when named, idempotently, and only then", async () => {
+    expect(cloud.account.backupBucket).toBeUndefined();
+    const names = { ...cloud.config, backupBucket: "tenant-backups" };
+    const first = await bootstrapAccount(cloud.clients, names);
+    expect(first).toEqual({ ...cloud.account, backupBucket: "tenant-backups" });
+    await cloud.clients.s3.send(new PutObjectCommand({ Bucket: "tenant-backups", Key: "keep.json", Body: "{}" }));
+    expect(await bootstrapAccount(cloud.clients, names)).toEqual(first);
+    await expect(cloud.clients.s3.send(new HeadBucketCommand({ Bucket: "tenant-backups" }))).resolves.toBeDefined();
+    const buckets = (await cloud.clients.s3.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name) ?? [];
+    expect(buckets.filter((b) => b === "tenant-backups")).toHaveLength(1);
+    // A re-run keeps what the bucket holds.
+    const kept = await cloud.clients.s3.send(new ListObjectsV2Command({ Bucket: "tenant-backups" }));
+    expect(kept.Contents?.map((o) => o.Key)).toEqual(["keep.json"]);
+  });
+
+  it("a bootstrap asked for a bucket without an S3 client says so", async () => {
+    const { s3: _s3, ...withoutS3 } = cloud.clients;
+    const err = await errorOf(bootstrapAccount(withoutS3, { ...cloud.config, backupBucket: "no-client" }));
+    expect(err.message).toMatch(/bucket no-client: an S3 client/);
   });
 });
 

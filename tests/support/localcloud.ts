@@ -4,8 +4,8 @@ import {
   localAwsClients,
   localAwsEnv,
   startLocalCloud,
-  type BootstrapClients,
   type BootstrapResult,
+  type LocalAwsClients,
   type SchedulerControl,
 } from "../../src/localcloud/index.js";
 import type { SimTiming } from "../../src/localcloud/ecs-simulation.js";
@@ -27,7 +27,7 @@ export interface TestCloud {
   readonly env: Readonly<Record<string, string>>;
   readonly config: Config;
   readonly account: BootstrapResult;
-  readonly clients: BootstrapClients;
+  readonly clients: LocalAwsClients;
   readonly control: SchedulerControl;
   stop(): Promise<void>;
 }
@@ -40,6 +40,8 @@ export interface TestCloudOptions {
   readonly timing?: Partial<SimTiming>;
   /** Extra environment for the Config (TENANTS_TABLE, NAME_PREFIX, EVENT_BUS_NAME...). */
   readonly env?: Readonly<Record<string, string>>;
+  /** An S3 bucket for tenant data backups, created by the bootstrap (account.backupBucket). */
+  readonly backupBucket?: string;
 }
 
 export async function startTestCloud(options: TestCloudOptions = {}): Promise<TestCloud> {
@@ -54,7 +56,7 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
     // The names come from the Config; the network ids it requires do not exist yet.
     const names = loadAccountNames(baseEnv);
     const clients = localAwsClients(cloud.endpoint, names.region);
-    const account = await bootstrapAccount(clients, names);
+    const account = await bootstrapAccount(clients, { ...names, ...(options.backupBucket !== undefined ? { backupBucket: options.backupBucket } : {}) });
     const env = { ...baseEnv, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(","), LISTENER_ARN: account.listenerArn, VPC_ID: account.vpcId };
     cloud.scheduler.resetCalls();
     return {

@@ -1,0 +1,59 @@
+/**
+ * Makes moto's DynamoDB as atomic as the real one.
+ *
+ * DynamoDB evaluates a ConditionExpression and applies the write as one step,
+ * and isolates transactions from each other. moto_server handles requests on
+ * several threads and does neither: two conditional UpdateItems on one key can
+ * both read the old item, both pass their condition and both write (8 racers
+ * had more than one winner in 2 of 30 trials), and a cancelled
+ * TransactWriteItems restores a copy of the table taken when it began, undoing
+ * writes made meanwhile. Leases, priority allocation and every other
+ * optimistic-concurrency scheme built on conditions break under that.
+ *
+ * So the local cloud sends every DynamoDB call that changes data or tables,
+ * and TransactGetItems (which promises a snapshot across items), to moto one
+ * at a time, in arrival order. Plain reads (GetItem, Query, Scan, Describe*...)
+ * and DynamoDB Streams stay concurrent: they change nothing, and DynamoDB
+ * itself gives a single read no stronger promise than "committed data".
+ * Unknown actions are serialized, the safe side for whatever DynamoDB adds.
+ */
+
+/** The X-Amz-Target prefix of DynamoDB's table and item API (Streams use DynamoDBStreams_20120810). */
+export const DYNAMODB_TARGET = "DynamoDB_20120810";
+
+const CONCURRENT_READS = /^(GetItem|BatchGetItem|Query|Scan|Describe\w*|List\w*|GetResourcePolicy)$/;
+
+/** Whether a DynamoDB action (of the DynamoDB_20120810 API) must run alone. */
+export function mustSerialize(action: string): boolean {
+  return !CONCURRENT_READS.test(action);
+}
+
+/** Whether a request is DynamoDB's table and item API, judged by its X-Amz-Target. */
+export function isDynamoDbTarget(target: string | undefined): boolean {
+  return target !== undefined && target.startsWith(`${DYNAMODB_TARGET}.`);
+}
+
+/** A first-in, first-out mutex: run() calls execute one at a time, in the order they were made. */
+export class FifoMutex {
+  #tail: Promise<void> = Promise.resolve();
+  #waiting = 0;
+
+  /** Calls queued or running. */
+  get pending(): number {
+    return this.#waiting;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.#tail;
+    let release = () => {};
+    this.#tail = new Promise<void>((resolve) => (release = resolve));
+    this.#waiting += 1;
+    try {
+      await previous;
+      return await fn();
+    } finally {
+      this.#waiting -= 1;
+      release();
+    }
+  }
+}

@@ -1,6 +1,8 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
-import type { S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { errorName, httpStatusOf, wrapAwsError } from "../providers/aws-errors.js";
+import { manifestKey } from "./location.js";
 import type {
   BackupLocation,
   BackupManifest,
@@ -83,6 +85,16 @@ export class DynamoTenantData implements TenantDataPort {
 
   exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence): Promise<BackupManifest> {
     return exportTenant(this.#dynamodb, this.#s3, tenantId, tables, to, fence, this.#export);
+  }
+
+  async exportExists(at: BackupLocation): Promise<boolean> {
+    try {
+      await this.#s3.send(new HeadObjectCommand({ Bucket: at.bucket, Key: manifestKey(at) }));
+      return true;
+    } catch (err) {
+      if (errorName(err) === "NotFound" || errorName(err) === "NoSuchKey" || httpStatusOf(err) === 404) return false;
+      throw wrapAwsError(err, `looking for an export's manifest at s3://${at.bucket}/${manifestKey(at)}`);
+    }
   }
 
   restore(tenantId: string, from: BackupLocation, tables: TableSet): Promise<Readonly<Record<DataApp, number>>> {

@@ -1,4 +1,5 @@
 import { LeaseLostError, UnmanagedResourceError } from "./ports.js";
+import { TierMoveStepError } from "./tier-move-runner.js";
 
 /**
  * Sorting errors into those that go away by waiting (retry with backoff) and
@@ -26,6 +27,8 @@ const RETRYABLE_NAMES = new Set([
 const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_SOCKET"]);
 
 export function isRetryable(err: unknown): boolean {
+  // Wrappers that add context (a tier move's step) are judged by what they wrap.
+  if (err instanceof TierMoveStepError) return isRetryable(err.cause);
   if (err instanceof LeaseLostError) return true;
   if (err instanceof UnmanagedResourceError) return false;
   if (!(err instanceof Error)) return true;

@@ -7,6 +7,10 @@ import { Metrics } from "../observability/metrics.js";
 import { createAwsClients, type AwsClients } from "../providers/aws-clients.js";
 import { CallCounter } from "../providers/call-counter.js";
 import { DynamoDbLeaseStore } from "../providers/dynamodb-lease-store.js";
+import { DynamoTenantData } from "../data/dynamo-tenant-data.js";
+import { CaseClaims } from "../providers/case-claims.js";
+import { ListenerRoutes } from "../providers/listener-routes.js";
+import { TenantRoutes } from "./tenant-routes.js";
 import { EcsProvider } from "../providers/ecs.js";
 import { PriorityAllocator } from "../providers/priority-allocator.js";
 import { StackProvider } from "../providers/stack-provider.js";
@@ -43,14 +47,29 @@ export interface ControllerTuning {
   readonly shutdownTimeoutMs?: number;
 }
 
-/** The tenant infrastructure stacks and their listener-rule priorities (issue 3), on the operator table. */
-export function tenantInfra(config: Config, clients: Pick<AwsClients, "cloudformation" | "dynamodb">): CloudFormationTenantInfra {
-  return new CloudFormationTenantInfra(new StackProvider(clients.cloudformation), new PriorityAllocator(clients.dynamodb, config.leaseTable), {
+/** The tenant and pool infrastructure stacks. */
+export function tenantInfra(config: Config, clients: Pick<AwsClients, "cloudformation">): CloudFormationTenantInfra {
+  return new CloudFormationTenantInfra(new StackProvider(clients.cloudformation), {
     namePrefix: config.namePrefix,
     listenerArn: config.listenerArn,
     vpcId: config.vpcId,
     logRetentionDays: config.logRetentionDays,
   });
+}
+
+/**
+ * The ports of a tenant's data and routing: the data mover, listener rules
+ * at durable priorities, and the case-insensitive id claims (both on the
+ * operator table). Shared by the controller and `tenantctl plan`.
+ */
+export function tenantParts(config: Config, clients: Pick<AwsClients, "dynamodb" | "streams" | "s3" | "elbv2">) {
+  return {
+    data: new DynamoTenantData(clients.dynamodb, clients.streams, clients.s3),
+    routes: new TenantRoutes(new ListenerRoutes(clients.elbv2), new PriorityAllocator(clients.dynamodb, config.leaseTable), config.listenerArn),
+    claims: new CaseClaims(clients.dynamodb, config.leaseTable),
+    backupBucket: config.backupBucket,
+    drainMs: config.migrationDrainSeconds * 1000,
+  };
 }
 
 export async function loadCatalogueFile(path: string | undefined): Promise<Catalogue> {
@@ -80,6 +99,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     store,
     ecs,
     infra: tenantInfra(config, clients),
+    ...tenantParts(config, clients),
     events: new EventBridgePublisher(clients.eventbridge, { eventBusName: config.eventBusName, source: config.eventSource }),
     fence: lease,
     catalogue,

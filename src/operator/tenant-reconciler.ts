@@ -280,7 +280,8 @@ export class TenantReconciler {
           t.data.route = flipped.route;
           return true;
         },
-        siloGone: async () => (await this.#removeSilo(t, plan)) === undefined,
+        // Only once this reconcile no longer wanted the silo's services (and they are gone) may its stack and tables go.
+        siloGone: async () => siloTier === undefined && (await this.#removeSilo(t, plan)) === undefined,
         save: async (next, flipped) => {
           t.data.migration = next;
           if (flipped) {

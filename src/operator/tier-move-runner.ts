@@ -49,6 +49,15 @@ export class TierMoveRunner {
   }
 
   async run(start: MigrationStatus, h: MoveHooks): Promise<MoveOutcome> {
+    const step = { current: start.step };
+    try {
+      return await this.#run(start, h, step);
+    } catch (err) {
+      throw new TierMoveStepError(step.current, start, err);
+    }
+  }
+
+  async #run(start: MigrationStatus, h: MoveHooks, at: { current: MigrationStatus["step"] }): Promise<MoveOutcome> {
     let move = start;
     let verifyRounds = 0;
     const save = async (next: MigrationStatus) => {
@@ -56,6 +65,7 @@ export class TierMoveRunner {
       move = next;
     };
     for (;;) {
+      at.current = move.step;
       switch (move.step) {
         case "provision": {
           if (!(await h.targetReady())) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: waiting for the ${move.to} tier to be ready` };
@@ -171,6 +181,22 @@ export class TierMoveRunner {
     const orders = await work("orders");
     const products = await work("products");
     return { orders, products };
+  }
+}
+
+/**
+ * A failure inside a tier move's step, naming the step for the tenant's
+ * status and SBT's provisionFailure. It does not pretend to be the AWS error
+ * it wraps: retry decisions read `cause` (errors.ts).
+ */
+export class TierMoveStepError extends Error {
+  constructor(
+    readonly step: MigrationStatus["step"],
+    move: MigrationStatus,
+    override readonly cause: unknown,
+  ) {
+    super(`tier move ${move.from} -> ${move.to} failed at step ${step}: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}; the ${move.from} tier keeps serving`, { cause });
+    this.name = "TierMoveStepError";
   }
 }
 

@@ -92,7 +92,8 @@ class Events implements EventPublisher {
 }
 
 /** One account's worth of fakes; `controller()` is a fresh process over the same world (a restart). */
-function world() {
+function world(options: { drainMs?: number } = {}) {
+  const clock = { now: new Date("2026-11-30T12:00:00Z") };
   const store = new Store();
   const data = new FakeData();
   for (const t of Object.values(POOL)) data.createTable(t);
@@ -105,11 +106,11 @@ function world() {
   const fence: Fence = { assertHeld() {} };
   const controller = (dataPort: TenantDataPort = data, f: Fence = fence) =>
     new TenantReconciler({
-      store, ecs, infra, events, fence: f, data: dataPort, claims, backupBucket: "backups", drainMs: 0,
+      store, ecs, infra, events, fence: f, data: dataPort, claims, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
       routes: new TenantRoutes(rules, priorities, LISTENER),
       catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), pollMs: 1, maxPollMs: 1,
     });
-  return { store, data, ecs, infra, rules, priorities, claims, events, controller };
+  return { store, data, ecs, infra, rules, priorities, claims, events, controller, clock };
 }
 
 /** Reconciles until the key settles (done) or the budget runs out. */
@@ -199,7 +200,7 @@ describe("tier moves", () => {
   });
 
   it("carries a write in flight just after the flip into the new tables (drain)", async () => {
-    const w = world();
+    const w = world({ drainMs: 30_000 });
     const r = w.controller();
     w.store.items.set("late", { tenantId: "late", tier: "basic", tenantName: "Late" });
     await settle(r, "late");
@@ -207,10 +208,14 @@ describe("tier moves", () => {
     w.store.edit("late", { tier: "premium" });
     // Run until the flip has happened, then let an old-route write land on the pool.
     for (let i = 0; i < 20 && w.store.status("late").migration?.step !== "drain"; i++) await r.reconcile("late", signal);
-    // drainMs is 0 in this world, so the drain ends at its first look: still, that look applies the stream.
     expect(w.store.status("late").migration?.step).toBe("drain");
+    expect(w.store.status("late").tables).toEqual(siloTables("saas", "late")); // flipped
     w.data.write(POOL.orders, order("late", 77));
+    expect((await r.reconcile("late", signal)).kind).toBe("requeueAfter"); // still draining
+    expect(w.data.items(siloTables("saas", "late").orders, "late").map((i) => i.orderId)).toContain("o-77");
+    w.clock.now = new Date(w.clock.now.getTime() + 31_000);
     await settle(r, "late");
+    expect(w.store.status("late").migration).toBeUndefined();
     expect(w.data.items(siloTables("saas", "late").orders, "late").map((i) => i.orderId)).toContain("o-77");
   });
 
@@ -283,11 +288,17 @@ describe("tier moves", () => {
     await settle(r, "bad");
     seed(w, POOL, "bad", 3);
     w.store.edit("bad", { tier: "advanced" });
-    const failing: TenantDataPort = Object.assign(Object.create(w.data) as FakeData, {
-      backfill: async () => {
-        throw Object.assign(new Error("AccessDenied on the target"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 400 } });
+    const failing = new Proxy(w.data, {
+      get(target, prop) {
+        if (prop === "backfill") {
+          return async () => {
+            throw Object.assign(new Error("AccessDenied on the target"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 400 } });
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
-    });
+    }) as TenantDataPort;
     const broken = w.controller(failing);
     for (let i = 0; i < 3; i++) await broken.reconcile("bad", signal);
     const status = w.store.status("bad");

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { loadConfig } from "../../config.js";
 import { createLogger } from "../../log.js";
 import { LeaseLostError, type Fence, type PlannedCall, type TenantStore } from "../../operator/ports.js";
-import { loadCatalogueFile, tenantInfra } from "../../operator/run-controller.js";
+import { loadCatalogueFile, tenantInfra, tenantParts } from "../../operator/run-controller.js";
 import { TenantReconciler } from "../../operator/tenant-reconciler.js";
 import { createAwsClients } from "../../providers/aws-clients.js";
 import { EcsProvider } from "../../providers/ecs.js";
@@ -74,6 +74,7 @@ export const planCommand: Command = {
         store,
         ecs: new EcsProvider(clients.ecs, { region: config.region }),
         infra: tenantInfra(config, clients),
+        ...tenantParts(config, clients),
         events: { publish: () => Promise.reject(new LeaseLostError("tenantctl plan sends no events")) },
         fence: readOnly,
         catalogue: await loadCatalogueFile(config.catalogueFile),

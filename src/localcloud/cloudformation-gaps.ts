@@ -98,3 +98,25 @@ export function retainedLogicalIds(templateBody: string): Set<string> {
 export function stackNameOf(body: Buffer): string | undefined {
   return new URLSearchParams(body.toString("utf8")).get("StackName") ?? undefined;
 }
+
+/**
+ * A query-protocol UpdateStack body whose TemplateBody carries the request's
+ * tags in its Metadata; undefined when the request has no tags or its
+ * template is not JSON (nothing to mend then).
+ */
+export function withTagsInMetadata(body: Buffer): Buffer | undefined {
+  const form = new URLSearchParams(body.toString("utf8"));
+  const tags: string[] = [];
+  for (let n = 1; form.has(`Tags.member.${n}.Key`); n++) tags.push(`${form.get(`Tags.member.${n}.Key`) ?? ""}=${form.get(`Tags.member.${n}.Value`) ?? ""}`);
+  const templateBody = form.get("TemplateBody");
+  if (tags.length === 0 || templateBody === null) return undefined;
+  let template: Record<string, unknown>;
+  try {
+    template = JSON.parse(templateBody) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const metadata = (template["Metadata"] ?? {}) as Record<string, unknown>;
+  form.set("TemplateBody", JSON.stringify({ ...template, Metadata: { ...metadata, LocalCloudStackTags: tags.sort().join(",") } }));
+  return Buffer.from(form.toString(), "utf8");
+}

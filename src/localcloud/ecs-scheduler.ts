@@ -19,7 +19,7 @@ import {
   type SimState,
   type SimTiming,
 } from "./ecs-simulation.js";
-import { CloudFormationGaps, stackNameOf } from "./cloudformation-gaps.js";
+import { CloudFormationGaps, stackNameOf, withTagsInMetadata } from "./cloudformation-gaps.js";
 import { splitBatchWrite, tablesNamed, withUnprocessed } from "./dynamodb-requests.js";
 import { FifoMutex, isDynamoDbTarget, mustSerialize } from "./dynamodb-serializer.js";
 import { FaultInjector, type FaultHit, type FaultRule } from "./faults.js";
@@ -286,6 +286,7 @@ class LocalEcsScheduler implements EcsScheduler {
     if (isDynamoDbTarget(target)) return send(res, await this.#dynamoDb(call, dynamoDbInput, fault?.unprocessed));
     if (!this.#simulate) return send(res, await forward(this.#moto, call));
     if (call.service === "cloudformation" && call.action === "DeleteStack") return send(res, await this.#deleteStack(call));
+    if (call.service === "cloudformation" && call.action === "UpdateStack") return send(res, await this.#updateStack(call));
     send(res, isEcs ? await this.#ecs(call) : await forward(this.#moto, call));
   }
 
@@ -319,6 +320,19 @@ class LocalEcsScheduler implements EcsScheduler {
     const answer = await forward(this.#moto, { ...call, body: Buffer.from(JSON.stringify(split.forward)) });
     const parsed = okJson(answer);
     return parsed === undefined ? answer : withJsonBody(answer, withUnprocessed(parsed, split.unprocessed));
+  }
+
+  /**
+   * moto answers "No updates are to be performed" to an update that changes
+   * only the stack's tags, and keeps the old tags; CloudFormation applies
+   * them (and propagates them). The local cloud resends such an update with
+   * the tags recorded in the template's Metadata, which moto sees as a change.
+   */
+  async #updateStack(call: AwsRequest): Promise<HttpAnswer> {
+    const answer = await forward(this.#moto, call);
+    if (answer.status < 400 || !answer.body.toString("utf8").includes("No updates are to be performed")) return answer;
+    const retry = withTagsInMetadata(call.body);
+    return retry === undefined ? answer : forward(this.#moto, { ...call, body: retry });
   }
 
   async #deleteStack(call: AwsRequest): Promise<HttpAnswer> {

@@ -117,20 +117,19 @@ describe("tenant infrastructure stacks", () => {
 
 describe("a stack that fails", () => {
   it("leaves the tenant Degraded with the reason, and the controller keeps serving others", async () => {
-    // A second controller whose listener does not exist: moto rejects every tenant stack.
+    // A second controller whose VPC does not exist: every tenant stack's target group is refused.
     await h.controller.stop();
-    const bogus = h.config.listenerArn.replace(/\/[0-9a-f]+$/, "/0000000000000000");
-    h.controller = await h.startController({ LISTENER_ARN: bogus });
+    h.controller = await h.startController({ VPC_ID: "vpc-00000000000000000" });
     await h.put({ tenantId: "stk-bad", tier: "advanced", tenantName: "Doomed" });
     await h.put({ tenantId: "stk-fine", tier: "basic", tenantName: "Fine" });
     const degraded = await h.waitForPhase("stk-bad", "Degraded");
     expect(degraded.message).toMatch(/stack .*stk-bad/);
-    expect(degraded.message.toLowerCase()).toContain("listener");
+    expect(degraded.message.toLowerCase()).toContain("vpc");
     await h.waitForPhase("stk-fine", "Ready");
     const failure = await eventually(async () => {
       const e = await h.sink.of("stk-bad", "sbt_aws_provisionFailure");
       return e.length > 0 ? e : undefined;
     }, "provisionFailure for the failed stack");
-    expect(String(failure[0]?.detail["reason"]).toLowerCase()).toContain("listener");
+    expect(String(failure[0]?.detail["reason"]).toLowerCase()).toContain("vpc");
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Metrics, outcomeOf } from "../../src/observability/metrics.js";
 import { CallCounter } from "../../src/providers/call-counter.js";
 import { done, failed, requeueAfter } from "../../src/reconciler/result.js";
+import { PHASES } from "../../src/tenants/status.js";
 import { parseExposition, sample } from "../support/prom-text.js";
 
 describe("Metrics", () => {
@@ -80,7 +81,9 @@ describe("Metrics", () => {
     const families = parseExposition(await metrics.render());
     expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase: "Degraded" })).toBe(0);
     expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase: "Ready" })).toBe(5);
-    expect(families.get("tenant_operator_tenants")?.samples).toHaveLength(7);
+    // One series per phase, each present even at 0, Suspended included.
+    expect(families.get("tenant_operator_tenants")?.samples).toHaveLength(PHASES.length);
+    for (const phase of PHASES) expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase }), phase).toBe(phase === "Ready" ? 5 : 0);
     expect(sample(families, "tenant_operator_leader", "tenant_operator_leader")).toBe(0);
     // Every result is exported at 0 before the first reconcile, so rate() has a series from the start.
     expect(sample(families, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result: "terminal" })).toBe(0);

@@ -12,8 +12,8 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StackProvider, TEMPLATE_HASH_TAG, failureFromEvents, type DesiredStack } from "../../src/providers/stack-provider.js";
-import type { PriorityAllocator } from "../../src/providers/priority-allocator.js";
 import { CloudFormationTenantInfra } from "../../src/providers/tenant-infra.js";
+import { poolStackTemplate } from "../../src/tiers/pool-template.js";
 import { tenantStackTemplate } from "../../src/tiers/stack-template.js";
 
 const cfnMock = mockClient(CloudFormationClient);
@@ -29,10 +29,9 @@ const desired: DesiredStack = tenantStackTemplate({
   tenantId: "acme",
   tier: "advanced",
   namePrefix: "saas",
-  listenerArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas/1/2",
   vpcId: "vpc-0123456789abcdef0",
-  priority: 3,
 });
+const LISTENER_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas/1/2";
 const STACK_ID = `arn:aws:cloudformation:us-east-1:123456789012:stack/${desired.stackName}/11111111-2222-3333-4444-555555555555`;
 const OUTPUTS = { TaskRoleArn: "arn:aws:iam::123456789012:role/task", TargetGroupArn: "arn:tg" };
 
@@ -94,11 +93,8 @@ describe("StackProvider.ensure", () => {
     expect(input.StackName).toBe(desired.stackName);
     expect(input.TemplateBody).toBe(desired.templateBody);
     expect(input.Capabilities).toEqual(["CAPABILITY_NAMED_IAM"]);
-    expect(input.Parameters).toEqual([
-      { ParameterKey: "ListenerArn", ParameterValue: desired.parameters["ListenerArn"] },
-      { ParameterKey: "VpcId", ParameterValue: desired.parameters["VpcId"] },
-      { ParameterKey: "Priority", ParameterValue: "3" },
-    ]);
+    // The tenant's listener rule is the controller's (TenantRoutes), so no listener or priority goes in.
+    expect(input.Parameters).toEqual([{ ParameterKey: "VpcId", ParameterValue: "vpc-0123456789abcdef0" }]);
     expect(input.Tags).toEqual([
       { Key: "managed-by", Value: "ecs-tenant-operator" },
       { Key: "tenant-id", Value: "acme" },
@@ -168,7 +164,7 @@ describe("StackProvider.ensure", () => {
   });
 
   it("tier change advanced -> premium: the same stack, updated in place (no delete, no create)", async () => {
-    const premium = tenantStackTemplate({ tenantId: "acme", tier: "premium", namePrefix: "saas", listenerArn: desired.parameters["ListenerArn"]!, vpcId: "vpc-0123456789abcdef0", priority: 3 });
+    const premium = tenantStackTemplate({ tenantId: "acme", tier: "premium", namePrefix: "saas", vpcId: "vpc-0123456789abcdef0" });
     expect(premium.stackName).toBe(desired.stackName);
     cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_COMPLETE")] });
     cfnMock.on(UpdateStackCommand).resolves({ StackId: STACK_ID });
@@ -305,9 +301,9 @@ describe("StackProvider.remove", () => {
 
 describe("what real CloudFormation does over a tenant's life (calls counted)", () => {
   /**
-   * A scripted CloudFormation: operations take a few reads to finish, and a
-   * delete removes the stack and all it holds (moto's DeleteStack leaves
-   * listener rules and target groups behind, so this is checked here).
+   * A scripted CloudFormation: operations take a few reads to finish, as on
+   * AWS (moto finishes every operation within the call, so the polls are
+   * counted here).
    */
   function scriptedCloudFormation(readsPerOperation = 2) {
     let current: { status: string; hash: string | undefined; reads: number } | undefined;
@@ -389,10 +385,8 @@ describe("failureFromEvents", () => {
 });
 
 describe("tenantctl plan and the controller decide alike", () => {
-  /** Priority 3 is held, so the infra's template is `desired` exactly. */
-  const priorities = { get: async () => 3, allocate: async () => 3, release: async () => true } as unknown as PriorityAllocator;
-  const infra = () =>
-    new CloudFormationTenantInfra(provider(), priorities, { namePrefix: "saas", listenerArn: desired.parameters["ListenerArn"]!, vpcId: desired.parameters["VpcId"]! });
+  /** The same settings as `desired`, so the infra's template is `desired` exactly. */
+  const infra = () => new CloudFormationTenantInfra(provider(), { namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: desired.parameters["VpcId"]! });
   const held = { assertHeld() {} };
   const failedOp = (operation: "create" | "update" | "delete") =>
     events(
@@ -476,5 +470,47 @@ describe("tenantctl plan and the controller decide alike", () => {
 
     await (tier === undefined ? infra().remove("acme", held) : infra().ensure("acme", tier, held));
     expect(stackWrites()).toEqual(planned.map((c) => c.call));
+  });
+});
+
+describe("tenantctl plan :pool and the controller decide alike", () => {
+  const pool = poolStackTemplate({ namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: "vpc-0123456789abcdef0" });
+  const infra = () => new CloudFormationTenantInfra(provider(), { namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: "vpc-0123456789abcdef0" });
+  const POOL_ID = `arn:aws:cloudformation:us-east-1:123456789012:stack/${pool.stackName}/11111111-2222-3333-4444-555555555555`;
+  const poolStack = (status: string, hash: string): Stack => ({
+    StackId: POOL_ID,
+    StackName: pool.stackName,
+    StackStatus: status as Stack["StackStatus"],
+    CreationTime: new Date(NOW),
+    Tags: [
+      { Key: "managed-by", Value: "ecs-tenant-operator" },
+      { Key: "tier", Value: "basic" },
+      { Key: TEMPLATE_HASH_TAG, Value: hash },
+    ],
+    Outputs: [],
+  });
+
+  it("the pool stack carries the shared listener (its catch-all rule), unlike a tenant's", () => {
+    expect(pool.parameters).toEqual({ ListenerArn: LISTENER_ARN, VpcId: "vpc-0123456789abcdef0" });
+    expect(pool.stackName).not.toBe(desired.stackName);
+  });
+
+  it.each([
+    { reason: "absent", arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()), call: "cloudformation:CreateStack" },
+    { reason: "hash changed", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [poolStack("UPDATE_COMPLETE", "old")] }), call: "cloudformation:UpdateStack" },
+    { reason: "busy", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [poolStack("CREATE_IN_PROGRESS", "old")] }), call: undefined },
+  ])("$reason: previewPool lists exactly the write ensurePool then makes", async ({ arrange, call }) => {
+    arrange();
+    cfnMock.on(CreateStackCommand).resolves({ StackId: POOL_ID });
+    cfnMock.on(UpdateStackCommand).resolves({ StackId: POOL_ID });
+    const planned = await infra().previewPool();
+    expect(writes()).toEqual({ create: 0, update: 0, delete: 0 });
+    expect(planned.map((c) => c.call)).toEqual(call === undefined ? [] : [call]);
+    expect(planned.every((c) => c.target === pool.stackName)).toBe(true);
+
+    expect(await infra().ensurePool({ assertHeld() {} })).toMatchObject({ kind: "inProgress" });
+    const sent = [...cfnMock.commandCalls(CreateStackCommand), ...cfnMock.commandCalls(UpdateStackCommand)];
+    expect(sent.map((c) => c.args[0].input.StackName)).toEqual(call === undefined ? [] : [call === "cloudformation:CreateStack" ? pool.stackName : POOL_ID]);
+    expect(sent.every((c) => c.args[0].input.TemplateBody === pool.templateBody)).toBe(true);
   });
 });

@@ -167,6 +167,10 @@ export interface InfraPort {
   preview(tenantId: string, tier: "advanced" | "premium" | undefined): Promise<readonly PlannedCall[]>;
   /** Creates or updates the pool stack when its hash changed; never waits. */
   ensurePool(fence: Fence): Promise<PoolInfraState>;
+  /** The pool stack's outputs as they stand, if it is complete; reads only (for `tenantctl plan`). */
+  currentPool(): Promise<PoolInfra | undefined>;
+  /** The pool stack's next call, making none (for `tenantctl plan`). */
+  previewPool(): Promise<readonly PlannedCall[]>;
 }
 
 // ---------------------------------------------------------------------------

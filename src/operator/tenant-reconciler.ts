@@ -118,23 +118,45 @@ export class TenantReconciler {
    * (`tenantctl plan`): the ECS plan, plus the infrastructure calls.
    */
   async planFor(key: string): Promise<{ plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string; noRecord?: true }> {
-    if (key === POOL_KEY) return { ...(await this.#planPool()), infraCalls: [] };
+    if (key === POOL_KEY) {
+      const [infraCalls, pool] = await Promise.all([this.#o.infra.previewPool(), this.#o.infra.currentPool()]);
+      if (pool === undefined) return { plan: waiting("the pool stack"), infraCalls };
+      const { plan } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, pool), footprintForPool(this.#o.settings));
+      return { plan, infraCalls };
+    }
     const item = await this.#o.store.get(key);
     const footprint = footprintForTenant(key, this.#o.settings);
-    const v = item === undefined ? undefined : validateRecord(item);
-    if (v !== undefined && !v.ok) {
-      return { plan: blocked(v.message), infraCalls: [], invalid: v.message };
+    if (item === undefined) return { ...(await this.#plan(NOTHING, footprint)), infraCalls: await this.#o.infra.preview(key, undefined), noRecord: true };
+    const v = validateRecord(item);
+    if (!v.ok) return { plan: blocked(v.message), infraCalls: [], invalid: v.message };
+    const { spec } = v;
+    const previous = readStatus(item);
+    const calls: PlannedCall[] = [];
+    const notes: string[] = [];
+    if (spec.sbtaws_active && previous?.caseClaimed !== true) {
+      calls.push({ call: "dynamodb:PutItem", target: `claim ${key.toLowerCase()}`, reason: "claim the tenant id ignoring case: the load balancer matches tenantPath without regard to case" });
     }
-    const spec = v?.spec;
-    const siloTier = spec?.sbtaws_active && spec.tier !== "basic" ? spec.tier : undefined;
-    const infraCalls = await this.#o.infra.preview(key, siloTier);
-    if (spec === undefined || siloTier === undefined) {
-      const { plan } = await this.#plan(spec ? desiredForTenant(spec, this.#o.catalogue, this.#o.settings) : NOTHING, footprint);
-      return { plan, infraCalls, ...(item === undefined ? { noRecord: true as const } : {}) };
-    }
-    const infra = await this.#o.infra.current(key);
-    if (infra === undefined) return { plan: waiting("the tenant's infrastructure stack"), infraCalls };
-    return { plan: (await this.#plan(desiredForTenant(spec, this.#o.catalogue, this.#o.settings, infra), footprint)).plan, infraCalls };
+    // The same pure decisions #converge makes, without their writes.
+    const prefix = this.#o.settings.namePrefix;
+    const pool = poolTables(prefix);
+    const desiredHome = homeOf(spec.tier);
+    const currentHome = knownHome(previous, prefix, key, pool);
+    let move = previous?.migration && steerMove(previous.migration, desiredHome);
+    if (move === undefined && spec.sbtaws_active && currentHome !== undefined && currentHome !== desiredHome) {
+      move = startMove(previous?.servingTier ?? (currentHome === "pool" ? "basic" : "advanced"), spec.tier, tablesOf(currentHome, prefix, key, pool), tablesOf(desiredHome, prefix, key, pool), this.#now());
+      notes.push(`a tier move ${move.from} -> ${move.to} starts: the data is copied, verified, and routing flips before the old tier is retired`);
+    } else if (move !== undefined) notes.push(describeMove(move));
+    const serving = servingHome(move, currentHome, desiredHome);
+    const siloTier = spec.sbtaws_active ? siloTierNow(spec, move, serving) : undefined;
+    calls.push(...(await this.#o.infra.preview(key, siloTier)));
+    const infra = siloTier === undefined ? undefined : await this.#o.infra.current(key);
+    const action: RouteAction | undefined = !spec.sbtaws_active ? undefined : spec.suspended ? { kind: "deny" } : serving === "silo" && infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined;
+    calls.push(...(await this.#o.routes.preview(key, action, previous?.route)));
+    if (!spec.sbtaws_active && previous?.backup === undefined) notes.push(`offboarding exports the tenant's items to s3://${this.#o.backupBucket}/offboarded/${key}/${v.specHash}/ before deleting them`);
+    let { plan } = siloTier !== undefined && infra === undefined ? { plan: waiting("the tenant's infrastructure stack") } : await this.#plan(siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra) : NOTHING, footprint);
+    if (notes.length > 0) plan = { ...plan, waitingFor: [...notes, ...plan.waitingFor], converged: false };
+    if (calls.length > 0) plan = { ...plan, converged: false };
+    return { plan, infraCalls: calls };
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { PoolInfra } from "../tiers/model.js";
 import type { Fence, InfraPort, InfraRemoval, InfraState, PlannedCall, PoolInfraState, TenantInfra } from "../operator/ports.js";
 import { poolStackName, stackName } from "../tiers/naming.js";
 import { observeAndDecide, plannedCall } from "../reconciler/external.js";
@@ -56,10 +57,20 @@ export class CloudFormationTenantInfra implements InfraPort {
   }
 
   async current(tenantId: string): Promise<TenantInfra | undefined> {
-    const observed = await this.#stacks.observe(stackName(this.#settings.namePrefix, tenantId));
+    const observed = await this.#completeStack(stackName(this.#settings.namePrefix, tenantId));
+    const outputs = observed && tenantStackOutputs(observed.outputs);
+    return outputs && { ...outputs, stackId: observed?.stackId ?? "" };
+  }
+
+  async currentPool(): Promise<PoolInfra | undefined> {
+    const observed = await this.#completeStack(poolStackName(this.#settings.namePrefix));
+    return observed && poolStackOutputs(observed.outputs);
+  }
+
+  async #completeStack(name: string) {
+    const observed = await this.#stacks.observe(name);
     if (observed === undefined || !/_COMPLETE$/.test(observed.status) || observed.status.startsWith("DELETE") || observed.status === "ROLLBACK_COMPLETE") return undefined;
-    const outputs = tenantStackOutputs(observed.outputs);
-    return outputs && { ...outputs, stackId: observed.stackId };
+    return observed;
   }
 
   /**
@@ -102,4 +113,3 @@ function lacksOutputs(desired: DesiredStack, outputs: Readonly<Record<string, st
   return { kind: "failed", reason: `stack ${desired.stackName} is complete but lacks outputs: ${Object.keys(outputs).join(", ") || "none"}`, terminal: true };
 }
 
-export { poolStackName };

@@ -53,6 +53,8 @@ function writesPlanned(p: PlannedTenant): Record<string, number> {
 
 describe("tenantctl plan", () => {
   it("plans a new premium tenant's stack first, makes no call itself, and the controller then makes those calls", async () => {
+    // The pool (its stack, then its services) converges first, so the counts below are the tenant's alone.
+    await eventually(async () => ((await planJson(":pool"))[0]?.converged === true ? true : undefined), "the pool converged", 60_000, 500);
     await h.controller.stop();
     await h.put({ tenantId: "plan-1", tier: "premium", tenantName: "Plan One" });
     h.cloud.control.resetCalls();
@@ -60,7 +62,8 @@ describe("tenantctl plan", () => {
     const [planned] = await planJson("plan-1");
     expect(planned?.converged).toBe(false);
     // Services wait for the stack: its roles and target group go into them.
-    expect(planned?.calls.map((c) => c.call)).toEqual(["dynamodb:TransactWriteItems", "cloudformation:CreateStack"]);
+    // The id claim first (routing cannot cross tenants); the rule's priority comes with the rule, once services run.
+    expect(planned?.calls.map((c) => c.call)).toEqual(["dynamodb:PutItem", "cloudformation:CreateStack"]);
     expect(planned?.calls.every((c) => c.reason.length > 0)).toBe(true);
     const text = await plan("plan-1");
     expect(text.code).toBe(0);
@@ -68,7 +71,7 @@ describe("tenantctl plan", () => {
     expect(text.out).toContain("waiting: the tenant's infrastructure stack");
     // A dry run: nothing was written anywhere.
     const made = h.cloud.control.calls();
-    for (const write of ["cloudformation:CreateStack", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem", "events:PutEvents"]) expect(made[write] ?? 0).toBe(0);
+    for (const write of ["cloudformation:CreateStack", "dynamodb:TransactWriteItems", "dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents", "elasticloadbalancing:CreateRule"]) expect(made[write] ?? 0).toBe(0);
     expect(writesMade()).toEqual({});
 
     h.controller = await h.startController();
@@ -76,6 +79,7 @@ describe("tenantctl plan", () => {
     const after = h.cloud.control.calls();
     expect(after["cloudformation:CreateStack"]).toBe(1);
     expect(after["dynamodb:TransactWriteItems"]).toBe(1);
+    expect(after["elasticloadbalancing:CreateRule"]).toBe(1);
     expect(writesMade()).toEqual({ CreateCluster: 1, RegisterTaskDefinition: 4, CreateService: 4 });
 
     const [settled] = await planJson("plan-1");

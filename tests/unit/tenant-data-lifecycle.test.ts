@@ -76,6 +76,12 @@ class Infra implements InfraPort {
   async preview() {
     return [];
   }
+  async currentPool() {
+    return undefined;
+  }
+  async previewPool() {
+    return [];
+  }
   async ensurePool() {
     return { kind: "inProgress" as const, status: "not used here" };
   }

@@ -78,6 +78,12 @@ class FakeInfra implements InfraPort {
     if (this.state.kind === "ready") for (const t of Object.values(siloTables("saas", tenantId))) this.data.createTable(t);
     return this.state;
   }
+  async currentPool() {
+    return undefined;
+  }
+  async previewPool() {
+    return [];
+  }
   async ensurePool() {
     return { kind: "ready" as const, infra: { ...INFRA, tenantAccessRoleArn: "arn:aws:iam::123456789012:role/access", stackId: "pool" } };
   }

@@ -65,7 +65,8 @@ export const planCommand: Command = {
     const { flags, positionals } = parseCommandArgs(args, options, flagsSchema, { min: 0, max: 100, names: "tenant ID" });
     if (flags.all && positionals.length > 0) throw new UsageError("give tenant IDs or --all, not both");
     if (!flags.all && positionals.length === 0) throw new UsageError("give at least one tenant ID, or --all");
-    const ids = positionals.map(checkTenantId);
+    // ":pool" names the pooled services and the pool stack, as in the controller's logs.
+    const ids = positionals.map((p) => (p === POOL_KEY ? p : checkTenantId(p)));
     const config = loadConfig(io.env);
     const clients = createAwsClients(config);
     try {

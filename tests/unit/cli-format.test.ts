@@ -71,4 +71,22 @@ describe("describeTenant", () => {
     expect(text).toMatch(/^Active:\s+false \(offboarding\)$/m);
     expect(text).toMatch(/Last reconciled:\s+\S+ \(5s ago\)/);
   });
+
+  it("shows where the data lives, a move under way, the rule and the backup with its restore command", () => {
+    const item = { tenantId: "t9", tenantName: "Nine", tier: "advanced", suspended: true };
+    const status = {
+      phase: "Provisioning", observedSpecHash: "x", lastReconciledAt: ago(1000), message: "moving", conditions: [],
+      tables: { orders: "saas-pool-orders", products: "saas-pool-products" },
+      migration: { from: "basic", to: "advanced", step: "backfill", startedAt: ago(65_000), counts: { orders: { copied: 12, applied: 3 }, products: { copied: 4, applied: 0, verified: 4 } } },
+      route: { listenerArn: "l", priority: 7, ruleArn: "arn:rule/7" },
+      backup: { location: "s3://b/offboarded/t9/x/", exportedAt: ago(0), counts: { orders: 12, products: 4 } },
+    };
+    const text = describeTenant({ ...item, status }, now);
+    expect(text).toMatch(/^Suspended:\s+true/m);
+    expect(text).toMatch(/Tables:\s+orders=saas-pool-orders products=saas-pool-products/);
+    expect(text).toMatch(/Tier move:\s+basic -> advanced, step backfill \(started 65s ago\)/);
+    expect(text).toContain("orders: 12 copied, 3 changes; products: 4 copied, 0 changes, 4 verified");
+    expect(text).toMatch(/Listener rule:\s+arn:rule\/7 \(priority 7\)/);
+    expect(text).toContain("tenantctl restore t9 --from s3://b/offboarded/t9/x/");
+  });
 });

@@ -73,6 +73,7 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
   if (item["email"] !== undefined) field("Email", String(item["email"]));
   if (item["tenantRegistrationId"] !== undefined) field("Registration ID", String(item["tenantRegistrationId"]));
   field("Active", item["sbtaws_active"] === false ? "false (offboarding)" : "true");
+  if (item["suspended"] === true) field("Suspended", "true (requests refused, services at 0)");
   field("Spec hash", specHash);
   if (!validation.ok) field("Spec INVALID", validation.message);
   const apps = obj(item["apps"]);
@@ -99,6 +100,25 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
   sfield("Observed spec hash", observed === undefined ? "-" : observed === specHash ? `${observed} (current)` : `${observed} (stale: the controller has not acted on the current spec yet)`);
   const at = str(status["lastReconciledAt"]);
   sfield("Last reconciled", at === undefined ? "-" : `${at} (${formatAge(at, now)} ago)`);
+  const tables = obj(status["tables"]);
+  if (tables !== undefined) sfield("Tables", `orders=${str(tables["orders"]) ?? "-"} products=${str(tables["products"]) ?? "-"}`);
+  const migration = obj(status["migration"]);
+  if (migration !== undefined) {
+    const counts = obj(migration["counts"]);
+    const copied = (app: string) => {
+      const c = obj(counts?.[app]);
+      return c === undefined ? "-" : `${String(c["copied"] ?? 0)} copied, ${String(c["applied"] ?? 0)} changes${c["verified"] !== undefined ? `, ${String(c["verified"])} verified` : ""}`;
+    };
+    sfield("Tier move", `${str(migration["from"]) ?? "?"} -> ${str(migration["to"]) ?? "?"}, step ${str(migration["step"]) ?? "?"} (started ${formatAge(str(migration["startedAt"]), now)} ago)`);
+    lines.push(`    orders: ${copied("orders")}; products: ${copied("products")}`);
+  }
+  const route = obj(status["route"]);
+  if (route !== undefined) sfield("Listener rule", `${str(route["ruleArn"]) ?? "-"} (priority ${String(route["priority"] ?? "-")})`);
+  const backup = obj(status["backup"]);
+  if (backup !== undefined) {
+    const counts = obj(backup["counts"]);
+    sfield("Backup", `${str(backup["location"]) ?? "-"} (orders ${String(counts?.["orders"] ?? "-")}, products ${String(counts?.["products"] ?? "-")}; restore with: tenantctl restore ${str(item["tenantId"]) ?? "ID"} --from ${str(backup["location"]) ?? "s3://..."})`);
+  }
   const arns: [string, unknown][] = [
     ["Cluster ARN", status["clusterArn"]],
     ["Stack ARN", status["stackArn"]],

@@ -213,6 +213,12 @@ export class TenantReconciler {
     // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
     // would each receive the other's requests. The first to claim the
     // lower-cased id keeps it for its life; the other is refused, owning nothing.
+    // A backup of an earlier offboarding stays for restores, but no longer
+    // stands for the next offboarding, which must export anew.
+    if (previous?.backup?.forSpecHash !== undefined) {
+      const { forSpecHash: _done, ...kept } = previous.backup;
+      t.data.backup = kept;
+    }
     if (previous?.caseClaimed !== true) {
       const claim = await this.#o.claims.claim(tenantId, this.#o.fence);
       if (!claim.ok) {
@@ -385,25 +391,29 @@ export class TenantReconciler {
     if (previous?.phase === "Deprovisioned" && previous.observedSpecHash === t.specHash) return done();
 
     let plan: Plan;
-    const routed = await this.#o.routes.converge(tenantId, undefined, previous?.route, this.#o.fence);
+    // Requests are refused (403) until the very end: with the rule gone the
+    // pool's catch-all would take them, and writes could land after the purge.
+    const routed = await this.#o.routes.converge(tenantId, { kind: "deny" }, previous?.route, this.#o.fence);
     if (routed.kind === "blocked") plan = blocked(routed.reason);
     else {
-      t.data.route = undefined;
+      t.data.route = routed.route;
       ({ plan } = await this.#planAndApply(tenantId, NOTHING));
     }
 
-    if (plan.converged && previous?.backup === undefined) {
+    if (plan.converged && previous?.backup?.forSpecHash !== t.specHash) {
       // Exported from where the data lives now; a move under way has its
       // authoritative copy there too (the other side is a partial copy).
+      // A fresh prefix per export: an earlier offboarding's export is never overwritten.
       const home = knownHome(previous, prefix, tenantId, pool) ?? homeOf(spec.tier);
       const tables = previous?.tables ?? tablesOf(home, prefix, tenantId, pool);
-      const location = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/${t.specHash}/` };
+      const location = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/${compactTime(this.#now())}/` };
       const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#o.fence);
       // The checkpoint: from here on, deleting the tenant's data loses nothing.
       t.data.backup = {
         location: manifest.location,
         exportedAt: manifest.exportedAt,
         counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount },
+        forSpecHash: t.specHash,
       };
       await this.#saveProgress(t, `exported to ${manifest.location}`);
     }
@@ -412,6 +422,10 @@ export class TenantReconciler {
       for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
       const pending = await this.#removeSilo(t, plan, true);
       if (pending !== undefined) plan = pending;
+    }
+    if (plan.converged) {
+      const unrouted = await this.#o.routes.converge(tenantId, undefined, t.data.route ?? previous?.route, this.#o.fence);
+      if (unrouted.kind === "blocked") plan = blocked(unrouted.reason);
     }
     if (plan.converged) {
       await this.#o.routes.release(tenantId, this.#o.fence);
@@ -566,6 +580,11 @@ export class TenantReconciler {
     if (plan.actions.length === 0) return;
     this.#o.log.info({ key, actions: plan.actions.map((a) => `${a.kind}: ${a.reason}`) }, "applying plan");
   }
+}
+
+/** 2026-11-30T12:00:00.123Z -> 20261130T120000123Z: sortable, and safe in an S3 key. */
+function compactTime(at: Date): string {
+  return at.toISOString().replace(/[-:.]/g, "");
 }
 
 /** One reconcile of one tenant: the record, the status it started from, and the data fields it sets. */

@@ -1,5 +1,7 @@
 import type { MigrationStatus } from "../tenants/status.js";
 import { homeOf } from "../tiers/data-home.js";
+import { isBeforeFlip } from "./tier-move.js";
+import { CaptureLostError } from "../data/errors.js";
 import { DATA_APPS, type CaptureCheckpoint, type DataApp, type Fence, type TenantDataPort } from "./ports.js";
 
 /**
@@ -131,9 +133,10 @@ export class TierMoveRunner {
           break;
         }
         case "retire": {
-          const fromHome = homeOf(move.from);
-          // Turned around after the flip: the source is where the data goes back to; keep it.
-          if (homeOf(move.to) !== fromHome && !(await this.#retireSide(move.source, fromHome, h))) {
+          // Even a move turned around after its flip retires its source: the
+          // source stopped receiving writes at the flip, so it is stale, and
+          // the move back starts from an emptied target anyway (backfill purges).
+          if (!(await this.#retireSide(move.source, homeOf(move.from), h))) {
             return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: removing the ${move.from} tier's copy` };
           }
           await h.save(undefined);
@@ -154,7 +157,19 @@ export class TierMoveRunner {
   async #catchUp(move: MigrationStatus, h: MoveHooks, then: MigrationStatus["step"]): Promise<MigrationStatus> {
     const checkpoints = move.checkpoints;
     if (checkpoints === undefined) throw new Error(`tier move of ${h.tenantId} is at ${move.step} without stream checkpoints`);
-    const results = await this.#perTable(async (app) => this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence));
+    let results;
+    try {
+      results = await this.#perTable(async (app) => this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence));
+    } catch (err) {
+      if (!(err instanceof CaptureLostError)) throw err;
+      // The stream no longer reaches back to the checkpoint (a controller down
+      // for a day). Before the flip the source still has everything: copy
+      // again from a new capture. During the drain the target already serves
+      // and the source has been idle since the flip: go on to retire.
+      if (move.step === "drain") return { ...move, step: "retire" };
+      const { checkpoints: _lost, counts: _stale, ...rest } = move;
+      return { ...rest, step: "capture" };
+    }
     const applied = results.orders.applied + results.products.applied;
     if (applied === 0 && then === move.step) return move;
     const counts = move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
@@ -195,7 +210,8 @@ export class TierMoveStepError extends Error {
     move: MigrationStatus,
     override readonly cause: unknown,
   ) {
-    super(`tier move ${move.from} -> ${move.to} failed at step ${step}: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}; the ${move.from} tier keeps serving`, { cause });
+    const serving = isBeforeFlip(step) || step === "abort" ? move.from : move.to;
+    super(`tier move ${move.from} -> ${move.to} failed at step ${step}: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}; the ${serving} tier keeps serving`, { cause });
     this.name = "TierMoveStepError";
   }
 }

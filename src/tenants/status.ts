@@ -39,7 +39,13 @@ export interface TenantStatus {
   /** The tenant's listener rule, once it has one (silo tiers, or any suspended tenant). */
   readonly route?: { readonly listenerArn: string; readonly priority: number; readonly ruleArn: string };
   /** The offboarding export, once written: `s3://bucket/prefix/` and item counts per table. */
-  readonly backup?: { readonly location: string; readonly exportedAt: string; readonly counts: Readonly<Record<"orders" | "products", number>> };
+  readonly backup?: {
+    readonly location: string;
+    readonly exportedAt: string;
+    readonly counts: Readonly<Record<"orders" | "products", number>>;
+    /** The offboarding spec it was taken for; cleared when the tenant is active again, so the next offboarding exports anew. */
+    readonly forSpecHash?: string;
+  };
   /** True once the lower-cased tenant id is durably claimed for this tenant (routing cannot cross tenants). */
   readonly caseClaimed?: boolean;
 }

@@ -32,11 +32,19 @@ export function backoffDelay(policy: RetryPolicy, attempt: number): number {
   return Math.round(d / 2 + policy.random() * (d / 2));
 }
 
-/** Throttles and server-side or network faults: waiting helps. Anything else (a bad request, a missing table) does not. */
+const NETWORK_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EAI_AGAIN"]);
+
+/**
+ * Throttles and server-side or network faults: waiting helps. Anything else
+ * (a bad request, a missing table, a bug of ours) does not, and is thrown at
+ * once rather than retried for a minute and a half.
+ */
 export function isRetryable(err: unknown): boolean {
   if (isThrottle(err)) return true;
   const name = errorName(err);
-  if (name === "LimitExceededException" || name === "RequestLimitExceeded" || name === "InternalServerError") return true;
+  if (name === "LimitExceededException" || name === "RequestLimitExceeded" || name === "InternalServerError" || name === "TimeoutError") return true;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code === "string" && NETWORK_CODES.has(code)) return true;
   const status = httpStatusOf(err);
   return status !== undefined && status >= 500;
 }
@@ -52,6 +60,8 @@ export async function withRetry<T>(what: string, policy: RetryPolicy, call: () =
     try {
       return await call();
     } catch (err) {
+      // Aborted mid-call: the caller asked to stop, that is the error to see.
+      signal?.throwIfAborted();
       if (!isRetryable(err) || attempt >= policy.maxAttempts) throw wrapAwsError(err, what);
       await sleep(backoffDelay(policy, attempt), signal);
     }

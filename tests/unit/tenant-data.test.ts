@@ -17,7 +17,7 @@ import { lineageOrder, tenantWrites } from "../../src/data/capture.js";
 import { canonicalItem, exportLine, parseExportLine } from "../../src/data/dynamo-json.js";
 import { CaptureLostError, DynamoTenantData } from "../../src/data/index.js";
 import { parseS3Location } from "../../src/data/location.js";
-import { backoffDelay, DEFAULT_RETRY } from "../../src/data/retry.js";
+import { backoffDelay, DEFAULT_RETRY, isRetryable } from "../../src/data/retry.js";
 import type { Fence } from "../../src/operator/ports.js";
 
 const ddb = mockClient(DynamoDBClient);
@@ -257,5 +257,19 @@ describe("parseS3Location", () => {
 
   it.each(["bucket/prefix/", "s3://B/x", "s3://bucket//x", "https://bucket/x"])("rejects %s", (text) => {
     expect(() => parseS3Location(text)).toThrow(/S3 location|empty path segment/);
+  });
+});
+
+describe("isRetryable", () => {
+  it.each([
+    { reason: "a DynamoDB throttle", err: Object.assign(new Error("x"), { name: "ProvisionedThroughputExceededException" }), retry: true },
+    { reason: "a streams throttle", err: Object.assign(new Error("x"), { name: "LimitExceededException" }), retry: true },
+    { reason: "a server error", err: Object.assign(new Error("x"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }), retry: true },
+    { reason: "a reset connection", err: Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), retry: true },
+    { reason: "a validation error", err: Object.assign(new Error("x"), { name: "ValidationException", $metadata: { httpStatusCode: 400 } }), retry: false },
+    { reason: "a missing table", err: Object.assign(new Error("x"), { name: "ResourceNotFoundException", $metadata: { httpStatusCode: 400 } }), retry: false },
+    { reason: "a bug of ours", err: new TypeError("undefined is not a function"), retry: false },
+  ])("$reason: $retry", ({ err, retry }) => {
+    expect(isRetryable(err)).toBe(retry);
   });
 });

@@ -79,6 +79,8 @@ export class TenantReconciler {
   readonly #now: () => Date;
   /** Keys whose record was deleted and whose deprovisionSuccess is still owed. Lost on restart; see ADR 0003. */
   readonly #removed = new Map<string, string | undefined>();
+  /** When each of those was first seen removed: names its export, so a later tenant of the same id never finds it "already exported". */
+  readonly #removedAt = new Map<string, string>();
   readonly #failures = new Map<string, number>();
   /** Consecutive reconciles that found a key only waiting on ECS: its next look comes later each time. */
   readonly #waits = new Map<string, number>();
@@ -101,6 +103,7 @@ export class TenantReconciler {
   /** The stream saw the item removed: a deprovisionSuccess is owed once its resources are gone. */
   noteRemoved(tenantId: string, tenantRegistrationId: string | undefined): void {
     this.#removed.set(tenantId, tenantRegistrationId);
+    if (!this.#removedAt.has(tenantId)) this.#removedAt.set(tenantId, compactTime(this.#now()));
   }
 
   readonly reconcile = async (key: string, _signal: AbortSignal): Promise<ReconcileResult> => {
@@ -472,6 +475,7 @@ export class TenantReconciler {
     if (plan.actions.length > 0 || this.#removed.has(tenantId)) {
       // The registration id survives the item on the resources' tags.
       this.#removed.set(tenantId, this.#removed.get(tenantId) ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY));
+      if (!this.#removedAt.has(tenantId)) this.#removedAt.set(tenantId, compactTime(this.#now()));
     }
     if (plan.actions.length > 0) {
       await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
@@ -491,6 +495,7 @@ export class TenantReconciler {
       const event = deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed");
       await this.#publish([backup ? { ...event, detail: { ...event.detail, backup } } : event]);
       this.#removed.delete(tenantId);
+      this.#removedAt.delete(tenantId);
     }
     return done();
   }
@@ -511,7 +516,7 @@ export class TenantReconciler {
     let backup: StatusEvent["detail"]["backup"];
     for (const [home, tables] of homes) {
       if ((await this.#o.data.tableStatus(tables.orders)) === undefined || (await this.#o.data.tableStatus(tables.products)) === undefined) continue;
-      const at = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/deleted-${home}/` };
+      const at = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/deleted-${this.#removedAt.get(tenantId) ?? "unknown"}-${home}/` };
       if (await this.#o.data.exportExists(at)) {
         backup ??= { location: `s3://${at.bucket}/${at.prefix}`, counts: {} };
         continue;

@@ -303,8 +303,10 @@ describe("S3 through the local cloud", () => {
     expect(missing.name).toBe("NoSuchKey");
   });
 
-  it("the bootstrap creates the backup bucket when named, idempotently, and only then", async () => {
-    expect(cloud.account.backupBucket).toBeUndefined();
+  it("the bootstrap creates the configured backup bucket, and another when named, idempotently", async () => {
+    // BACKUP_BUCKET's default: "<NAME_PREFIX>-tenant-backups".
+    expect(cloud.account.backupBucket).toBe(`${cloud.config.namePrefix}-tenant-backups`);
+    await expect(cloud.clients.s3.send(new HeadBucketCommand({ Bucket: cloud.config.backupBucket }))).resolves.toBeDefined();
     const names = { ...cloud.config, backupBucket: "tenant-backups" };
     const first = await bootstrapAccount(cloud.clients, names);
     expect(first).toEqual({ ...cloud.account, backupBucket: "tenant-backups" });

@@ -292,3 +292,62 @@ export interface CaseClaimPort {
   /** Releases the claim if tenantId holds it. */
   release(tenantId: string, fence: Fence): Promise<void>;
 }
+
+// ---------------------------------------------------------------------------
+// The tenant's application (docs/design.md "Contract: the tenant's
+// application"): identity in Cognito, service discovery in Cloud Map.
+// ---------------------------------------------------------------------------
+
+/** A Cognito user pool and the app client the tenant's users sign in with. */
+export interface UserPoolRef {
+  readonly userPoolId: string;
+  readonly appClientId: string;
+}
+
+/** The tenant admin: the record's email, with the tenant's id and tier as custom attributes. */
+export interface TenantAdmin {
+  readonly tenantId: string;
+  readonly tier: "basic" | "advanced" | "premium";
+  readonly email: string;
+}
+
+export type AdminResult =
+  | { readonly kind: "ok" }
+  /** In a shared pool the email already belongs to another tenant's user: nothing was created. */
+  | { readonly kind: "conflict"; readonly holder: string };
+
+/**
+ * Cognito for tenants, as the reference architecture provisions it: basic
+ * tenants share the pool's user pool, silo tenants get their own. Every
+ * method is idempotent; writes call fence.assertHeld() first.
+ */
+export interface IdentityPort {
+  /** The shared pool of basic tenants (created once, with its app client and the custom attributes). */
+  ensureSharedPool(fence: Fence): Promise<UserPoolRef>;
+  /** The tenant's own pool and app client (silo tenants). */
+  ensureTenantPool(tenantId: string, fence: Fence): Promise<UserPoolRef>;
+  /** The tenant's own pool if it exists (reads only). */
+  findTenantPool(tenantId: string): Promise<UserPoolRef | undefined>;
+  /** Creates the admin user and the tenant's group, or updates the user's custom:tenantTier; refuses an email of another tenant. */
+  ensureAdmin(pool: UserPoolRef, admin: TenantAdmin, fence: Fence): Promise<AdminResult>;
+  /** Deletes the tenant's users and group from a pool; absent ones are nothing to do. */
+  removeTenantUsers(pool: UserPoolRef, tenantId: string, fence: Fence): Promise<void>;
+  /** Deletes the tenant's own pool (never the shared one); absent is success. */
+  deleteTenantPool(tenantId: string, fence: Fence): Promise<void>;
+  /** The OIDC issuer of a pool: https://cognito-idp.<region>.amazonaws.com/<userPoolId>. */
+  issuer(pool: UserPoolRef): string;
+}
+
+export interface NamespaceRef {
+  readonly name: string;
+  readonly id: string;
+  readonly arn: string;
+}
+
+/** Cloud Map HTTP namespaces for Service Connect (one per silo tenant, one for the pool). */
+export interface NamespacePort {
+  /** Creates the namespace (tagged) if absent; Cloud Map creates asynchronously, so it may be in progress. */
+  ensure(name: string, tags: Readonly<Record<string, string>>, fence: Fence): Promise<{ readonly kind: "ready"; readonly namespace: NamespaceRef } | { readonly kind: "inProgress"; readonly reason: string }>;
+  /** Deletes a managed namespace (after the services using it are gone); absent is success. */
+  remove(name: string, fence: Fence): Promise<{ readonly kind: "gone" } | { readonly kind: "inProgress"; readonly reason: string }>;
+}

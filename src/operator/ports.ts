@@ -126,6 +126,8 @@ export interface EventPublisher {
 /** What the tenant's infrastructure stack gives its task definitions and services. */
 export interface TenantInfra extends SiloInfra {
   readonly stackId: string;
+  /** The role its services assume per tenant with a session tag (IAM_ROLE_ARN). */
+  readonly tenantAccessRoleArn: string;
 }
 
 export type InfraState =

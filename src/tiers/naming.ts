@@ -113,7 +113,7 @@ export function targetGroupName(prefix: string, tenantId: string): string {
  * IAM role: at most 64 of [A-Za-z0-9+=,.@_-], unique regardless of case.
  * `purpose` is a short lowercase word such as "task" or "exec".
  */
-export function roleName(prefix: string, tenantId: string, purpose: "task" | "exec"): string {
+export function roleName(prefix: string, tenantId: string, purpose: "task" | "exec" | "access"): string {
   const budget = 64 - prefix.length - 3 - HASH_LENGTH - purpose.length;
   return `${prefix}-${readable(tenantId, budget, true)}-${tenantHash(tenantId)}-${purpose}`;
 }

@@ -13,6 +13,7 @@ import {
   POOL_CATCH_ALL_PRIORITY,
   PRINCIPAL_TENANT_TAG,
   rproxyTargetGroup,
+  tenantIsolationRoles,
   type StackTemplate,
 } from "./stack-template.js";
 
@@ -89,63 +90,7 @@ export function poolStackTemplate(input: PoolStackInput): PoolStackTemplate {
       OrdersTable: appTable(poolTableName(prefix, "orders"), "orderId", ownerTags),
       ProductsTable: appTable(poolTableName(prefix, "products"), "productId", ownerTags),
       LogGroup: logGroup(poolLogGroupName(prefix), retention, ownerTags),
-      TaskRole: {
-        Type: "AWS::IAM::Role",
-        Properties: {
-          RoleName: poolRoleName(prefix, "task"),
-          Description: "Task role of the pooled services: may only assume the tenant-access role, tagged with a tenant",
-          AssumeRolePolicyDocument: ecsTasksTrust(),
-          // No principal tag and no policy of its own: what it may do comes
-          // from TaskRolePolicy alone.
-          Tags: ownerTags,
-        },
-      },
-      // A separate policy rather than an inline one on TaskRole: the grant
-      // names TenantAccessRole, whose trust names TaskRole, and inline
-      // policies both ways would be a circular dependency.
-      TaskRolePolicy: {
-        Type: "AWS::IAM::Policy",
-        Properties: {
-          PolicyName: "assume-tenant-access",
-          Roles: [{ Ref: "TaskRole" }],
-          PolicyDocument: {
-            Version: "2012-10-17",
-            Statement: [
-              {
-                Sid: "TenantScopedSessionsOnly",
-                Effect: "Allow",
-                Action: ["sts:AssumeRole", "sts:TagSession"],
-                Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] },
-              },
-            ],
-          },
-        },
-      },
-      TenantAccessRole: {
-        Type: "AWS::IAM::Role",
-        Properties: {
-          RoleName: poolRoleName(prefix, "tenant-access"),
-          Description: "Assumed by the pooled services per tenant: that tenant's partition of the pooled tables only",
-          AssumeRolePolicyDocument: {
-            Version: "2012-10-17",
-            Statement: [
-              {
-                Effect: "Allow",
-                Principal: { AWS: { "Fn::GetAtt": ["TaskRole", "Arn"] } },
-                // TagSession is what lets the caller set the session tag the
-                // ABAC policy reads as aws:PrincipalTag/tenant.
-                Action: ["sts:AssumeRole", "sts:TagSession"],
-                // A session without the tag would leave the policy variable
-                // unresolved; refuse it at the door rather than rely on that.
-                Condition: { Null: { [`aws:RequestTag/${PRINCIPAL_TENANT_TAG}`]: "false" } },
-              },
-            ],
-          },
-          Policies: [{ PolicyName: "tenant-items", PolicyDocument: abacItemsPolicy(["OrdersTable", "ProductsTable"]) }],
-          // Deliberately no `tenant` tag: the session tag is the only source.
-          Tags: ownerTags,
-        },
-      },
+      ...tenantIsolationRoles({ task: poolRoleName(prefix, "task"), access: poolRoleName(prefix, "tenant-access") }, "the pooled services", ownerTags),
       ExecutionRole: executionRole(poolRoleName(prefix, "exec"), "Task execution role of the pooled services: pull images, write the pool log group", "LogGroup", ownerTags),
       TargetGroup: rproxyTargetGroup(poolTargetGroupName(prefix), ownerTags),
       CatchAllRule: {

@@ -69,6 +69,7 @@ export const ABAC_ITEM_ACTIONS = [
 export const STACK_OUTPUT_KEYS = [
   "TaskRoleArn",
   "ExecutionRoleArn",
+  "TenantAccessRoleArn",
   "OrdersTableName",
   "ProductsTableName",
   "LogGroupName",
@@ -77,7 +78,10 @@ export const STACK_OUTPUT_KEYS = [
 export type StackOutputKey = (typeof STACK_OUTPUT_KEYS)[number];
 
 /** The stack's outputs: what a silo tenant's services (and its listener rule) are wired to. */
-export type TenantStackOutputs = SiloInfra;
+export interface TenantStackOutputs extends SiloInfra {
+  /** The role the services assume per tenant (IAM_ROLE_ARN), as the pool's. */
+  readonly tenantAccessRoleArn: string;
+}
 
 export interface TenantStackInput {
   readonly tenantId: string;
@@ -126,22 +130,14 @@ export function tenantStackTemplate(input: TenantStackInput): TenantStackTemplat
       OrdersTable: appTable(siloTableName(prefix, tenantId, "orders"), "orderId", ownerTags),
       ProductsTable: appTable(siloTableName(prefix, tenantId, "products"), "productId", ownerTags),
       LogGroup: logGroup(tenantLogGroupName(prefix, tenantId), retention, ownerTags),
-      TaskRole: {
-        Type: "AWS::IAM::Role",
-        Properties: {
-          RoleName: roleName(prefix, tenantId, "task"),
-          Description: `Task role of tenant ${tenantId}: its own partition of its silo tables only`,
-          AssumeRolePolicyDocument: ecsTasksTrust(),
-          Policies: [{ PolicyName: "tenant-items", PolicyDocument: abacItemsPolicy(["OrdersTable", "ProductsTable"]) }],
-          Tags: [...ownerTags, { Key: PRINCIPAL_TENANT_TAG, Value: tenantId }],
-        },
-      },
+      ...tenantIsolationRoles({ task: roleName(prefix, tenantId, "task"), access: roleName(prefix, tenantId, "access") }, `tenant ${tenantId}`, ownerTags),
       ExecutionRole: executionRole(roleName(prefix, tenantId, "exec"), `Task execution role of tenant ${tenantId}: pull images, write its log group`, "LogGroup", ownerTags),
       TargetGroup: rproxyTargetGroup(targetGroupName(prefix, tenantId), ownerTags),
     },
     Outputs: {
       TaskRoleArn: { Value: { "Fn::GetAtt": ["TaskRole", "Arn"] } },
       ExecutionRoleArn: { Value: { "Fn::GetAtt": ["ExecutionRole", "Arn"] } },
+      TenantAccessRoleArn: { Value: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } },
       OrdersTableName: { Value: { Ref: "OrdersTable" } },
       ProductsTableName: { Value: { Ref: "ProductsTable" } },
       LogGroupName: { Value: { Ref: "LogGroup" } },
@@ -171,6 +167,7 @@ export function tenantStackOutputs(outputs: Readonly<Record<string, string>>): T
   const values = {
     taskRoleArn: get("TaskRoleArn"),
     executionRoleArn: get("ExecutionRoleArn"),
+    tenantAccessRoleArn: get("TenantAccessRoleArn"),
     ordersTableName: get("OrdersTableName"),
     productsTableName: get("ProductsTableName"),
     logGroupName: get("LogGroupName"),
@@ -355,4 +352,68 @@ export function finishTemplate(stackName: string, template: Readonly<Record<stri
 export function allPresent<T extends Record<string, string | undefined>>(values: T): { [K in keyof T]: string } | undefined {
   for (const v of Object.values(values)) if (v === undefined || v === "") return undefined;
   return values as { [K in keyof T]: string };
+}
+
+/**
+ * The task role and the tenant-access role, as the reference architecture
+ * isolates tenants: the services' task role may only assume the access role,
+ * tagging the session with the tenant (`IAM_ROLE_ARN` in their environment);
+ * the access role trusts only that role, only with the tag, and allows items
+ * of the tagged tenant's partition alone (ABAC on dynamodb:LeadingKeys).
+ * Silo tenants and the pool use the same pair, so the reference images run
+ * unchanged in every tier.
+ */
+export function tenantIsolationRoles(names: { readonly task: string; readonly access: string }, who: string, tags: readonly CfnTag[]) {
+  return {
+    TaskRole: {
+      Type: "AWS::IAM::Role",
+      Properties: {
+        RoleName: names.task,
+        Description: `Task role of ${who}: may only assume the tenant-access role, tagged with a tenant`,
+        AssumeRolePolicyDocument: ecsTasksTrust(),
+        // No principal tag and no policy of its own: what it may do comes
+        // from TaskRolePolicy alone.
+        Tags: tags,
+      },
+    },
+    // A separate policy rather than an inline one on TaskRole: the grant
+    // names TenantAccessRole, whose trust names TaskRole, and inline
+    // policies both ways would be a circular dependency.
+    TaskRolePolicy: {
+      Type: "AWS::IAM::Policy",
+      Properties: {
+        PolicyName: "assume-tenant-access",
+        Roles: [{ Ref: "TaskRole" }],
+        PolicyDocument: {
+          Version: "2012-10-17",
+          Statement: [{ Sid: "TenantScopedSessionsOnly", Effect: "Allow", Action: ["sts:AssumeRole", "sts:TagSession"], Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } }],
+        },
+      },
+    },
+    TenantAccessRole: {
+      Type: "AWS::IAM::Role",
+      Properties: {
+        RoleName: names.access,
+        Description: `Assumed by the services of ${who} per tenant: that tenant's partition of the tables only`,
+        AssumeRolePolicyDocument: {
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Effect: "Allow",
+              Principal: { AWS: { "Fn::GetAtt": ["TaskRole", "Arn"] } },
+              // TagSession is what lets the caller set the session tag the
+              // ABAC policy reads as aws:PrincipalTag/tenant.
+              Action: ["sts:AssumeRole", "sts:TagSession"],
+              // A session without the tag would leave the policy variable
+              // unresolved; refuse it at the door rather than rely on that.
+              Condition: { Null: { [`aws:RequestTag/${PRINCIPAL_TENANT_TAG}`]: "false" } },
+            },
+          ],
+        },
+        Policies: [{ PolicyName: "tenant-items", PolicyDocument: abacItemsPolicy(["OrdersTable", "ProductsTable"]) }],
+        // Deliberately no `tenant` tag: the session tag is the only source.
+        Tags: tags,
+      },
+    },
+  };
 }

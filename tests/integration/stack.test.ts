@@ -86,6 +86,8 @@ describe("tenant stacks on moto", () => {
         "AWS::DynamoDB::Table",
         "AWS::DynamoDB::Table",
         "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "AWS::IAM::Policy",
+        "AWS::IAM::Role",
         "AWS::IAM::Role",
         "AWS::IAM::Role",
         "AWS::Logs::LogGroup",

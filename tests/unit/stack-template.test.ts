@@ -36,6 +36,8 @@ describe("tenantStackTemplate: contents", () => {
       ProductsTable: "AWS::DynamoDB::Table",
       LogGroup: "AWS::Logs::LogGroup",
       TaskRole: "AWS::IAM::Role",
+      TaskRolePolicy: "AWS::IAM::Policy",
+      TenantAccessRole: "AWS::IAM::Role",
       ExecutionRole: "AWS::IAM::Role",
       TargetGroup: "AWS::ElasticLoadBalancingV2::TargetGroup",
     });
@@ -70,8 +72,21 @@ describe("tenantStackTemplate: contents", () => {
     expect(resource("LogGroup").UpdateReplacePolicy).toBe("Delete");
   });
 
-  it("task role: item actions on the two tables only, within the caller's own partition", () => {
-    const role = resource("TaskRole").Properties;
+  it("task role: may only assume the tenant-access role, with a tenant session tag (IAM_ROLE_ARN, as the reference images do)", () => {
+    expect(resource("TaskRole").Properties["Policies"]).toBeUndefined();
+    const grant = resource("TaskRolePolicy").Properties;
+    expect(grant["Roles"]).toEqual([{ Ref: "TaskRole" }]);
+    expect(grant["PolicyDocument"].Statement).toEqual([
+      { Sid: "TenantScopedSessionsOnly", Effect: "Allow", Action: ["sts:AssumeRole", "sts:TagSession"], Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } },
+    ]);
+    const trust = resource("TenantAccessRole").Properties["AssumeRolePolicyDocument"].Statement;
+    expect(trust).toEqual([
+      { Effect: "Allow", Principal: { AWS: { "Fn::GetAtt": ["TaskRole", "Arn"] } }, Action: ["sts:AssumeRole", "sts:TagSession"], Condition: { Null: { "aws:RequestTag/tenant": "false" } } },
+    ]);
+  });
+
+  it("tenant-access role: item actions on the two tables only, within the session's own partition", () => {
+    const role = resource("TenantAccessRole").Properties;
     const statements = role["Policies"].flatMap((p: any) => p.PolicyDocument.Statement); // eslint-disable-line @typescript-eslint/no-explicit-any -- loose JSON
     expect(statements).toHaveLength(1);
     const [s] = statements;
@@ -81,8 +96,8 @@ describe("tenantStackTemplate: contents", () => {
     expect(s.Resource).toEqual([{ "Fn::GetAtt": ["OrdersTable", "Arn"] }, { "Fn::GetAtt": ["ProductsTable", "Arn"] }]);
     expect(s.Condition["ForAllValues:StringEquals"]).toEqual({ "dynamodb:LeadingKeys": ["${aws:PrincipalTag/tenant}"] });
     expect(s.Condition["Null"]).toEqual({ "dynamodb:LeadingKeys": "false" });
-    // The principal tag resolves from the role's own tag.
-    expect(tagsOf(resource("TaskRole"))["tenant"]).toBe(UUID);
+    // The principal tag comes from the session alone, never from a role tag.
+    expect(tagsOf(resource("TenantAccessRole"))["tenant"]).toBeUndefined();
   });
 
   it("never lets CloudFormation substitute the principal-tag variable", () => {
@@ -131,6 +146,7 @@ describe("tenantStackTemplate: contents", () => {
     expect(tenantStackOutputs(values)).toEqual({
       taskRoleArn: "v-TaskRoleArn",
       executionRoleArn: "v-ExecutionRoleArn",
+      tenantAccessRoleArn: "v-TenantAccessRoleArn",
       ordersTableName: "v-OrdersTableName",
       productsTableName: "v-ProductsTableName",
       logGroupName: "v-LogGroupName",
@@ -145,6 +161,7 @@ describe("tenantStackTemplate: contents", () => {
     const t = tenantStackTemplate(base);
     expect(t.tags).toEqual({ "managed-by": "ecs-tenant-operator", "tenant-id": UUID, tier: "advanced" });
     for (const [id, r] of Object.entries(resources())) {
+      if (r.Type === "AWS::IAM::Policy") continue; // not taggable
       expect(tagsOf(r), id).toMatchObject({ "managed-by": "ecs-tenant-operator", "tenant-id": UUID });
     }
   });

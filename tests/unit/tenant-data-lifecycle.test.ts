@@ -58,6 +58,7 @@ class Infra implements InfraPort {
       infra: {
         taskRoleArn: arn("task"),
         executionRoleArn: arn("exec"),
+        tenantAccessRoleArn: arn("access"),
         ...{ ordersTableName: siloTables("saas", tenantId).orders, productsTableName: siloTables("saas", tenantId).products },
         logGroupName: `/ecs/${tenantId}`,
         targetGroupArn: `arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/${tenantId}/1`,

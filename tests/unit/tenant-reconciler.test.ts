@@ -58,6 +58,7 @@ class FakeEcs implements EcsPort {
 const INFRA: TenantInfra = {
   taskRoleArn: "arn:aws:iam::123456789012:role/task",
   executionRoleArn: "arn:aws:iam::123456789012:role/exec",
+  tenantAccessRoleArn: "arn:aws:iam::123456789012:role/access",
   ordersTableName: "orders-t",
   productsTableName: "products-t",
   logGroupName: "/ecs/t",

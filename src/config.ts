@@ -78,6 +78,8 @@ export const configSchema = z.object({
     .min(0, "MIGRATION_DRAIN_SECONDS must be 0 or more")
     .max(3600, "MIGRATION_DRAIN_SECONDS must be at most 3600")
     .default(30),
+  /** The tenants' API (the reference architecture's API Gateway), given to SBT in tenantConfig. @default "" */
+  API_GATEWAY_URL: z.url({ error: "API_GATEWAY_URL must be a URL such as https://abc123.execute-api.us-east-1.amazonaws.com/prod/" }).optional(),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
 });
@@ -108,6 +110,7 @@ export interface Config {
   readonly catalogueFile: string | undefined;
   readonly backupBucket: string;
   readonly migrationDrainSeconds: number;
+  readonly apiGatewayUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -137,6 +140,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     holderId: c.HOLDER_ID,
     catalogueFile: c.CATALOGUE_FILE,
     migrationDrainSeconds: c.MIGRATION_DRAIN_SECONDS,
+    apiGatewayUrl: c.API_GATEWAY_URL ?? "",
   };
 }
 

@@ -69,6 +69,7 @@ export function tenantParts(config: Config, clients: Pick<AwsClients, "dynamodb"
     claims: new CaseClaims(clients.dynamodb, config.leaseTable),
     backupBucket: config.backupBucket,
     drainMs: config.migrationDrainSeconds * 1000,
+    apiGatewayUrl: config.apiGatewayUrl,
   };
 }
 

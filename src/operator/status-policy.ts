@@ -15,6 +15,8 @@ export interface Observation {
   readonly specHash: string;
   readonly previous: TenantStatus | undefined;
   readonly now: Date;
+  /** API_GATEWAY_URL: the tenant's API, for SBT's tenantConfig. @default "" */
+  readonly apiGatewayUrl?: string;
 }
 
 export type Situation =
@@ -30,7 +32,7 @@ export type Situation =
  * migration checkpoint or a backup location to an error report would be
  * losing the way back to the data.
  */
-const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed"] as const;
+const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed", "identity"] as const;
 /** Set to undefined (present, but undefined) to clear one. */
 export type DataFields = { -readonly [K in (typeof DATA_KEYS)[number]]?: TenantStatus[K] | undefined };
 
@@ -60,7 +62,12 @@ export function decide(obs: Observation, situation: Situation): Decision {
   const data = dataFields(prev, situation.kind === "planned" ? situation.data : undefined);
   const spec = situation.kind === "invalid" ? undefined : situation.spec;
   const registrationId = situation.kind === "invalid" ? situation.registrationId : situation.spec.tenantRegistrationId;
-  const tenantData = spec ? { tenantName: spec.tenantName, tier: spec.tier, ...(spec.email ? { email: spec.email } : {}) } : {};
+  // SBT's tenant-registration service PATCHes the registration with
+  // jobOutput.tenantData; tenantConfig, a JSON string, is what its web app
+  // reads to sign the tenant's users in.
+  const identity = data.identity;
+  const tenantConfig = identity && JSON.stringify({ userPoolId: identity.userPoolId, appClientId: identity.appClientId, apiGatewayUrl: obs.apiGatewayUrl ?? "" });
+  const tenantData = spec ? { tenantName: spec.tenantName, tier: spec.tier, ...(spec.email ? { email: spec.email } : {}), ...(tenantConfig ? { tenantConfig } : {}) } : {};
   const event = (detailType: DetailType, registrationStatus: "Created" | "Failed" | "Deleted" | "InProgress", reason: string): StatusEvent => ({
     detailType,
     detail: {

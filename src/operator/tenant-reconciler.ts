@@ -42,6 +42,8 @@ export interface TenantReconcilerOptions {
   readonly claims: CaseClaimPort;
   /** Bucket of offboarding exports. */
   readonly backupBucket: string;
+  /** The tenants' API, for SBT's tenantConfig (API_GATEWAY_URL). @default "" */
+  readonly apiGatewayUrl?: string;
   /** How long a tier move drains the old tables' stream after its flip. @default 30000 */
   readonly drainMs?: number;
   readonly events: EventPublisher;
@@ -539,7 +541,7 @@ export class TenantReconciler {
   }
 
   async #report(tenantId: string, previous: TenantStatus | undefined, specHash: string, situation: Situation): Promise<void> {
-    const decision = decide({ tenantId, specHash, previous, now: this.#now() }, situation);
+    const decision = decide({ tenantId, specHash, previous, now: this.#now(), apiGatewayUrl: this.#o.apiGatewayUrl ?? "" }, situation);
     this.#phases.set(tenantId, decision.status.phase);
     // Events first, then the status that records them as sent: a crash in
     // between re-sends (at least once) rather than losing the announcement.

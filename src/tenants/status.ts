@@ -46,6 +46,8 @@ export interface TenantStatus {
     /** The offboarding spec it was taken for; cleared when the tenant is active again, so the next offboarding exports anew. */
     readonly forSpecHash?: string;
   };
+  /** The tenant's Cognito user pool and app client: its own (silo at onboarding) or the shared pool's (basic); kept across tier moves. */
+  readonly identity?: { readonly userPoolId: string; readonly appClientId: string; readonly shared: boolean };
   /** True once the lower-cased tenant id is durably claimed for this tenant (routing cannot cross tenants). */
   readonly caseClaimed?: boolean;
 }

@@ -12,6 +12,8 @@ import {
   DATA_APPS,
   type ApplyOutcome,
   type CaseClaimPort,
+  type IdentityPort,
+  type UserPoolRef,
   type EcsPort,
   type EventPublisher,
   type Fence,
@@ -40,6 +42,8 @@ export interface TenantReconcilerOptions {
   readonly routes: TenantRoutes;
   /** Durable claims on lower-cased tenant ids. */
   readonly claims: CaseClaimPort;
+  /** Cognito: the shared pool of basic tenants, silo tenants' own pools, admin users. */
+  readonly identity?: IdentityPort; // INTERIM: required once CognitoIdentity is merged
   /** Bucket of offboarding exports. */
   readonly backupBucket: string;
   /** The tenants' API, for SBT's tenantConfig (API_GATEWAY_URL). @default "" */
@@ -184,6 +188,8 @@ export class TenantReconciler {
    * target group, catch-all rule), then the pooled services wired to it.
    */
   async #reconcilePool(): Promise<ReconcileResult> {
+    // The shared user pool belongs to the pool, like the pooled tables.
+    await this.#o.identity?.ensureSharedPool(this.#o.fence);
     const state = await this.#o.infra.ensurePool(this.#o.fence);
     if (state.kind !== "ready") {
       const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
@@ -233,7 +239,41 @@ export class TenantReconciler {
       }
       t.data.caseClaimed = true;
     }
+    const refused = await this.#ensureIdentity(t);
+    if (refused !== undefined) {
+      await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "AdminEmailTaken", message: refused });
+      return requeueAfter(this.#o.problemPollMs, refused);
+    }
     return this.#converge(t);
+  }
+
+  /**
+   * The tenant's user pool (its own for a tenant onboarded into a silo tier,
+   * else the shared one) and its admin user. The pool is chosen once and kept
+   * across tier moves: Cognito cannot move users with their passwords. Runs
+   * before anything else is made, so an email another tenant holds in the
+   * shared pool leaves this tenant with nothing. Settled tenants skip it.
+   * Returns the refusal message, if refused.
+   */
+  async #ensureIdentity(t: Turn): Promise<string | undefined> {
+    const { tenantId, spec, previous } = t;
+    if (this.#o.identity === undefined) return undefined;
+    const settled = previous?.identity !== undefined && previous.observedSpecHash === t.specHash && (previous.phase === "Ready" || previous.phase === "Suspended");
+    if (settled) return undefined;
+    let identity = previous?.identity;
+    if (identity === undefined) {
+      const shared = spec.tier === "basic";
+      const pool = shared ? await this.#o.identity.ensureSharedPool(this.#o.fence) : await this.#o.identity.ensureTenantPool(tenantId, this.#o.fence);
+      identity = { ...pool, shared };
+    }
+    if (spec.email !== undefined && spec.email !== "") {
+      const admin = await this.#o.identity.ensureAdmin(identity, { tenantId, tier: spec.tier, email: spec.email }, this.#o.fence);
+      if (admin.kind === "conflict") {
+        return `email ${spec.email} already belongs to a user of tenant "${admin.holder}" in the shared user pool; a user pool holds an email once. Give this tenant another admin email, or offboard "${admin.holder}" first.`;
+      }
+    }
+    t.data.identity = identity;
+    return undefined;
   }
 
   /**
@@ -422,6 +462,13 @@ export class TenantReconciler {
       };
       await this.#saveProgress(t, `exported to ${manifest.location}`);
     }
+    if (plan.converged && previous?.identity !== undefined && this.#o.identity !== undefined) {
+      // After the export, like the data: the users go, and a pool of the tenant's own with them.
+      const pool: UserPoolRef = previous.identity;
+      await this.#o.identity.removeTenantUsers(pool, tenantId, this.#o.fence);
+      if (!previous.identity.shared) await this.#o.identity.deleteTenantPool(tenantId, this.#o.fence);
+      t.data.identity = undefined;
+    }
     if (plan.converged) {
       // Both homes: a move interrupted by the offboarding may have left items on either side.
       for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
@@ -531,6 +578,11 @@ export class TenantReconciler {
     const pool = poolTables(prefix);
     for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
     await this.#o.routes.removeAny(tenantId, this.#o.fence);
+    // Its users: in the shared pool by its group, and its own pool if it had one.
+    if (this.#o.identity !== undefined) {
+      await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
+      await this.#o.identity.deleteTenantPool(tenantId, this.#o.fence);
+    }
     const removal = await this.#o.infra.remove(tenantId, this.#o.fence);
     if (removal.kind !== "gone") return { plan: merge(plan, removal), backup };
     const silo = siloTables(prefix, tenantId);

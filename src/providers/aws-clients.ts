@@ -5,7 +5,9 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { ECSClient } from "@aws-sdk/client-ecs";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { CognitoIdentityProviderClient } from "@aws-sdk/client-cognito-identity-provider";
 import { S3Client } from "@aws-sdk/client-s3";
+import { ServiceDiscoveryClient } from "@aws-sdk/client-servicediscovery";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { HandlerExecutionContext, MiddlewareStack } from "@smithy/types";
 import type { Config } from "../config.js";
@@ -23,6 +25,8 @@ export interface AwsClients {
   readonly ec2: EC2Client;
   readonly elbv2: ElasticLoadBalancingV2Client;
   readonly s3: S3Client;
+  readonly cognito: CognitoIdentityProviderClient;
+  readonly servicediscovery: ServiceDiscoveryClient;
   /** Closes the clients' sockets; call on shutdown. */
   destroy(): void;
 }
@@ -62,6 +66,8 @@ export function createAwsClients(
     elbv2: new ElasticLoadBalancingV2Client(base),
     // Path-style addressing with an endpoint override: a local endpoint has no per-bucket host names.
     s3: new S3Client({ ...base, forcePathStyle: config.endpoint !== undefined }),
+    cognito: new CognitoIdentityProviderClient(base),
+    servicediscovery: new ServiceDiscoveryClient(base),
   };
   if (counter !== undefined) {
     for (const [service, client] of Object.entries(clients)) instrumentClient(client, service, counter);

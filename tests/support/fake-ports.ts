@@ -17,7 +17,7 @@ import {
   type TableSet,
   type TenantDataPort,
 } from "../../src/operator/ports.js";
-import type { ApplyOutcome, EcsPort } from "../../src/operator/ports.js";
+import type { AdminResult, ApplyOutcome, EcsPort, IdentityPort, TenantAdmin, UserPoolRef } from "../../src/operator/ports.js";
 import type { Priorities } from "../../src/operator/tenant-routes.js";
 import type { Action, Footprint, ObservedCluster, ObservedService, ObservedState, ObservedTaskDefinition, Tags } from "../../src/tiers/model.js";
 import { canonicalJson } from "../../src/tenants/record.js";
@@ -344,4 +344,65 @@ export class ConvergingEcs implements EcsPort {
 
 function familyOf(arn: string): string {
   return arn.slice(arn.lastIndexOf("/") + 1).split(":")[0] ?? arn;
+}
+
+/** Cognito in memory: pools by owner ("shared" or a tenant id), users by email with their attributes. */
+export class FakeIdentity implements IdentityPort {
+  readonly pools = new Map<string, UserPoolRef>();
+  readonly users = new Map<string, Map<string, { tenantId: string; tier: string }>>();
+  readonly calls: string[] = [];
+  #n = 0;
+
+  async ensureSharedPool(fence: Fence): Promise<UserPoolRef> {
+    return this.#ensure("shared", fence);
+  }
+  async ensureTenantPool(tenantId: string, fence: Fence): Promise<UserPoolRef> {
+    return this.#ensure(tenantId, fence);
+  }
+  async findTenantPool(tenantId: string): Promise<UserPoolRef | undefined> {
+    return this.pools.get(tenantId);
+  }
+  async ensureAdmin(pool: UserPoolRef, admin: TenantAdmin, fence: Fence): Promise<AdminResult> {
+    fence.assertHeld();
+    const users = this.users.get(pool.userPoolId) ?? new Map<string, { tenantId: string; tier: string }>();
+    this.users.set(pool.userPoolId, users);
+    const existing = users.get(admin.email);
+    if (existing !== undefined && existing.tenantId !== admin.tenantId) return { kind: "conflict", holder: existing.tenantId };
+    if (existing?.tier !== admin.tier) this.calls.push(`${existing ? "update" : "create"} ${admin.email} ${admin.tier}`);
+    users.set(admin.email, { tenantId: admin.tenantId, tier: admin.tier });
+    return { kind: "ok" };
+  }
+  async removeTenantUsers(pool: UserPoolRef, tenantId: string, fence: Fence): Promise<void> {
+    fence.assertHeld();
+    const users = this.users.get(pool.userPoolId);
+    for (const [email, u] of users ?? []) if (u.tenantId === tenantId) users?.delete(email);
+  }
+  async deleteTenantPool(tenantId: string, fence: Fence): Promise<void> {
+    fence.assertHeld();
+    const pool = this.pools.get(tenantId);
+    if (pool) {
+      this.pools.delete(tenantId);
+      this.users.delete(pool.userPoolId);
+      this.calls.push(`delete pool ${tenantId}`);
+    }
+  }
+  issuer(pool: UserPoolRef): string {
+    return `https://cognito-idp.us-east-1.amazonaws.com/${pool.userPoolId}`;
+  }
+  userOf(email: string): { pool: string; tenantId: string; tier: string } | undefined {
+    for (const [pool, users] of this.users) {
+      const u = users.get(email);
+      if (u) return { pool, ...u };
+    }
+    return undefined;
+  }
+  #ensure(owner: string, fence: Fence): UserPoolRef {
+    const have = this.pools.get(owner);
+    if (have) return have;
+    fence.assertHeld();
+    const pool = { userPoolId: `us-east-1_${owner}${++this.#n}`, appClientId: `client-${owner}` };
+    this.pools.set(owner, pool);
+    this.calls.push(`create pool ${owner}`);
+    return pool;
+  }
 }

@@ -6,7 +6,7 @@ import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
-import { ConvergingEcs, FakeClaims, FakeData, FakePriorities, FakeRoutes } from "../support/fake-ports.js";
+import { ConvergingEcs, FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeRoutes } from "../support/fake-ports.js";
 
 /**
  * The tenant's data through its life, against in-memory ports that keep
@@ -109,15 +109,16 @@ function world(options: { drainMs?: number } = {}) {
   const rules = new FakeRoutes();
   const priorities = new FakePriorities();
   const claims = new FakeClaims();
+  const identity = new FakeIdentity();
   const events = new Events();
   const fence: Fence = { assertHeld() {} };
   const controller = (dataPort: TenantDataPort = data, f: Fence = fence) =>
     new TenantReconciler({
-      store, ecs, infra, events, fence: f, data: dataPort, claims, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
+      store, ecs, infra, events, fence: f, data: dataPort, claims, identity, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
       routes: new TenantRoutes(rules, priorities, LISTENER),
       catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), pollMs: 1, maxPollMs: 1,
     });
-  return { store, data, ecs, infra, rules, priorities, claims, events, controller, clock };
+  return { store, data, ecs, infra, rules, priorities, claims, identity, events, controller, clock };
 }
 
 /** Reconciles until the key settles (done) or the budget runs out. */
@@ -441,5 +442,59 @@ describe("offboarding", () => {
     expect(result.kind).toBe("failed");
     expect(w.store.items.get("nl")?.["status"]).toBeUndefined();
     expect(w.claims.holders.size).toBe(0);
+  });
+});
+
+describe("identity", () => {
+  it("gives a silo tenant its own pool and a basic tenant the shared one, with the admin user; tenantConfig goes to SBT", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("own", { tenantId: "own", tier: "premium", tenantName: "Own", email: "admin@own.test" });
+    w.store.items.set("shr", { tenantId: "shr", tier: "basic", tenantName: "Shr", email: "admin@shr.test" });
+    await settle(r, "own");
+    await settle(r, "shr");
+    expect(w.store.status("own").identity).toMatchObject({ shared: false, userPoolId: w.identity.pools.get("own")?.userPoolId });
+    expect(w.store.status("shr").identity).toMatchObject({ shared: true, userPoolId: w.identity.pools.get("shared")?.userPoolId });
+    expect(w.identity.userOf("admin@own.test")).toMatchObject({ tenantId: "own", tier: "premium" });
+    const success = w.events.sent.find((e) => e.detailType === "sbt_aws_provisionSuccess" && e.detail.tenantId === "own");
+    const config = JSON.parse(String(success?.detail.jobOutput.tenantData["tenantConfig"])) as Record<string, string>;
+    expect(config).toEqual({ userPoolId: w.identity.pools.get("own")?.userPoolId, appClientId: "client-own", apiGatewayUrl: "" });
+  });
+
+  it("refuses a second tenant whose admin email is taken in the shared pool, creating nothing for it", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("first", { tenantId: "first", tier: "basic", tenantName: "First", email: "same@x.test" });
+    await settle(r, "first");
+    w.store.items.set("second", { tenantId: "second", tier: "advanced", tenantName: "Second", email: "same@x.test" });
+    w.store.items.set("second", { tenantId: "second", tier: "basic", tenantName: "Second", email: "same@x.test" });
+    expect((await r.reconcile("second", signal)).kind).toBe("requeueAfter");
+    const status = w.store.status("second");
+    expect(status.phase).toBe("Failed");
+    expect(status.message).toContain('already belongs to a user of tenant "first"');
+    expect(w.identity.userOf("same@x.test")?.tenantId).toBe("first");
+    expect(w.rules.of("second")).toBeUndefined();
+    expect(w.events.types("second")).toEqual(["sbt_aws_provisionFailure"]);
+  });
+
+  it("keeps the tenant's pool across a move and updates custom:tenantTier; offboarding removes the users and its own pool", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("mv", { tenantId: "mv", tier: "basic", tenantName: "Mv", email: "a@mv.test" });
+    await settle(r, "mv");
+    const pool = w.store.status("mv").identity?.userPoolId;
+    w.store.edit("mv", { tier: "advanced" });
+    await settle(r, "mv");
+    expect(w.store.status("mv").identity).toMatchObject({ userPoolId: pool, shared: true });
+    expect(w.identity.userOf("a@mv.test")).toMatchObject({ tier: "advanced", pool });
+
+    w.store.items.set("gone", { tenantId: "gone", tier: "premium", tenantName: "Gone", email: "a@gone.test" });
+    await settle(r, "gone");
+    w.store.edit("gone", { sbtaws_active: false });
+    await settle(r, "gone");
+    expect(w.identity.userOf("a@gone.test")).toBeUndefined();
+    expect(w.identity.pools.has("gone")).toBe(false);
+    expect(w.identity.pools.has("shared")).toBe(true);
+    expect(w.store.status("gone").identity).toBeUndefined();
   });
 });

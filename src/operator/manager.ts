@@ -185,6 +185,8 @@ export class Manager {
           }
         }
       }
+      // Deleted records whose offboarding a restart interrupted.
+      for (const id of await this.#o.reconciler.pendingRemovals()) if (!seen.has(id)) queue.add(id, "resync");
       const owners = await this.#o.ecs.inventory(this.#o.sharedClusters);
       const orphans = [...owners].filter((id) => !seen.has(id));
       for (const id of orphans) queue.add(id, "resync");

@@ -353,3 +353,27 @@ export interface NamespacePort {
   /** Deletes a managed namespace (after the services using it are gone); absent is success. */
   remove(name: string, fence: Fence): Promise<{ readonly kind: "gone" } | { readonly kind: "inProgress"; readonly reason: string }>;
 }
+
+/** A tenant whose record was deleted, remembered until its offboarding is done. */
+export interface Removal {
+  readonly tenantId: string;
+  readonly registrationId?: string;
+  /** When the removal was first seen; names the offboarding export. ISO time. */
+  readonly removedAt: string;
+}
+
+/**
+ * Deleted records, kept durably (in the operator table) until everything
+ * they owned is gone and SBT was told: a restart between the deletion and
+ * the end of the offboarding must neither lose the announcement nor leave
+ * the tenant's items in the pooled tables.
+ */
+export interface RemovalLog {
+  /** Records a removal unless one is recorded already (the first time seen wins). */
+  record(removal: Removal, fence: Fence): Promise<Removal>;
+  get(tenantId: string): Promise<Removal | undefined>;
+  /** Every pending removal (a resync enqueues them). */
+  list(): Promise<readonly Removal[]>;
+  /** Forgets a removal once its offboarding is done. */
+  clear(tenantId: string, fence: Fence): Promise<void>;
+}

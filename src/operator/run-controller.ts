@@ -9,6 +9,7 @@ import { CallCounter } from "../providers/call-counter.js";
 import { DynamoDbLeaseStore } from "../providers/dynamodb-lease-store.js";
 import { DynamoTenantData } from "../data/dynamo-tenant-data.js";
 import { CaseClaims } from "../providers/case-claims.js";
+import { DynamoRemovalLog } from "../providers/removal-log.js";
 import { ListenerRoutes } from "../providers/listener-routes.js";
 import { TenantRoutes } from "./tenant-routes.js";
 import { EcsProvider } from "../providers/ecs.js";
@@ -67,6 +68,7 @@ export function tenantParts(config: Config, clients: Pick<AwsClients, "dynamodb"
     data: new DynamoTenantData(clients.dynamodb, clients.streams, clients.s3),
     routes: new TenantRoutes(new ListenerRoutes(clients.elbv2), new PriorityAllocator(clients.dynamodb, config.leaseTable), config.listenerArn),
     claims: new CaseClaims(clients.dynamodb, config.leaseTable),
+    removals: new DynamoRemovalLog(clients.dynamodb, config.leaseTable),
     backupBucket: config.backupBucket,
     drainMs: config.migrationDrainSeconds * 1000,
     apiGatewayUrl: config.apiGatewayUrl,

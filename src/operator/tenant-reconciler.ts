@@ -13,6 +13,8 @@ import {
   type ApplyOutcome,
   type CaseClaimPort,
   type IdentityPort,
+  type Removal,
+  type RemovalLog,
   type UserPoolRef,
   type EcsPort,
   type EventPublisher,
@@ -42,6 +44,8 @@ export interface TenantReconcilerOptions {
   readonly routes: TenantRoutes;
   /** Durable claims on lower-cased tenant ids. */
   readonly claims: CaseClaimPort;
+  /** Deleted records whose offboarding is not finished (operator table). */
+  readonly removals: RemovalLog;
   /** Cognito: the shared pool of basic tenants, silo tenants' own pools, admin users. */
   readonly identity?: IdentityPort; // INTERIM: required once CognitoIdentity is merged
   /** Bucket of offboarding exports. */
@@ -83,10 +87,8 @@ export class TenantReconciler {
   readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "maxPollMs" | "problemPollMs" | "degradeAfterFailures" | "drainMs">> & TenantReconcilerOptions;
   readonly #moves: TierMoveRunner;
   readonly #now: () => Date;
-  /** Keys whose record was deleted and whose deprovisionSuccess is still owed. Lost on restart; see ADR 0003. */
-  readonly #removed = new Map<string, string | undefined>();
-  /** When each of those was first seen removed: names its export, so a later tenant of the same id never finds it "already exported". */
-  readonly #removedAt = new Map<string, string>();
+  /** Removals seen on the stream, until their reconcile records them in the RemovalLog (the durable copy). */
+  readonly #noted = new Map<string, { readonly registrationId?: string; readonly removedAt: string }>();
   readonly #failures = new Map<string, number>();
   /** Consecutive reconciles that found a key only waiting on ECS: its next look comes later each time. */
   readonly #waits = new Map<string, number>();
@@ -108,8 +110,8 @@ export class TenantReconciler {
 
   /** The stream saw the item removed: a deprovisionSuccess is owed once its resources are gone. */
   noteRemoved(tenantId: string, tenantRegistrationId: string | undefined): void {
-    this.#removed.set(tenantId, tenantRegistrationId);
-    if (!this.#removedAt.has(tenantId)) this.#removedAt.set(tenantId, compactTime(this.#now()));
+    // Kept until the key's reconcile records it durably (RemovalLog).
+    if (!this.#noted.has(tenantId)) this.#noted.set(tenantId, { removedAt: this.#now().toISOString(), ...(tenantRegistrationId !== undefined ? { registrationId: tenantRegistrationId } : {}) });
   }
 
   readonly reconcile = async (key: string, _signal: AbortSignal): Promise<ReconcileResult> => {
@@ -521,32 +523,42 @@ export class TenantReconciler {
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     let { plan, observed } = await this.#plan(NOTHING, footprint);
     this.#logPlan(tenantId, plan);
-    if (plan.actions.length > 0 || this.#removed.has(tenantId)) {
+    // Durable before anything is removed: a restart from here on still
+    // finishes the offboarding and owes SBT its announcement (ADR 0003).
+    let removal = await this.#o.removals.get(tenantId);
+    const noted = this.#noted.get(tenantId);
+    if (removal === undefined && (noted !== undefined || plan.actions.length > 0)) {
       // The registration id survives the item on the resources' tags.
-      this.#removed.set(tenantId, this.#removed.get(tenantId) ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY));
-      if (!this.#removedAt.has(tenantId)) this.#removedAt.set(tenantId, compactTime(this.#now()));
+      const registrationId = noted?.registrationId ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY);
+      removal = await this.#o.removals.record({ tenantId, removedAt: noted?.removedAt ?? this.#now().toISOString(), ...(registrationId !== undefined ? { registrationId } : {}) }, this.#o.fence);
     }
+    this.#noted.delete(tenantId);
     if (plan.actions.length > 0) {
       await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     }
     let backup: StatusEvent["detail"]["backup"];
-    if (plan.converged && this.#removed.has(tenantId)) {
-      const removed = await this.#removeDeletedTenantData(tenantId, plan);
+    if (plan.converged && removal !== undefined) {
+      const removed = await this.#removeDeletedTenantData(removal, plan);
       plan = removed.plan;
       backup = removed.backup;
     } else if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
     if (plan.problems.length > 0) {
-      await this.#publish([deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
+      await this.#publish([deletedEvent(tenantId, removal?.registrationId, "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
     }
     if (!plan.converged) return this.#next(tenantId, plan, "removing resources");
     this.#waits.delete(tenantId);
-    if (this.#removed.has(tenantId)) {
-      const event = deletedEvent(tenantId, this.#removed.get(tenantId), "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed");
+    if (removal !== undefined) {
+      // Announced, then forgotten: a crash in between announces twice (at least once), never not at all.
+      const event = deletedEvent(tenantId, removal.registrationId, "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed");
       await this.#publish([backup ? { ...event, detail: { ...event.detail, backup } } : event]);
-      this.#removed.delete(tenantId);
-      this.#removedAt.delete(tenantId);
+      await this.#o.removals.clear(tenantId, this.#o.fence);
     }
     return done();
+  }
+
+  /** Deleted records whose offboarding is not finished: a resync looks at each. */
+  async pendingRemovals(): Promise<readonly string[]> {
+    return (await this.#o.removals.list()).map((r) => r.tenantId);
   }
 
   /**
@@ -556,7 +568,8 @@ export class TenantReconciler {
    * the deletion can never replace a full export with a partial one), then
    * the items, the stack, the retained tables, the rule and the claims go.
    */
-  async #removeDeletedTenantData(tenantId: string, plan: Plan): Promise<{ plan: Plan; backup: StatusEvent["detail"]["backup"] }> {
+  async #removeDeletedTenantData(removal: Removal, plan: Plan): Promise<{ plan: Plan; backup: StatusEvent["detail"]["backup"] }> {
+    const { tenantId } = removal;
     const prefix = this.#o.settings.namePrefix;
     const homes: [DataHome, Tables][] = [
       ["pool", poolTables(prefix)],
@@ -565,7 +578,7 @@ export class TenantReconciler {
     let backup: StatusEvent["detail"]["backup"];
     for (const [home, tables] of homes) {
       if ((await this.#o.data.tableStatus(tables.orders)) === undefined || (await this.#o.data.tableStatus(tables.products)) === undefined) continue;
-      const at = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/deleted-${this.#removedAt.get(tenantId) ?? "unknown"}-${home}/` };
+      const at = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/deleted-${compactTime(new Date(removal.removedAt))}-${home}/` };
       if (await this.#o.data.exportExists(at)) {
         backup ??= { location: `s3://${at.bucket}/${at.prefix}`, counts: {} };
         continue;
@@ -583,8 +596,8 @@ export class TenantReconciler {
       await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
       await this.#o.identity.deleteTenantPool(tenantId, this.#o.fence);
     }
-    const removal = await this.#o.infra.remove(tenantId, this.#o.fence);
-    if (removal.kind !== "gone") return { plan: merge(plan, removal), backup };
+    const stack = await this.#o.infra.remove(tenantId, this.#o.fence);
+    if (stack.kind !== "gone") return { plan: merge(plan, stack), backup };
     const silo = siloTables(prefix, tenantId);
     for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#o.fence);
     await this.#o.routes.release(tenantId, this.#o.fence);

@@ -427,6 +427,9 @@ describe("tier moves in every direction, with the application writing throughout
       await seed(m.tenantId, tablesFor(m.tenantId, m.from), { orders: 30, products: 12 }, expectations.get(m.tenantId) ?? new Expected());
       stacksBefore.set(m.tenantId, (await stackOf(m.tenantId))?.StackId);
     }
+    const steady = new Expected();
+    await seed("mv-steady", pool(), { orders: 30, products: 12 }, steady);
+    await seed("mv-rev", pool(), { orders: 20, products: 8 }, reversal.expected);
     // Slow batch writes and stream reads stretch the copy's steps, so the app's writes land inside them.
     const copied = MOVES.filter((m) => (m.from === "basic") !== (m.to === "basic"));
     const slow: FaultRule[] = [
@@ -445,7 +448,6 @@ describe("tier moves in every direction, with the application writing throughout
         await sleep(150);
       }
     })();
-    await seed("mv-rev", pool(), { orders: 20, products: 8 }, reversal.expected);
     try {
       await Promise.all([
         (async () => {
@@ -458,10 +460,8 @@ describe("tier moves in every direction, with the application writing throughout
         // A tenant whose traffic never pauses: it writes 5 items a second, before, during and after its
         // move, to a target whose batch writes take 250 ms like the others'. The other moves take ~15 s.
         (async () => {
-          const expected = new Expected();
-          await seed("mv-steady", pool(), { orders: 30, products: 12 }, expected);
           try {
-            logs.set("mv-steady", await moveWhileWriting("mv-steady", "basic", "advanced", expected, { steady: true, everyMs: 200, timeoutMs: 30_000 }));
+            logs.set("mv-steady", await moveWhileWriting("mv-steady", "basic", "advanced", steady, { steady: true, everyMs: 200, timeoutMs: 30_000 }));
             if (process.env["TEST_TIMINGS"]) console.info(`mv-steady: ${logs.get("mv-steady")?.ms} ms`);
           } catch (error) {
             logs.set("mv-steady", { tenantId: "mv-steady", error } as MoveLog);

@@ -17,7 +17,7 @@ import {
   type TableSet,
   type TenantDataPort,
 } from "../../src/operator/ports.js";
-import type { AdminResult, ApplyOutcome, EcsPort, IdentityPort, TenantAdmin, UserPoolRef } from "../../src/operator/ports.js";
+import type { AdminResult, ApplyOutcome, EcsPort, IdentityPort, Removal, RemovalLog, TenantAdmin, UserPoolRef } from "../../src/operator/ports.js";
 import type { Priorities } from "../../src/operator/tenant-routes.js";
 import type { Action, Footprint, ObservedCluster, ObservedService, ObservedState, ObservedTaskDefinition, Tags } from "../../src/tiers/model.js";
 import { canonicalJson } from "../../src/tenants/record.js";
@@ -404,5 +404,26 @@ export class FakeIdentity implements IdentityPort {
     this.pools.set(owner, pool);
     this.calls.push(`create pool ${owner}`);
     return pool;
+  }
+}
+
+export class FakeRemovals implements RemovalLog {
+  readonly items = new Map<string, Removal>();
+  async record(removal: Removal, fence: Fence): Promise<Removal> {
+    fence.assertHeld();
+    const have = this.items.get(removal.tenantId);
+    if (have) return have;
+    this.items.set(removal.tenantId, removal);
+    return removal;
+  }
+  async get(tenantId: string) {
+    return this.items.get(tenantId);
+  }
+  async list() {
+    return [...this.items.values()];
+  }
+  async clear(tenantId: string, fence: Fence) {
+    fence.assertHeld();
+    this.items.delete(tenantId);
   }
 }

@@ -6,7 +6,7 @@ import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
-import { ConvergingEcs, FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeRoutes } from "../support/fake-ports.js";
+import { ConvergingEcs, FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
 
 /**
  * The tenant's data through its life, against in-memory ports that keep
@@ -110,15 +110,16 @@ function world(options: { drainMs?: number } = {}) {
   const priorities = new FakePriorities();
   const claims = new FakeClaims();
   const identity = new FakeIdentity();
+  const removals = new FakeRemovals();
   const events = new Events();
   const fence: Fence = { assertHeld() {} };
   const controller = (dataPort: TenantDataPort = data, f: Fence = fence) =>
     new TenantReconciler({
-      store, ecs, infra, events, fence: f, data: dataPort, claims, identity, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
+      store, ecs, infra, events, fence: f, data: dataPort, claims, identity, removals, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
       routes: new TenantRoutes(rules, priorities, LISTENER),
       catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), pollMs: 1, maxPollMs: 1,
     });
-  return { store, data, ecs, infra, rules, priorities, claims, identity, events, controller, clock };
+  return { store, data, ecs, infra, rules, priorities, claims, identity, removals, events, controller, clock };
 }
 
 /** Reconciles until the key settles (done) or the budget runs out. */
@@ -496,5 +497,35 @@ describe("identity", () => {
     expect(w.identity.pools.has("gone")).toBe(false);
     expect(w.identity.pools.has("shared")).toBe(true);
     expect(w.store.status("gone").identity).toBeUndefined();
+  });
+});
+
+describe("a deleted record", () => {
+  it("is offboarded and announced even when the controller restarts before it is done: items exported and purged, once", async () => {
+    const w = world();
+    w.store.items.set("del", { tenantId: "del", tier: "basic", tenantName: "Del", tenantRegistrationId: "reg-del" });
+    await settle(w.controller(), "del");
+    seed(w, POOL, "del", 6);
+    w.store.items.delete("del");
+    const first = w.controller();
+    first.noteRemoved("del", "reg-del");
+    // The export fails once; then the process "dies" (a new one knows nothing in memory).
+    w.data.failNext = { method: "exportTenant", error: Object.assign(new Error("crash"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
+    await first.reconcile("del", signal);
+    expect(w.removals.items.has("del")).toBe(true);
+
+    const second = w.controller();
+    expect(await second.pendingRemovals()).toEqual(["del"]); // what a resync enqueues
+    await settle(second, "del");
+    expect(w.data.items(POOL.orders, "del")).toEqual([]);
+    const exports = [...w.data.exports.keys()].filter((k) => k.includes("/offboarded/del/deleted-"));
+    expect(exports).toHaveLength(1);
+    expect(w.data.exports.get(exports[0] ?? "")?.manifest.tables.orders.itemCount).toBe(6);
+    const done = w.events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess" && e.detail.tenantId === "del");
+    expect(done).toHaveLength(1);
+    expect(done[0]?.detail).toMatchObject({ tenantRegistrationId: "reg-del", backup: { location: exports[0] } });
+    expect(w.removals.items.has("del")).toBe(false);
+    await settle(second, "del");
+    expect(w.events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess" && e.detail.tenantId === "del")).toHaveLength(1);
   });
 });

@@ -9,7 +9,7 @@ import { desiredForTenant } from "../../src/tiers/desired.js";
 import { validateRecord } from "../../src/tenants/record.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
-import { FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeRoutes } from "../support/fake-ports.js";
+import { FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
 
 const settings = { namePrefix: "saas", poolCluster: "saas-pool", advancedCluster: "saas-advanced", subnets: ["subnet-1"], securityGroups: ["sg-1"] };
 const empty: ObservedState = { clusters: [], services: [], taskDefinitions: [] };
@@ -125,7 +125,7 @@ function setup(leader = true) {
   };
   const routes = new TenantRoutes(ruleApi, new FakePriorities(), LISTENER);
   const r = new TenantReconciler({
-    store, ecs, infra, events, fence, data, routes, claims, identity: new FakeIdentity(), backupBucket: "backups", drainMs: 0,
+    store, ecs, infra, events, fence, data, routes, claims, identity: new FakeIdentity(), removals: new FakeRemovals(), backupBucket: "backups", drainMs: 0,
     catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), degradeAfterFailures: 3,
   });
   return { store, ecs, events, fence, infra, data, ruleApi, claims, r };

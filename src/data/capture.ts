@@ -72,10 +72,11 @@ export async function catchUp(
   from: CaptureCheckpoint,
   fence: Fence,
   options: CaptureOptions,
-): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number }> {
+): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; readonly changedKeys: readonly string[] }> {
   const shards = lineageOrder(await describeShards(streams, from.streamArn, source, options.retry));
   const positions: Record<string, string> = {};
   let applied = 0;
+  const changed = new Set<string>();
   for (const shard of shards) {
     const id = shard.ShardId ?? "";
     const known = from.shards[id];
@@ -89,12 +90,13 @@ export async function catchUp(
       const writes = tenantWrites(records, tenantId, source);
       if (writes.requests.length > 0) await writeAll(dynamodb, target, writes.requests, fence, options.writer);
       applied += writes.records;
+      for (const key of writes.keys) changed.add(key);
       // Only once the page is written: a crash before this repeats the page, never skips it.
       last = records[records.length - 1]?.dynamodb?.SequenceNumber ?? last;
     });
     positions[id] = last;
   }
-  return { checkpoint: { streamArn: from.streamArn, shards: positions }, applied };
+  return { checkpoint: { streamArn: from.streamArn, shards: positions }, applied, changedKeys: [...changed] };
 }
 
 /**
@@ -104,7 +106,7 @@ export async function catchUp(
  * key is kept, which lets the page go out as unordered batches: the target
  * ends in the same state as if every record had been applied in turn.
  */
-export function tenantWrites(records: readonly _Record[], tenantId: string, table: string): { readonly requests: WriteRequest[]; readonly records: number } {
+export function tenantWrites(records: readonly _Record[], tenantId: string, table: string): { readonly requests: WriteRequest[]; readonly records: number; readonly keys: readonly string[] } {
   const byKey = new Map<string, WriteRequest>();
   let count = 0;
   for (const record of records) {
@@ -126,7 +128,7 @@ export function tenantWrites(records: readonly _Record[], tenantId: string, tabl
       byKey.set(keyText, { PutRequest: { Item: image } });
     }
   }
-  return { requests: [...byKey.values()], records: count };
+  return { requests: [...byKey.values()], records: count, keys: [...byKey.keys()] };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { describeTable, keyNames } from "./tables.js";
 import type { TableDigest } from "../operator/ports.js";
 import { canonicalItem } from "./dynamo-json.js";
 import type { RetryPolicy } from "./retry.js";
@@ -22,4 +23,23 @@ export async function digest(client: DynamoDBClient, tenantId: string, table: st
     }
   }
   return { count, hash: hash.digest("hex") };
+}
+
+/**
+ * One sha256 per item of the tenant, by its key (canonical JSON of the key
+ * attributes, as change capture names keys): a verification can then leave
+ * out the keys that changed while it read, instead of failing on them.
+ */
+export async function itemHashes(client: DynamoDBClient, tenantId: string, table: string, retry: RetryPolicy): Promise<ReadonlyMap<string, string>> {
+  const description = await describeTable(client, table, retry);
+  if (description === undefined) throw new Error(`table ${table} does not exist`);
+  const keys = keyNames(description);
+  const out = new Map<string, string>();
+  for await (const page of tenantPages(client, { table, tenantId }, retry)) {
+    for (const item of page) {
+      const key = Object.fromEntries(keys.flatMap((k) => (item[k] !== undefined ? [[k, item[k]]] : [])));
+      out.set(canonicalItem(key), createHash("sha256").update(canonicalItem(item)).digest("hex"));
+    }
+  }
+  return out;
 }

@@ -16,7 +16,7 @@ import type {
 import { backfill } from "./backfill.js";
 import type { BatchWriterOptions } from "./batch-writer.js";
 import { catchUp, openCapture, type CaptureOptions } from "./capture.js";
-import { digest } from "./digest.js";
+import { digest, itemHashes } from "./digest.js";
 import { exportTenant, type ExportOptions } from "./export.js";
 import { purge } from "./purge.js";
 import { restore } from "./restore.js";
@@ -71,12 +71,16 @@ export class DynamoTenantData implements TenantDataPort {
     return backfill(this.#dynamodb, tenantId, source, target, fence, this.#writer, signal, this.#pageLimit);
   }
 
-  catchUp(tenantId: string, source: string, target: string, from: CaptureCheckpoint, fence: Fence): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number }> {
+  catchUp(tenantId: string, source: string, target: string, from: CaptureCheckpoint, fence: Fence): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; readonly changedKeys: readonly string[] }> {
     return catchUp(this.#dynamodb, this.#streams, tenantId, source, target, from, fence, this.#capture);
   }
 
   digest(tenantId: string, table: string): Promise<TableDigest> {
     return digest(this.#dynamodb, tenantId, table, this.#writer.retry);
+  }
+
+  itemHashes(tenantId: string, table: string): Promise<ReadonlyMap<string, string>> {
+    return itemHashes(this.#dynamodb, tenantId, table, this.#writer.retry);
   }
 
   purge(tenantId: string, table: string, fence: Fence): Promise<{ readonly deleted: number }> {

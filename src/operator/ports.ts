@@ -234,7 +234,15 @@ export interface TenantDataPort {
    * on the source's stream after the checkpoint (NewImage put, REMOVE delete),
    * up to the stream's present end; returns the checkpoint to resume from.
    */
-  catchUp(tenantId: string, source: string, target: string, from: CaptureCheckpoint, fence: Fence): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number }>;
+  catchUp(
+    tenantId: string,
+    source: string,
+    target: string,
+    from: CaptureCheckpoint,
+    fence: Fence,
+  ): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; /** Keys (canonical JSON of the key attributes) it wrote or deleted. */ readonly changedKeys: readonly string[] }>;
+  /** A hash of each of the tenant's items, by key (same key text as changedKeys): a verification can leave out keys that changed while it read. */
+  itemHashes(tenantId: string, table: string): Promise<ReadonlyMap<string, string>>;
   /** Count and content hash of the tenant's items in a table (strongly consistent Query). */
   digest(tenantId: string, table: string): Promise<TableDigest>;
   /** Deletes every item of the tenant from a table; a missing table is nothing to delete. */

@@ -93,24 +93,24 @@ export class TierMoveRunner {
           break;
         }
         case "verify": {
-          const digests = await this.#perTable(async (app) => {
-            const [source, target] = await Promise.all([this.#data.digest(h.tenantId, move.source[app]), this.#data.digest(h.tenantId, move.target[app])]);
-            return { source, target };
-          });
-          const equal = DATA_APPS.every((app) => digests[app].source.hash === digests[app].target.hash && digests[app].source.count === digests[app].target.count);
-          if (equal) {
-            const counts = move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
-            await save({
-              ...move,
-              step: "flip",
-              counts: { orders: { ...counts.orders, verified: digests.orders.target.count }, products: { ...counts.products, verified: digests.products.target.count } },
-            });
+          let result;
+          try {
+            result = await this.#verify(move, h);
+          } catch (err) {
+            if (!(err instanceof CaptureLostError)) throw err;
+            const { checkpoints: _lost, counts: _stale, ...rest } = move;
+            await save({ ...rest, step: "capture" });
             break;
           }
-          // Writes are still arriving at the source: catch up and compare again.
+          if (result.equal) {
+            const counts = result.move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
+            await save({ ...result.move, step: "flip", counts: { orders: { ...counts.orders, verified: result.verified.orders }, products: { ...counts.products, verified: result.verified.products } } });
+            break;
+          }
+          // Items differ that no write explains: catch up and compare again.
           verifyRounds += 1;
-          await save({ ...move, step: "catchup", verifyAttempts: (move.verifyAttempts ?? 0) + 1 });
-          if (verifyRounds >= VERIFY_ROUNDS_PER_RECONCILE) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: source still changing, verifying again`, ms: 500 };
+          await save({ ...result.move, step: "catchup", verifyAttempts: (move.verifyAttempts ?? 0) + 1 });
+          if (verifyRounds >= VERIFY_ROUNDS_PER_RECONCILE) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: copy differs from the source, catching up again`, ms: 500 };
           break;
         }
         case "flip": {
@@ -182,6 +182,42 @@ export class TierMoveRunner {
         products: { ...counts.products, applied: counts.products.applied + results.products.applied },
       },
     };
+  }
+
+  /**
+   * Compares every item of both sides by key, leaving out the keys that
+   * changed while they were read. The target equals the source as of the
+   * checkpoint; a catch-up right after the reads names (and applies) every key
+   * the tenant's application changed meanwhile, and any other key must hold
+   * the same item on both sides. A tenant that never stops writing is thus
+   * verified too: demanding a quiet moment would never end for a busy one.
+   */
+  async #verify(move: MigrationStatus, h: MoveHooks): Promise<{ equal: boolean; move: MigrationStatus; verified: Record<DataApp, number> }> {
+    const read = await this.#perTable(async (app) => {
+      const [source, target] = await Promise.all([this.#data.itemHashes(h.tenantId, move.source[app]), this.#data.itemHashes(h.tenantId, move.target[app])]);
+      return { source, target };
+    });
+    const checkpoints = move.checkpoints;
+    if (checkpoints === undefined) throw new Error(`tier move of ${h.tenantId} is at ${move.step} without stream checkpoints`);
+    const caught = await this.#perTable(async (app) => this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence));
+    let equal = true;
+    for (const app of DATA_APPS) {
+      const changed = new Set(caught[app].changedKeys);
+      const { source, target } = read[app];
+      for (const key of new Set([...source.keys(), ...target.keys()])) {
+        if (!changed.has(key) && source.get(key) !== target.get(key)) equal = false;
+      }
+    }
+    const counts = move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
+    const next: MigrationStatus = {
+      ...move,
+      checkpoints: { orders: caught.orders.checkpoint, products: caught.products.checkpoint },
+      counts: {
+        orders: { ...counts.orders, applied: counts.orders.applied + caught.orders.applied },
+        products: { ...counts.products, applied: counts.products.applied + caught.products.applied },
+      },
+    };
+    return { equal, move: next, verified: { orders: read.orders.target.size, products: read.products.target.size } };
   }
 
   /** Deletes one side's copy: the tenant's pooled items, or (through the reconcile's cleanup) its silo stack and tables. */

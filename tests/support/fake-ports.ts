@@ -91,15 +91,26 @@ export class FakeData implements TenantDataPort {
     const after = Number(from.shards["shard0"] ?? "0");
     let applied = 0;
     let last = after;
+    const changedKeys = new Set<string>();
     for (const change of this.#stream(source)) {
       if (change.seq <= after) continue;
       last = change.seq;
       if (change.item.tenantId !== tenantId) continue;
       if (change.kind === "put") this.write(target, change.item);
       else this.remove(target, change.item);
+      changedKeys.add(change.key);
       applied += 1;
     }
-    return { checkpoint: { streamArn: from.streamArn, shards: { shard0: String(last) } }, applied };
+    return { checkpoint: { streamArn: from.streamArn, shards: { shard0: String(last) } }, applied, changedKeys: [...changedKeys] };
+  }
+
+  /** Runs before the hashes are read, e.g. the app writing while a verification reads. */
+  duringItemHashes: (() => void) | undefined;
+
+  async itemHashes(tenantId: string, table: string): Promise<ReadonlyMap<string, string>> {
+    this.#fail("itemHashes");
+    this.duringItemHashes?.();
+    return new Map(this.items(table, tenantId).map((i) => [keyOf(table, i), createHash("sha256").update(canonicalJson(i)).digest("hex")]));
   }
 
   async digest(tenantId: string, table: string): Promise<TableDigest> {

@@ -228,7 +228,7 @@ describe("tier moves", () => {
     expect(w.data.items(siloTables("saas", "late").orders, "late").map((i) => i.orderId)).toContain("o-77");
   });
 
-  it.each(["openCapture", "backfill", "catchUp", "digest", "purge"] as const)("survives a crash in %s: a restarted controller resumes and loses nothing", async (method) => {
+  it.each(["openCapture", "backfill", "catchUp", "itemHashes", "purge"] as const)("survives a crash in %s: a restarted controller resumes and loses nothing", async (method) => {
     const w = world();
     w.store.items.set("crash", { tenantId: "crash", tier: "basic", tenantName: "Crash" });
     await settle(w.controller(), "crash");
@@ -527,5 +527,46 @@ describe("a deleted record", () => {
     expect(w.removals.items.has("del")).toBe(false);
     await settle(second, "del");
     expect(w.events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess" && e.detail.tenantId === "del")).toHaveLength(1);
+  });
+});
+
+describe("a tenant that never stops writing", () => {
+  it("is moved all the same: verification leaves out the keys that changed while it read, and nothing is lost", async () => {
+    const w = world({ drainMs: 0 });
+    const r = w.controller();
+    w.store.items.set("busy", { tenantId: "busy", tier: "basic", tenantName: "Busy" });
+    await settle(r, "busy");
+    seed(w, POOL, "busy", 10);
+    let n = 1000;
+    // Every read of the verification meets a fresh write on the source, as a busy application would.
+    w.data.duringItemHashes = () => {
+      const tables = w.store.status("busy").tables ?? POOL;
+      w.data.write(tables.orders, order("busy", n++));
+    };
+    w.store.edit("busy", { tier: "advanced" });
+    await settle(r, "busy", 20);
+    w.data.duringItemHashes = undefined;
+    const silo = siloTables("saas", "busy");
+    expect(w.store.status("busy")).toMatchObject({ phase: "Ready", tables: silo });
+    expect(w.store.status("busy").migration).toBeUndefined();
+    expect(w.data.items(silo.orders, "busy")).toHaveLength(10 + (n - 1000));
+  });
+
+  it("does not flip a copy that differs where no write explains it", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("bad-copy", { tenantId: "bad-copy", tier: "basic", tenantName: "Bad copy" });
+    await settle(r, "bad-copy");
+    seed(w, POOL, "bad-copy", 3);
+    const silo = siloTables("saas", "bad-copy");
+    // Something corrupts the target copy behind the mover's back, without a stream record on the source.
+    w.data.duringItemHashes = () => {
+      if (w.data.tables.has(silo.orders)) w.data.tables.get(silo.orders)?.set("bad-copy#o-0", { tenantId: "bad-copy", orderId: "o-0", total: -1 });
+    };
+    w.store.edit("bad-copy", { tier: "advanced" });
+    for (let i = 0; i < 4; i++) await r.reconcile("bad-copy", signal);
+    expect(w.store.status("bad-copy").migration?.step).not.toBe("drain");
+    expect(w.store.status("bad-copy").tables).toEqual(POOL);
+    expect(w.store.status("bad-copy").migration?.verifyAttempts ?? 0).toBeGreaterThan(0);
   });
 });

@@ -177,7 +177,10 @@ describe("openCapture and catchUp", () => {
     streamsMock.on(GetRecordsCommand, { ShardIterator: "c2" }).resolves({ Records: [], NextShardIterator: "c3" });
 
     const out = await mover().catchUp("a", "pool-orders", "silo-orders", { streamArn: STREAM, shards: { parent: "10", done: "9" } }, held);
-    expect(out).toEqual({ applied: 2, checkpoint: { streamArn: STREAM, shards: { parent: "20", child: "21", done: "9" } } });
+    expect(out).toMatchObject({ applied: 2, checkpoint: { streamArn: STREAM, shards: { parent: "20", child: "21", done: "9" } } });
+    // One key changed (written, then deleted): named once, in the key form itemHashes uses.
+    expect(out.changedKeys).toHaveLength(1);
+    expect(out.changedKeys[0]).toContain("o1");
     const writes = ddb.commandCalls(BatchWriteItemCommand).map((c) => c.args[0].input.RequestItems?.["silo-orders"]);
     // The put from the parent lands before the child's delete of the same key.
     expect(writes).toEqual([
@@ -197,7 +200,8 @@ describe("openCapture and catchUp", () => {
     streamsMock.on(GetRecordsCommand, { ShardIterator: "i2" }).resolves({ Records: [rec("7", "INSERT", "a", "o2")], NextShardIterator: "i3" });
     streamsMock.on(GetRecordsCommand, { ShardIterator: "i3" }).resolves({ Records: [], NextShardIterator: "i4" });
     const out = await mover().catchUp("a", "pool-orders", "silo", { streamArn: STREAM, shards: { s: "5" } }, held);
-    expect(out).toEqual({ applied: 2, checkpoint: { streamArn: STREAM, shards: { s: "7" } } });
+    expect(out).toMatchObject({ applied: 2, checkpoint: { streamArn: STREAM, shards: { s: "7" } } });
+    expect(out.changedKeys).toHaveLength(2);
   });
 
   it("says the capture is lost when the checkpoint fell out of the stream's retention", async () => {

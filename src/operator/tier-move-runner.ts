@@ -15,8 +15,9 @@ import { DATA_APPS, type CaptureCheckpoint, type DataApp, type Fence, type Tenan
  *   anything, so every write the backfill may miss is in the stream after it;
  * - backfill starts from an empty target (purge first): a leftover of an
  *   earlier, abandoned move can never survive as a ghost item;
- * - verify compares count and content hash; a difference means writes kept
- *   coming, so it catches up again rather than flipping;
+ * - verify compares the items of both sides by key, leaving out the keys the
+ *   tenant changed while they were read; any other difference means the
+ *   target was written behind the mover's back, so it copies again;
  * - flip changes routing and status.tables in one status write, the moment
  *   the tenant's data officially lives in the target;
  * - drain keeps applying the source's stream for a grace period, for writes
@@ -107,10 +108,13 @@ export class TierMoveRunner {
             await save({ ...result.move, step: "flip", counts: { orders: { ...counts.orders, verified: result.verified.orders }, products: { ...counts.products, verified: result.verified.products } } });
             break;
           }
-          // Items differ that no write explains: catch up and compare again.
+          // Items differ that no write of the tenant explains (something wrote
+          // to the target behind the mover's back, say a straggler of an
+          // earlier move): copy again. The target does not serve yet, so the
+          // source is right by definition, and the stream position is kept.
           verifyRounds += 1;
-          await save({ ...result.move, step: "catchup", verifyAttempts: (move.verifyAttempts ?? 0) + 1 });
-          if (verifyRounds >= VERIFY_ROUNDS_PER_RECONCILE) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: copy differs from the source, catching up again`, ms: 500 };
+          await save({ ...result.move, step: "backfill", verifyAttempts: (move.verifyAttempts ?? 0) + 1 });
+          if (verifyRounds >= VERIFY_ROUNDS_PER_RECONCILE) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: the copy differed from the source, copying again`, ms: 500 };
           break;
         }
         case "flip": {

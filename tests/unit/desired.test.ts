@@ -50,7 +50,7 @@ describe("desiredForTenant", () => {
     }
   });
 
-  it("builds containers with the app's image, named port and tenant environment", () => {
+  it("builds containers with the app's image, named http port and, without an app context, the earlier environment", () => {
     const d = desiredForTenant(spec({}), defaultCatalogue, settings);
     const orders = d.taskDefinitions.find((t) => t.app === "orders");
     const rproxy = d.taskDefinitions.find((t) => t.app === "rproxy");
@@ -60,7 +60,7 @@ describe("desiredForTenant", () => {
         name: "orders",
         image: "public.ecr.aws/saas-factory/orders:1.0.0",
         essential: true,
-        portMappings: [{ name: "orders", containerPort: 3010, protocol: "tcp" }],
+        portMappings: [{ name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" }],
         environment: [
           { name: "APP", value: "orders" },
           { name: "TENANT_ID", value: UUID },

@@ -407,6 +407,7 @@ class LocalEcsScheduler implements EcsScheduler {
         desiredCount: num(service["desiredCount"]) ?? 0,
         clientToken,
         crashloop: taskDefinition === "" ? false : await this.#crashloop(call, taskDefinition),
+        ...serviceConnectOf(input),
       });
       this.#log?.debug({ cluster, service: name, taskDefinition }, "service created; deployment started");
       return withJsonBody(answer, { ...parsed, service: this.#render(service) });
@@ -431,6 +432,7 @@ class LocalEcsScheduler implements EcsScheduler {
         desiredCount: num(input["desiredCount"]),
         forceNewDeployment: input["forceNewDeployment"] === true,
         crashloop: resolved?.crashloop ?? false,
+        ...serviceConnectOf(input),
       });
       this.#log?.debug({ cluster, service: name, deployment: findService(this.#state, cluster, name)?.deployments[0]?.id }, "service updated");
       return withJsonBody(answer, { ...parsed, service: this.#render(service) });
@@ -539,6 +541,7 @@ class LocalEcsScheduler implements EcsScheduler {
         failedTasks: d.failedTasks,
         rolloutState: d.rolloutState,
         rolloutStateReason: d.rolloutStateReason,
+        ...(d.serviceConnectConfiguration !== undefined ? { serviceConnectConfiguration: d.serviceConnectConfiguration } : {}),
         createdAt: d.createdAt / 1000,
         updatedAt: d.updatedAt / 1000,
       })),
@@ -688,4 +691,14 @@ function clusterName(value: unknown): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * The Service Connect configuration a CreateService/UpdateService request
+ * carries. moto drops it, so the model keeps it on the deployment it starts
+ * and DescribeServices reports it there, as ECS does.
+ */
+function serviceConnectOf(input: Record<string, unknown>): { serviceConnectConfiguration?: Record<string, unknown> } {
+  const config = asRecord(input["serviceConnectConfiguration"]);
+  return config === undefined ? {} : { serviceConnectConfiguration: config };
 }

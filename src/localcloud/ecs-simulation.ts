@@ -27,6 +27,11 @@ export interface SimDeployment {
   readonly rolloutStateReason: string;
   /** Its tasks never start: an image tagged `crashloop`. */
   readonly crashloop: boolean;
+  /**
+   * The Service Connect configuration the deployment runs, as the request
+   * gave it (ECS reports it per deployment; moto drops it).
+   */
+  readonly serviceConnectConfiguration?: Readonly<Record<string, unknown>>;
   /** Simulated epoch milliseconds. */
   readonly createdAt: number;
   readonly updatedAt: number;
@@ -128,12 +133,13 @@ export interface CreateInput {
   readonly desiredCount: number;
   readonly clientToken: string | undefined;
   readonly crashloop: boolean;
+  readonly serviceConnectConfiguration?: Readonly<Record<string, unknown>>;
 }
 
 /** Records a service moto has just created, with its first deployment IN_PROGRESS and no task running. */
 export function createService(state: SimState, input: CreateInput): SimState {
   const [id, seq] = nextDeploymentId(state.seq);
-  const deployment = newDeployment(id, input.taskDefinition, input.desiredCount, input.crashloop, state.now);
+  const deployment = newDeployment(id, input.taskDefinition, input.desiredCount, input.crashloop, state.now, input.serviceConnectConfiguration);
   const service: SimService = {
     cluster: input.cluster,
     name: input.name,
@@ -157,6 +163,8 @@ export interface UpdateInput {
   readonly forceNewDeployment: boolean;
   /** Whether the (new) task definition's images crash; ignored without a new deployment. */
   readonly crashloop: boolean;
+  /** A Service Connect configuration the request sent; a different one starts a deployment, as in ECS. */
+  readonly serviceConnectConfiguration?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -172,11 +180,13 @@ export function updateService(state: SimState, input: UpdateInput): SimState {
   const primary = service.deployments[0];
   const desiredCount = input.desiredCount ?? service.desiredCount;
   const newTaskDefinition = input.taskDefinition !== undefined && input.taskDefinition !== primary?.taskDefinition;
-  if (primary === undefined || newTaskDefinition || input.forceNewDeployment) {
+  const connect = input.serviceConnectConfiguration ?? primary?.serviceConnectConfiguration;
+  const newConnect = input.serviceConnectConfiguration !== undefined && JSON.stringify(input.serviceConnectConfiguration) !== JSON.stringify(primary?.serviceConnectConfiguration);
+  if (primary === undefined || newTaskDefinition || newConnect || input.forceNewDeployment) {
     const [id, seq] = nextDeploymentId(state.seq);
     const taskDefinition = input.taskDefinition ?? primary?.taskDefinition ?? "";
     const crashloop = input.taskDefinition !== undefined ? input.crashloop : (primary?.crashloop ?? false);
-    const fresh = newDeployment(id, taskDefinition, desiredCount, crashloop, state.now);
+    const fresh = newDeployment(id, taskDefinition, desiredCount, crashloop, state.now, connect);
     // Drained-out deployments have nothing left to show; keep only those with tasks.
     const older = service.deployments
       .map((d): SimDeployment => ({ ...d, status: "ACTIVE", updatedAt: state.now }))
@@ -309,7 +319,14 @@ function stopOneTask(deployments: readonly SimDeployment[], at: number): readonl
   return deployments.map((d, i) => (i === index ? { ...d, runningCount: d.runningCount - 1, updatedAt: at } : d));
 }
 
-function newDeployment(id: string, taskDefinition: string, desiredCount: number, crashloop: boolean, now: number): SimDeployment {
+function newDeployment(
+  id: string,
+  taskDefinition: string,
+  desiredCount: number,
+  crashloop: boolean,
+  now: number,
+  serviceConnectConfiguration: Readonly<Record<string, unknown>> | undefined,
+): SimDeployment {
   return {
     id,
     status: "PRIMARY",
@@ -321,6 +338,7 @@ function newDeployment(id: string, taskDefinition: string, desiredCount: number,
     rolloutState: "IN_PROGRESS",
     rolloutStateReason: `ECS deployment ${id} in progress.`,
     crashloop,
+    ...(serviceConnectConfiguration !== undefined ? { serviceConnectConfiguration } : {}),
     createdAt: now,
     updatedAt: now,
   };

@@ -1,14 +1,16 @@
 import { createHash } from "node:crypto";
-import type { Cluster, ContainerDefinition, Deployment, Service, Tag } from "@aws-sdk/client-ecs";
+import type { Cluster, ContainerDefinition, Deployment, LogConfiguration, Service, ServiceConnectConfiguration, Tag } from "@aws-sdk/client-ecs";
 import { canonicalJson } from "../tenants/record.js";
 import {
   CONTENT_HASH_KEY,
   type ContainerSpec,
   type DesiredService,
+  type DesiredServiceConnect,
   type DesiredTaskDefinition,
   type ObservedCluster,
   type ObservedDeployment,
   type ObservedService,
+  type ObservedServiceConnect,
   type ServiceStatus,
   type Tags,
 } from "../tiers/model.js";
@@ -43,6 +45,10 @@ export function mapCluster(c: Cluster, fallbackName: string): ObservedCluster {
 }
 
 export function mapService(s: Service, cluster: string, contentHash: string | undefined): ObservedService {
+  // Service Connect is per deployment; the PRIMARY one is what the service is becoming.
+  const deployments = s.deployments ?? [];
+  const primary = deployments.find((d) => d.status === "PRIMARY") ?? deployments[0];
+  const connect = primary?.serviceConnectConfiguration;
   return {
     cluster,
     name: s.serviceName ?? "",
@@ -52,9 +58,46 @@ export function mapService(s: Service, cluster: string, contentHash: string | un
     runningCount: s.runningCount ?? 0,
     taskDefinitionArn: s.taskDefinition ?? "",
     taskDefinitionContentHash: contentHash,
-    deployments: (s.deployments ?? []).map(mapDeployment),
+    deployments: deployments.map(mapDeployment),
+    ...(connect !== undefined ? { serviceConnect: mapServiceConnect(connect) } : {}),
     tags: fromEcsTags(s.tags),
   };
+}
+
+export function mapServiceConnect(c: ServiceConnectConfiguration): ObservedServiceConnect {
+  const options = c.logConfiguration?.logDriver === "awslogs" ? c.logConfiguration.options : undefined;
+  const group = options?.["awslogs-group"];
+  return {
+    enabled: c.enabled === true,
+    namespace: c.namespace,
+    servers: (c.services ?? []).map((s) => {
+      const alias = s.clientAliases?.[0];
+      return { portName: s.portName ?? "", discoveryName: s.discoveryName ?? s.portName ?? "", port: alias?.port ?? 0, dnsName: alias?.dnsName ?? "" };
+    }),
+    log: group === undefined ? undefined : { group, streamPrefix: options?.["awslogs-stream-prefix"] ?? "" },
+  };
+}
+
+/**
+ * The request shape of a desired Service Connect. Each server gets one
+ * client alias, its dnsName:port, which is what other apps call.
+ */
+export function serviceConnectConfiguration(c: DesiredServiceConnect, region: string): ServiceConnectConfiguration {
+  return {
+    enabled: true,
+    namespace: c.namespace.arn,
+    services: c.servers.map((s) => ({ portName: s.portName, discoveryName: s.discoveryName, clientAliases: [{ port: s.port, dnsName: s.dnsName }] })),
+    ...(c.log !== undefined ? { logConfiguration: awsLogs(c.log.group, region, c.log.streamPrefix) } : {}),
+  };
+}
+
+/** What observe will read back once ECS has taken `c`: for a service only this process knows of yet. */
+export function expectedServiceConnect(c: DesiredServiceConnect): ObservedServiceConnect {
+  return { enabled: true, namespace: c.namespace.arn, servers: c.servers, log: c.log };
+}
+
+function awsLogs(group: string, region: string, streamPrefix: string): LogConfiguration {
+  return { logDriver: "awslogs", options: { "awslogs-group": group, "awslogs-region": region, "awslogs-stream-prefix": streamPrefix } };
 }
 
 function mapDeployment(d: Deployment): ObservedDeployment {
@@ -108,18 +151,11 @@ function containerDefinition(c: ContainerSpec, app: string, region: string): Con
     name: c.name,
     image: c.image,
     essential: c.essential,
-    portMappings: c.portMappings.map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: p.protocol })),
+    portMappings: c.portMappings.map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: p.protocol, ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}) })),
     environment: c.environment.map((e) => ({ name: e.name, value: e.value })),
     // awslogs needs a group that exists; the tenant stack creates it, so the
     // driver is only configured when the desired state names one.
-    ...(c.logGroup !== undefined
-      ? {
-          logConfiguration: {
-            logDriver: "awslogs",
-            options: { "awslogs-group": c.logGroup, "awslogs-region": region, "awslogs-stream-prefix": app },
-          },
-        }
-      : {}),
+    ...(c.logGroup !== undefined ? { logConfiguration: awsLogs(c.logGroup, region, app) } : {}),
   };
 }
 
@@ -143,6 +179,7 @@ export function clientTokenFor(service: DesiredService, taskDefinitionArn: strin
     subnets: service.subnets,
     securityGroups: service.securityGroups,
     loadBalancer: service.loadBalancer,
+    serviceConnect: service.serviceConnect,
     tags: service.tags,
     replaces,
   });

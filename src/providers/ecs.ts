@@ -33,9 +33,11 @@ import {
   clientTokenFor,
   containerDefinitions,
   creatingService,
+  expectedServiceConnect,
   fromEcsTags,
   mapCluster,
   mapService,
+  serviceConnectConfiguration,
   taskDefinitionTags,
   toEcsTags,
 } from "./ecs-shapes.js";
@@ -80,6 +82,8 @@ export class StaleObservationError extends Error {
  *   repeat adds a harmless revision.
  * - CreateService: clientToken from the spec; "not idempotent" means the
  *   name exists already, which is the state we wanted.
+ * - UpdateService: sends only the fields the plan changes. Service Connect
+ *   is sent whole (ECS replaces it), or `enabled: false` to turn it off.
  * - DeleteService/DeleteCluster: "not found" and INACTIVE are success.
  */
 export class EcsProvider implements EcsPort {
@@ -315,6 +319,7 @@ export class EcsProvider implements EcsPort {
           memory: td.memory,
           networkMode: "awsvpc",
           requiresCompatibilities: ["FARGATE"],
+          ...(td.runtimePlatform !== undefined ? { runtimePlatform: { ...td.runtimePlatform } } : {}),
           ...(td.taskRoleArn !== undefined ? { taskRoleArn: td.taskRoleArn } : {}),
           ...(td.executionRoleArn !== undefined ? { executionRoleArn: td.executionRoleArn } : {}),
           tags: taskDefinitionTags(td),
@@ -353,6 +358,7 @@ export class EcsProvider implements EcsPort {
             awsvpcConfiguration: { subnets: [...service.subnets], securityGroups: [...service.securityGroups], assignPublicIp: "DISABLED" },
           },
           ...(service.loadBalancer !== undefined ? { loadBalancers: [{ ...service.loadBalancer }] } : {}),
+          ...(service.serviceConnect !== undefined ? { serviceConnectConfiguration: serviceConnectConfiguration(service.serviceConnect, this.#region) } : {}),
           // A failed rollout is reported to a person (Degraded), not rolled
           // back behind the spec's back: rollback would undo what the record says.
           deploymentConfiguration: { deploymentCircuitBreaker: { enable: true, rollback: false }, maximumPercent: 200, minimumHealthyPercent: 100 },
@@ -364,13 +370,20 @@ export class EcsProvider implements EcsPort {
       );
       const s = res.service;
       const created = mapService(s ?? {}, service.cluster, this.#taskDefs.hash(taskDefinitionArn) ?? undefined);
-      this.#recent.remember({
-        ...created,
-        name: service.name,
-        desiredCount: service.desiredCount,
-        taskDefinitionArn,
-        tags: Object.keys(created.tags).length > 0 ? created.tags : service.tags,
-      }, s?.createdAt?.getTime());
+      // What the next observe must see while ECS still says MISSING, so the
+      // plan neither creates the service again nor "enables" its Service Connect.
+      const connect = created.serviceConnect ?? (service.serviceConnect !== undefined ? expectedServiceConnect(service.serviceConnect) : undefined);
+      this.#recent.remember(
+        {
+          ...created,
+          name: service.name,
+          desiredCount: service.desiredCount,
+          taskDefinitionArn,
+          ...(connect !== undefined ? { serviceConnect: connect } : {}),
+          tags: Object.keys(created.tags).length > 0 ? created.tags : service.tags,
+        },
+        s?.createdAt?.getTime(),
+      );
       return created.arn;
     } catch (err) {
       // A service of that name exists (made by an earlier attempt with other
@@ -392,6 +405,11 @@ export class EcsProvider implements EcsPort {
           service: action.name,
           ...(action.desiredCount !== undefined ? { desiredCount: action.desiredCount } : {}),
           ...(taskDefinition !== undefined ? { taskDefinition } : {}),
+          ...(action.serviceConnect === "disable"
+            ? { serviceConnectConfiguration: { enabled: false } }
+            : action.serviceConnect !== undefined
+              ? { serviceConnectConfiguration: serviceConnectConfiguration(action.serviceConnect, this.#region) }
+              : {}),
         }),
       );
     } catch (err) {
@@ -402,11 +420,16 @@ export class EcsProvider implements EcsPort {
       }
       throw wrapAwsError(err, `updating service ${action.name} in cluster ${action.cluster}`);
     }
-    this.#recent.update(action.cluster, action.name, (s) => ({
-      ...s,
-      ...(action.desiredCount !== undefined ? { desiredCount: action.desiredCount } : {}),
-      ...(taskDefinition !== undefined ? { taskDefinitionArn: taskDefinition } : {}),
-    }));
+    this.#recent.update(action.cluster, action.name, (s) => {
+      const { serviceConnect: _previous, ...rest } = s;
+      const connect = action.serviceConnect === undefined ? s.serviceConnect : action.serviceConnect === "disable" ? undefined : expectedServiceConnect(action.serviceConnect);
+      return {
+        ...rest,
+        ...(action.desiredCount !== undefined ? { desiredCount: action.desiredCount } : {}),
+        ...(taskDefinition !== undefined ? { taskDefinitionArn: taskDefinition } : {}),
+        ...(connect !== undefined ? { serviceConnect: connect } : {}),
+      };
+    });
   }
 
   async #deleteService(cluster: string, name: string, observed: ObservedState): Promise<void> {

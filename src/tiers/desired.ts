@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { resolveApp, type Catalogue, type ResolvedApp } from "../apps/catalogue.js";
+import { resolveApp, type AppEnvironmentName, type Catalogue, type ResolvedApp } from "../apps/catalogue.js";
 import type { Config } from "../config.js";
 import { APP_NAMES, canonicalJson, type AppName, type TenantSpec, type Tier } from "../tenants/record.js";
 import {
@@ -10,16 +10,20 @@ import {
   NOTHING,
   TENANT_ID_KEY,
   TIER_KEY,
+  type AppContext,
   type ContainerSpec,
+  type DesiredServiceConnect,
   type DesiredService,
   type DesiredState,
   type DesiredTaskDefinition,
   type Footprint,
+  type NamespaceInfo,
   type PoolInfra,
+  type RuntimePlatform,
   type SiloInfra,
   type Tags,
 } from "./model.js";
-import { poolServiceName, poolTaskDefinitionFamily, premiumClusterName, serviceName, taskDefinitionFamily } from "./naming.js";
+import { poolServiceName, poolTaskDefinitionFamily, premiumClusterName, serviceName, taskDefinitionFamily, tenantHash } from "./naming.js";
 
 /**
  * What each tier wants to exist in ECS, as pure functions of the tenant spec,
@@ -35,11 +39,21 @@ import { poolServiceName, poolTaskDefinitionFamily, premiumClusterName, serviceN
  *   TIER=pool in the pool), the isolation model it must code against; the
  *   record's tier is in the tags. A revision's `tier` tag records the tier at
  *   registration and is not rewritten by a move.
- * - Service Connect (a namespace per tenant) and the container log group come
- *   with the tenant's infrastructure stack; until that exists they are left
- *   out, since naming a namespace or log group that does not exist would make
- *   every task fail to start. Adding them later changes every content hash,
- *   which is one deliberate fleet rollout.
+ * - The container log group comes with the tenant's infrastructure stack, the
+ *   Service Connect namespace and the identity provider with the AppContext;
+ *   until they exist they are left out, since naming a namespace, log group
+ *   or user pool that does not exist would make every task or request fail.
+ *   Adding them later changes the content hashes (or, for Service Connect,
+ *   the services), which is one deliberate rollout.
+ * - Given an AppContext, each container gets exactly the variables its
+ *   catalogue entry asks for (the reference images' by default) and nothing
+ *   else: TENANT_ID, TIER and APP are read by no reference image, so they
+ *   are gone, and a pooled image learns the tenant from the caller's token.
+ *   Without one (callers not yet passing it) the containers keep the earlier
+ *   variables: TENANT_ID, the tables as ORDERS_TABLE/PRODUCTS_TABLE, TIER, APP.
+ * - Every task definition states runtimePlatform X86_64/LINUX (the reference
+ *   images are built for x86) and names its port with appProtocol http, which
+ *   Service Connect needs; both are in the content hash.
  */
 
 export type TierSettings = Pick<Config, "namePrefix" | "poolCluster" | "advancedCluster" | "subnets" | "securityGroups">;
@@ -56,29 +70,64 @@ export const TENANT_REGISTRATION_ID_KEY = "tenant-registration-id";
 /** The isolation model a container is told about in TIER (see the module comment). */
 export type Isolation = "pool" | "silo";
 
-export function desiredForTenant(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, infra?: SiloInfra): DesiredState {
+/** The platform every task definition states (see the module comment). */
+export const RUNTIME_PLATFORM: RuntimePlatform = { cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" };
+
+/**
+ * REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: the token vending machine tags the
+ * assumed role's session `tenant=<the token's custom:tenantId>`.
+ */
+export const REQUEST_TAG_KEYS_MAPPING = JSON.stringify({ tenant: "custom:tenantId" });
+
+/**
+ * A silo tenant's Cloud Map namespace. It ends up in DNS names
+ * (`orders-api.<namespace>.sc`), which ignore case and allow no "_", so it
+ * carries the hash of the exact tenant id after a readable lowercase slice.
+ * Longest: 10 + 1 + 38 + 1 + 12 = 62, one DNS label.
+ */
+export function tenantNamespaceName(prefix: string, tenantId: string): string {
+  const readable = tenantId.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 38).replace(/^-+|-+$/g, "");
+  return `${prefix}-${readable === "" ? "x" : readable}-${tenantHash(tenantId)}`;
+}
+
+/** The pool's namespace. A tenant's always ends in a 12-character hash, which "pool" is not. */
+export function poolNamespaceName(prefix: string): string {
+  return `${prefix}-pool`;
+}
+
+export function desiredForTenant(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, infra?: SiloInfra, context?: AppContext): DesiredState {
   if (!spec.sbtaws_active) return NOTHING;
   switch (spec.tier) {
     case "basic":
       // Basic tenants are served by the pool (desiredPool); nothing in ECS is theirs alone.
       return NOTHING;
     case "advanced":
-      return siloed(spec, catalogue, settings, settings.advancedCluster, [], infra);
+      return siloed(spec, catalogue, settings, settings.advancedCluster, [], infra, context);
     case "premium": {
       const cluster = premiumClusterName(settings.namePrefix, spec.tenantId);
-      return siloed(spec, catalogue, settings, cluster, [{ name: cluster, tags: tenantTags(spec, "premium") }], infra);
+      return siloed(spec, catalogue, settings, cluster, [{ name: cluster, tags: tenantTags(spec, "premium") }], infra, context);
     }
   }
 }
 
-function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, cluster: string, clusters: DesiredState["clusters"], infra: SiloInfra | undefined): DesiredState {
+function siloed(
+  spec: TenantSpec,
+  catalogue: Catalogue,
+  settings: TierSettings,
+  cluster: string,
+  clusters: DesiredState["clusters"],
+  infra: SiloInfra | undefined,
+  context: AppContext | undefined,
+): DesiredState {
   const prefix = settings.namePrefix;
   const apps = APP_NAMES.map((name) => resolveApp(catalogue, name, spec.apps[name]));
-  const env = { TENANT_ID: spec.tenantId, ...(infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName } : {}) };
+  const legacy = { TENANT_ID: spec.tenantId, ...(infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName } : {}) };
+  const env = (app: ResolvedApp) => (context ? environmentOf(app, context, infra, context.tenantAccessRoleArn) : legacyEnvironment(legacy, "silo", app));
   const wiring: Wiring | undefined = infra && { taskRoleArn: infra.taskRoleArn, executionRoleArn: infra.executionRoleArn, logGroup: infra.logGroupName };
   const taskDefinitions = apps.map((app) =>
-    taskDefinition(taskDefinitionFamily(prefix, spec.tenantId, app.name), app, "silo", env, { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name }, wiring),
+    taskDefinition(taskDefinitionFamily(prefix, spec.tenantId, app.name), app, env(app), { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name }, wiring),
   );
+  const namespace = context?.namespace;
   const services = apps.map(
     (app): DesiredService => ({
       cluster,
@@ -91,6 +140,7 @@ function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, 
       securityGroups: settings.securityGroups,
       // The rproxy is the tenant's entry point: the ALB's tenant rule forwards to it.
       ...(infra && app.name === "rproxy" ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } } : {}),
+      ...(namespace ? { serviceConnect: serviceConnectOf(app, namespace, infra?.logGroupName) } : {}),
       tags: { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name },
     }),
   );
@@ -98,17 +148,20 @@ function siloed(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, 
 }
 
 /** The pooled services that serve every basic tenant: once, in the pool cluster, with no tenant-id tag. */
-export function desiredPool(catalogue: Catalogue, settings: TierSettings, infra?: PoolInfra): DesiredState {
+export function desiredPool(catalogue: Catalogue, settings: TierSettings, infra?: PoolInfra, context?: AppContext): DesiredState {
   const prefix = settings.namePrefix;
   const apps = APP_NAMES.map((name) => resolveApp(catalogue, name, undefined));
   const tags = (app: AppName): Tags => ({ [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic", [APP_KEY]: app });
   // Pooled services reach tenant data only through the tenant-access role,
   // assumed per request with the tenant as a session tag.
-  const env = infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName, IAM_ROLE_ARN: infra.tenantAccessRoleArn } : {};
+  const legacy = infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName, IAM_ROLE_ARN: infra.tenantAccessRoleArn } : {};
+  const env = (app: ResolvedApp) =>
+    context ? environmentOf(app, context, infra, context.tenantAccessRoleArn ?? infra?.tenantAccessRoleArn) : legacyEnvironment(legacy, "pool", app);
   const wiring: Wiring | undefined = infra && { taskRoleArn: infra.taskRoleArn, executionRoleArn: infra.executionRoleArn, logGroup: infra.logGroupName };
+  const namespace = context?.namespace;
   return {
     clusters: [],
-    taskDefinitions: apps.map((app) => taskDefinition(poolTaskDefinitionFamily(prefix, app.name), app, "pool", env, tags(app.name), wiring)),
+    taskDefinitions: apps.map((app) => taskDefinition(poolTaskDefinitionFamily(prefix, app.name), app, env(app), tags(app.name), wiring)),
     services: apps.map((app) => ({
       cluster: settings.poolCluster,
       name: poolServiceName(prefix, app.name),
@@ -119,6 +172,7 @@ export function desiredPool(catalogue: Catalogue, settings: TierSettings, infra?
       securityGroups: settings.securityGroups,
       // The pool's rproxy serves every tenant without a rule of its own (the catch-all rule).
       ...(infra && app.name === "rproxy" ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } } : {}),
+      ...(namespace ? { serviceConnect: serviceConnectOf(app, namespace, infra?.logGroupName) } : {}),
       tags: tags(app.name),
     })),
   };
@@ -167,16 +221,68 @@ interface Wiring {
   readonly logGroup: string;
 }
 
-function taskDefinition(family: string, app: ResolvedApp, isolation: Isolation, env: Readonly<Record<string, string>>, tags: Tags, wiring?: Wiring): DesiredTaskDefinition {
+/**
+ * The standard variables an app asks for, each with its value where it is
+ * known (see AppContext for what may be missing). Sorted by name, so the
+ * content hash does not depend on the catalogue's order.
+ */
+function environmentOf(app: ResolvedApp, context: AppContext, infra: SiloInfra | undefined, roleArn: string | undefined): Readonly<Record<string, string>> {
+  const identity = context.identity;
+  const tables = infra && { orders: infra.ordersTableName, products: infra.productsTableName };
+  const values: Readonly<Record<AppEnvironmentName, string | undefined>> = {
+    TABLE_NAME: app.storage === "none" ? undefined : tables?.[app.storage],
+    COGNITO_USER_POOL_ID: identity?.userPoolId,
+    COGNITO_CLIENT_ID: identity?.appClientId,
+    // With no pool to name, the region alone would only build a broken issuer.
+    COGNITO_REGION: identity && context.region,
+    AWS_REGION: context.region,
+    AWS_ACCOUNT_ID: context.accountId,
+    IAM_ROLE_ARN: roleArn,
+    REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: REQUEST_TAG_KEYS_MAPPING,
+    // The shape the reference's tenant-service stack writes: issuer, then audience (the app client).
+    IDP_DETAILS: identity && JSON.stringify({ issuer: identity.issuer, audience: identity.appClientId }),
+    NAMESPACE: context.namespace?.name,
+  };
+  const out: Record<string, string> = {};
+  for (const name of app.environment) {
+    const value = values[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** The variables containers got before AppContext existed (see the module comment). */
+function legacyEnvironment(env: Readonly<Record<string, string>>, isolation: Isolation, app: ResolvedApp): Readonly<Record<string, string>> {
+  return { ...env, TIER: isolation, APP: app.name };
+}
+
+/**
+ * The app's part in its namespace: a server under its discovery name on its
+ * container port (named after the app), or a client only.
+ */
+function serviceConnectOf(app: ResolvedApp, namespace: NamespaceInfo, logGroup: string | undefined): DesiredServiceConnect {
+  const role = app.serviceConnect;
+  return {
+    namespace: { name: namespace.name, arn: namespace.arn },
+    servers:
+      role === "client"
+        ? []
+        : [{ portName: app.name, discoveryName: role.discoveryName, port: app.containerPort, dnsName: `${role.discoveryName}.${namespace.name}.sc` }],
+    // The proxy's logs go where the app's do, apart by stream prefix.
+    ...(logGroup !== undefined ? { log: { group: logGroup, streamPrefix: `${app.name}-sc` } } : {}),
+  };
+}
+
+function taskDefinition(family: string, app: ResolvedApp, env: Readonly<Record<string, string>>, tags: Tags, wiring?: Wiring): DesiredTaskDefinition {
   const container: ContainerSpec = {
     name: app.name,
     image: app.image,
     essential: true,
     ...(wiring ? { logGroup: wiring.logGroup } : {}),
-    // Named after the app so Service Connect can refer to it by that name later.
-    portMappings: [{ name: app.name, containerPort: app.containerPort, protocol: "tcp" }],
-    environment: Object.entries({ ...env, TIER: isolation, APP: app.name })
-      .sort(([a], [b]) => a.localeCompare(b))
+    // Named after the app: Service Connect refers to the port by this name.
+    portMappings: [{ name: app.name, containerPort: app.containerPort, protocol: "tcp", appProtocol: "http" }],
+    environment: Object.entries(env)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([name, value]) => ({ name, value })),
   };
   const content = {
@@ -184,6 +290,7 @@ function taskDefinition(family: string, app: ResolvedApp, isolation: Isolation, 
     app: app.name,
     cpu: app.cpu,
     memory: app.memory,
+    runtimePlatform: RUNTIME_PLATFORM,
     containers: [container],
     ...(wiring ? { taskRoleArn: wiring.taskRoleArn, executionRoleArn: wiring.executionRoleArn } : {}),
   };

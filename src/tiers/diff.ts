@@ -2,11 +2,13 @@ import {
   isManaged,
   type Action,
   type DesiredService,
+  type DesiredServiceConnect,
   type DesiredState,
   type DesiredTaskDefinition,
   type Footprint,
   type ObservedCluster,
   type ObservedService,
+  type ObservedServiceConnect,
   type ObservedState,
   type ObservedTaskDefinition,
   type Plan,
@@ -24,6 +26,8 @@ import { failedRolloutOf, runsWanted, serviceReadiness } from "./readiness.js";
  *   and a desired name held by such a resource is reported, not taken over.
  * - A service is only updated in the fields that differ, so an unchanged
  *   service is never redeployed (ECS service writes are the scarcest budget).
+ *   Service Connect counts as a field: it is compared with what the PRIMARY
+ *   deployment runs, and changed only when it differs.
  * - A revision the circuit breaker already failed is not deployed again; that
  *   would loop forever on a crashing image.
  * - A cluster is deleted only once none of its services is ACTIVE or DRAINING,
@@ -130,6 +134,7 @@ function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | und
   const changes: string[] = [];
   let desiredCount: number | undefined;
   let taskDefinitionFamily: string | undefined;
+  let serviceConnect: DesiredServiceConnect | "disable" | undefined;
   let rolloutFailed = false;
   if (o.desiredCount !== s.desiredCount) {
     desiredCount = s.desiredCount;
@@ -145,6 +150,13 @@ function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | und
       changes.push(`task definition ${s.taskDefinitionFamily}: hash ${o.taskDefinitionContentHash ?? o.taskDefinitionArn} -> ${wanted.contentHash}`);
     }
   }
+  const connect = serviceConnectDifference(s.serviceConnect, o.serviceConnect);
+  if (connect !== undefined) {
+    // Service Connect lives on the service, not the task definition: only
+    // UpdateService changes it, and ECS rolls the tasks to apply it.
+    serviceConnect = s.serviceConnect ?? "disable";
+    changes.push(`Service Connect: ${connect}`);
+  }
   if (changes.length > 0) {
     p.updates.push({
       kind: "updateService",
@@ -152,6 +164,7 @@ function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | und
       name: s.name,
       ...(desiredCount !== undefined ? { desiredCount } : {}),
       ...(taskDefinitionFamily !== undefined ? { taskDefinitionFamily } : {}),
+      ...(serviceConnect !== undefined ? { serviceConnect } : {}),
       reason: `${where}: ${changes.join("; ")}`,
     });
     return; // readiness is judged on the next look, after ECS has taken the update
@@ -161,6 +174,28 @@ function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | und
   const readiness = serviceReadiness(o, wanted);
   if (readiness.kind === "progressing") p.waitingFor.push(readiness.reason);
   else if (readiness.kind === "failed") p.problems.push(readiness.reason);
+}
+
+/**
+ * How the observed Service Connect differs from the desired one, in words
+ * for `tenantctl plan`; undefined when they agree. ECS reports the namespace
+ * as an ARN, so either the namespace's name or its ARN is a match; servers
+ * are compared as a set.
+ */
+export function serviceConnectDifference(desired: DesiredServiceConnect | undefined, observed: ObservedServiceConnect | undefined): string | undefined {
+  const on = observed !== undefined && observed.enabled;
+  if (desired === undefined) return on ? `on in ${observed.namespace ?? "its namespace"} -> off` : undefined;
+  if (!on) return `off -> on in namespace ${desired.namespace.name}`;
+  const problems: string[] = [];
+  if (observed.namespace !== desired.namespace.arn && observed.namespace !== desired.namespace.name) {
+    problems.push(`namespace ${observed.namespace ?? "none"} -> ${desired.namespace.name}`);
+  }
+  const servers = (list: DesiredServiceConnect["servers"]) => list.map((x) => `${x.portName}:${x.discoveryName}@${x.dnsName}:${x.port}`).sort();
+  const [want, have] = [servers(desired.servers), servers(observed.servers)];
+  if (want.join(",") !== have.join(",")) problems.push(`servers [${have.join(", ")}] -> [${want.join(", ")}]`);
+  const log = (l: DesiredServiceConnect["log"]) => (l === undefined ? "none" : `${l.group} (${l.streamPrefix})`);
+  if (log(desired.log) !== log(observed.log)) problems.push(`proxy logs ${log(observed.log)} -> ${log(desired.log)}`);
+  return problems.length > 0 ? problems.join(", ") : undefined;
 }
 
 /**

@@ -19,13 +19,28 @@ export function isManaged(tags: Tags): boolean {
   return tags[MANAGED_BY_KEY] === MANAGED_BY_VALUE;
 }
 
+export interface PortMappingSpec {
+  /** Service Connect refers to the port by this name (ServiceConnectServer.portName). */
+  readonly name: string;
+  readonly containerPort: number;
+  readonly protocol: "tcp";
+  /** Service Connect needs it to proxy at layer 7 (metrics, retries); absent is plain TCP. */
+  readonly appProtocol?: "http" | "http2" | "grpc";
+}
+
 export interface ContainerSpec {
   readonly name: string;
   readonly image: string;
   readonly essential: boolean;
-  readonly portMappings: readonly { readonly name: string; readonly containerPort: number; readonly protocol: "tcp" }[];
+  readonly portMappings: readonly PortMappingSpec[];
   readonly environment: readonly { readonly name: string; readonly value: string }[];
   readonly logGroup?: string;
+}
+
+/** Fargate's platform; stated rather than left to the default so an image built for x86 never lands on ARM. */
+export interface RuntimePlatform {
+  readonly cpuArchitecture: "X86_64" | "ARM64";
+  readonly operatingSystemFamily: "LINUX";
 }
 
 export interface DesiredTaskDefinition {
@@ -33,6 +48,7 @@ export interface DesiredTaskDefinition {
   readonly app: AppName;
   readonly cpu: string;
   readonly memory: string;
+  readonly runtimePlatform?: RuntimePlatform;
   readonly containers: readonly ContainerSpec[];
   readonly taskRoleArn?: string;
   readonly executionRoleArn?: string;
@@ -50,7 +66,70 @@ export interface DesiredService {
   readonly subnets: readonly string[];
   readonly securityGroups: readonly string[];
   readonly loadBalancer?: { readonly targetGroupArn: string; readonly containerName: string; readonly containerPort: number };
+  /** Absent: Service Connect off (no namespace yet, or none wanted). */
+  readonly serviceConnect?: DesiredServiceConnect;
   readonly tags: Tags;
+}
+
+/** A Cloud Map HTTP namespace as the services refer to it. */
+export interface NamespaceInfo {
+  readonly name: string;
+  readonly arn: string;
+}
+
+/** One port a service offers to the namespace: reachable at dnsName:port. */
+export interface ServiceConnectServer {
+  /** The container port mapping's name. */
+  readonly portName: string;
+  readonly discoveryName: string;
+  readonly port: number;
+  /** `<discoveryName>.<namespace>.sc`, the name the reference's nginx proxies to. */
+  readonly dnsName: string;
+}
+
+/**
+ * A service's Service Connect configuration. `servers` is empty for a
+ * client-only service (it resolves the others but offers nothing).
+ */
+export interface DesiredServiceConnect {
+  readonly namespace: NamespaceInfo;
+  readonly servers: readonly ServiceConnectServer[];
+  /** The proxy's own log stream, awslogs to this group (the provider adds the region). */
+  readonly log?: { readonly group: string; readonly streamPrefix: string };
+}
+
+/**
+ * Service Connect as ECS reports it on the PRIMARY deployment. The namespace
+ * is whatever ECS echoes (an ARN, or the name it was given).
+ */
+export interface ObservedServiceConnect {
+  readonly enabled: boolean;
+  readonly namespace: string | undefined;
+  readonly servers: readonly ServiceConnectServer[];
+  readonly log: { readonly group: string; readonly streamPrefix: string } | undefined;
+}
+
+/**
+ * What the app containers are told, beyond the tenant's infrastructure
+ * stack (SiloInfra/PoolInfra): the account and region, the tenant-scoped role
+ * the token vending machine assumes, the identity provider and the Service
+ * Connect namespace. identity and namespace are left out until they exist;
+ * naming one that does not would make every task or request fail.
+ */
+export interface AppContext {
+  readonly region: string;
+  readonly accountId: string;
+  /** IAM_ROLE_ARN. For the pool @default PoolInfra.tenantAccessRoleArn; a silo tenant has none until its stack makes one. */
+  readonly tenantAccessRoleArn?: string;
+  readonly identity?: AppIdentity;
+  readonly namespace?: NamespaceInfo;
+}
+
+export interface AppIdentity {
+  readonly userPoolId: string;
+  readonly appClientId: string;
+  /** https://cognito-idp.<region>.amazonaws.com/<userPoolId> (IdentityPort.issuer). */
+  readonly issuer: string;
 }
 
 export interface DesiredCluster {
@@ -126,6 +205,8 @@ export interface ObservedService {
   /** Content hash of the task definition the service runs, when known (tag content-hash). */
   readonly taskDefinitionContentHash: string | undefined;
   readonly deployments: readonly ObservedDeployment[];
+  /** From the PRIMARY deployment; absent when ECS reports none (Service Connect never enabled). */
+  readonly serviceConnect?: ObservedServiceConnect;
   readonly tags: Tags;
 }
 
@@ -171,6 +252,8 @@ export type Action =
       readonly desiredCount?: number;
       /** Set when the service must move to the family's current revision. */
       readonly taskDefinitionFamily?: string;
+      /** Set when Service Connect must change: the whole new configuration, or "disable". */
+      readonly serviceConnect?: DesiredServiceConnect | "disable";
       readonly reason: string;
     }
   | { readonly kind: "deleteService"; readonly cluster: string; readonly name: string; readonly reason: string }

@@ -1,8 +1,30 @@
 import { describe, expect, it } from "vitest";
 import { CatalogueError, defaultCatalogue, loadCatalogue } from "../../src/apps/catalogue.js";
 import { APP_NAMES, tenantIdSchema, tenantRecordSchema, type TenantSpec } from "../../src/tenants/record.js";
-import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, hashContent, POOL_KEY, type TierSettings } from "../../src/tiers/desired.js";
-import { APP_KEY, CONTENT_HASH_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE, NOTHING, TENANT_ID_KEY, TIER_KEY, type DesiredState } from "../../src/tiers/model.js";
+import {
+  desiredForTenant,
+  desiredPool,
+  footprintForPool,
+  footprintForTenant,
+  hashContent,
+  poolNamespaceName,
+  POOL_KEY,
+  tenantNamespaceName,
+  type TierSettings,
+} from "../../src/tiers/desired.js";
+import {
+  APP_KEY,
+  CONTENT_HASH_KEY,
+  MANAGED_BY_KEY,
+  MANAGED_BY_VALUE,
+  NOTHING,
+  TENANT_ID_KEY,
+  TIER_KEY,
+  type AppContext,
+  type DesiredState,
+  type PoolInfra,
+  type SiloInfra,
+} from "../../src/tiers/model.js";
 
 const settings: TierSettings = {
   namePrefix: "saas",
@@ -50,7 +72,7 @@ describe("desiredForTenant", () => {
     }
   });
 
-  it("builds containers with the app's image, named port and tenant environment", () => {
+  it("builds containers with the app's image, named http port and, without an app context, the earlier environment", () => {
     const d = desiredForTenant(spec({}), defaultCatalogue, settings);
     const orders = d.taskDefinitions.find((t) => t.app === "orders");
     const rproxy = d.taskDefinitions.find((t) => t.app === "rproxy");
@@ -60,7 +82,7 @@ describe("desiredForTenant", () => {
         name: "orders",
         image: "public.ecr.aws/saas-factory/orders:1.0.0",
         essential: true,
-        portMappings: [{ name: "orders", containerPort: 3010, protocol: "tcp" }],
+        portMappings: [{ name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" }],
         environment: [
           { name: "APP", value: "orders" },
           { name: "TENANT_ID", value: UUID },
@@ -134,6 +156,122 @@ describe("desiredPool", () => {
   });
 });
 
+const SILO: SiloInfra = {
+  taskRoleArn: "arn:aws:iam::123456789012:role/task",
+  executionRoleArn: "arn:aws:iam::123456789012:role/exec",
+  ordersTableName: "saas-t-x-orders",
+  productsTableName: "saas-t-x-products",
+  logGroupName: "/ecs/saas/tenant/x",
+  targetGroupArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/saas-x/1",
+};
+const POOL: PoolInfra = { ...SILO, ordersTableName: "saas-pool-orders", productsTableName: "saas-pool-products", logGroupName: "/ecs/saas/pool", tenantAccessRoleArn: "arn:aws:iam::123456789012:role/saas-pool-tenant-access" };
+const IDENTITY = { userPoolId: "us-east-1_AbC", appClientId: "client-1", issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbC" };
+const NAMESPACE = { name: "saas-acme-0123456789ab", arn: "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1" };
+const CONTEXT: AppContext = { region: "us-east-1", accountId: "123456789012", tenantAccessRoleArn: "arn:aws:iam::123456789012:role/tenant-x-access", identity: IDENTITY, namespace: NAMESPACE };
+
+const { tenantAccessRoleArn: _role, ...POOL_CONTEXT } = CONTEXT;
+const { namespace: _namespace, ...NO_NAMESPACE } = CONTEXT;
+
+const envOf = (d: DesiredState, app: string) => Object.fromEntries(d.taskDefinitions.find((t) => t.app === app)?.containers[0]?.environment.map((e) => [e.name, e.value]) ?? []);
+
+describe("the reference images' environment (with an AppContext)", () => {
+  const base = { AWS_REGION: "us-east-1", AWS_ACCOUNT_ID: "123456789012", COGNITO_USER_POOL_ID: "us-east-1_AbC", COGNITO_CLIENT_ID: "client-1", COGNITO_REGION: "us-east-1" };
+  const vending = (role: string) => ({
+    IAM_ROLE_ARN: role,
+    REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}',
+    IDP_DETAILS: '{"issuer":"https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbC","audience":"client-1"}',
+  });
+
+  it.each([
+    {
+      reason: "silo",
+      d: () => desiredForTenant(spec({}), defaultCatalogue, settings, SILO, CONTEXT),
+      tables: SILO,
+      role: "arn:aws:iam::123456789012:role/tenant-x-access",
+    },
+    {
+      reason: "pool, the tenant-access role from the pool stack",
+      d: () => desiredPool(defaultCatalogue, settings, POOL, POOL_CONTEXT),
+      tables: POOL,
+      role: POOL.tenantAccessRoleArn,
+    },
+  ])("gives each container exactly what its image reads: $reason", ({ d, tables, role }) => {
+    const desired = d();
+    expect(envOf(desired, "orders")).toEqual({ ...base, TABLE_NAME: tables.ordersTableName, ...vending(role) });
+    expect(envOf(desired, "products")).toEqual({ ...base, TABLE_NAME: tables.productsTableName, ...vending(role) });
+    expect(envOf(desired, "users")).toEqual(base);
+    expect(envOf(desired, "rproxy")).toEqual({ ...base, NAMESPACE: NAMESPACE.name });
+    // Sorted by name, so the hash does not depend on the catalogue's order.
+    for (const td of desired.taskDefinitions) {
+      const names = td.containers[0]?.environment.map((e) => e.name) ?? [];
+      expect(names).toEqual([...names].sort());
+    }
+  });
+
+  it("leaves out what does not exist yet: no identity, no namespace, no stack", () => {
+    const d = desiredForTenant(spec({}), defaultCatalogue, settings, undefined, { region: "eu-west-1", accountId: "111122223333" });
+    expect(envOf(d, "orders")).toEqual({ AWS_REGION: "eu-west-1", AWS_ACCOUNT_ID: "111122223333", REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}' });
+    expect(envOf(d, "rproxy")).toEqual({ AWS_REGION: "eu-west-1", AWS_ACCOUNT_ID: "111122223333" });
+    for (const s of d.services) expect(s).not.toHaveProperty("serviceConnect");
+  });
+
+  it("follows a catalogue entry that asks for other variables and another table", () => {
+    const custom = loadCatalogue({
+      apps: { ...JSON.parse(JSON.stringify(defaultCatalogue.apps)), users: { ...defaultCatalogue.apps.users, storage: "products", environment: ["TABLE_NAME", "NAMESPACE"] } },
+    });
+    expect(envOf(desiredForTenant(spec({}), custom, settings, SILO, CONTEXT), "users")).toEqual({ TABLE_NAME: SILO.productsTableName, NAMESPACE: NAMESPACE.name });
+  });
+
+  it("gives every service Service Connect in the namespace: orders, products, users as <app>-api on 3010, rproxy as a client", () => {
+    const d = desiredForTenant(spec({}), defaultCatalogue, settings, SILO, CONTEXT);
+    const sc = (app: string) => d.services.find((s) => s.app === app)?.serviceConnect;
+    for (const app of ["orders", "products", "users"]) {
+      expect(sc(app)).toEqual({
+        namespace: NAMESPACE,
+        servers: [{ portName: app, discoveryName: `${app}-api`, port: 3010, dnsName: `${app}-api.${NAMESPACE.name}.sc` }],
+        log: { group: SILO.logGroupName, streamPrefix: `${app}-sc` },
+      });
+      // The port Service Connect names exists in the task definition, speaking http.
+      const port = d.taskDefinitions.find((t) => t.app === app)?.containers[0]?.portMappings[0];
+      expect(port).toEqual({ name: app, containerPort: 3010, protocol: "tcp", appProtocol: "http" });
+    }
+    expect(sc("rproxy")).toEqual({ namespace: NAMESPACE, servers: [], log: { group: SILO.logGroupName, streamPrefix: "rproxy-sc" } });
+    const pool = desiredPool(defaultCatalogue, settings, POOL, { ...CONTEXT, namespace: { name: "saas-pool", arn: "arn:ns/pool" } });
+    expect(pool.services.find((s) => s.app === "orders")?.serviceConnect?.servers[0]?.dnsName).toBe("orders-api.saas-pool.sc");
+  });
+
+  it("hashes runtimePlatform with the content; Service Connect changes the services, not the task definitions (but rproxy's NAMESPACE)", () => {
+    const legacy = desiredForTenant(spec({}), defaultCatalogue, settings, SILO);
+    for (const td of legacy.taskDefinitions) expect(td.runtimePlatform).toEqual({ cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" });
+    const { runtimePlatform: _rp, tags: _t, contentHash, ...withoutPlatform } = legacy.taskDefinitions[0]!;
+    expect(hashContent(withoutPlatform)).not.toBe(contentHash);
+    // Service Connect is the services' business: the task definitions do not change with it.
+    const withNs = hashes(desiredForTenant(spec({}), defaultCatalogue, settings, SILO, CONTEXT));
+    const withoutNs = hashes(desiredForTenant(spec({}), defaultCatalogue, settings, SILO, NO_NAMESPACE));
+    expect(APP_NAMES.filter((a) => withNs[a] !== withoutNs[a])).toEqual(["rproxy"]); // only rproxy reads NAMESPACE
+  });
+});
+
+describe("namespace names", () => {
+  it.each([
+    { reason: "a uuid", id: UUID },
+    { reason: "case and underscores, which DNS does not tell apart", id: "Acme_Corp" },
+    { reason: "64 characters", id: "a".repeat(64) },
+    { reason: "nothing readable", id: "__" },
+  ])("is one lowercase DNS label with the tenant's hash: $reason", ({ id }) => {
+    const name = tenantNamespaceName("saas", id);
+    expect(name).toMatch(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/);
+    expect(name.length).toBeLessThanOrEqual(63);
+    expect(name).toMatch(/-[a-z0-9]{12}$/);
+  });
+
+  it("keeps tenants that differ only by case or _/- apart, and apart from the pool", () => {
+    const names = ["Acme", "acme", "a_b", "a-b", "pool"].map((id) => tenantNamespaceName("saas", id));
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).not.toContain(poolNamespaceName("saas"));
+  });
+});
+
 describe("footprints", () => {
   it("covers a tenant's services in both the advanced cluster and its premium cluster, whatever its tier", () => {
     const f = footprintForTenant(UUID, settings);
@@ -173,13 +311,32 @@ describe("POOL_KEY", () => {
 describe("loadCatalogue", () => {
   const raw = JSON.parse(JSON.stringify(defaultCatalogue)) as { apps: Record<string, Record<string, unknown>> };
 
-  it("accepts the default catalogue as JSON text and fills defaults", () => {
+  it("accepts the default catalogue as JSON text and fills defaults, per app, for a catalogue of the earlier format", () => {
     const withoutSizes = JSON.parse(JSON.stringify(raw)) as typeof raw;
     for (const app of Object.values(withoutSizes.apps)) {
       delete app["cpu"];
       delete app["memory"];
+      delete app["serviceConnect"];
+      delete app["storage"];
+      delete app["environment"];
     }
     expect(loadCatalogue(JSON.stringify(withoutSizes))).toEqual(defaultCatalogue);
+    expect(loadCatalogue(JSON.stringify(raw))).toEqual(defaultCatalogue);
+  });
+
+  it("defaults to what the reference images read", () => {
+    const { orders, products, users, rproxy } = defaultCatalogue.apps;
+    expect([orders.serviceConnect, products.serviceConnect, users.serviceConnect, rproxy.serviceConnect]).toEqual([
+      { discoveryName: "orders-api" },
+      { discoveryName: "products-api" },
+      { discoveryName: "users-api" },
+      "client",
+    ]);
+    expect([orders.storage, products.storage, users.storage, rproxy.storage]).toEqual(["orders", "products", "none", "none"]);
+    const common = ["AWS_REGION", "AWS_ACCOUNT_ID", "COGNITO_USER_POOL_ID", "COGNITO_CLIENT_ID", "COGNITO_REGION"];
+    expect([...orders.environment].sort()).toEqual([...common, "TABLE_NAME", "IAM_ROLE_ARN", "REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES", "IDP_DETAILS"].sort());
+    expect([...users.environment].sort()).toEqual([...common].sort());
+    expect([...rproxy.environment].sort()).toEqual([...common, "NAMESPACE"].sort());
   });
 
   it.each([
@@ -188,6 +345,12 @@ describe("loadCatalogue", () => {
     { reason: "a negative desiredCount", edit: { rproxy: { desiredCount: -1 } }, field: "apps.rproxy.desiredCount" },
     { reason: "memory that does not fit the cpu", edit: { products: { memory: "8192" } }, field: "apps.products.memory" },
     { reason: "an unknown field", edit: { orders: { replicas: 2 } }, field: "apps.orders" },
+    { reason: "an environment variable the platform does not fill", edit: { orders: { environment: ["PATH"] } }, field: "apps.orders.environment" },
+    { reason: "a variable named twice", edit: { orders: { environment: ["AWS_REGION", "AWS_REGION"] } }, field: "apps.orders.environment" },
+    { reason: "TABLE_NAME without a storage", edit: { users: { environment: ["TABLE_NAME"] } }, field: "apps.users.environment" },
+    { reason: "an unknown storage", edit: { users: { storage: "users" } }, field: "apps.users.storage" },
+    { reason: "a discovery name that is not a DNS label", edit: { orders: { serviceConnect: { discoveryName: "Orders API" } } }, field: "apps.orders.serviceConnect" },
+    { reason: "two servers under one discovery name", edit: { users: { serviceConnect: { discoveryName: "orders-api" } } }, field: "apps.users.serviceConnect.discoveryName" },
   ])("rejects $reason, naming the field", ({ edit, field }) => {
     const apps = { ...raw.apps };
     for (const [app, patch] of Object.entries(edit)) apps[app] = { ...apps[app], ...patch };

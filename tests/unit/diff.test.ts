@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
 import { tenantRecordSchema } from "../../src/tenants/record.js";
 import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, type TierSettings } from "../../src/tiers/desired.js";
-import { diff } from "../../src/tiers/diff.js";
+import { diff, serviceConnectDifference } from "../../src/tiers/diff.js";
 import {
   NOTHING,
   type Action,
+  type AppContext,
+  type DesiredServiceConnect,
   type DesiredState,
   type ObservedDeployment,
   type ObservedService,
@@ -45,6 +47,17 @@ function deployment(over: Partial<ObservedDeployment> = {}): ObservedDeployment 
   };
 }
 
+const NS = { name: "saas-acme-0123456789ab", arn: "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1" };
+const CONTEXT: AppContext = { region: "us-east-1", accountId: "123456789012", namespace: NS };
+
+function desiredWithNamespace(fields: Record<string, unknown> = {}, context: AppContext = CONTEXT): DesiredState {
+  const spec = tenantRecordSchema.parse({ tenantId: ID, tenantName: "Acme", tier: "advanced", ...fields });
+  return desiredForTenant(spec, defaultCatalogue, settings, undefined, context);
+}
+
+/** What ECS reports for a desired Service Connect: the namespace as its ARN. */
+const reported = (sc: DesiredServiceConnect) => ({ enabled: true, namespace: sc.namespace.arn, servers: sc.servers, log: sc.log });
+
 /** The world as it looks once `d` has been applied and ECS has settled. */
 function converged(d: DesiredState): ObservedState {
   return {
@@ -63,6 +76,7 @@ function converged(d: DesiredState): ObservedState {
         taskDefinitionArn: arn,
         taskDefinitionContentHash: td?.contentHash,
         deployments: [deployment({ desiredCount: s.desiredCount, runningCount: s.desiredCount, taskDefinitionArn: arn })],
+        ...(s.serviceConnect !== undefined ? { serviceConnect: reported(s.serviceConnect) } : {}),
         tags: s.tags,
       };
     }),
@@ -165,6 +179,69 @@ describe("diff: exactly the needed calls", () => {
     const d = desired();
     const o = withService(converged(d), app("orders"), (s) => ({ ...s, status: "INACTIVE" }));
     expect(diff(d, o, footprint).actions).toEqual([expect.objectContaining({ kind: "createService", service: expect.objectContaining({ app: "orders" }) })]);
+  });
+});
+
+describe("diff: Service Connect", () => {
+  it("plans nothing when the services run the desired Service Connect", () => {
+    const d = desiredWithNamespace();
+    expect(diff(d, converged(d), footprint)).toEqual({ actions: [], waitingFor: [], problems: [], converged: true });
+  });
+
+  it("accepts the namespace reported by name as well as by ARN", () => {
+    const d = desiredWithNamespace();
+    const o = withService(converged(d), () => true, (s) => ({ ...s, serviceConnect: { ...s.serviceConnect!, namespace: NS.name } }));
+    expect(diff(d, o, footprint).actions).toEqual([]);
+  });
+
+  it("turns it on for every service once a namespace is given, with UpdateService only (task definitions but rproxy's unchanged), saying why", () => {
+    const d = desiredWithNamespace();
+    const before = converged(desiredWithNamespace({}, { region: "us-east-1", accountId: "123456789012" }));
+    const p = diff(d, before, footprint);
+    // rproxy reads NAMESPACE, so its task definition changes too; the others only change service.
+    expect(kinds(p)).toEqual(["registerTaskDefinition", ...Array(4).fill("updateService")]);
+    const orders = p.actions.find((a) => a.kind === "updateService" && a.name.endsWith("-orders"));
+    expect(orders).toEqual({
+      kind: "updateService",
+      cluster: "saas-advanced",
+      name: `saas-t-${ID}-orders`,
+      serviceConnect: { namespace: NS, servers: [{ portName: "orders", discoveryName: "orders-api", port: 3010, dnsName: `orders-api.${NS.name}.sc` }] },
+      reason: expect.stringContaining(`Service Connect: off -> on in namespace ${NS.name}`),
+    });
+    const rproxy = p.actions.find((a) => a.kind === "updateService" && a.name.endsWith("-rproxy"));
+    expect(rproxy).toMatchObject({ taskDefinitionFamily: `saas-t-${ID}-rproxy`, serviceConnect: { namespace: NS, servers: [] } });
+  });
+
+  it("updates a service whose discovery name differs, and only that one", () => {
+    const d = desiredWithNamespace();
+    const o = withService(converged(d), app("users"), (s) => ({ ...s, serviceConnect: { ...s.serviceConnect!, servers: [{ ...s.serviceConnect!.servers[0]!, discoveryName: "people" }] } }));
+    const p = diff(d, o, footprint);
+    expect(p.actions).toEqual([expect.objectContaining({ kind: "updateService", name: `saas-t-${ID}-users`, serviceConnect: expect.objectContaining({ namespace: NS }), reason: expect.stringContaining("servers") })]);
+    expect(p.actions[0]).not.toHaveProperty("taskDefinitionFamily");
+    expect(p.actions[0]).not.toHaveProperty("desiredCount");
+  });
+
+  it("turns it off when the desired state has none but the service runs it", () => {
+    const d = desired();
+    const o = withService(converged(d), app("orders"), (s) => ({ ...s, serviceConnect: { enabled: true, namespace: NS.arn, servers: [], log: undefined } }));
+    expect(diff(d, o, footprint).actions).toEqual([expect.objectContaining({ kind: "updateService", serviceConnect: "disable", reason: expect.stringContaining("-> off") })]);
+  });
+
+  it.each([
+    { reason: "equal", o: { enabled: true, namespace: NS.arn, servers: [], log: undefined }, differs: false },
+    { reason: "reported disabled", o: { enabled: false, namespace: undefined, servers: [], log: undefined }, differs: true },
+    { reason: "another namespace", o: { enabled: true, namespace: "arn:other", servers: [], log: undefined }, differs: true },
+    { reason: "a proxy log configuration not wanted", o: { enabled: true, namespace: NS.arn, servers: [], log: { group: "g", streamPrefix: "p" } }, differs: true },
+  ])("compares a client-only configuration: $reason", ({ o, differs }) => {
+    expect(serviceConnectDifference({ namespace: NS, servers: [] }, o) !== undefined).toBe(differs);
+  });
+
+  it("combines a Service Connect change with a desiredCount change into one update", () => {
+    const d = desiredWithNamespace({ apps: { users: { desiredCount: 2 } } });
+    const before = converged(desiredWithNamespace());
+    const o = withService(before, app("users"), ({ serviceConnect: _off, ...s }) => s);
+    const users = diff(d, o, footprint).actions.filter((a) => "name" in a && a.name.endsWith("-users"));
+    expect(users).toEqual([expect.objectContaining({ kind: "updateService", desiredCount: 2, serviceConnect: expect.objectContaining({ namespace: NS }) })]);
   });
 });
 

@@ -23,7 +23,7 @@ import { isRetryable } from "../../src/operator/errors.js";
 import { LeaseLostError, UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
 import { EcsProvider, StaleObservationError } from "../../src/providers/ecs.js";
 import { CLIENT_TOKEN_LENGTH } from "../../src/providers/ecs-shapes.js";
-import type { Action, DesiredService, DesiredTaskDefinition, Footprint, ObservedState } from "../../src/tiers/model.js";
+import type { Action, DesiredService, DesiredServiceConnect, DesiredTaskDefinition, Footprint, ObservedState } from "../../src/tiers/model.js";
 
 const REGION = "us-east-1";
 const ACCOUNT = "123456789012";
@@ -477,6 +477,99 @@ describe("EcsProvider.apply", () => {
     await expect(
       provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", desiredCount: 1, reason: "x" }], EMPTY, fence()),
     ).rejects.toBeInstanceOf(StaleObservationError);
+  });
+});
+
+describe("EcsProvider and Service Connect", () => {
+  const NS = { name: "saas-t1-0123456789ab", arn: `arn:aws:servicediscovery:${REGION}:${ACCOUNT}:namespace/ns-1` };
+  const SERVER: DesiredServiceConnect = {
+    namespace: NS,
+    servers: [{ portName: "orders", discoveryName: "orders-api", port: 3010, dnsName: `orders-api.${NS.name}.sc` }],
+    log: { group: "/ecs/saas/tenant/t1", streamPrefix: "orders-sc" },
+  };
+  /** The request shape ECS takes for SERVER, and reports back on the deployment. */
+  const SERVER_CONFIG = {
+    enabled: true,
+    namespace: NS.arn,
+    services: [{ portName: "orders", discoveryName: "orders-api", clientAliases: [{ port: 3010, dnsName: `orders-api.${NS.name}.sc` }] }],
+    logConfiguration: { logDriver: "awslogs" as const, options: { "awslogs-group": "/ecs/saas/tenant/t1", "awslogs-region": REGION, "awslogs-stream-prefix": "orders-sc" } },
+  };
+  const observedWithTd: ObservedState = {
+    clusters: [],
+    services: [],
+    taskDefinitions: [{ family: "t1-orders", arn: tdArn("t1-orders", 1), revision: 1, contentHash: "hash-v1", tags: {} }],
+  };
+
+  it("creates a service with its serviceConnectConfiguration, and a client-only one with no services", async () => {
+    ecsMock.on(CreateServiceCommand).resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders") } });
+    await provider.apply([{ kind: "createService", service: desiredService({ serviceConnect: SERVER }), taskDefinitionFamily: "t1-orders", reason: "missing" }], observedWithTd, fence());
+    await provider.apply(
+      [{ kind: "createService", service: desiredService({ name: "t1-rproxy", app: "rproxy", serviceConnect: { namespace: NS, servers: [] } }), taskDefinitionFamily: "t1-orders", reason: "missing" }],
+      observedWithTd,
+      fence(),
+    );
+    const [server, client] = ecsMock.commandCalls(CreateServiceCommand).map((c) => c.args[0].input);
+    expect(server?.serviceConnectConfiguration).toEqual(SERVER_CONFIG);
+    expect(client?.serviceConnectConfiguration).toEqual({ enabled: true, namespace: NS.arn, services: [] });
+    // A different Service Connect is a different create: another clientToken.
+    await provider.apply([{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }], observedWithTd, fence());
+    const tokens = ecsMock.commandCalls(CreateServiceCommand).map((c) => c.args[0].input.clientToken);
+    expect(tokens[2]).not.toBe(tokens[0]);
+  });
+
+  it("reads Service Connect back from the PRIMARY deployment", async () => {
+    clustersExist();
+    taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
+    servicesAre([
+      service("saas-advanced", "t1-orders", {
+        deployments: [
+          { id: "old", status: "ACTIVE", taskDefinition: tdArn("t1-orders", 1) },
+          { id: "new", status: "PRIMARY", rolloutState: "IN_PROGRESS", taskDefinition: tdArn("t1-orders", 1), serviceConnectConfiguration: SERVER_CONFIG },
+        ],
+      }),
+      service("saas-advanced", "t1-users"),
+    ]);
+    const observed = await provider.observe(footprint(["t1-orders", "t1-users"]));
+    expect(observed.services.find((s) => s.name === "t1-orders")?.serviceConnect).toEqual({
+      enabled: true,
+      namespace: NS.arn,
+      servers: SERVER.servers,
+      log: SERVER.log,
+    });
+    expect(observed.services.find((s) => s.name === "t1-users")).not.toHaveProperty("serviceConnect");
+  });
+
+  it("remembers the Service Connect of a service it just created while ECS still says MISSING", async () => {
+    clustersExist();
+    servicesAre([]);
+    taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
+    ecsMock.on(CreateServiceCommand).resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders"), status: "ACTIVE", deployments: [] } });
+    const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
+    await provider.apply([{ kind: "createService", service: desiredService({ serviceConnect: SERVER }), taskDefinitionFamily: "t1-orders", reason: "missing" }], await provider.observe(fp), fence());
+    expect((await provider.observe(fp)).services[0]?.serviceConnect).toMatchObject({ enabled: true, namespace: NS.arn, servers: SERVER.servers });
+  });
+
+  it("updates Service Connect whole, or turns it off", async () => {
+    ecsMock.on(UpdateServiceCommand).resolves({});
+    const observed: ObservedState = { ...observedWithTd, services: [observedService()] };
+    await provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", serviceConnect: SERVER, reason: "on" }], observed, fence());
+    await provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", serviceConnect: "disable", reason: "off" }], observed, fence());
+    const inputs = ecsMock.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input);
+    expect(inputs[0]).toEqual({ cluster: "saas-advanced", service: "t1-orders", serviceConnectConfiguration: SERVER_CONFIG });
+    expect(inputs[1]).toEqual({ cluster: "saas-advanced", service: "t1-orders", serviceConnectConfiguration: { enabled: false } });
+  });
+
+  it("registers the task definition with its runtimePlatform and http port mappings", async () => {
+    ecsMock.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 2), revision: 2 } });
+    const td: DesiredTaskDefinition = {
+      ...desiredTd,
+      runtimePlatform: { cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" },
+      containers: [{ ...desiredTd.containers[0]!, portMappings: [{ name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" }] }],
+    };
+    await provider.apply([{ kind: "registerTaskDefinition", taskDefinition: td, reason: "new" }], EMPTY, fence());
+    const reg = ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input;
+    expect(reg?.runtimePlatform).toEqual({ cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" });
+    expect(reg?.containerDefinitions?.[0]?.portMappings).toEqual([{ name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" }]);
   });
 });
 

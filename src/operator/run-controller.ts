@@ -10,6 +10,7 @@ import { DynamoDbLeaseStore } from "../providers/dynamodb-lease-store.js";
 import { DynamoTenantData } from "../data/dynamo-tenant-data.js";
 import { CaseClaims } from "../providers/case-claims.js";
 import { DynamoRemovalLog } from "../providers/removal-log.js";
+import { CloudMapNamespaces } from "../providers/cloudmap-namespaces.js";
 import { ListenerRoutes } from "../providers/listener-routes.js";
 import { TenantRoutes } from "./tenant-routes.js";
 import { EcsProvider } from "../providers/ecs.js";
@@ -63,16 +64,24 @@ export function tenantInfra(config: Config, clients: Pick<AwsClients, "cloudform
  * at durable priorities, and the case-insensitive id claims (both on the
  * operator table). Shared by the controller and `tenantctl plan`.
  */
-export function tenantParts(config: Config, clients: Pick<AwsClients, "dynamodb" | "streams" | "s3" | "elbv2">) {
+export function tenantParts(config: Config, clients: Pick<AwsClients, "dynamodb" | "streams" | "s3" | "elbv2" | "servicediscovery" | "cognito">) {
   return {
     data: new DynamoTenantData(clients.dynamodb, clients.streams, clients.s3),
     routes: new TenantRoutes(new ListenerRoutes(clients.elbv2), new PriorityAllocator(clients.dynamodb, config.leaseTable), config.listenerArn),
     claims: new CaseClaims(clients.dynamodb, config.leaseTable),
     removals: new DynamoRemovalLog(clients.dynamodb, config.leaseTable),
+    namespaces: new CloudMapNamespaces(clients.servicediscovery),
+    // The account is the listener's: no STS call needed to know it.
+    account: { region: config.region, accountId: accountOf(config.listenerArn) },
     backupBucket: config.backupBucket,
     drainMs: config.migrationDrainSeconds * 1000,
     apiGatewayUrl: config.apiGatewayUrl,
   };
+}
+
+/** The account id of an ARN (its fifth field). */
+export function accountOf(arn: string): string {
+  return arn.split(":")[4] ?? "";
 }
 
 export async function loadCatalogueFile(path: string | undefined): Promise<Catalogue> {

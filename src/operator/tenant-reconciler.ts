@@ -4,15 +4,16 @@ import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/
 import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
 import { PHASES, type MigrationStatus, type Phase, type TenantStatus } from "../tenants/status.js";
 import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
-import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, POOL_KEY, TENANT_REGISTRATION_ID_KEY, type TierSettings } from "../tiers/desired.js";
+import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, poolNamespaceName, POOL_KEY, TENANT_REGISTRATION_ID_KEY, tenantNamespaceName, type TierSettings } from "../tiers/desired.js";
 import { diff } from "../tiers/diff.js";
-import { NOTHING, type DesiredState, type Footprint, type ObservedState, type Plan } from "../tiers/model.js";
+import { MANAGED_BY_KEY, MANAGED_BY_VALUE, NOTHING, TENANT_ID_KEY, TIER_KEY, type AppContext, type DesiredState, type Footprint, type NamespaceInfo, type ObservedState, type Plan } from "../tiers/model.js";
 import { describeError, isRetryable } from "./errors.js";
 import {
   DATA_APPS,
   type ApplyOutcome,
   type CaseClaimPort,
   type IdentityPort,
+  type NamespacePort,
   type Removal,
   type RemovalLog,
   type UserPoolRef,
@@ -46,6 +47,10 @@ export interface TenantReconcilerOptions {
   readonly claims: CaseClaimPort;
   /** Deleted records whose offboarding is not finished (operator table). */
   readonly removals: RemovalLog;
+  /** Cloud Map HTTP namespaces for Service Connect: one per silo tenant, one for the pool. */
+  readonly namespaces: NamespacePort;
+  /** Where the apps run: AWS_REGION and AWS_ACCOUNT_ID in their environment. */
+  readonly account: { readonly region: string; readonly accountId: string };
   /** Cognito: the shared pool of basic tenants, silo tenants' own pools, admin users. */
   readonly identity?: IdentityPort; // INTERIM: required once CognitoIdentity is merged
   /** Bucket of offboarding exports. */
@@ -190,15 +195,18 @@ export class TenantReconciler {
    * target group, catch-all rule), then the pooled services wired to it.
    */
   async #reconcilePool(): Promise<ReconcileResult> {
-    // The shared user pool belongs to the pool, like the pooled tables.
-    await this.#o.identity?.ensureSharedPool(this.#o.fence);
+    // The shared user pool and the pool's namespace belong to the pool, like the pooled tables.
+    const users = await this.#o.identity?.ensureSharedPool(this.#o.fence);
+    const namespace = await this.#o.namespaces.ensure(poolNamespaceName(this.#o.settings.namePrefix), { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic" }, this.#o.fence);
+    if (namespace.kind !== "ready") return this.#next(POOL_KEY, waiting(namespace.reason), "pool namespace");
     const state = await this.#o.infra.ensurePool(this.#o.fence);
     if (state.kind !== "ready") {
       const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
       if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
       return this.#next(POOL_KEY, plan, "pool stack");
     }
-    const { plan, observed } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, state.infra), footprintForPool(this.#o.settings));
+    const context = this.#context(state.infra.tenantAccessRoleArn, users, namespace.namespace);
+    const { plan, observed } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, state.infra, context), footprintForPool(this.#o.settings));
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
     return this.#next(POOL_KEY, plan, "pool converging");
@@ -326,8 +334,23 @@ export class TenantReconciler {
     // Suspension blocks routing before it scales to 0, so no request meets a stopping task.
     if (spec.suspended) await route();
 
+    // Service Connect needs the tenant's namespace before its services: made
+    // without it, they would be updated once more when it appears.
+    let namespace: NamespaceInfo | undefined;
+    if (siloTier !== undefined) {
+      const ns = await this.#o.namespaces.ensure(tenantNamespaceName(this.#o.settings.namePrefix, tenantId), { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TENANT_ID_KEY]: tenantId, [TIER_KEY]: siloTier }, this.#o.fence);
+      if (ns.kind !== "ready") {
+        const plan = waiting(ns.reason);
+        await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns: previousArns(previous), data: t.data });
+        return this.#next(tenantId, plan, "namespace");
+      }
+      namespace = ns.namespace;
+    }
+
     const footprint = footprintForTenant(tenantId, this.#o.settings);
-    const desired = siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra) : NOTHING;
+    const identity = t.data.identity ?? previous?.identity;
+    const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
+    const desired = siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
     let { plan, observed } = await this.#plan(desired, footprint);
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
@@ -407,9 +430,22 @@ export class TenantReconciler {
     if (!plan.converged) return plan;
     const removal = await this.#o.infra.remove(t.tenantId, this.#o.fence);
     if (removal.kind !== "gone") return merge(plan, removal);
+    // Cloud Map refuses while ECS still has the services' registrations in it.
+    const ns = await this.#o.namespaces.remove(tenantNamespaceName(this.#o.settings.namePrefix, t.tenantId), this.#o.fence);
+    if (ns.kind !== "gone") return { ...plan, waitingFor: [...plan.waitingFor, ns.reason], converged: false };
     const silo = siloTables(this.#o.settings.namePrefix, t.tenantId);
     for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#o.fence);
     return undefined;
+  }
+
+  /** What the apps' environment is made of (src/tiers/desired.ts gives each container what its catalogue entry asks for). */
+  #context(tenantAccessRoleArn: string | undefined, users: UserPoolRef | undefined, namespace: NamespaceInfo | undefined): AppContext {
+    return {
+      ...this.#o.account,
+      ...(tenantAccessRoleArn !== undefined ? { tenantAccessRoleArn } : {}),
+      ...(users !== undefined && this.#o.identity !== undefined ? { identity: { userPoolId: users.userPoolId, appClientId: users.appClientId, issuer: this.#o.identity.issuer(users) } } : {}),
+      ...(namespace !== undefined ? { namespace } : {}),
+    };
   }
 
   async #tablesActive(tables: Tables): Promise<boolean> {
@@ -598,6 +634,8 @@ export class TenantReconciler {
     }
     const stack = await this.#o.infra.remove(tenantId, this.#o.fence);
     if (stack.kind !== "gone") return { plan: merge(plan, stack), backup };
+    const ns = await this.#o.namespaces.remove(tenantNamespaceName(prefix, tenantId), this.#o.fence);
+    if (ns.kind !== "gone") return { plan: { ...plan, waitingFor: [...plan.waitingFor, ns.reason], converged: false }, backup };
     const silo = siloTables(prefix, tenantId);
     for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#o.fence);
     await this.#o.routes.release(tenantId, this.#o.fence);

@@ -17,9 +17,9 @@ import {
   type TableSet,
   type TenantDataPort,
 } from "../../src/operator/ports.js";
-import type { AdminResult, ApplyOutcome, EcsPort, IdentityPort, Removal, RemovalLog, TenantAdmin, UserPoolRef } from "../../src/operator/ports.js";
+import type { AdminResult, ApplyOutcome, EcsPort, IdentityPort, NamespacePort, Removal, RemovalLog, TenantAdmin, UserPoolRef } from "../../src/operator/ports.js";
 import type { Priorities } from "../../src/operator/tenant-routes.js";
-import type { Action, Footprint, ObservedCluster, ObservedService, ObservedState, ObservedTaskDefinition, Tags } from "../../src/tiers/model.js";
+import type { Action, DesiredServiceConnect, Footprint, ObservedCluster, ObservedService, ObservedServiceConnect, ObservedState, ObservedTaskDefinition, Tags } from "../../src/tiers/model.js";
 import { canonicalJson } from "../../src/tenants/record.js";
 
 type Item = Record<string, unknown> & { tenantId: string };
@@ -311,13 +311,14 @@ export class ConvergingEcs implements EcsPort {
         }
         case "createService": {
           const s = a.service;
-          this.services.set(`${s.cluster}/${s.name}`, this.#steady(s.cluster, s.name, s.desiredCount, a.taskDefinitionFamily, s.tags));
+          this.services.set(`${s.cluster}/${s.name}`, this.#steady(s.cluster, s.name, s.desiredCount, a.taskDefinitionFamily, s.tags, observedConnect(s.serviceConnect)));
           created.push(`arn:service/${s.cluster}/${s.name}`);
           break;
         }
         case "updateService": {
           const o = this.services.get(`${a.cluster}/${a.name}`);
-          if (o) this.services.set(`${a.cluster}/${a.name}`, this.#steady(a.cluster, a.name, a.desiredCount ?? o.desiredCount, a.taskDefinitionFamily ?? familyOf(o.taskDefinitionArn), o.tags));
+          const connect = a.serviceConnect === undefined ? o?.serviceConnect : a.serviceConnect === "disable" ? undefined : observedConnect(a.serviceConnect);
+          if (o) this.services.set(`${a.cluster}/${a.name}`, this.#steady(a.cluster, a.name, a.desiredCount ?? o.desiredCount, a.taskDefinitionFamily ?? familyOf(o.taskDefinitionArn), o.tags, connect));
           break;
         }
         case "deleteService":
@@ -335,10 +336,11 @@ export class ConvergingEcs implements EcsPort {
     return new Set();
   }
 
-  #steady(cluster: string, name: string, count: number, family: string, tags: Tags): ObservedService {
+  #steady(cluster: string, name: string, count: number, family: string, tags: Tags, serviceConnect: ObservedServiceConnect | undefined): ObservedService {
     const td = this.taskDefinitions.get(family);
     const arn = td?.arn ?? `arn:task-definition/${family}:1`;
     return {
+      ...(serviceConnect !== undefined ? { serviceConnect } : {}),
       cluster,
       name,
       arn: `arn:service/${cluster}/${name}`,
@@ -353,6 +355,10 @@ export class ConvergingEcs implements EcsPort {
   }
 }
 
+function observedConnect(d: DesiredServiceConnect | undefined): ObservedServiceConnect | undefined {
+  return d && { enabled: true, namespace: d.namespace.arn, servers: d.servers, log: d.log };
+}
+
 function familyOf(arn: string): string {
   return arn.slice(arn.lastIndexOf("/") + 1).split(":")[0] ?? arn;
 }
@@ -362,7 +368,6 @@ export class FakeIdentity implements IdentityPort {
   readonly pools = new Map<string, UserPoolRef>();
   readonly users = new Map<string, Map<string, { tenantId: string; tier: string }>>();
   readonly calls: string[] = [];
-  #n = 0;
 
   async ensureSharedPool(fence: Fence): Promise<UserPoolRef> {
     return this.#ensure("shared", fence);
@@ -411,7 +416,7 @@ export class FakeIdentity implements IdentityPort {
     const have = this.pools.get(owner);
     if (have) return have;
     fence.assertHeld();
-    const pool = { userPoolId: `us-east-1_${owner}${++this.#n}`, appClientId: `client-${owner}` };
+    const pool = { userPoolId: `us-east-1_${owner}`, appClientId: `client-${owner}` };
     this.pools.set(owner, pool);
     this.calls.push(`create pool ${owner}`);
     return pool;
@@ -436,5 +441,22 @@ export class FakeRemovals implements RemovalLog {
   async clear(tenantId: string, fence: Fence) {
     fence.assertHeld();
     this.items.delete(tenantId);
+  }
+}
+
+/** Cloud Map in memory: ready at once, gone at once. */
+export class FakeNamespaces implements NamespacePort {
+  readonly names = new Set<string>();
+  async ensure(name: string, _tags: Readonly<Record<string, string>>, fence: Fence) {
+    if (!this.names.has(name)) {
+      fence.assertHeld();
+      this.names.add(name);
+    }
+    return { kind: "ready" as const, namespace: { name, id: `ns-${name}`, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${name}` } };
+  }
+  async remove(name: string, fence: Fence) {
+    fence.assertHeld();
+    this.names.delete(name);
+    return { kind: "gone" as const };
   }
 }

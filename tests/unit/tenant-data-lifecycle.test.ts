@@ -6,7 +6,7 @@ import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
-import { ConvergingEcs, FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
+import { ConvergingEcs, FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeNamespaces, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
 
 /**
  * The tenant's data through its life, against in-memory ports that keep
@@ -111,15 +111,16 @@ function world(options: { drainMs?: number } = {}) {
   const claims = new FakeClaims();
   const identity = new FakeIdentity();
   const removals = new FakeRemovals();
+  const namespaces = new FakeNamespaces();
   const events = new Events();
   const fence: Fence = { assertHeld() {} };
   const controller = (dataPort: TenantDataPort = data, f: Fence = fence) =>
     new TenantReconciler({
-      store, ecs, infra, events, fence: f, data: dataPort, claims, identity, removals, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
+      store, ecs, infra, events, fence: f, data: dataPort, claims, identity, removals, namespaces, account: { region: "us-east-1", accountId: "123456789012" }, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
       routes: new TenantRoutes(rules, priorities, LISTENER),
       catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), pollMs: 1, maxPollMs: 1,
     });
-  return { store, data, ecs, infra, rules, priorities, claims, identity, removals, events, controller, clock };
+  return { store, data, ecs, infra, rules, priorities, claims, identity, removals, namespaces, events, controller, clock };
 }
 
 /** Reconciles until the key settles (done) or the budget runs out. */

@@ -334,6 +334,8 @@ export type AdminResult =
 export interface IdentityPort {
   /** The shared pool of basic tenants (created once, with its app client and the custom attributes). */
   ensureSharedPool(fence: Fence): Promise<UserPoolRef>;
+  /** The shared pool if it exists (reads only, for `tenantctl plan`). */
+  findSharedPool(): Promise<UserPoolRef | undefined>;
   /** The tenant's own pool and app client (silo tenants). */
   ensureTenantPool(tenantId: string, fence: Fence): Promise<UserPoolRef>;
   /** The tenant's own pool if it exists (reads only). */
@@ -358,6 +360,8 @@ export interface NamespaceRef {
 export interface NamespacePort {
   /** Creates the namespace (tagged) if absent; Cloud Map creates asynchronously, so it may be in progress. */
   ensure(name: string, tags: Readonly<Record<string, string>>, fence: Fence): Promise<{ readonly kind: "ready"; readonly namespace: NamespaceRef } | { readonly kind: "inProgress"; readonly reason: string }>;
+  /** The namespace if it exists; reads only (for `tenantctl plan`). */
+  find(name: string): Promise<NamespaceRef | undefined>;
   /** Deletes a managed namespace (after the services using it are gone); absent is success. */
   remove(name: string, fence: Fence): Promise<{ readonly kind: "gone" } | { readonly kind: "inProgress"; readonly reason: string }>;
 }

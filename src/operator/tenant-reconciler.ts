@@ -135,9 +135,15 @@ export class TenantReconciler {
    */
   async planFor(key: string): Promise<{ plan: Plan; infraCalls: readonly PlannedCall[]; invalid?: string; noRecord?: true }> {
     if (key === POOL_KEY) {
-      const [infraCalls, pool] = await Promise.all([this.#o.infra.previewPool(), this.#o.infra.currentPool()]);
-      if (pool === undefined) return { plan: waiting("the pool stack"), infraCalls };
-      const { plan } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, pool), footprintForPool(this.#o.settings));
+      const [infraCalls, pool, users, namespace] = await Promise.all([
+        this.#o.infra.previewPool(),
+        this.#o.infra.currentPool(),
+        this.#o.identity?.findSharedPool(),
+        this.#o.namespaces.find(poolNamespaceName(this.#o.settings.namePrefix)),
+      ]);
+      if (pool === undefined || namespace === undefined) return { plan: waiting(pool === undefined ? "the pool stack" : "the pool's namespace"), infraCalls };
+      const context = this.#context(pool.tenantAccessRoleArn, users, namespace);
+      const { plan } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, pool, context), footprintForPool(this.#o.settings));
       return { plan, infraCalls };
     }
     const item = await this.#o.store.get(key);
@@ -151,6 +157,9 @@ export class TenantReconciler {
     const notes: string[] = [];
     if (spec.sbtaws_active && previous?.caseClaimed !== true) {
       calls.push({ call: "dynamodb:PutItem", target: `claim ${key.toLowerCase()}`, reason: "claim the tenant id ignoring case: the load balancer matches tenantPath without regard to case" });
+    }
+    if (spec.sbtaws_active && previous?.identity === undefined && spec.tier !== "basic" && (await this.#o.identity?.findTenantPool(key)) === undefined) {
+      calls.push({ call: "cognito-idp:CreateUserPool", target: `the user pool of ${key}`, reason: "a tenant onboarded into a silo tier gets its own user pool and app client" });
     }
     // The same pure decisions #converge makes, without their writes.
     const prefix = this.#o.settings.namePrefix;
@@ -169,7 +178,12 @@ export class TenantReconciler {
     const action: RouteAction | undefined = !spec.sbtaws_active ? undefined : spec.suspended ? { kind: "deny" } : serving === "silo" && infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined;
     calls.push(...(await this.#o.routes.preview(key, action, previous?.route)));
     if (!spec.sbtaws_active && previous?.backup === undefined) notes.push(`offboarding exports the tenant's items to s3://${this.#o.backupBucket}/offboarded/${key}/${v.specHash}/ before deleting them`);
-    let { plan } = siloTier !== undefined && infra === undefined ? { plan: waiting("the tenant's infrastructure stack") } : await this.#plan(siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra) : NOTHING, footprint);
+    const namespace = siloTier === undefined ? undefined : await this.#o.namespaces.find(tenantNamespaceName(prefix, key));
+    const context = this.#context(infra?.tenantAccessRoleArn, previous?.identity, namespace);
+    let { plan } =
+      siloTier !== undefined && (infra === undefined || namespace === undefined)
+        ? { plan: waiting(infra === undefined ? "the tenant's infrastructure stack" : "the tenant's namespace") }
+        : await this.#plan(siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING, footprint);
     if (notes.length > 0) plan = { ...plan, waitingFor: [...notes, ...plan.waitingFor], converged: false };
     if (calls.length > 0) plan = { ...plan, converged: false };
     return { plan, infraCalls: calls };

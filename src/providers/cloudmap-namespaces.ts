@@ -57,6 +57,11 @@ export class CloudMapNamespaces implements NamespacePort {
     return this.#create(name, { ...tags, [MANAGED_BY_KEY]: MANAGED_BY_VALUE }, requestIdFor(name), true);
   }
 
+  /** The namespace if it exists; reads only (for `tenantctl plan`). */
+  find(name: string): Promise<NamespaceRef | undefined> {
+    return this.#find(name);
+  }
+
   async remove(name: string, fence: Fence): Promise<RemoveResult> {
     const found = await this.#find(name);
     if (found === undefined) return { kind: "gone" };

@@ -63,7 +63,7 @@ describe("tenantctl plan", () => {
     expect(planned?.converged).toBe(false);
     // Services wait for the stack: its roles and target group go into them.
     // The id claim first (routing cannot cross tenants); the rule's priority comes with the rule, once services run.
-    expect(planned?.calls.map((c) => c.call)).toEqual(["dynamodb:PutItem", "cloudformation:CreateStack"]);
+    expect(planned?.calls.map((c) => c.call)).toEqual(["dynamodb:PutItem", "cognito-idp:CreateUserPool", "cloudformation:CreateStack"]);
     expect(planned?.calls.every((c) => c.reason.length > 0)).toBe(true);
     const text = await plan("plan-1");
     expect(text.code).toBe(0);

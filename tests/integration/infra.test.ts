@@ -49,13 +49,14 @@ describe("tenant infrastructure stacks", () => {
     expect(s?.StackStatus).toBe("CREATE_COMPLETE");
     expect(status.stackArn).toBe(s?.StackId);
     const out = outputsOf(s);
-    for (const key of ["TaskRoleArn", "ExecutionRoleArn", "OrdersTableName", "ProductsTableName", "LogGroupName", "TargetGroupArn"]) expect(out[key]).toBeTruthy();
+    for (const key of ["TaskRoleArn", "ExecutionRoleArn", "TenantAccessRoleArn", "OrdersTableName", "ProductsTableName", "LogGroupName", "TargetGroupArn"]) expect(out[key]).toBeTruthy();
 
     const td = await h.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(h.config.namePrefix, tenantId, "orders") }));
     expect(td.taskDefinition?.taskRoleArn).toBe(out["TaskRoleArn"]);
     expect(td.taskDefinition?.executionRoleArn).toBe(out["ExecutionRoleArn"]);
     const env = Object.fromEntries((td.taskDefinition?.containerDefinitions?.[0]?.environment ?? []).map((e) => [e.name, e.value]));
-    expect(env).toMatchObject({ ORDERS_TABLE: out["OrdersTableName"], PRODUCTS_TABLE: out["ProductsTableName"], TENANT_ID: tenantId });
+    // What the reference images read: their own table, and the role to assume with the tenant as session tag.
+    expect(env).toMatchObject({ TABLE_NAME: out["OrdersTableName"], IAM_ROLE_ARN: out["TenantAccessRoleArn"], AWS_REGION: h.config.region, REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}' });
     expect(td.taskDefinition?.containerDefinitions?.[0]?.logConfiguration?.options?.["awslogs-group"]).toBe(out["LogGroupName"]);
 
     const cluster = tier === "premium" ? premiumClusterName(h.config.namePrefix, tenantId) : h.config.advancedCluster;

@@ -375,6 +375,9 @@ export class FakeIdentity implements IdentityPort {
   async ensureTenantPool(tenantId: string, fence: Fence): Promise<UserPoolRef> {
     return this.#ensure(tenantId, fence);
   }
+  async findSharedPool(): Promise<UserPoolRef | undefined> {
+    return this.pools.get("shared");
+  }
   async findTenantPool(tenantId: string): Promise<UserPoolRef | undefined> {
     return this.pools.get(tenantId);
   }
@@ -453,6 +456,9 @@ export class FakeNamespaces implements NamespacePort {
       this.names.add(name);
     }
     return { kind: "ready" as const, namespace: { name, id: `ns-${name}`, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${name}` } };
+  }
+  async find(name: string) {
+    return this.names.has(name) ? { name, id: `ns-${name}`, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${name}` } : undefined;
   }
   async remove(name: string, fence: Fence) {
     fence.assertHeld();

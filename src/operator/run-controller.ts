@@ -11,6 +11,7 @@ import { DynamoTenantData } from "../data/dynamo-tenant-data.js";
 import { CaseClaims } from "../providers/case-claims.js";
 import { DynamoRemovalLog } from "../providers/removal-log.js";
 import { CloudMapNamespaces } from "../providers/cloudmap-namespaces.js";
+import { CognitoIdentity } from "../providers/cognito-identity.js";
 import { ListenerRoutes } from "../providers/listener-routes.js";
 import { TenantRoutes } from "./tenant-routes.js";
 import { EcsProvider } from "../providers/ecs.js";
@@ -71,6 +72,7 @@ export function tenantParts(config: Config, clients: Pick<AwsClients, "dynamodb"
     claims: new CaseClaims(clients.dynamodb, config.leaseTable),
     removals: new DynamoRemovalLog(clients.dynamodb, config.leaseTable),
     namespaces: new CloudMapNamespaces(clients.servicediscovery),
+    identity: new CognitoIdentity(clients.cognito, { namePrefix: config.namePrefix, region: config.region }),
     // The account is the listener's: no STS call needed to know it.
     account: { region: config.region, accountId: accountOf(config.listenerArn) },
     backupBucket: config.backupBucket,

@@ -52,7 +52,7 @@ export interface TenantReconcilerOptions {
   /** Where the apps run: AWS_REGION and AWS_ACCOUNT_ID in their environment. */
   readonly account: { readonly region: string; readonly accountId: string };
   /** Cognito: the shared pool of basic tenants, silo tenants' own pools, admin users. */
-  readonly identity?: IdentityPort; // INTERIM: required once CognitoIdentity is merged
+  readonly identity: IdentityPort;
   /** Bucket of offboarding exports. */
   readonly backupBucket: string;
   /** The tenants' API, for SBT's tenantConfig (API_GATEWAY_URL). @default "" */
@@ -138,7 +138,7 @@ export class TenantReconciler {
       const [infraCalls, pool, users, namespace] = await Promise.all([
         this.#o.infra.previewPool(),
         this.#o.infra.currentPool(),
-        this.#o.identity?.findSharedPool(),
+        this.#o.identity.findSharedPool(),
         this.#o.namespaces.find(poolNamespaceName(this.#o.settings.namePrefix)),
       ]);
       if (pool === undefined || namespace === undefined) return { plan: waiting(pool === undefined ? "the pool stack" : "the pool's namespace"), infraCalls };
@@ -158,7 +158,7 @@ export class TenantReconciler {
     if (spec.sbtaws_active && previous?.caseClaimed !== true) {
       calls.push({ call: "dynamodb:PutItem", target: `claim ${key.toLowerCase()}`, reason: "claim the tenant id ignoring case: the load balancer matches tenantPath without regard to case" });
     }
-    if (spec.sbtaws_active && previous?.identity === undefined && spec.tier !== "basic" && (await this.#o.identity?.findTenantPool(key)) === undefined) {
+    if (spec.sbtaws_active && previous?.identity === undefined && spec.tier !== "basic" && (await this.#o.identity.findTenantPool(key)) === undefined) {
       calls.push({ call: "cognito-idp:CreateUserPool", target: `the user pool of ${key}`, reason: "a tenant onboarded into a silo tier gets its own user pool and app client" });
     }
     // The same pure decisions #converge makes, without their writes.
@@ -210,7 +210,7 @@ export class TenantReconciler {
    */
   async #reconcilePool(): Promise<ReconcileResult> {
     // The shared user pool and the pool's namespace belong to the pool, like the pooled tables.
-    const users = await this.#o.identity?.ensureSharedPool(this.#o.fence);
+    const users = await this.#o.identity.ensureSharedPool(this.#o.fence);
     const namespace = await this.#o.namespaces.ensure(poolNamespaceName(this.#o.settings.namePrefix), { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic" }, this.#o.fence);
     if (namespace.kind !== "ready") return this.#next(POOL_KEY, waiting(namespace.reason), "pool namespace");
     const state = await this.#o.infra.ensurePool(this.#o.fence);
@@ -281,7 +281,6 @@ export class TenantReconciler {
    */
   async #ensureIdentity(t: Turn): Promise<string | undefined> {
     const { tenantId, spec, previous } = t;
-    if (this.#o.identity === undefined) return undefined;
     const settled = previous?.identity !== undefined && previous.observedSpecHash === t.specHash && (previous.phase === "Ready" || previous.phase === "Suspended");
     if (settled) return undefined;
     let identity = previous?.identity;
@@ -457,7 +456,7 @@ export class TenantReconciler {
     return {
       ...this.#o.account,
       ...(tenantAccessRoleArn !== undefined ? { tenantAccessRoleArn } : {}),
-      ...(users !== undefined && this.#o.identity !== undefined ? { identity: { userPoolId: users.userPoolId, appClientId: users.appClientId, issuer: this.#o.identity.issuer(users) } } : {}),
+      ...(users !== undefined ? { identity: { userPoolId: users.userPoolId, appClientId: users.appClientId, issuer: this.#o.identity.issuer(users) } } : {}),
       ...(namespace !== undefined ? { namespace } : {}),
     };
   }
@@ -514,7 +513,7 @@ export class TenantReconciler {
       };
       await this.#saveProgress(t, `exported to ${manifest.location}`);
     }
-    if (plan.converged && previous?.identity !== undefined && this.#o.identity !== undefined) {
+    if (plan.converged && previous?.identity !== undefined) {
       // After the export, like the data: the users go, and a pool of the tenant's own with them.
       const pool: UserPoolRef = previous.identity;
       await this.#o.identity.removeTenantUsers(pool, tenantId, this.#o.fence);
@@ -642,10 +641,8 @@ export class TenantReconciler {
     for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
     await this.#o.routes.removeAny(tenantId, this.#o.fence);
     // Its users: in the shared pool by its group, and its own pool if it had one.
-    if (this.#o.identity !== undefined) {
-      await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
-      await this.#o.identity.deleteTenantPool(tenantId, this.#o.fence);
-    }
+    await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
+    await this.#o.identity.deleteTenantPool(tenantId, this.#o.fence);
     const stack = await this.#o.infra.remove(tenantId, this.#o.fence);
     if (stack.kind !== "gone") return { plan: merge(plan, stack), backup };
     const ns = await this.#o.namespaces.remove(tenantNamespaceName(prefix, tenantId), this.#o.fence);

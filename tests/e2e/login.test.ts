@@ -3,6 +3,7 @@ import {
   AdminRespondToAuthChallengeCommand,
   AdminSetUserPasswordCommand,
   CognitoIdentityProviderClient,
+  ListUserPoolsCommand,
 } from "@aws-sdk/client-cognito-identity-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_CREDENTIALS } from "../../src/localcloud/index.js";
@@ -79,6 +80,12 @@ describe("login round trip", () => {
     expect(claims["custom:tenantTier"]).toBe("premium");
     expect(claims["custom:userRole"]).toBe("TenantAdmin");
     expect(claims["aud"]).toBe(tenantConfig.appClientId);
+
+    // Offboarding removes the tenant's users and, after the export, its own pool.
+    await h.update("login-prem", { sbtaws_active: false });
+    await h.waitForPhase("login-prem", "Deprovisioned");
+    const pools = (await cognito.send(new ListUserPoolsCommand({ MaxResults: 60 }))).UserPools ?? [];
+    expect(pools.map((p) => p.Id)).not.toContain(tenantConfig.userPoolId);
   });
 
   it("a basic tenant signs in through the shared pool; after a move to advanced it keeps its pool and the token says advanced", async () => {

@@ -1,19 +1,17 @@
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TIER_KEY, type SiloInfra, type Tags } from "./model.js";
 import { poolLogGroupName, poolRoleName, poolStackName, poolTableName, poolTargetGroupName } from "./naming.js";
 import {
-  abacItemsPolicy,
   allPresent,
   appTable,
   cfnTags,
   checkedRetention,
-  ecsTasksTrust,
   executionRole,
   finishTemplate,
   logGroup,
   POOL_CATCH_ALL_PRIORITY,
-  PRINCIPAL_TENANT_TAG,
   rproxyTargetGroup,
   tenantIsolationRoles,
+  wiringOutputs,
   type StackTemplate,
 } from "./stack-template.js";
 
@@ -105,15 +103,7 @@ export function poolStackTemplate(input: PoolStackInput): PoolStackTemplate {
         },
       },
     },
-    Outputs: {
-      TaskRoleArn: { Value: { "Fn::GetAtt": ["TaskRole", "Arn"] } },
-      ExecutionRoleArn: { Value: { "Fn::GetAtt": ["ExecutionRole", "Arn"] } },
-      TenantAccessRoleArn: { Value: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } },
-      OrdersTableName: { Value: { Ref: "OrdersTable" } },
-      ProductsTableName: { Value: { Ref: "ProductsTable" } },
-      LogGroupName: { Value: { Ref: "LogGroup" } },
-      TargetGroupArn: { Value: { Ref: "TargetGroup" } },
-    } satisfies Record<PoolStackOutputKey, unknown>,
+    Outputs: wiringOutputs() satisfies Record<PoolStackOutputKey, unknown>,
   };
 
   return finishTemplate(poolStackName(prefix), template, { ListenerArn: input.listenerArn, VpcId: input.vpcId }, tags);

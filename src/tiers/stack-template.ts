@@ -134,15 +134,7 @@ export function tenantStackTemplate(input: TenantStackInput): TenantStackTemplat
       ExecutionRole: executionRole(roleName(prefix, tenantId, "exec"), `Task execution role of tenant ${tenantId}: pull images, write its log group`, "LogGroup", ownerTags),
       TargetGroup: rproxyTargetGroup(targetGroupName(prefix, tenantId), ownerTags),
     },
-    Outputs: {
-      TaskRoleArn: { Value: { "Fn::GetAtt": ["TaskRole", "Arn"] } },
-      ExecutionRoleArn: { Value: { "Fn::GetAtt": ["ExecutionRole", "Arn"] } },
-      TenantAccessRoleArn: { Value: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } },
-      OrdersTableName: { Value: { Ref: "OrdersTable" } },
-      ProductsTableName: { Value: { Ref: "ProductsTable" } },
-      LogGroupName: { Value: { Ref: "LogGroup" } },
-      TargetGroupArn: { Value: { Ref: "TargetGroup" } },
-    } satisfies Record<StackOutputKey, unknown>,
+    Outputs: wiringOutputs() satisfies Record<StackOutputKey, unknown>,
   };
 
   const parameters = { VpcId: input.vpcId };
@@ -415,5 +407,18 @@ export function tenantIsolationRoles(names: { readonly task: string; readonly ac
         Tags: tags,
       },
     },
+  };
+}
+
+/** The outputs services are wired from, the same in a silo tenant's stack and the pool's (same logical ids). */
+export function wiringOutputs() {
+  return {
+    TaskRoleArn: { Value: { "Fn::GetAtt": ["TaskRole", "Arn"] } },
+    ExecutionRoleArn: { Value: { "Fn::GetAtt": ["ExecutionRole", "Arn"] } },
+    TenantAccessRoleArn: { Value: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } },
+    OrdersTableName: { Value: { Ref: "OrdersTable" } },
+    ProductsTableName: { Value: { Ref: "ProductsTable" } },
+    LogGroupName: { Value: { Ref: "LogGroup" } },
+    TargetGroupArn: { Value: { Ref: "TargetGroup" } },
   };
 }

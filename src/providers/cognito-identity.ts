@@ -8,6 +8,7 @@ import {
   CreateUserPoolClientCommand,
   CreateUserPoolCommand,
   DeleteGroupCommand,
+  DeleteUserPoolClientCommand,
   DeleteUserPoolCommand,
   DescribeUserPoolCommand,
   ListUserPoolClientsCommand,
@@ -29,11 +30,12 @@ import { errorName, wrapAwsError } from "./aws-errors.js";
  * admin is a user named by the record's email, in a group named after the
  * tenant (the group is also how a tenant's users are found again).
  *
- * Cognito pool names are not unique, so two controllers racing could create
- * two pools of one name. After a create the pools of that name are listed
- * again and the oldest kept (creation date, then id); a newer one this
- * process made is deleted. Every pool is tagged managed-by, and a pool
- * without the tag is never modified or deleted.
+ * Cognito pool and client names are not unique. Only the lease holder
+ * writes, so two controllers do not create at once; should a lost lease race
+ * a new leader anyway, after a create the pools (and clients) of that name
+ * are listed again and the oldest kept, a newer one this process made
+ * deleted. Every pool is tagged managed-by, and a pool without the tag is
+ * never modified or deleted.
  */
 export interface CognitoIdentityOptions {
   readonly namePrefix: string;
@@ -191,8 +193,7 @@ export class CognitoIdentity implements IdentityPort {
     const pool = sortOldestFirst(await this.#listByName(name))[0];
     if (pool?.Id === undefined) return undefined;
     await this.#assertManaged(pool.Id, name);
-    const clients = await this.#call(`listing the app clients of ${name}`, () => this.#cognito.send(new ListUserPoolClientsCommand({ UserPoolId: pool.Id, MaxResults: 60 })));
-    const client = clients?.UserPoolClients?.find((c) => c.ClientName === clientName(name))?.ClientId;
+    const client = (await this.#clients(pool.Id, name))[0];
     // A pool whose client was never made (a crash in between): ensure makes it.
     if (client === undefined) return undefined;
     const ref = { userPoolId: pool.Id, appClientId: client };
@@ -201,8 +202,7 @@ export class CognitoIdentity implements IdentityPort {
   }
 
   async #ensureClient(userPoolId: string, name: string, fence: Fence): Promise<string> {
-    const clients = await this.#call(`listing the app clients of ${name}`, () => this.#cognito.send(new ListUserPoolClientsCommand({ UserPoolId: userPoolId, MaxResults: 60 })));
-    const existing = clients?.UserPoolClients?.find((c) => c.ClientName === clientName(name))?.ClientId;
+    const existing = (await this.#clients(userPoolId, name))[0];
     if (existing !== undefined) return existing;
     fence.assertHeld();
     const created = await this.#call(`creating the app client of ${name}`, () =>
@@ -217,9 +217,25 @@ export class CognitoIdentity implements IdentityPort {
         }),
       ),
     );
-    const id = created?.UserPoolClient?.ClientId;
-    if (id === undefined) throw new Error(`the app client of ${name} was created without an id`);
-    return id;
+    const mine = created?.UserPoolClient?.ClientId;
+    if (mine === undefined) throw new Error(`the app client of ${name} was created without an id`);
+    // Client names are not unique either: of racing creates, the lowest id is
+    // kept by everyone, and a newer one of ours is deleted.
+    const winner = (await this.#clients(userPoolId, name))[0] ?? mine;
+    if (winner !== mine) {
+      fence.assertHeld();
+      await this.#call(`deleting the duplicate app client ${mine}`, () => this.#cognito.send(new DeleteUserPoolClientCommand({ UserPoolId: userPoolId, ClientId: mine })), "ResourceNotFoundException");
+    }
+    return winner;
+  }
+
+  /** The pool's app clients of our name, lowest id first. */
+  async #clients(userPoolId: string, name: string): Promise<string[]> {
+    const clients = await this.#call(`listing the app clients of ${name}`, () => this.#cognito.send(new ListUserPoolClientsCommand({ UserPoolId: userPoolId, MaxResults: 60 })));
+    return (clients?.UserPoolClients ?? [])
+      .filter((c) => c.ClientName === clientName(name))
+      .flatMap((c) => (c.ClientId !== undefined ? [c.ClientId] : []))
+      .sort();
   }
 
   async #listByName(name: string): Promise<UserPoolDescriptionType[]> {

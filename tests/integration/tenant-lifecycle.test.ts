@@ -45,7 +45,8 @@ import {
 type Tier = "basic" | "advanced" | "premium";
 type Tables = Readonly<Record<DataApp, string>>;
 const APPS: readonly DataApp[] = ["orders", "products"];
-const DRAIN_SECONDS = 3;
+// Long enough for the app, polled on a loaded 2-core machine, to land writes in the drain.
+const DRAIN_SECONDS = 6;
 const BEFORE_FLIP = new Set(["provision", "capture", "backfill", "catchup", "verify"]);
 
 let h: OperatorHarness;

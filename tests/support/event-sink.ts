@@ -10,6 +10,7 @@ export interface ReceivedEvent {
 /** An SQS queue subscribed to the bus, collecting every event the controller sends. */
 export class EventSink {
   readonly received: ReceivedEvent[] = [];
+  readonly #seen = new Set<string>();
   private constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: string,
@@ -29,7 +30,13 @@ export class EventSink {
       const messages = res.Messages ?? [];
       if (messages.length === 0) return this.received;
       for (const m of messages) {
-        const body = JSON.parse(m.Body ?? "{}") as { "detail-type": string; source: string; detail: ReceivedEvent["detail"] };
+        const body = JSON.parse(m.Body ?? "{}") as { id?: string; "detail-type": string; source: string; detail: ReceivedEvent["detail"] };
+        // SQS delivers at least once (a message whose delete came late is received again):
+        // one EventBridge event, by its id, counts once. Two PutEvents are two ids.
+        if (body.id !== undefined) {
+          if (this.#seen.has(body.id)) continue;
+          this.#seen.add(body.id);
+        }
         this.received.push({ detailType: body["detail-type"], source: body.source, detail: body.detail });
       }
       await this.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? "" })) }));

@@ -382,6 +382,11 @@ export class TenantReconciler {
         fence: this.#o.fence,
         now: this.#now,
         drainMs: this.#o.drainMs,
+        stillWanted: async () => {
+          const item = await this.#o.store.get(tenantId);
+          const v = item === undefined ? undefined : validateRecord(item);
+          return v !== undefined && v.ok && v.spec.sbtaws_active && homeOf(v.spec.tier) === homeOf(m.to);
+        },
         targetReady: async () => (homeOf(m.to) === "silo" ? infra !== undefined && plan.converged : this.#tablesActive(pool)),
         flipRouting: async () => {
           const action: RouteAction | undefined = homeOf(m.to) === "silo" ? (infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined) : undefined;

@@ -33,6 +33,8 @@ export interface MoveHooks {
   readonly drainMs: number;
   /** True once the target's tables and services are in place and healthy. */
   targetReady(): Promise<boolean>;
+  /** False when the record, read again, no longer wants the move's target home. */
+  stillWanted(): Promise<boolean>;
   /** Points the tenant's routing at the target; false while it cannot yet (the reason goes in the status). */
   flipRouting(): Promise<boolean>;
   /** True once a silo side that is no longer wanted (stack, tables) is gone; the reconcile's cleanup removes it. */
@@ -104,6 +106,12 @@ export class TierMoveRunner {
             break;
           }
           if (result.equal) {
+            // The last moment a reversal can abort: a record changed while this
+            // reconcile copied is read once more before the flip is decided.
+            if (!(await h.stillWanted())) {
+              await save({ ...result.move, step: "verify" });
+              return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: the record changed; looking again before switching routing`, ms: 0 };
+            }
             const counts = result.move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
             await save({ ...result.move, step: "flip", counts: { orders: { ...counts.orders, verified: result.verified.orders }, products: { ...counts.products, verified: result.verified.products } } });
             break;

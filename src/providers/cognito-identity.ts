@@ -214,6 +214,9 @@ export class CognitoIdentity implements IdentityPort {
           ExplicitAuthFlows: ["ALLOW_USER_SRP_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
           // The apps read these from the ID token.
           ReadAttributes: ["email", ...CUSTOM_ATTRIBUTES.map((a) => `custom:${a}`)],
+          // Only email: by default a signed-in user could rewrite its own
+          // custom:tenantId and so move itself into another tenant.
+          WriteAttributes: ["email"],
         }),
       ),
     );

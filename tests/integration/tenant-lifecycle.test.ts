@@ -387,16 +387,18 @@ async function reverseBeforeFlip(tenantId: string, expected: Expected): Promise<
     const s = await h.status(tenantId);
     const step = s?.migration?.step;
     if (step !== undefined && steps[steps.length - 1] !== step) steps.push(step);
-    if (reversedAt === "" && step !== undefined && ["backfill", "catchup", "verify"].includes(step)) {
+    // The app writes where routing sends it: the tables status.tables names.
+    const serving = s?.tables ?? pool();
+    if (reversedAt === "" && step !== undefined && ["capture", "backfill", "catchup", "verify"].includes(step)) {
       const app: DataApp = tick % 2 === 0 ? "orders" : "products";
-      await write(pool()[app], app, makeItem(app, tenantId, "before-reversal"), expected);
+      await write(serving[app], app, makeItem(app, tenantId, "before-reversal"), expected);
       await h.update(tenantId, { tier: "basic" });
       reversedAt = step;
     } else if (reversedAt !== "" && s?.phase === "Ready" && s.migration === undefined && s.servingTier === "basic") {
       return { steps, reversedAt };
     } else if (tick % 3 === 0) {
       const app: DataApp = tick % 2 === 0 ? "orders" : "products";
-      await write(pool()[app], app, makeItem(app, tenantId, reversedAt === "" ? "pre" : "after-reversal"), expected);
+      await write(serving[app], app, makeItem(app, tenantId, reversedAt === "" ? "pre" : "after-reversal"), expected);
     }
     await sleep(50);
   }

@@ -571,3 +571,30 @@ describe("a tenant that never stops writing", () => {
     expect(w.store.status("bad-copy").migration?.verifyAttempts ?? 0).toBeGreaterThan(0);
   });
 });
+
+describe("a record changed while a reconcile copies", () => {
+  it("is read again before the flip: a reversal during verification aborts the move instead of flipping it", async () => {
+    const w = world();
+    const r = w.controller();
+    w.store.items.set("race", { tenantId: "race", tier: "basic", tenantName: "Race" });
+    await settle(r, "race");
+    seed(w, POOL, "race", 4);
+    w.store.edit("race", { tier: "premium" });
+    // The operator turns the move back while a reconcile is verifying.
+    let reversed = false;
+    w.data.duringItemHashes = () => {
+      w.store.edit("race", { tier: "basic" });
+      reversed = true;
+      w.data.duringItemHashes = undefined;
+    };
+    for (let i = 0; i < 10 && !reversed; i++) await r.reconcile("race", signal);
+    expect(reversed).toBe(true);
+    expect(w.store.status("race").tables).toEqual(POOL); // never flipped
+    expect(w.store.status("race").migration?.step).toBe("verify");
+    expect(w.rules.of("race")).toBeUndefined();
+    await settle(r, "race");
+    expect(w.store.status("race")).toMatchObject({ phase: "Ready", tables: POOL });
+    expect(w.data.items(POOL.orders, "race")).toHaveLength(4);
+    expect(w.data.tables.has(siloTables("saas", "race").orders)).toBe(false);
+  });
+});

@@ -211,8 +211,19 @@ function tenantTags(spec: TenantSpec, tier: Tier): Tags {
     [MANAGED_BY_KEY]: MANAGED_BY_VALUE,
     [TENANT_ID_KEY]: spec.tenantId,
     [TIER_KEY]: tier,
-    ...(spec.tenantRegistrationId !== undefined && spec.tenantRegistrationId !== "" ? { [TENANT_REGISTRATION_ID_KEY]: spec.tenantRegistrationId } : {}),
+    ...(spec.tenantRegistrationId !== undefined && tagValue(spec.tenantRegistrationId) !== "" ? { [TENANT_REGISTRATION_ID_KEY]: tagValue(spec.tenantRegistrationId) } : {}),
   };
+}
+
+/**
+ * A value taken from a record, made fit for an AWS tag: at most 256
+ * characters of letters, digits, spaces and _ . : / = + - @. A record's
+ * registration id is SBT's to choose; refused tag values would make every
+ * write for the tenant fail, so other characters become "_". The tag is only
+ * a fallback for echoing it (the record and the removal log keep it whole).
+ */
+export function tagValue(value: string): string {
+  return value.replace(/[^\p{L}\p{N} _.:/=+\-@]/gu, "_").slice(0, 256);
 }
 
 interface Wiring {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CatalogueError, defaultCatalogue, loadCatalogue } from "../../src/apps/catalogue.js";
-import { APP_NAMES, tenantIdSchema, tenantRecordSchema, type TenantSpec } from "../../src/tenants/record.js";
+import { APP_NAMES, tenantIdSchema, tenantRecordSchema, validateRecord, type TenantSpec } from "../../src/tenants/record.js";
 import {
   desiredForTenant,
   desiredPool,
@@ -9,6 +9,7 @@ import {
   hashContent,
   poolNamespaceName,
   POOL_KEY,
+  tagValue,
   tenantNamespaceName,
   type TierSettings,
 } from "../../src/tiers/desired.js";
@@ -362,5 +363,27 @@ describe("loadCatalogue", () => {
     const { rproxy: _r, ...apps } = raw.apps;
     expect(() => loadCatalogue({ apps })).toThrow("apps.rproxy");
     expect(() => loadCatalogue("{not json")).toThrow(CatalogueError);
+  });
+});
+
+describe("tag values from records", () => {
+  it.each([
+    { reason: "a UUID stays as it is", input: "3f2c9a6e-1b2d-4c5e-8f90-0a1b2c3d4e5f", output: "3f2c9a6e-1b2d-4c5e-8f90-0a1b2c3d4e5f" },
+    { reason: "characters ECS refuses become _", input: "reg#1;drop<table>", output: "reg_1_drop_table_" },
+    { reason: "allowed punctuation is kept", input: "a b_c.d:e/f=g+h-i@j", output: "a b_c.d:e/f=g+h-i@j" },
+    { reason: "a value over 256 characters is cut to 256", input: "x".repeat(300), output: "x".repeat(256) },
+  ])("$reason", ({ input, output }) => {
+    expect(tagValue(input)).toBe(output);
+  });
+
+  it("never puts an unfit registration id on a service", () => {
+    const spec = validateRecord({ tenantId: "tv", tier: "advanced", tenantName: "TV", tenantRegistrationId: `${"é#".repeat(200)}` });
+    if (!spec.ok) throw new Error(spec.message);
+    const d = desiredForTenant(spec.spec, defaultCatalogue, settings);
+    for (const svc of d.services) {
+      const value = svc.tags["tenant-registration-id"] ?? "";
+      expect(value.length).toBeLessThanOrEqual(256);
+      expect(value).toMatch(/^[\p{L}\p{N} _.:/=+\-@]*$/u);
+    }
   });
 });

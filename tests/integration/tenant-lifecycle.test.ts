@@ -343,7 +343,12 @@ async function checkStep(log: MoveLog, s: TenantStatus, m: MigrationStatus, oldT
 }
 
 /** After a move: every item in the new tables, none left behind, routing and SBT told once. */
-async function expectMoved(log: MoveLog): Promise<void> {
+/**
+ * `killed`: controllers were SIGKILLed during the move. SBT's events are at
+ * least once (ADR 0003): a kill between publishing provisionSuccess and
+ * writing the status that records it sends it again, for the same spec.
+ */
+async function expectMoved(log: MoveLog, killed = false): Promise<void> {
   const { tenantId, to, newTables, oldTables } = log;
   expect(log.violations).toEqual([]);
   const status = await h.status(tenantId);
@@ -368,7 +373,8 @@ async function expectMoved(log: MoveLog): Promise<void> {
   if (to === "basic") expect(rule).toBeUndefined();
   else expect(rule).toMatchObject({ kind: "forward", targetGroupArn: await targetGroupOf(tenantId) });
   const success = await oneEvent(tenantId, "sbt_aws_provisionSuccess", log.newSpecHash);
-  expect(success).toHaveLength(1);
+  if (killed) expect(success.length).toBeGreaterThanOrEqual(1);
+  else expect(success).toHaveLength(1);
   expect(success[0]?.detail).toMatchObject({ tenantRegistrationId: `reg-${tenantId}`, jobOutput: { tenantRegistrationData: { registrationStatus: "Created" } } });
 }
 
@@ -789,7 +795,7 @@ describe("controllers killed at each step of a move", () => {
         ),
       );
       h.cloud.control.setFaults([]);
-      for (const log of logs) await expectMoved(log);
+      for (const log of logs) await expectMoved(log, true);
       expect([...(killedAt.get("k-up") ?? [])].sort(), kills.join("\n")).toEqual(["backfill", "capture", "catchup", "drain", "flip", "provision", "retire", "verify"]);
       // A move to the pool usually finds its target ready at once, so provision may never be seen.
       expect([...(killedAt.get("k-down") ?? [])], kills.join("\n")).toEqual(expect.arrayContaining(["capture", "backfill", "catchup", "verify", "flip", "drain", "retire"]));

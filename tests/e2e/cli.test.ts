@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PassThrough, Readable } from "node:stream";
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageError, type Command, type Io } from "../../src/cli/command.js";
@@ -103,7 +103,11 @@ describe("apply", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("tenant/acme created\ntenant/globex created\n");
-    expect(await stored("acme")).toEqual({ tenantId: "acme", tier: "ADVANCED", tenantName: "Acme", email: "ops@acme.test", apps: { orders: { desiredCount: 2, version: "1.4" } } });
+    // The file's attributes, and the list of them apply keeps to know later what it may remove.
+    expect(await stored("acme")).toEqual({
+      tenantId: "acme", tier: "ADVANCED", tenantName: "Acme", email: "ops@acme.test", apps: { orders: { desiredCount: 2, version: "1.4" } },
+      tenantctlApplied: ["apps", "email", "tenantName", "tier"],
+    });
     expect((await stored("globex"))?.["tenantName"]).toBe("Globex");
   });
 
@@ -407,5 +411,23 @@ describe("the CLI as a process", () => {
     expect(Date.now() - interruptedAt).toBeLessThan(2000);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ID\s+NAME\s+TIER\s+PHASE\s+AGE\s+MESSAGE$/m);
+  });
+});
+
+describe("apply leaves SBT's attributes alone", () => {
+  it("a minimal file keeps email, tenantRegistrationId and sbtaws_active=false that SBT wrote: an offboarded tenant stays offboarded", async () => {
+    await documents().send(
+      new PutCommand({ TableName: cloud.config.tenantsTable, Item: { tenantId: "sbt-owned", tier: "BASIC", tenantName: "SBT", email: "a@sbt.test", tenantRegistrationId: "reg-sbt", sbtaws_active: false } }),
+    );
+    const minimal = await file("sbt-owned.yaml", `tenantId: sbt-owned
+tier: basic
+tenantName: SBT Owned
+`);
+    const r = await run(applyCommand, ["-f", minimal]);
+    expect(r.stdout).toBe("tenant/sbt-owned configured\n");
+    const item = await stored("sbt-owned");
+    expect(item).toMatchObject({ tenantName: "SBT Owned", tier: "basic", email: "a@sbt.test", tenantRegistrationId: "reg-sbt", sbtaws_active: false });
+    // Applying the same file again changes nothing; dropping tenantName (which apply set) would remove it.
+    expect((await run(applyCommand, ["-f", minimal])).stdout).toBe("tenant/sbt-owned unchanged\n");
   });
 });

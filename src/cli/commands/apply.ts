@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { SPEC_FIELDS, canonicalJson, validateRecord } from "../../tenants/record.js";
+import { canonicalJson, validateRecord } from "../../tenants/record.js";
 import type { Command, Io } from "../command.js";
 import { createCliClients, explainAwsError, loadClientConfig, outputSchema, parseCommandArgs } from "../client-config.js";
 import { fail, renderData } from "../format.js";
@@ -11,8 +11,8 @@ import { fail, renderData } from "../format.js";
  * `tenantctl apply -f FILE`: declare tenants. Every record is validated with
  * the controller's own schema before anything is written, so a file with one
  * bad record changes nothing. A write sets the file's attributes and removes
- * spec attributes the file no longer has, in one UpdateItem: the controller's
- * `status` and attributes others own (SBT's) are never touched.
+ * those the last apply set that the file no longer has, in one UpdateItem:
+ * the controller's `status` and attributes others own (SBT's) are never touched.
  */
 const usage = `Usage: tenantctl apply -f FILE [--dry-run] [-o text|json|yaml]
 
@@ -20,12 +20,14 @@ Creates or updates tenant records from FILE (JSON or YAML; one record, a list
 of records, or several YAML documents). Use -f - to read standard input.
 
 Each record is validated as the controller validates it (tenantId, tier,
-tenantName, email, tenantRegistrationId, sbtaws_active, apps). If any record
-is invalid, the errors are printed and nothing is written.
+tenantName, email, tenantRegistrationId, sbtaws_active, suspended, apps). If
+any record is invalid, the errors are printed and nothing is written.
 
-For an existing tenant, the spec attributes in the file replace the stored
-ones and spec attributes missing from the file are removed; the controller's
-status and any other attributes are kept. A "status" key in the file is ignored.
+Like kubectl apply, it changes only what the file says: the attributes in the
+file replace the stored ones, and an attribute is removed only if the last
+apply set it and the file no longer has it (the record's tenantctlApplied lists
+them). What SBT wrote (email, tenantRegistrationId, sbtaws_active...) and the
+controller's status are kept. A "status" key in the file is ignored.
 
 Options:
   -f, --filename FILE   file to apply, or - for standard input (required)
@@ -134,7 +136,7 @@ export function checkRecords(raw: readonly unknown[]): { records: Item[]; proble
       problems.push(`${label}: must be a mapping of attributes (tenantId, tier, tenantName, ...)`);
       return;
     }
-    const { status: _ignored, ...item } = value as Item;
+    const { status: _ignored, [LAST_APPLIED]: _marker, ...item } = value as Item;
     const v = validateRecord(item);
     const id = typeof item["tenantId"] === "string" ? item["tenantId"] : undefined;
     const named = id !== undefined ? `${label} (tenant ${id})` : label;
@@ -153,16 +155,36 @@ export function checkRecords(raw: readonly unknown[]): { records: Item[]; proble
   return { records, problems };
 }
 
-/** True when writing `desired` would change no spec attribute and no attribute the file sets. */
+/**
+ * The attribute naming what the last `tenantctl apply` set on a record, as
+ * kubectl's last-applied annotation does. Only those attributes are removed
+ * when a later file drops them: what SBT (or anyone else) wrote on the record
+ * is never touched, so a minimal file cannot drop `sbtaws_active=false` and
+ * re-activate an offboarded tenant.
+ */
+export const LAST_APPLIED = "tenantctlApplied";
+
+/** The attributes a stored record's last apply set; none for a record apply never wrote. */
+function lastApplied(stored: Readonly<Item> | undefined): string[] {
+  const value = stored?.[LAST_APPLIED];
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+}
+
+/** Attributes of the file that apply sets (the key is in the Key). */
+function appliedFields(desired: Readonly<Item>): string[] {
+  return Object.keys(desired).filter((k) => k !== "tenantId" && k !== LAST_APPLIED && desired[k] !== undefined).sort();
+}
+
+/** True when writing `desired` would change no attribute the file sets and remove nothing the last apply set. */
 export function sameAsStored(stored: Readonly<Item>, desired: Readonly<Item>): boolean {
   for (const [key, value] of Object.entries(desired)) {
     if (canonicalJson(stored[key]) !== canonicalJson(value)) return false;
   }
-  return SPEC_FIELDS.every((f) => f in desired || stored[f] === undefined);
+  return canonicalJson([...lastApplied(stored)].sort()) === canonicalJson(appliedFields(desired));
 }
 
 /**
- * One UpdateItem: SET what the file has, REMOVE spec fields it lacks, guarded
+ * One UpdateItem: SET what the file has, REMOVE what the last apply set and it lacks, guarded
  * by whether the item existed when read, so a concurrent create or delete is
  * noticed and the record is looked at again rather than misreported.
  */
@@ -174,7 +196,7 @@ async function applyRecord(documents: DynamoDBDocumentClient, table: string, rec
     const result: ApplyResult = stored === undefined ? "created" : "configured";
     if (dryRun) return result;
     try {
-      await documents.send(new UpdateCommand({ TableName: table, Key: { tenantId }, ...updateOf(record, stored !== undefined) }));
+      await documents.send(new UpdateCommand({ TableName: table, Key: { tenantId }, ...updateOf(record, stored) }));
       return result;
     } catch (err) {
       const raced = err instanceof Error && err.name === "ConditionalCheckFailedException";
@@ -183,7 +205,8 @@ async function applyRecord(documents: DynamoDBDocumentClient, table: string, rec
   }
 }
 
-function updateOf(record: Readonly<Item>, exists: boolean) {
+function updateOf(record: Readonly<Item>, stored: Readonly<Item> | undefined) {
+  const exists = stored !== undefined;
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
   const sets: string[] = [];
@@ -196,8 +219,13 @@ function updateOf(record: Readonly<Item>, exists: boolean) {
     sets.push(`#a${i} = :v${i}`);
     i++;
   }
-  for (const field of SPEC_FIELDS) {
-    if (field === "tenantId" || record[field] !== undefined) continue;
+  names[`#a${i}`] = LAST_APPLIED;
+  values[`:v${i}`] = appliedFields(record);
+  sets.push(`#a${i} = :v${i}`);
+  i++;
+  // Only what the last apply set and this file drops; never the status.
+  for (const field of lastApplied(stored)) {
+    if (field === "tenantId" || field === "status" || record[field] !== undefined) continue;
     names[`#a${i}`] = field;
     removes.push(`#a${i}`);
     i++;

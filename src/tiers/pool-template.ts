@@ -1,7 +1,6 @@
-import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TIER_KEY, type SiloInfra, type Tags } from "./model.js";
+import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TIER_KEY, type PoolInfra, type Tags } from "./model.js";
 import { poolLogGroupName, poolRoleName, poolStackName, poolTableName, poolTargetGroupName } from "./naming.js";
 import {
-  allPresent,
   appTable,
   cfnTags,
   checkedRetention,
@@ -10,10 +9,15 @@ import {
   logGroup,
   POOL_CATCH_ALL_PRIORITY,
   rproxyTargetGroup,
+  STACK_OUTPUT_KEYS,
   tenantIsolationRoles,
+  tenantStackOutputs,
   wiringOutputs,
+  type StackOutputKey,
   type StackTemplate,
 } from "./stack-template.js";
+
+export type { PoolInfra };
 
 /**
  * The pool stack: the infrastructure every basic tenant shares, one per
@@ -38,25 +42,9 @@ import {
  *   tenants) goes to the pooled rproxy.
  */
 
-/** Pool stack outputs, by key. */
-export const POOL_STACK_OUTPUT_KEYS = [
-  "TaskRoleArn",
-  "ExecutionRoleArn",
-  "TenantAccessRoleArn",
-  "OrdersTableName",
-  "ProductsTableName",
-  "LogGroupName",
-  "TargetGroupArn",
-] as const;
-export type PoolStackOutputKey = (typeof POOL_STACK_OUTPUT_KEYS)[number];
-
-/**
- * What the pooled services are wired to. `tenantAccessRoleArn` is the apps'
- * `IAM_ROLE_ARN`: the role they assume per request with the tenant session tag.
- */
-export interface PoolInfra extends SiloInfra {
-  readonly tenantAccessRoleArn: string;
-}
+/** Pool stack outputs, by key: the same wiring outputs as a silo tenant's stack. */
+export const POOL_STACK_OUTPUT_KEYS = STACK_OUTPUT_KEYS;
+export type PoolStackOutputKey = StackOutputKey;
 
 export interface PoolStackInput {
   readonly namePrefix: string;
@@ -114,14 +102,6 @@ export function poolStackTemplate(input: PoolStackInput): PoolStackTemplate {
  * is missing (a stack from an older template, or one still being created).
  */
 export function poolStackOutputs(outputs: Readonly<Record<string, string>>): PoolInfra | undefined {
-  const get = (key: PoolStackOutputKey) => outputs[key];
-  return allPresent({
-    taskRoleArn: get("TaskRoleArn"),
-    executionRoleArn: get("ExecutionRoleArn"),
-    tenantAccessRoleArn: get("TenantAccessRoleArn"),
-    ordersTableName: get("OrdersTableName"),
-    productsTableName: get("ProductsTableName"),
-    logGroupName: get("LogGroupName"),
-    targetGroupArn: get("TargetGroupArn"),
-  });
+  // A silo tenant's stack outputs the same wiring, tenant-access role included.
+  return tenantStackOutputs(outputs);
 }

@@ -731,7 +731,6 @@ interface Turn {
 function knownHome(previous: TenantStatus | undefined, prefix: string, tenantId: string, pool: Tables): DataHome | undefined {
   if (previous?.tables !== undefined) return homeOfTables(previous.tables, prefix, tenantId, pool);
   if (previous?.stackArn !== undefined) return "silo";
-  if (previous?.phase === "Ready" && previous.servingTier === undefined) return undefined;
   return undefined;
 }
 

@@ -31,7 +31,8 @@ if (args.help) {
   process.exit(0);
 }
 const sizes = args.items.split(",").map((s) => Number(s.trim()));
-if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--items: expected a comma-separated list of positive integers, got ${args.items}`);
+if (sizes.some((n) => !Number.isInteger(n) || n <= 0))
+  throw new Error(`--items: expected a comma-separated list of positive integers, got ${args.items}`);
 const concurrency = Number(args.concurrency);
 const itemBytes = Number(args["item-bytes"]);
 
@@ -82,7 +83,16 @@ try {
     const a = await data.digest("bench-a", source);
     const digestS = (performance.now() - t3) / 1000;
     const b = await data.digest("bench-a", target);
-    rows.push({ items: n, loadS, captureMs, backfillS, backfillPerS: n / backfillS, digestS, digestPerS: n / digestS, equal: a.hash === b.hash && a.count === n });
+    rows.push({
+      items: n,
+      loadS,
+      captureMs,
+      backfillS,
+      backfillPerS: n / backfillS,
+      digestS,
+      digestPerS: n / digestS,
+      equal: a.hash === b.hash && a.count === n,
+    });
     progress(`${n}: done`);
   }
 } finally {
@@ -139,7 +149,13 @@ async function load(table: string, tenantId: string, n: number): Promise<void> {
   const chunk = 5000;
   for (let start = 0; start < n; start += chunk) {
     const items = Array.from({ length: Math.min(chunk, n - start) }, (_, i) => item(tenantId, start + i));
-    await writeAll(dynamodb, table, items.map((Item) => ({ PutRequest: { Item } })), held, { retry: DEFAULT_RETRY, concurrency: 8 });
+    await writeAll(
+      dynamodb,
+      table,
+      items.map((Item) => ({ PutRequest: { Item } })),
+      held,
+      { retry: DEFAULT_RETRY, concurrency: 8 },
+    );
   }
 }
 

@@ -196,7 +196,9 @@ export class BenchFixture {
   // ---- records ----
 
   async put(record: Record<string, unknown>): Promise<void> {
-    await this.cloud.clients.dynamodb.send(new PutItemCommand({ TableName: this.config.tenantsTable, Item: marshall(record, { removeUndefinedValues: true }) }));
+    await this.cloud.clients.dynamodb.send(
+      new PutItemCommand({ TableName: this.config.tenantsTable, Item: marshall(record, { removeUndefinedValues: true }) }),
+    );
   }
 
   /** Writes many records in BatchWriteItem calls of 25, all batches at once. */
@@ -207,8 +209,12 @@ export class BenchFixture {
       batches.map(async (batch) => {
         let pending = batch.map((r) => ({ PutRequest: { Item: marshall(r, { removeUndefinedValues: true }) } }));
         while (pending.length > 0) {
-          const res = await this.cloud.clients.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.config.tenantsTable]: pending } }));
-          pending = (res.UnprocessedItems?.[this.config.tenantsTable] ?? []).flatMap((w) => (w.PutRequest?.Item ? [{ PutRequest: { Item: w.PutRequest.Item } }] : []));
+          const res = await this.cloud.clients.dynamodb.send(
+            new BatchWriteItemCommand({ RequestItems: { [this.config.tenantsTable]: pending } }),
+          );
+          pending = (res.UnprocessedItems?.[this.config.tenantsTable] ?? []).flatMap((w) =>
+            w.PutRequest?.Item ? [{ PutRequest: { Item: w.PutRequest.Item } }] : [],
+          );
         }
       }),
     );
@@ -224,18 +230,31 @@ export class BenchFixture {
 
   async status(tenantId: string): Promise<TenantStatus | undefined> {
     const res = await this.cloud.clients.dynamodb.send(
-      new GetItemCommand({ TableName: this.config.tenantsTable, Key: marshall({ tenantId }), ConsistentRead: true, ProjectionExpression: "#s", ExpressionAttributeNames: { "#s": "status" } }),
+      new GetItemCommand({
+        TableName: this.config.tenantsTable,
+        Key: marshall({ tenantId }),
+        ConsistentRead: true,
+        ProjectionExpression: "#s",
+        ExpressionAttributeNames: { "#s": "status" },
+      }),
     );
     return res.Item ? (unmarshall(res.Item)["status"] as TenantStatus | undefined) : undefined;
   }
 
   /** Polls the record's status (GetItem, ConsistentRead) every everyMs until the check passes. */
-  async waitForStatus(tenantId: string, check: (s: TenantStatus) => boolean, what: string, timeoutMs = 60_000, everyMs = 20): Promise<TenantStatus> {
+  async waitForStatus(
+    tenantId: string,
+    check: (s: TenantStatus) => boolean,
+    what: string,
+    timeoutMs = 60_000,
+    everyMs = 20,
+  ): Promise<TenantStatus> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const s = await this.status(tenantId);
       if (s !== undefined && check(s)) return s;
-      if (performance.now() > deadline) throw new Error(`timed out waiting for ${tenantId} ${what} (last phase ${s?.phase ?? "none"}: ${s?.message ?? ""})`);
+      if (performance.now() > deadline)
+        throw new Error(`timed out waiting for ${tenantId} ${what} (last phase ${s?.phase ?? "none"}: ${s?.message ?? ""})`);
       await sleep(everyMs);
     }
   }
@@ -276,7 +295,10 @@ function useLocalCredentials(): void {
   delete process.env["AWS_PROFILE"];
 }
 
-const LOCAL_CREDENTIALS_ENV = { AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey } as const;
+const LOCAL_CREDENTIALS_ENV = {
+  AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+} as const;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -45,25 +45,47 @@ export async function measureLifecycle(fx: BenchFixture, tenantId: string, tier:
     fx.waitForStatus(tenantId, (s) => s.phase === "Ready" && s.observedSpecHash !== previous, "to be Ready with the new spec");
   const hash = async () => (await fx.status(tenantId))?.observedSpecHash;
 
-  const onboard = await step(() => fx.put(tenantRecord(tenantId, tier)), () => fx.waitForStatus(tenantId, (s) => s.phase === "Ready", "to be Ready"));
+  const onboard = await step(
+    () => fx.put(tenantRecord(tenantId, tier)),
+    () => fx.waitForStatus(tenantId, (s) => s.phase === "Ready", "to be Ready"),
+  );
 
   const resyncStarted = performance.now();
   const withTenant = await resync(fx, 2);
   const resyncMs = performance.now() - resyncStarted;
 
   let before = await hash();
-  const scale = await step(() => fx.update(tenantId, { apps: { orders: { desiredCount: 2 } } }), () => hashChangedAndReady(before));
+  const scale = await step(
+    () => fx.update(tenantId, { apps: { orders: { desiredCount: 2 } } }),
+    () => hashChangedAndReady(before),
+  );
   before = await hash();
-  const version = await step(() => fx.update(tenantId, { apps: { orders: { desiredCount: 2, version: "1.0.1" } } }), () => hashChangedAndReady(before));
-  const offboard = await step(() => fx.update(tenantId, { sbtaws_active: false }), () => fx.waitForStatus(tenantId, (s) => s.phase === "Deprovisioned", "to be Deprovisioned"));
+  const version = await step(
+    () => fx.update(tenantId, { apps: { orders: { desiredCount: 2, version: "1.0.1" } } }),
+    () => hashChangedAndReady(before),
+  );
+  const offboard = await step(
+    () => fx.update(tenantId, { sbtaws_active: false }),
+    () => fx.waitForStatus(tenantId, (s) => s.phase === "Deprovisioned", "to be Deprovisioned"),
+  );
   const reconciles = await fx.reconciles();
-  const deleteRecord = await step(() => fx.remove(tenantId), () => fx.waitReconciles(reconciles, 1));
+  const deleteRecord = await step(
+    () => fx.remove(tenantId),
+    () => fx.waitReconciles(reconciles, 1),
+  );
 
   return {
     tier,
     tenantId,
     emptyResync,
-    ms: { onboard: onboard.ms, resync: resyncMs, scale: scale.ms, version: version.ms, offboard: offboard.ms, deleteRecord: deleteRecord.ms },
+    ms: {
+      onboard: onboard.ms,
+      resync: resyncMs,
+      scale: scale.ms,
+      version: version.ms,
+      offboard: offboard.ms,
+      deleteRecord: deleteRecord.ms,
+    },
     calls: {
       onboard: onboard.calls,
       resync: minusBreakdown(withTenant, emptyResync),
@@ -87,6 +109,9 @@ async function resync(fx: BenchFixture, keys: number): Promise<CallBreakdown> {
 }
 
 export function summarizeLifecycles(tier: Tier, samples: readonly OperationSample[]): OperationSummary {
-  const calls = Object.fromEntries(OPERATIONS.map((op) => [op, medianBreakdown(samples.map((s) => s.calls[op]))])) as Record<Operation, CallBreakdown>;
+  const calls = Object.fromEntries(OPERATIONS.map((op) => [op, medianBreakdown(samples.map((s) => s.calls[op]))])) as Record<
+    Operation,
+    CallBreakdown
+  >;
   return { tier, samples: samples.length, calls, emptyResync: medianBreakdown(samples.map((s) => s.emptyResync)) };
 }

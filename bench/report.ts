@@ -24,7 +24,15 @@ export interface BenchReport {
   };
 }
 
-export const LATENCY_METRICS = ["firstEcsMs", "readyWrittenMs", "readyPolledMs", "deployMs", "impliedDeployMs", "detectMs", "overheadMs"] as const;
+export const LATENCY_METRICS = [
+  "firstEcsMs",
+  "readyWrittenMs",
+  "readyPolledMs",
+  "deployMs",
+  "impliedDeployMs",
+  "detectMs",
+  "overheadMs",
+] as const;
 export type LatencyMetric = (typeof LATENCY_METRICS)[number];
 
 const LATENCY_LABEL: Record<LatencyMetric, string> = {
@@ -55,7 +63,9 @@ export function renderReport(r: BenchReport): string {
   const out: string[] = [];
   const m = r.machine;
   out.push(`machine: ${m.nproc} cpu (${m.cpuModel}), ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}; ${m.date}`);
-  out.push(`source: ${r.source.commit}${r.source.dirtyFiles > 0 ? ` + ${r.source.dirtyFiles} uncommitted files under src/` : ""}; run took ${(r.durationMs / 1000).toFixed(0)} s`);
+  out.push(
+    `source: ${r.source.commit}${r.source.dirtyFiles > 0 ? ` + ${r.source.dirtyFiles} uncommitted files under src/` : ""}; run took ${(r.durationMs / 1000).toFixed(0)} s`,
+  );
 
   if (r.latency) {
     out.push("", "== 1. Onboarding latency, one tenant at a time, idle converged controller (ms) ==", settingsLine(r.latency.settings));
@@ -69,22 +79,45 @@ export function renderReport(r: BenchReport): string {
   }
 
   if (r.operations) {
-    out.push("", "== 2. API calls per tenant (median over samples; ECS = requests that reached the endpoint) ==", settingsLine(r.operations.settings));
+    out.push(
+      "",
+      "== 2. API calls per tenant (median over samples; ECS = requests that reached the endpoint) ==",
+      settingsLine(r.operations.settings),
+    );
     for (const t of r.operations.tiers) {
       out.push(`-- ${t.tier} (${t.samples} sample${t.samples === 1 ? "" : "s"}) --`);
-      const rows: string[][] = [["operation", "ECS", "reconciles", "x-check", "DynamoDB", "EventBridge", "CloudFormation", "ECS by action"]];
+      const rows: string[][] = [
+        ["operation", "ECS", "reconciles", "x-check", "DynamoDB", "EventBridge", "CloudFormation", "ECS by action"],
+      ];
       for (const op of OPERATIONS) rows.push(callRow(op, t.calls[op]));
       const fromLatency = r.latency?.samples.filter((s) => s.tier === t.tier) ?? [];
       if (fromLatency.length > 0) rows.push(callRow(`onboard (n=${fromLatency.length})`, medianBreakdown(fromLatency.map((s) => s.calls))));
       rows.push(callRow("(empty resync)", t.emptyResync));
       out.push(table(rows));
     }
-    out.push("x-check: the scheduler's count equals the controller's CallCounter attempts for every ECS action. Streams polling not shown (see --json).");
+    out.push(
+      "x-check: the scheduler's count equals the controller's CallCounter attempts for every ECS action. Streams polling not shown (see --json).",
+    );
   }
 
   if (r.throughput) {
     out.push("", "== 3. Throughput: tenants written at once, until the controller wrote Ready for all ==");
-    const rows: string[][] = [["run", "tenants", "all Ready s", "50% s", "90% s", "ratio", "ECS attempts", "throttled att.", "throttled calls", "retries", "bucket bound s", "Ready at end"]];
+    const rows: string[][] = [
+      [
+        "run",
+        "tenants",
+        "all Ready s",
+        "50% s",
+        "90% s",
+        "ratio",
+        "ECS attempts",
+        "throttled att.",
+        "throttled calls",
+        "retries",
+        "bucket bound s",
+        "Ready at end",
+      ],
+    ];
     for (const t of r.throughput.runs) {
       const attempts = sumCounts(t.calls.ecsAttempts);
       const calls = sumCounts(t.calls.ecsCalls);
@@ -121,7 +154,11 @@ function callRow(label: string, c: CallBreakdown): string[] {
   const other = (s: string) => {
     const ops = c.other[s] ?? {};
     const total = sumCounts(ops);
-    return total === 0 ? "0" : `${fmt(total)} (${Object.entries(ops).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")})`;
+    return total === 0
+      ? "0"
+      : `${fmt(total)} (${Object.entries(ops)
+          .map(([k, v]) => `${k} ${fmt(v)}`)
+          .join(", ")})`;
   };
   return [
     label,
@@ -159,7 +196,14 @@ function ratio(x: number | undefined): string {
 function table(rows: readonly string[][]): string {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  const align = (cell: string, i: number, last: number) => (i === 0 || (i === last && i > 1) ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0));
-  return rows.map((row) => row.map((cell, i) => align(cell, i, row.length - 1)).join("  ").trimEnd()).join("\n");
+  const align = (cell: string, i: number, last: number) =>
+    i === 0 || (i === last && i > 1) ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0);
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => align(cell, i, row.length - 1))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
-

@@ -124,10 +124,20 @@ if (sections.has("throughput")) {
   for (const run of runs) {
     const label = `throttling ${run.throttling ? "on" : "off"}, CONCURRENCY ${run.concurrency}`;
     log(`throughput: ${label}, ${tenants} tenants`);
-    results.push(await measureThroughput(label, { ...base, throttling: run.throttling, concurrency: run.concurrency }, defaultMix(tenants), timeoutMs, log));
+    results.push(
+      await measureThroughput(
+        label,
+        { ...base, throttling: run.throttling, concurrency: run.concurrency },
+        defaultMix(tenants),
+        timeoutMs,
+        log,
+      ),
+    );
   }
   const first = results[0]?.allReadyMs;
-  const ratios = Object.fromEntries(results.map((r) => [r.label, first === undefined || r.allReadyMs === undefined ? undefined : r.allReadyMs / first]));
+  const ratios = Object.fromEntries(
+    results.map((r) => [r.label, first === undefined || r.allReadyMs === undefined ? undefined : r.allReadyMs / first]),
+  );
   report.throughput = { runs: results, ratios };
 }
 
@@ -146,7 +156,9 @@ process.exit(0);
 function sourceInfo(): BenchReport["source"] {
   try {
     const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" }).split("\n").filter((l) => l.trim() !== "").length;
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.trim() !== "").length;
     return { commit, dirtyFiles: dirty };
   } catch {
     return { commit: "unknown", dirtyFiles: 0 };

@@ -43,7 +43,13 @@ export function defaultMix(n: number): Mix {
   return { basic, advanced, premium: n - basic - advanced };
 }
 
-export async function measureThroughput(label: string, options: FixtureOptions, mix: Mix, timeoutMs: number, log: (line: string) => void): Promise<ThroughputResult> {
+export async function measureThroughput(
+  label: string,
+  options: FixtureOptions,
+  mix: Mix,
+  timeoutMs: number,
+  log: (line: string) => void,
+): Promise<ThroughputResult> {
   const fx = await BenchFixture.start(options);
   try {
     await convergePool(fx);

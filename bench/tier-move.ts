@@ -127,15 +127,32 @@ interface MoveResult {
   readonly appliedInDrain: number;
   readonly flippedAtS: number | undefined;
   readonly writerPaused: { readonly atS: number; readonly step: string } | undefined;
-  readonly writes: { readonly sent: number; readonly accepted: number; readonly failed: number; readonly toOld: number; readonly toNew: number };
+  readonly writes: {
+    readonly sent: number;
+    readonly accepted: number;
+    readonly failed: number;
+    readonly toOld: number;
+    readonly toNew: number;
+  };
   /** Sent -> accepted of the app's writes (ms): how much the move slows the tenant's own traffic on moto. */
   readonly writeLatencyMs: { readonly median: number; readonly p99: number; readonly max: number } | undefined;
   /** Last write accepted by the old tables -> flippedAt, and -> the first write accepted by the new tables (ms). */
-  readonly cutover: { readonly lastOldToFlipMs: number | undefined; readonly lastOldToFirstNewMs: number | undefined; readonly flipToFirstNewMs: number | undefined };
+  readonly cutover: {
+    readonly lastOldToFlipMs: number | undefined;
+    readonly lastOldToFirstNewMs: number | undefined;
+    readonly flipToFirstNewMs: number | undefined;
+  };
   /** Writes accepted by the old tables after flippedAt (applied by the drain, if before drainUntil). */
   readonly oldWritesAfterFlip: number;
   readonly oldWritesAfterDrain: number;
-  readonly check: { readonly expected: number; readonly inSilo: number; readonly lost: number; readonly extra: number; readonly strangers: number; readonly leftInPool: number };
+  readonly check: {
+    readonly expected: number;
+    readonly inSilo: number;
+    readonly lost: number;
+    readonly extra: number;
+    readonly strangers: number;
+    readonly leftInPool: number;
+  };
   readonly floorS: number;
   readonly ratio: number;
 }
@@ -191,29 +208,63 @@ async function measure(n: number): Promise<MoveResult> {
      * behind a busy moto must not delay the reads that stand in for routing,
      * and the app's pile-up must not wait on the SDK's 50 default sockets.
      */
-    const appDdb = new DynamoDBClient({ endpoint: cloud.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 1000 }) } });
+    const appDdb = new DynamoDBClient({
+      endpoint: cloud.endpoint,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 1000 }) },
+    });
     const statusDdb = new DynamoDBClient({ endpoint: cloud.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
-    closers.push(() => appDdb.destroy(), () => statusDdb.destroy());
+    closers.push(
+      () => appDdb.destroy(),
+      () => statusDdb.destroy(),
+    );
     const pool: Tables = { orders: poolTableName(config.namePrefix, "orders"), products: poolTableName(config.namePrefix, "products") };
-    const silo: Tables = { orders: siloTableName(config.namePrefix, TENANT, "orders"), products: siloTableName(config.namePrefix, TENANT, "products") };
+    const silo: Tables = {
+      orders: siloTableName(config.namePrefix, TENANT, "orders"),
+      products: siloTableName(config.namePrefix, TENANT, "products"),
+    };
     const status = async (): Promise<TenantStatus | undefined> => {
       const res = await statusDdb.send(
-        new GetItemCommand({ TableName: config.tenantsTable, Key: { tenantId: { S: TENANT } }, ConsistentRead: true, ProjectionExpression: "#s", ExpressionAttributeNames: { "#s": "status" } }),
+        new GetItemCommand({
+          TableName: config.tenantsTable,
+          Key: { tenantId: { S: TENANT } },
+          ConsistentRead: true,
+          ProjectionExpression: "#s",
+          ExpressionAttributeNames: { "#s": "status" },
+        }),
       );
       return res.Item ? (unmarshall(res.Item)["status"] as TenantStatus | undefined) : undefined;
     };
 
     const tOnboard = performance.now();
     for (const tenantId of [TENANT, BYSTANDER]) {
-      await ddb.send(new PutItemCommand({ TableName: config.tenantsTable, Item: { tenantId: { S: tenantId }, tier: { S: "basic" }, tenantName: { S: tenantId }, tenantRegistrationId: { S: `reg-${tenantId}` } } }));
+      await ddb.send(
+        new PutItemCommand({
+          TableName: config.tenantsTable,
+          Item: {
+            tenantId: { S: tenantId },
+            tier: { S: "basic" },
+            tenantName: { S: tenantId },
+            tenantRegistrationId: { S: `reg-${tenantId}` },
+          },
+        }),
+      );
     }
-    await until(async () => {
-      const s = await status();
-      return s?.phase === "Ready" && s.tables !== undefined ? s : undefined;
-    }, `${TENANT} Ready`, 120_000);
+    await until(
+      async () => {
+        const s = await status();
+        return s?.phase === "Ready" && s.tables !== undefined ? s : undefined;
+      },
+      `${TENANT} Ready`,
+      120_000,
+    );
     const onboardS = (performance.now() - tOnboard) / 1000;
     const start = await status();
-    if (start?.tables?.orders !== pool.orders || start.tables.products !== pool.products) throw new Error(`a basic tenant's status.tables is ${JSON.stringify(start?.tables)}, expected the pooled tables ${JSON.stringify(pool)}`);
+    if (start?.tables?.orders !== pool.orders || start.tables.products !== pool.products)
+      throw new Error(
+        `a basic tenant's status.tables is ${JSON.stringify(start?.tables)}, expected the pooled tables ${JSON.stringify(pool)}`,
+      );
 
     const bystanderItems = Math.max(100, Math.ceil(n / 10));
     log(`${n}: loading ${n} orders + ${n} products of ${TENANT}, ${bystanderItems} + ${bystanderItems} of ${BYSTANDER}`);
@@ -276,7 +327,10 @@ async function measure(n: number): Promise<MoveResult> {
     try {
       for (;;) {
         const now = Date.now();
-        if (now - tEdit > settings.timeoutS * 1000) throw new Error(`move not done after ${settings.timeoutS} s; steps seen ${seen.map((s) => s.step).join(",")}; last migration ${JSON.stringify(last && { ...last, checkpoints: undefined })}`);
+        if (now - tEdit > settings.timeoutS * 1000)
+          throw new Error(
+            `move not done after ${settings.timeoutS} s; steps seen ${seen.map((s) => s.step).join(",")}; last migration ${JSON.stringify(last && { ...last, checkpoints: undefined })}`,
+          );
         const s = await status();
         if (s?.tables !== undefined) serving = s.tables;
         const mig = s?.migration;
@@ -288,10 +342,18 @@ async function measure(n: number): Promise<MoveResult> {
           if (mig.step === "drain" && atFlip === undefined) atFlip = mig;
           last = mig;
           if (mig.step === "catchup" || mig.step === "verify") firstVerifyLoopAt ??= now;
-          if (settings.stallS > 0 && !paused && (mig.step === "catchup" || mig.step === "verify") && firstVerifyLoopAt !== undefined && now - firstVerifyLoopAt > settings.stallS * 1000) {
+          if (
+            settings.stallS > 0 &&
+            !paused &&
+            (mig.step === "catchup" || mig.step === "verify") &&
+            firstVerifyLoopAt !== undefined &&
+            now - firstVerifyLoopAt > settings.stallS * 1000
+          ) {
             paused = true;
             writerPaused = { atS: (now - tEdit) / 1000, step: mig.step };
-            log(`${n}: still in catchup/verify after ${settings.stallS} s (${mig.verifyAttempts ?? 0} verify rounds unequal): the writer pauses until the flip`);
+            log(
+              `${n}: still in catchup/verify after ${settings.stallS} s (${mig.verifyAttempts ?? 0} verify rounds unequal): the writer pauses until the flip`,
+            );
           }
         }
         if (paused && s?.tables?.orders === silo.orders) paused = false;
@@ -307,7 +369,8 @@ async function measure(n: number): Promise<MoveResult> {
     }
     const tReady = Date.now();
     if (done === undefined) throw new Error("the move loop ended without a Ready status");
-    if (done.tables?.orders !== silo.orders || done.tables.products !== silo.products) throw new Error(`after the move status.tables is ${JSON.stringify(done.tables)}, expected ${JSON.stringify(silo)}`);
+    if (done.tables?.orders !== silo.orders || done.tables.products !== silo.products)
+      throw new Error(`after the move status.tables is ${JSON.stringify(done.tables)}, expected ${JSON.stringify(silo)}`);
 
     // ---- what the app wrote, where it landed ----
     const flippedAt = atFlip?.flippedAt !== undefined ? Date.parse(atFlip.flippedAt) : undefined;
@@ -367,7 +430,13 @@ async function measure(n: number): Promise<MoveResult> {
       flippedAtS: flippedAt !== undefined ? (flippedAt - tEdit) / 1000 : undefined,
       writerPaused,
       writeLatencyMs: latency(accepted.map((w) => (w.acceptedAt ?? 0) - w.sentAt)),
-      writes: { sent: writes.length, accepted: accepted.length, failed: writes.filter((w) => w.error !== undefined).length, toOld: toOld.length, toNew: toNew.length },
+      writes: {
+        sent: writes.length,
+        accepted: accepted.length,
+        failed: writes.filter((w) => w.error !== undefined).length,
+        toOld: toOld.length,
+        toNew: toNew.length,
+      },
       cutover: {
         lastOldToFlipMs: lastOld !== undefined && flippedAt !== undefined ? flippedAt - lastOld : undefined,
         lastOldToFirstNewMs: lastOld !== undefined && firstNew !== undefined ? firstNew - lastOld : undefined,
@@ -391,34 +460,61 @@ function render(rows: readonly MoveResult[]): string {
   const f1 = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(1));
   const f0 = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(0));
   for (const r of rows) {
-    lines.push("", `== ${r.items} orders + ${r.items} products (bystander: ${r.bystanderItems} + ${r.bystanderItems}); load ${f1(r.loadS)} s, onboarding ${f1(r.onboardS)} s ==`);
-    lines.push(`move (tier edit -> Ready, no migration): ${f1(r.moveS)} s; DynamoDB floor for ${2 * r.items} items in one partition key: ${f1(r.floorS)} s; ratio ${r.ratio.toFixed(1)}x (moto-bound)`);
+    lines.push(
+      "",
+      `== ${r.items} orders + ${r.items} products (bystander: ${r.bystanderItems} + ${r.bystanderItems}); load ${f1(r.loadS)} s, onboarding ${f1(r.onboardS)} s ==`,
+    );
+    lines.push(
+      `move (tier edit -> Ready, no migration): ${f1(r.moveS)} s; DynamoDB floor for ${2 * r.items} items in one partition key: ${f1(r.floorS)} s; ratio ${r.ratio.toFixed(1)}x (moto-bound)`,
+    );
     lines.push(
       `steps (first seen, s after the edit; lasted until the next seen step; verify includes every catchup/verify round after it): ${r.steps.map((s) => `${s.step} @${s.firstSeenS.toFixed(1)} (${f1(s.lastedS)})`).join(", ")}` +
         (r.unseenSteps.length > 0 ? `; not seen (under ${STATUS_EVERY_MS} ms): ${r.unseenSteps.join(", ")}` : ""),
     );
-    lines.push(`copy: ${r.copied} items in ${f1(r.backfillS)} s = ${f0(r.copyPerS)} items/s (backfill step, purge of the empty target included); verify rounds unequal: ${r.verifyAttempts}`);
+    lines.push(
+      `copy: ${r.copied} items in ${f1(r.backfillS)} s = ${f0(r.copyPerS)} items/s (backfill step, purge of the empty target included); verify rounds unequal: ${r.verifyAttempts}`,
+    );
     lines.push(`stream changes applied: ${r.appliedBeforeFlip} before the flip, ${r.appliedInDrain} during the drain`);
     lines.push(
       `writer: ${r.writes.sent} sent, ${r.writes.accepted} accepted (${r.writes.toOld} old tables, ${r.writes.toNew} new), ${r.writes.failed} failed` +
-        (r.writeLatencyMs ? `; write latency median ${f0(r.writeLatencyMs.median)} / p99 ${f0(r.writeLatencyMs.p99)} / max ${f0(r.writeLatencyMs.max)} ms` : "") +
-        (r.writerPaused ? `; PAUSED at ${r.writerPaused.atS.toFixed(1)} s (in ${r.writerPaused.step}) until the flip, verification could not pass under steady writes` : ""),
+        (r.writeLatencyMs
+          ? `; write latency median ${f0(r.writeLatencyMs.median)} / p99 ${f0(r.writeLatencyMs.p99)} / max ${f0(r.writeLatencyMs.max)} ms`
+          : "") +
+        (r.writerPaused
+          ? `; PAUSED at ${r.writerPaused.atS.toFixed(1)} s (in ${r.writerPaused.step}) until the flip, verification could not pass under steady writes`
+          : ""),
     );
     lines.push(
       `cutover: last old write -> flippedAt ${f0(r.cutover.lastOldToFlipMs)} ms; last old write -> first new write ${f0(r.cutover.lastOldToFirstNewMs)} ms; flippedAt -> first new write ${f0(r.cutover.flipToFirstNewMs)} ms; ` +
         `old-table writes after the flip (drain applies them): ${r.oldWritesAfterFlip}, after drainUntil: ${r.oldWritesAfterDrain}`,
     );
-    lines.push(`check: ${r.check.expected} expected, ${r.check.inSilo} in silo, lost ${r.check.lost}, unexpected ${r.check.extra}, other tenants' items in silo ${r.check.strangers}, left in pool ${r.check.leftInPool}`);
+    lines.push(
+      `check: ${r.check.expected} expected, ${r.check.inSilo} in silo, lost ${r.check.lost}, unexpected ${r.check.extra}, other tenants' items in silo ${r.check.strangers}, left in pool ${r.check.leftInPool}`,
+    );
   }
   return lines.join("\n");
 }
 
-async function load(cloud: TestCloud, table: string, app: "orders" | "products", tenantId: string, label: string, n: number, keys: Set<string>): Promise<void> {
+async function load(
+  cloud: TestCloud,
+  table: string,
+  app: "orders" | "products",
+  tenantId: string,
+  label: string,
+  n: number,
+  keys: Set<string>,
+): Promise<void> {
   const held = { assertHeld: () => undefined };
   const chunk = 5000;
   for (let start = 0; start < n; start += chunk) {
     const items = Array.from({ length: Math.min(chunk, n - start) }, (_, i) => item(app, tenantId, label, start + i));
-    await writeAll(cloud.clients.dynamodb, table, items.map((Item) => ({ PutRequest: { Item } })), held, { retry: DEFAULT_RETRY, concurrency: 8 });
+    await writeAll(
+      cloud.clients.dynamodb,
+      table,
+      items.map((Item) => ({ PutRequest: { Item } })),
+      held,
+      { retry: DEFAULT_RETRY, concurrency: 8 },
+    );
     for (let i = 0; i < items.length; i++) keys.add(sortKey(app, label, start + i));
   }
 }
@@ -444,7 +540,9 @@ async function scan(cloud: TestCloud, table: string): Promise<Record<string, Att
   const out: Record<string, AttributeValue>[] = [];
   let start: Record<string, AttributeValue> | undefined;
   do {
-    const res = await cloud.clients.dynamodb.send(new ScanCommand({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }));
+    const res = await cloud.clients.dynamodb.send(
+      new ScanCommand({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }),
+    );
     out.push(...(res.Items ?? []));
     start = res.LastEvaluatedKey;
   } while (start !== undefined);
@@ -455,7 +553,9 @@ async function scan(cloud: TestCloud, table: string): Promise<Record<string, Att
 function sourceInfo(): { readonly commit: string; readonly dirtyFiles: number } {
   try {
     const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" }).split("\n").filter((l) => l.trim() !== "").length;
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.trim() !== "").length;
     return { commit, dirtyFiles: dirty };
   } catch {
     return { commit: "unknown", dirtyFiles: 0 };

@@ -5,9 +5,12 @@ import { z } from "zod";
  * normalised here so the rest of the code sees a complete, typed object.
  * Every field documents its default; a bad variable is reported by name.
  */
-const csv = z
-  .string()
-  .transform((s) => s.split(",").map((p) => p.trim()).filter((p) => p.length > 0));
+const csv = z.string().transform((s) =>
+  s
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0),
+);
 
 const positiveInt = (name: string, def: number, max = 1_000_000) =>
   z.coerce
@@ -19,13 +22,22 @@ const positiveInt = (name: string, def: number, max = 1_000_000) =>
 
 export const configSchema = z.object({
   /** @default "us-east-1" */
-  AWS_REGION: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "AWS_REGION must look like us-east-1").default("us-east-1"),
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "AWS_REGION must look like us-east-1")
+    .default("us-east-1"),
   /** Optional endpoint override; the SDK reads it too. Used for the local AWS. */
   AWS_ENDPOINT_URL: z.url({ error: "AWS_ENDPOINT_URL must be a URL such as http://127.0.0.1:4566" }).optional(),
   /** @default "tenants" */
-  TENANTS_TABLE: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "TENANTS_TABLE must be 3-255 of A-Z a-z 0-9 _ . -").default("tenants"),
+  TENANTS_TABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{3,255}$/, "TENANTS_TABLE must be 3-255 of A-Z a-z 0-9 _ . -")
+    .default("tenants"),
   /** Table holding the leader lease and listener-rule priorities. @default "<TENANTS_TABLE>-operator" */
-  LEASE_TABLE: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "LEASE_TABLE must be 3-255 of A-Z a-z 0-9 _ . -").optional(),
+  LEASE_TABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{3,255}$/, "LEASE_TABLE must be 3-255 of A-Z a-z 0-9 _ . -")
+    .optional(),
   /** @default "default" */
   EVENT_BUS_NAME: z.string().min(1).max(256).default("default"),
   /** @default "sbt.application.plane" */
@@ -40,28 +52,51 @@ export const configSchema = z.object({
   /** Shared cluster of advanced-tier tenant services. @default "<NAME_PREFIX>-advanced" */
   ADVANCED_CLUSTER: z.string().optional(),
   /** Comma-separated subnet ids for awsvpc tasks. Required. */
-  SUBNETS: csv.pipe(z.array(z.string().regex(/^subnet-[0-9a-f]+$/, "SUBNETS must be subnet ids such as subnet-0abc")).min(1, "SUBNETS must list at least one subnet id")),
+  SUBNETS: csv.pipe(
+    z
+      .array(z.string().regex(/^subnet-[0-9a-f]+$/, "SUBNETS must be subnet ids such as subnet-0abc"))
+      .min(1, "SUBNETS must list at least one subnet id"),
+  ),
   /** Comma-separated security group ids. Required. */
-  SECURITY_GROUPS: csv.pipe(z.array(z.string().regex(/^sg-[0-9a-f]+$/, "SECURITY_GROUPS must be security group ids such as sg-0abc")).min(1, "SECURITY_GROUPS must list at least one security group id")),
+  SECURITY_GROUPS: csv.pipe(
+    z
+      .array(z.string().regex(/^sg-[0-9a-f]+$/, "SECURITY_GROUPS must be security group ids such as sg-0abc"))
+      .min(1, "SECURITY_GROUPS must list at least one security group id"),
+  ),
   /** The shared ALB listener that tenant listener rules hang off. Required. */
   LISTENER_ARN: z
     .string()
-    .regex(/^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/app\/[^/]+\/[0-9a-f]+\/[0-9a-f]+$/, "LISTENER_ARN must be an ALB listener ARN (arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>)"),
+    .regex(
+      /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/app\/[^/]+\/[0-9a-f]+\/[0-9a-f]+$/,
+      "LISTENER_ARN must be an ALB listener ARN (arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>)",
+    ),
   /** The VPC of the tenant target groups (the ALB's VPC). Required. */
   VPC_ID: z.string().regex(/^vpc-[0-9a-f]+$/, "VPC_ID must be a VPC id such as vpc-0abc"),
   /** Retention of each tenant's log group, in days. @default 30 */
   LOG_RETENTION_DAYS: z.coerce
     .number({ error: "LOG_RETENTION_DAYS must be a number of days" })
-    .refine((n) => [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653].includes(n), "LOG_RETENTION_DAYS must be a CloudWatch Logs retention: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653")
+    .refine(
+      (n) => [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653].includes(n),
+      "LOG_RETENTION_DAYS must be a CloudWatch Logs retention: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653",
+    )
     .default(30),
   /** Seconds between full resyncs. @default 300 */
   RESYNC_SECONDS: positiveInt("RESYNC_SECONDS", 300, 86_400),
   /** Tenants reconciled at once. @default 8 */
   CONCURRENCY: positiveInt("CONCURRENCY", 8, 256),
   /** Port of /healthz, /readyz and /metrics. @default 8080 */
-  HTTP_PORT: z.coerce.number({ error: "HTTP_PORT must be a port number" }).int().min(0, "HTTP_PORT must be 0-65535").max(65535, "HTTP_PORT must be 0-65535").default(8080),
+  HTTP_PORT: z.coerce
+    .number({ error: "HTTP_PORT must be a port number" })
+    .int()
+    .min(0, "HTTP_PORT must be 0-65535")
+    .max(65535, "HTTP_PORT must be 0-65535")
+    .default(8080),
   /** @default "info" */
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { error: "LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent" }).default("info"),
+  LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+      error: "LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent",
+    })
+    .default("info"),
   /** Lease duration in seconds; a standby takes over within it. @default 15 */
   LEASE_SECONDS: positiveInt("LEASE_SECONDS", 15, 600),
   /** JSON file with the app catalogue (images, versions, defaults). @default the built-in catalogue */
@@ -69,7 +104,10 @@ export const configSchema = z.object({
   /** S3 bucket of offboarding exports. @default "<NAME_PREFIX>-tenant-backups" (bucket names are global: set your own in a real account) */
   BACKUP_BUCKET: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "BACKUP_BUCKET must be an S3 bucket name: 3-63 of a-z 0-9 . - starting and ending with a letter or digit")
+    .regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      "BACKUP_BUCKET must be an S3 bucket name: 3-63 of a-z 0-9 . - starting and ending with a letter or digit",
+    )
     .optional(),
   /** Seconds a tier move keeps draining the old tables' stream into the new ones after the routing flip. @default 30 */
   MIGRATION_DRAIN_SECONDS: z.coerce
@@ -79,7 +117,9 @@ export const configSchema = z.object({
     .max(3600, "MIGRATION_DRAIN_SECONDS must be at most 3600")
     .default(30),
   /** The tenants' API (the reference architecture's API Gateway), given to SBT in tenantConfig. @default "" */
-  API_GATEWAY_URL: z.url({ error: "API_GATEWAY_URL must be a URL such as https://abc123.execute-api.us-east-1.amazonaws.com/prod/" }).optional(),
+  API_GATEWAY_URL: z
+    .url({ error: "API_GATEWAY_URL must be a URL such as https://abc123.execute-api.us-east-1.amazonaws.com/prod/" })
+    .optional(),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
 });
@@ -145,7 +185,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 }
 
 /** The names of the account's shared resources: what a bootstrap creates before the network ids exist. */
-export type AccountNames = Pick<Config, "region" | "tenantsTable" | "leaseTable" | "eventBusName" | "namePrefix" | "poolCluster" | "advancedCluster" | "backupBucket">;
+export type AccountNames = Pick<
+  Config,
+  "region" | "tenantsTable" | "leaseTable" | "eventBusName" | "namePrefix" | "poolCluster" | "advancedCluster" | "backupBucket"
+>;
 
 const namesSchema = configSchema.pick({
   AWS_REGION: true,

@@ -9,7 +9,10 @@ export function createLogger(level: string, options: { pretty?: boolean; destina
   if (pretty) {
     return pino({
       level,
-      transport: { target: "pino-pretty", options: { colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname", destination: 1 } },
+      transport: {
+        target: "pino-pretty",
+        options: { colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname", destination: 1 },
+      },
     });
   }
   return options.destination ? pino({ level }, options.destination) : pino({ level });

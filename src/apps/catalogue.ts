@@ -46,11 +46,30 @@ export type ServiceConnectRole = { readonly discoveryName: string } | "client";
 export type AppStorage = DataApp | "none";
 
 /** What the reference images read: the defaults for the fields above. */
-const REFERENCE_BASE: readonly AppEnvironmentName[] = ["AWS_REGION", "AWS_ACCOUNT_ID", "COGNITO_USER_POOL_ID", "COGNITO_CLIENT_ID", "COGNITO_REGION"];
+const REFERENCE_BASE: readonly AppEnvironmentName[] = [
+  "AWS_REGION",
+  "AWS_ACCOUNT_ID",
+  "COGNITO_USER_POOL_ID",
+  "COGNITO_CLIENT_ID",
+  "COGNITO_REGION",
+];
 const TOKEN_VENDING: readonly AppEnvironmentName[] = ["IAM_ROLE_ARN", "REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES", "IDP_DETAILS"];
-export const REFERENCE_APP_SETTINGS: Readonly<Record<AppName, { readonly serviceConnect: ServiceConnectRole; readonly storage: AppStorage; readonly environment: readonly AppEnvironmentName[] }>> = {
-  orders: { serviceConnect: { discoveryName: "orders-api" }, storage: "orders", environment: [...REFERENCE_BASE, "TABLE_NAME", ...TOKEN_VENDING] },
-  products: { serviceConnect: { discoveryName: "products-api" }, storage: "products", environment: [...REFERENCE_BASE, "TABLE_NAME", ...TOKEN_VENDING] },
+export const REFERENCE_APP_SETTINGS: Readonly<
+  Record<
+    AppName,
+    { readonly serviceConnect: ServiceConnectRole; readonly storage: AppStorage; readonly environment: readonly AppEnvironmentName[] }
+  >
+> = {
+  orders: {
+    serviceConnect: { discoveryName: "orders-api" },
+    storage: "orders",
+    environment: [...REFERENCE_BASE, "TABLE_NAME", ...TOKEN_VENDING],
+  },
+  products: {
+    serviceConnect: { discoveryName: "products-api" },
+    storage: "products",
+    environment: [...REFERENCE_BASE, "TABLE_NAME", ...TOKEN_VENDING],
+  },
   users: { serviceConnect: { discoveryName: "users-api" }, storage: "none", environment: [...REFERENCE_BASE] },
   rproxy: { serviceConnect: "client", storage: "none", environment: [...REFERENCE_BASE, "NAMESPACE"] },
 };
@@ -78,11 +97,13 @@ const serviceConnectSchema = z.union(
     z.literal("client"),
     z
       .object({
-        discoveryName: z.string({ error: "discoveryName must be a string" }).regex(DISCOVERY_NAME, "discoveryName must be 1-63 of a-z 0-9 _ - not starting with -"),
+        discoveryName: z
+          .string({ error: "discoveryName must be a string" })
+          .regex(DISCOVERY_NAME, "discoveryName must be 1-63 of a-z 0-9 _ - not starting with -"),
       })
       .strict(),
   ],
-  { error: "serviceConnect must be \"client\" or { \"discoveryName\": \"...\" }" },
+  { error: 'serviceConnect must be "client" or { "discoveryName": "..." }' },
 );
 
 /** One app's schema; the fields added after the first catalogues default per app, so older files still load. */
@@ -94,7 +115,9 @@ function appSpecSchemaFor(name: AppName) {
         .string({ error: "repository is required and must be a string" })
         .max(255, "repository must be at most 255 characters")
         .regex(REPOSITORY, "repository must be an image name without tag, such as public.ecr.aws/saas-factory/orders"),
-      version: z.string({ error: "version is required and must be a string" }).regex(TAG, "version must be a valid image tag: 1-128 of A-Z a-z 0-9 _ . - not starting with . or -"),
+      version: z
+        .string({ error: "version is required and must be a string" })
+        .regex(TAG, "version must be a valid image tag: 1-128 of A-Z a-z 0-9 _ . - not starting with . or -"),
       desiredCount: z
         .number({ error: "desiredCount is required and must be a number" })
         .int("desiredCount must be a whole number")
@@ -108,20 +131,27 @@ function appSpecSchemaFor(name: AppName) {
       /** Fargate CPU units. @default "256" */
       cpu: z.enum(["256", "512", "1024"], { error: "cpu must be one of 256, 512, 1024" }).default("256"),
       /** MiB, valid for the cpu. @default "512" */
-      memory: z.string({ error: "memory must be a string such as \"512\"" }).regex(/^\d+$/, "memory must be a number of MiB such as \"512\"").default("512"),
+      memory: z
+        .string({ error: 'memory must be a string such as "512"' })
+        .regex(/^\d+$/, 'memory must be a number of MiB such as "512"')
+        .default("512"),
       /** @default the reference image's role (see REFERENCE_APP_SETTINGS) */
       serviceConnect: serviceConnectSchema.default(reference.serviceConnect),
       /** @default the reference image's table, or "none" */
       storage: z.enum([...DATA_APPS, "none"], { error: "storage must be one of orders, products, none" }).default(reference.storage),
       /** @default what the reference image reads */
       environment: z
-        .array(z.enum(APP_ENVIRONMENT_NAMES, { error: `environment entries must be among ${APP_ENVIRONMENT_NAMES.join(", ")}` }), { error: "environment must be a list of variable names" })
+        .array(z.enum(APP_ENVIRONMENT_NAMES, { error: `environment entries must be among ${APP_ENVIRONMENT_NAMES.join(", ")}` }), {
+          error: "environment must be a list of variable names",
+        })
         .default([...reference.environment]),
     })
     .strict()
     .superRefine((app, ctx) => {
-      if (new Set(app.environment).size !== app.environment.length) ctx.addIssue({ code: "custom", path: ["environment"], message: "environment must not name a variable twice" });
-      if (app.environment.includes("TABLE_NAME") && app.storage === "none") ctx.addIssue({ code: "custom", path: ["environment"], message: "TABLE_NAME needs a storage (orders or products)" });
+      if (new Set(app.environment).size !== app.environment.length)
+        ctx.addIssue({ code: "custom", path: ["environment"], message: "environment must not name a variable twice" });
+      if (app.environment.includes("TABLE_NAME") && app.storage === "none")
+        ctx.addIssue({ code: "custom", path: ["environment"], message: "TABLE_NAME needs a storage (orders or products)" });
       const allowed = FARGATE_MEMORY[app.cpu] ?? [];
       if (!allowed.includes(Number(app.memory))) {
         ctx.addIssue({ code: "custom", path: ["memory"], message: `memory must be one of ${allowed.join(", ")} for cpu ${app.cpu}` });
@@ -135,9 +165,12 @@ export type AppSpec = z.output<ReturnType<typeof appSpecSchemaFor>>;
 export const catalogueSchema = z
   .object({
     apps: z
-      .object(Object.fromEntries(APP_NAMES.map((name) => [name, appSpecSchemaFor(name)])) as Record<AppName, ReturnType<typeof appSpecSchemaFor>>, {
-        error: "apps is required and must be an object with orders, products, users and rproxy",
-      })
+      .object(
+        Object.fromEntries(APP_NAMES.map((name) => [name, appSpecSchemaFor(name)])) as Record<AppName, ReturnType<typeof appSpecSchemaFor>>,
+        {
+          error: "apps is required and must be an object with orders, products, users and rproxy",
+        },
+      )
       .strict(),
   })
   .strict()
@@ -148,7 +181,12 @@ export const catalogueSchema = z
       const role = catalogue.apps[name].serviceConnect;
       if (role === "client") continue;
       const other = seen.get(role.discoveryName);
-      if (other !== undefined) ctx.addIssue({ code: "custom", path: ["apps", name, "serviceConnect", "discoveryName"], message: `discoveryName ${role.discoveryName} is already ${other}'s` });
+      if (other !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["apps", name, "serviceConnect", "discoveryName"],
+          message: `discoveryName ${role.discoveryName} is already ${other}'s`,
+        });
       seen.set(role.discoveryName, name);
     }
   });

@@ -78,9 +78,7 @@ export function createCliClients(config: ClientConfig, env: Io["env"]): CliClien
     // A person waits on these calls: a few quick retries, not the controller's adaptive backoff.
     maxAttempts: 3,
     ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
-    ...(accessKeyId && secretAccessKey
-      ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
-      : {}),
+    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
   };
   const dynamodb = new DynamoDBClient(base);
   const documents = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });

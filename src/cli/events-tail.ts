@@ -47,10 +47,16 @@ export function tailName(busName: string): string {
 }
 
 /** Creates (or finds) the queue, the rule matching `source` on the bus, the queue policy and the target. */
-export async function ensureEventTail(clients: { readonly sqs: SQSClient; readonly eventbridge: EventBridgeClient }, busName: string, source: string): Promise<EventTail> {
+export async function ensureEventTail(
+  clients: { readonly sqs: SQSClient; readonly eventbridge: EventBridgeClient },
+  busName: string,
+  source: string,
+): Promise<EventTail> {
   const name = tailName(busName);
   const queueUrl = await step("creating queue", () => ensureQueue(clients.sqs, name));
-  const attributes = await step("reading queue", () => clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] })));
+  const attributes = await step("reading queue", () =>
+    clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] })),
+  );
   const queueArn = attributes.Attributes?.["QueueArn"];
   if (queueArn === undefined) throw new Error(`queue ${name} has no QueueArn`);
   const rule = await step(`creating rule on bus ${busName}`, () =>
@@ -81,13 +87,20 @@ export async function ensureEventTail(clients: { readonly sqs: SQSClient; readon
     ],
   };
   await step("setting queue policy", () =>
-    clients.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: JSON.stringify(policy), MessageRetentionPeriod: String(RETENTION_SECONDS) } })),
+    clients.sqs.send(
+      new SetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        Attributes: { Policy: JSON.stringify(policy), MessageRetentionPeriod: String(RETENTION_SECONDS) },
+      }),
+    ),
   );
   const targets = await step("adding rule target", () =>
     clients.eventbridge.send(new PutTargetsCommand({ Rule: name, EventBusName: busName, Targets: [{ Id: TARGET_ID, Arn: queueArn }] })),
   );
   if ((targets.FailedEntryCount ?? 0) > 0) {
-    throw new Error(`adding rule target: ${targets.FailedEntries?.map((e) => `${e.ErrorCode ?? ""} ${e.ErrorMessage ?? ""}`).join("; ") ?? "failed"}`);
+    throw new Error(
+      `adding rule target: ${targets.FailedEntries?.map((e) => `${e.ErrorCode ?? ""} ${e.ErrorMessage ?? ""}`).join("; ") ?? "failed"}`,
+    );
   }
   return { queueName: name, queueUrl, queueArn, ruleName: name, ruleArn };
 }
@@ -136,10 +149,19 @@ export interface Received {
 /** Up to 10 messages, long-polling `waitSeconds`; an abort ends the poll early with an AbortError. */
 export async function receiveEvents(sqs: SQSClient, queueUrl: string, waitSeconds: number, signal?: AbortSignal): Promise<Received[]> {
   const out = await sqs.send(
-    new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: Math.max(0, Math.min(20, Math.floor(waitSeconds))), VisibilityTimeout: 30 }),
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: Math.max(0, Math.min(20, Math.floor(waitSeconds))),
+      VisibilityTimeout: 30,
+    }),
     signal !== undefined ? { abortSignal: signal } : {},
   );
-  const received = (out.Messages ?? []).map((m) => ({ event: parseEvent(m.Body ?? ""), body: m.Body ?? "", receiptHandle: m.ReceiptHandle }));
+  const received = (out.Messages ?? []).map((m) => ({
+    event: parseEvent(m.Body ?? ""),
+    body: m.Body ?? "",
+    receiptHandle: m.ReceiptHandle,
+  }));
   // One receive may hold several events out of order; show them as they happened.
   return received.sort((a, b) => (a.event?.time ?? "").localeCompare(b.event?.time ?? ""));
 }
@@ -174,11 +196,7 @@ export function formatEventLine(r: Received): string {
   const detail = event.detail ?? {};
   const jobOutput = (detail["jobOutput"] ?? {}) as Record<string, unknown>;
   const registration = (jobOutput["tenantRegistrationData"] ?? {}) as Record<string, unknown>;
-  const parts = [
-    event.time ?? "-",
-    (event["detail-type"] ?? "-").padEnd(DETAIL_TYPE_WIDTH),
-    `tenant=${String(detail["tenantId"] ?? "-")}`,
-  ];
+  const parts = [event.time ?? "-", (event["detail-type"] ?? "-").padEnd(DETAIL_TYPE_WIDTH), `tenant=${String(detail["tenantId"] ?? "-")}`];
   if (registration["registrationStatus"] !== undefined) parts.push(`registrationStatus=${String(registration["registrationStatus"])}`);
   if (detail["phase"] !== undefined) parts.push(`phase=${String(detail["phase"])}`);
   if (detail["reason"] !== undefined) parts.push(`reason=${JSON.stringify(String(detail["reason"]))}`);

@@ -18,7 +18,12 @@ export function startLiveView(store: TenantStore, out: NodeJS.WritableStream, ev
       for await (const page of store.scan()) {
         for (const item of page) {
           const status = item["status"] as Partial<TenantStatus> | undefined;
-          rows.push([String(item["tenantId"]), String(item["tier"] ?? "?").toLowerCase(), status?.phase ?? "Pending", (status?.message ?? "").slice(0, 70)]);
+          rows.push([
+            String(item["tenantId"]),
+            String(item["tier"] ?? "?").toLowerCase(),
+            status?.phase ?? "Pending",
+            (status?.message ?? "").slice(0, 70),
+          ]);
         }
       }
       rows.sort((a, b) => (a[0] ?? "").localeCompare(b[0] ?? ""));

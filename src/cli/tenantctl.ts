@@ -56,6 +56,11 @@ process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 // Run when executed directly (bin/tenantctl.js, tsx src/cli/tenantctl.ts), not when imported by tests.
 const entry = process.argv[1] ?? "";
 if (/tenantctl(\.ts|\.js)?$/.test(entry)) {
-  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  const code = await main(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+  });
   process.exitCode = code;
 }

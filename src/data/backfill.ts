@@ -22,9 +22,21 @@ export async function backfill(
   pageLimit?: number,
 ): Promise<{ readonly items: number }> {
   let items = 0;
-  for await (const page of tenantPages(client, { table: source, tenantId, ...(pageLimit !== undefined ? { limit: pageLimit } : {}) }, writer.retry, signal)) {
+  for await (const page of tenantPages(
+    client,
+    { table: source, tenantId, ...(pageLimit !== undefined ? { limit: pageLimit } : {}) },
+    writer.retry,
+    signal,
+  )) {
     signal?.throwIfAborted();
-    await writeAll(client, target, page.map((Item) => ({ PutRequest: { Item } })), fence, writer, signal);
+    await writeAll(
+      client,
+      target,
+      page.map((Item) => ({ PutRequest: { Item } })),
+      fence,
+      writer,
+      signal,
+    );
     items += page.length;
   }
   return { items };

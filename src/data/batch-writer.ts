@@ -74,7 +74,8 @@ export async function writeBatch(
       unprocessed = out.UnprocessedItems?.[table] ?? [];
     } catch (err) {
       if (signal?.aborted === true) signal.throwIfAborted();
-      if (!isRetryable(err) || stalled + 1 >= retry.maxAttempts) throw wrapAwsError(err, `writing ${pending.length} items to table ${table}`);
+      if (!isRetryable(err) || stalled + 1 >= retry.maxAttempts)
+        throw wrapAwsError(err, `writing ${pending.length} items to table ${table}`);
       stalled++;
       await backoff(retry, stalled, signal);
       continue;
@@ -82,7 +83,9 @@ export async function writeBatch(
     if (unprocessed.length === 0) return;
     stalled = unprocessed.length < pending.length ? 0 : stalled + 1;
     if (stalled >= retry.maxAttempts) {
-      throw new Error(`writing to table ${table}: ${unprocessed.length} items still unprocessed after ${stalled} attempts (the table stays throttled)`);
+      throw new Error(
+        `writing to table ${table}: ${unprocessed.length} items still unprocessed after ${stalled} attempts (the table stays throttled)`,
+      );
     }
     pending = unprocessed;
     await backoff(retry, Math.max(1, stalled), signal);

@@ -1,5 +1,12 @@
 import type { AttributeValue, DynamoDBClient, WriteRequest } from "@aws-sdk/client-dynamodb";
-import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand, type _Record, type DynamoDBStreamsClient, type Shard } from "@aws-sdk/client-dynamodb-streams";
+import {
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type _Record,
+  type DynamoDBStreamsClient,
+  type Shard,
+} from "@aws-sdk/client-dynamodb-streams";
 import type { CaptureCheckpoint, Fence } from "../operator/ports.js";
 import { errorName } from "../providers/aws-errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
@@ -35,7 +42,12 @@ export interface CaptureOptions {
 /** Where a shard is read from: after a sequence number, or from its oldest record. */
 type StartAt = { readonly after: string } | { readonly after: undefined };
 
-export async function openCapture(dynamodb: DynamoDBClient, streams: DynamoDBStreamsClient, table: string, options: CaptureOptions): Promise<CaptureCheckpoint> {
+export async function openCapture(
+  dynamodb: DynamoDBClient,
+  streams: DynamoDBStreamsClient,
+  table: string,
+  options: CaptureOptions,
+): Promise<CaptureCheckpoint> {
   const description = await describeTable(dynamodb, table, options.retry);
   if (description === undefined) throw Object.assign(new Error(`table ${table} does not exist`), { name: "ResourceNotFoundException" });
   const streamArn = description.LatestStreamArn;
@@ -106,7 +118,11 @@ export async function catchUp(
  * key is kept, which lets the page go out as unordered batches: the target
  * ends in the same state as if every record had been applied in turn.
  */
-export function tenantWrites(records: readonly _Record[], tenantId: string, table: string): { readonly requests: WriteRequest[]; readonly records: number; readonly keys: readonly string[] } {
+export function tenantWrites(
+  records: readonly _Record[],
+  tenantId: string,
+  table: string,
+): { readonly requests: WriteRequest[]; readonly records: number; readonly keys: readonly string[] } {
   const byKey = new Map<string, WriteRequest>();
   let count = 0;
   for (const record of records) {
@@ -123,7 +139,9 @@ export function tenantWrites(records: readonly _Record[], tenantId: string, tabl
     } else {
       const image = data?.NewImage as Record<string, AttributeValue> | undefined;
       if (image === undefined) {
-        throw new Error(`the stream of table ${table} carries no new images (view type ${data?.StreamViewType ?? "unknown"}); it must be NEW_IMAGE or NEW_AND_OLD_IMAGES to copy changes`);
+        throw new Error(
+          `the stream of table ${table} carries no new images (view type ${data?.StreamViewType ?? "unknown"}); it must be NEW_IMAGE or NEW_AND_OLD_IMAGES to copy changes`,
+        );
       }
       byKey.set(keyText, { PutRequest: { Item: image } });
     }
@@ -193,7 +211,9 @@ async function readShard(
           new GetShardIteratorCommand({
             StreamArn: arn,
             ShardId: shardId,
-            ...(from !== undefined ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: from } : { ShardIteratorType: "TRIM_HORIZON" }),
+            ...(from !== undefined
+              ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: from }
+              : { ShardIteratorType: "TRIM_HORIZON" }),
           }),
         ),
       );

@@ -30,7 +30,12 @@ export async function digest(client: DynamoDBClient, tenantId: string, table: st
  * attributes, as change capture names keys): a verification can then leave
  * out the keys that changed while it read, instead of failing on them.
  */
-export async function itemHashes(client: DynamoDBClient, tenantId: string, table: string, retry: RetryPolicy): Promise<ReadonlyMap<string, string>> {
+export async function itemHashes(
+  client: DynamoDBClient,
+  tenantId: string,
+  table: string,
+  retry: RetryPolicy,
+): Promise<ReadonlyMap<string, string>> {
   const description = await describeTable(client, table, retry);
   if (description === undefined) throw new Error(`table ${table} does not exist`);
   const keys = keyNames(description);

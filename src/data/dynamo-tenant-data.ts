@@ -71,7 +71,13 @@ export class DynamoTenantData implements TenantDataPort {
     return backfill(this.#dynamodb, tenantId, source, target, fence, this.#writer, signal, this.#pageLimit);
   }
 
-  catchUp(tenantId: string, source: string, target: string, from: CaptureCheckpoint, fence: Fence): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; readonly changedKeys: readonly string[] }> {
+  catchUp(
+    tenantId: string,
+    source: string,
+    target: string,
+    from: CaptureCheckpoint,
+    fence: Fence,
+  ): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; readonly changedKeys: readonly string[] }> {
     return catchUp(this.#dynamodb, this.#streams, tenantId, source, target, from, fence, this.#capture);
   }
 

@@ -14,7 +14,10 @@ export class CaptureLostError extends Error {
     readonly shardId: string,
     options?: ErrorOptions,
   ) {
-    super(`the stream of table ${table} no longer holds shard ${shardId} from the checkpoint on (records older than 24 hours are trimmed); start the copy again from a new capture`, options);
+    super(
+      `the stream of table ${table} no longer holds shard ${shardId} from the checkpoint on (records older than 24 hours are trimmed); start the copy again from a new capture`,
+      options,
+    );
     this.name = "CaptureLostError";
   }
 }

@@ -43,7 +43,9 @@ export async function exportTenant(
     );
   };
   fence.assertHeld();
-  await withRetry(`removing the old manifest at ${where}`, options.retry, () => s3.send(new DeleteObjectCommand({ Bucket: to.bucket, Key: manifestKey(to) })));
+  await withRetry(`removing the old manifest at ${where}`, options.retry, () =>
+    s3.send(new DeleteObjectCommand({ Bucket: to.bucket, Key: manifestKey(to) })),
+  );
 
   const written = new Set<string>();
   const entries = {} as Record<DataApp, { table: string; itemCount: number; dataFiles: string[] }>;
@@ -84,13 +86,21 @@ export async function exportTenant(
 const DATA_OBJECT_NAME = new RegExp(`^(${DATA_APPS.join("|")})-\\d+\\.json$`);
 
 /** Data objects of an earlier export at the same prefix that this one did not write. */
-async function removeStale(s3: S3Client, to: BackupLocation, written: ReadonlySet<string>, fence: Fence, retry: RetryPolicy): Promise<void> {
+async function removeStale(
+  s3: S3Client,
+  to: BackupLocation,
+  written: ReadonlySet<string>,
+  fence: Fence,
+  retry: RetryPolicy,
+): Promise<void> {
   const dataPrefix = `${to.prefix}data/`;
   let token: string | undefined;
   do {
     const next = token;
     const page = await withRetry(`listing ${dataPrefix} in bucket ${to.bucket}`, retry, () =>
-      s3.send(new ListObjectsV2Command({ Bucket: to.bucket, Prefix: dataPrefix, ...(next !== undefined ? { ContinuationToken: next } : {}) })),
+      s3.send(
+        new ListObjectsV2Command({ Bucket: to.bucket, Prefix: dataPrefix, ...(next !== undefined ? { ContinuationToken: next } : {}) }),
+      ),
     );
     for (const object of page.Contents ?? []) {
       const key = object.Key;

@@ -12,15 +12,28 @@ import { tenantPages } from "./tenant-query.js";
  * build a wrong key for a table shaped otherwise. Deleting while paging is
  * safe: the next page starts after the last key read, deleted or not.
  */
-export async function purge(client: DynamoDBClient, tenantId: string, table: string, fence: Fence, writer: BatchWriterOptions): Promise<{ readonly deleted: number }> {
+export async function purge(
+  client: DynamoDBClient,
+  tenantId: string,
+  table: string,
+  fence: Fence,
+  writer: BatchWriterOptions,
+): Promise<{ readonly deleted: number }> {
   const description = await describeTable(client, table, writer.retry);
   if (description === undefined) return { deleted: 0 };
   const keys = keyNames(description);
-  if (keys[0] !== "tenantId") throw new Error(`table ${table} is not keyed by tenantId (its partition key is ${keys[0] ?? "unknown"}); refusing to purge`);
+  if (keys[0] !== "tenantId")
+    throw new Error(`table ${table} is not keyed by tenantId (its partition key is ${keys[0] ?? "unknown"}); refusing to purge`);
   let deleted = 0;
   try {
     for await (const page of tenantPages(client, { table, tenantId, keysOnly: keys }, writer.retry)) {
-      await writeAll(client, table, page.map((Key) => ({ DeleteRequest: { Key } })), fence, writer);
+      await writeAll(
+        client,
+        table,
+        page.map((Key) => ({ DeleteRequest: { Key } })),
+        fence,
+        writer,
+      );
       deleted += page.length;
     }
   } catch (err) {

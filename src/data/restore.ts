@@ -1,7 +1,15 @@
 import type { DynamoDBClient, WriteRequest } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import { DATA_APPS, SORT_KEYS, type BackupLocation, type BackupManifest, type DataApp, type Fence, type TableSet } from "../operator/ports.js";
+import {
+  DATA_APPS,
+  SORT_KEYS,
+  type BackupLocation,
+  type BackupManifest,
+  type DataApp,
+  type Fence,
+  type TableSet,
+} from "../operator/ports.js";
 import { errorName } from "../providers/aws-errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { parseExportLine, type Item } from "./dynamo-json.js";
@@ -42,9 +50,13 @@ export async function restore(
 ): Promise<Readonly<Record<DataApp, number>>> {
   const manifest = await readManifest(s3, from, writer);
   if (manifest.tenantId !== tenantId) {
-    throw new BackupError(`the backup at ${formatS3Location(from)} is tenant ${manifest.tenantId}'s, not tenant ${tenantId}'s; refusing to restore it`);
+    throw new BackupError(
+      `the backup at ${formatS3Location(from)} is tenant ${manifest.tenantId}'s, not tenant ${tenantId}'s; refusing to restore it`,
+    );
   }
-  const files = DATA_APPS.flatMap((app) => manifest.tables[app].dataFiles.map((key) => ({ app, key: relocate(key, manifest.location, from) })));
+  const files = DATA_APPS.flatMap((app) =>
+    manifest.tables[app].dataFiles.map((key) => ({ app, key: relocate(key, manifest.location, from) })),
+  );
 
   for (const app of DATA_APPS) {
     let lines = 0;
@@ -53,7 +65,9 @@ export async function restore(
     }
     const expected = manifest.tables[app].itemCount;
     if (lines !== expected) {
-      throw new BackupError(`the backup at ${formatS3Location(from)} is incomplete or corrupt: the manifest counts ${expected} ${app} items, the data objects hold ${lines}`);
+      throw new BackupError(
+        `the backup at ${formatS3Location(from)} is incomplete or corrupt: the manifest counts ${expected} ${app} items, the data objects hold ${lines}`,
+      );
     }
   }
 
@@ -73,7 +87,10 @@ async function readManifest(s3: S3Client, from: BackupLocation, writer: BatchWri
     text = await getText(s3, from.bucket, key, writer);
   } catch (err) {
     if (errorName(err) === "NoSuchKey" || errorName(err) === "NoSuchBucket") {
-      throw new BackupError(`no export at ${formatS3Location(from)}: ${key} not found in bucket ${from.bucket} (an export without its manifest is incomplete)`, { cause: err });
+      throw new BackupError(
+        `no export at ${formatS3Location(from)}: ${key} not found in bucket ${from.bucket} (an export without its manifest is incomplete)`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -103,12 +120,20 @@ function relocate(key: string, exportedAt: string, from: BackupLocation): string
   return key.startsWith(original.prefix) ? from.prefix + key.slice(original.prefix.length) : key;
 }
 
-async function readItems(s3: S3Client, bucket: string, key: string, app: DataApp, tenantId: string, writer: BatchWriterOptions): Promise<Item[]> {
+async function readItems(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  app: DataApp,
+  tenantId: string,
+  writer: BatchWriterOptions,
+): Promise<Item[]> {
   let text: string;
   try {
     text = await getText(s3, bucket, key, writer);
   } catch (err) {
-    if (errorName(err) === "NoSuchKey") throw new BackupError(`the backup is incomplete: data object s3://${bucket}/${key} named in the manifest is missing`, { cause: err });
+    if (errorName(err) === "NoSuchKey")
+      throw new BackupError(`the backup is incomplete: data object s3://${bucket}/${key} named in the manifest is missing`, { cause: err });
     throw err;
   }
   const items: Item[] = [];
@@ -124,9 +149,12 @@ async function readItems(s3: S3Client, bucket: string, key: string, app: DataApp
     }
     const owner = item["tenantId"]?.S;
     if (owner !== tenantId) {
-      throw new BackupError(`${where}: the item belongs to tenant ${owner ?? "(no tenantId)"}, not ${tenantId}; refusing to restore a backup that mixes tenants`);
+      throw new BackupError(
+        `${where}: the item belongs to tenant ${owner ?? "(no tenantId)"}, not ${tenantId}; refusing to restore a backup that mixes tenants`,
+      );
     }
-    if (item[SORT_KEYS[app]]?.S === undefined) throw new BackupError(`${where}: the item has no ${SORT_KEYS[app]} (S), the ${app} table's sort key`);
+    if (item[SORT_KEYS[app]]?.S === undefined)
+      throw new BackupError(`${where}: the item has no ${SORT_KEYS[app]} (S), the ${app} table's sort key`);
     items.push(item);
   }
   return items;

@@ -42,7 +42,8 @@ const NETWORK_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT
 export function isRetryable(err: unknown): boolean {
   if (isThrottle(err)) return true;
   const name = errorName(err);
-  if (name === "LimitExceededException" || name === "RequestLimitExceeded" || name === "InternalServerError" || name === "TimeoutError") return true;
+  if (name === "LimitExceededException" || name === "RequestLimitExceeded" || name === "InternalServerError" || name === "TimeoutError")
+    return true;
   const code = (err as { code?: unknown } | undefined)?.code;
   if (typeof code === "string" && NETWORK_CODES.has(code)) return true;
   const status = httpStatusOf(err);

@@ -1,4 +1,10 @@
-import { DeleteTableCommand, DescribeTableCommand, ListTagsOfResourceCommand, type DynamoDBClient, type TableDescription } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteTableCommand,
+  DescribeTableCommand,
+  ListTagsOfResourceCommand,
+  type DynamoDBClient,
+  type TableDescription,
+} from "@aws-sdk/client-dynamodb";
 import { UnmanagedResourceError, type Fence } from "../operator/ports.js";
 import { errorName } from "../providers/aws-errors.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
@@ -9,7 +15,11 @@ export const MANAGED_BY_VALUE = "ecs-tenant-operator";
 /** DescribeTable; undefined when the table does not exist. */
 export async function describeTable(client: DynamoDBClient, table: string, retry: RetryPolicy): Promise<TableDescription | undefined> {
   try {
-    return await withRetry(`describing table ${table}`, retry, async () => (await client.send(new DescribeTableCommand({ TableName: table }))).Table);
+    return await withRetry(
+      `describing table ${table}`,
+      retry,
+      async () => (await client.send(new DescribeTableCommand({ TableName: table }))).Table,
+    );
   } catch (err) {
     if (errorName(err) === "ResourceNotFoundException") return undefined;
     throw err;

@@ -17,7 +17,12 @@ export interface TenantQuery {
   readonly limit?: number;
 }
 
-export async function* tenantPages(client: DynamoDBClient, q: TenantQuery, retry: RetryPolicy, signal?: AbortSignal): AsyncGenerator<Item[]> {
+export async function* tenantPages(
+  client: DynamoDBClient,
+  q: TenantQuery,
+  retry: RetryPolicy,
+  signal?: AbortSignal,
+): AsyncGenerator<Item[]> {
   const projection =
     q.keysOnly !== undefined
       ? {

@@ -16,7 +16,12 @@ export interface Route {
  * The one HTTP port of the controller: /healthz and /readyz for the container
  * and load-balancer checks, plus extra routes (e.g. /metrics) given by the caller.
  */
-export async function startHttpServer(port: number, health: HealthSource, routes: Readonly<Record<string, Route>> = {}, host = "0.0.0.0"): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startHttpServer(
+  port: number,
+  health: HealthSource,
+  routes: Readonly<Record<string, Route>> = {},
+  host = "0.0.0.0",
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     const reply = (code: number, body: string, type = "text/plain; charset=utf-8") => {
@@ -38,7 +43,11 @@ export async function startHttpServer(port: number, health: HealthSource, routes
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
-      reject(err.code === "EADDRINUSE" ? new Error(`HTTP_PORT ${port} is already in use on ${host}: set HTTP_PORT to a free port (0 picks one)`, { cause: err }) : err);
+      reject(
+        err.code === "EADDRINUSE"
+          ? new Error(`HTTP_PORT ${port} is already in use on ${host}: set HTTP_PORT to a free port (0 picks one)`, { cause: err })
+          : err,
+      );
     });
     server.listen(port, host, () => resolve());
   });

@@ -86,7 +86,9 @@ export async function bootstrapAccount(clients: BootstrapClients, names: Bootstr
     step(`table ${names.leaseTable}`, () => ensureLeaseTable(clients.dynamodb, names.leaseTable)),
     step(`event bus ${names.eventBusName}`, () => ensureEventBus(clients.eventbridge, names.eventBusName)),
     step("clusters", () => ensureClusters(clients.ecs, [names.poolCluster, names.advancedCluster])),
-    names.backupBucket === undefined ? undefined : step(`bucket ${names.backupBucket}`, () => ensureBucket(clients.s3, names.backupBucket ?? "", names.region)),
+    names.backupBucket === undefined
+      ? undefined
+      : step(`bucket ${names.backupBucket}`, () => ensureBucket(clients.s3, names.backupBucket ?? "", names.region)),
   ]);
   return {
     ...network,
@@ -125,7 +127,10 @@ async function ensureNetwork(
   let vpcId = vpcs.Vpcs?.[0]?.VpcId;
   if (vpcId === undefined) {
     const created = await ec2.send(
-      new CreateVpcCommand({ CidrBlock: VPC_CIDR, TagSpecifications: [{ ResourceType: "vpc", Tags: localTags(`${names.namePrefix}-local`) }] }),
+      new CreateVpcCommand({
+        CidrBlock: VPC_CIDR,
+        TagSpecifications: [{ ResourceType: "vpc", Tags: localTags(`${names.namePrefix}-local`) }],
+      }),
     );
     vpcId = required(created.Vpc?.VpcId, "CreateVpc returned no VpcId");
   }
@@ -151,7 +156,12 @@ async function ensureNetwork(
 
   const groupName = `${names.namePrefix}-local-tasks`;
   const groups = await ec2.send(
-    new DescribeSecurityGroupsCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }, { Name: "group-name", Values: [groupName] }] }),
+    new DescribeSecurityGroupsCommand({
+      Filters: [
+        { Name: "vpc-id", Values: [vpcId] },
+        { Name: "group-name", Values: [groupName] },
+      ],
+    }),
   );
   let groupId = groups.SecurityGroups?.[0]?.GroupId;
   if (groupId === undefined) {
@@ -203,7 +213,9 @@ async function ensureLoadBalancer(
         Protocol: "HTTP",
         Port: 80,
         // Requests without a tenant rule get a plain 404 rather than some tenant's app.
-        DefaultActions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "404", ContentType: "text/plain", MessageBody: "unknown tenant" } }],
+        DefaultActions: [
+          { Type: "fixed-response", FixedResponseConfig: { StatusCode: "404", ContentType: "text/plain", MessageBody: "unknown tenant" } },
+        ],
       }),
     );
     listenerArn = required(created.Listeners?.[0]?.ListenerArn, "CreateListener returned no ListenerArn");
@@ -300,7 +312,9 @@ async function ensureClusters(ecs: ECSClient, names: readonly string[]): Promise
   }
   for (const name of names) {
     if (arns.has(name)) continue;
-    const created = await ecs.send(new CreateClusterCommand({ clusterName: name, tags: [{ key: MANAGED_BY_KEY, value: MANAGED_BY_VALUE }] }));
+    const created = await ecs.send(
+      new CreateClusterCommand({ clusterName: name, tags: [{ key: MANAGED_BY_KEY, value: MANAGED_BY_VALUE }] }),
+    );
     arns.set(name, required(created.cluster?.clusterArn, `CreateCluster ${name} returned no ARN`));
   }
   return arns;

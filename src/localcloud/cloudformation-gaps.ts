@@ -43,7 +43,10 @@ export class CloudFormationGaps {
       const res = await this.#cfn.send(new DescribeStackResourcesCommand({ StackName: stackName }));
       const retained = await this.#retained(stackName);
       resources = (res.StackResources ?? []).flatMap((r) =>
-        r.ResourceType && r.PhysicalResourceId && (LEFTOVER_TYPES as readonly string[]).includes(r.ResourceType) && !retained.has(r.LogicalResourceId ?? "")
+        r.ResourceType &&
+        r.PhysicalResourceId &&
+        (LEFTOVER_TYPES as readonly string[]).includes(r.ResourceType) &&
+        !retained.has(r.LogicalResourceId ?? "")
           ? [{ type: r.ResourceType, id: r.PhysicalResourceId }]
           : [],
       );
@@ -52,8 +55,10 @@ export class CloudFormationGaps {
     }
     return async () => {
       // Rules first: a target group still used by a rule cannot be deleted.
-      for (const r of resources.filter((x) => x.type === LEFTOVER_TYPES[0])) await this.#quietly(() => this.#elbv2.send(new DeleteRuleCommand({ RuleArn: r.id })), r.id);
-      for (const r of resources.filter((x) => x.type === LEFTOVER_TYPES[1])) await this.#quietly(() => this.#elbv2.send(new DeleteTargetGroupCommand({ TargetGroupArn: r.id })), r.id);
+      for (const r of resources.filter((x) => x.type === LEFTOVER_TYPES[0]))
+        await this.#quietly(() => this.#elbv2.send(new DeleteRuleCommand({ RuleArn: r.id })), r.id);
+      for (const r of resources.filter((x) => x.type === LEFTOVER_TYPES[1]))
+        await this.#quietly(() => this.#elbv2.send(new DeleteTargetGroupCommand({ TargetGroupArn: r.id })), r.id);
     };
   }
 
@@ -107,7 +112,8 @@ export function stackNameOf(body: Buffer): string | undefined {
 export function withTagsInMetadata(body: Buffer): Buffer | undefined {
   const form = new URLSearchParams(body.toString("utf8"));
   const tags: string[] = [];
-  for (let n = 1; form.has(`Tags.member.${n}.Key`); n++) tags.push(`${form.get(`Tags.member.${n}.Key`) ?? ""}=${form.get(`Tags.member.${n}.Value`) ?? ""}`);
+  for (let n = 1; form.has(`Tags.member.${n}.Key`); n++)
+    tags.push(`${form.get(`Tags.member.${n}.Key`) ?? ""}=${form.get(`Tags.member.${n}.Value`) ?? ""}`);
   const templateBody = form.get("TemplateBody");
   if (tags.length === 0 || templateBody === null) return undefined;
   let template: Record<string, unknown>;

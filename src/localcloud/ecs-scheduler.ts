@@ -23,7 +23,18 @@ import { CloudFormationGaps, stackNameOf, withTagsInMetadata } from "./cloudform
 import { splitBatchWrite, tablesNamed, withUnprocessed } from "./dynamodb-requests.js";
 import { FifoMutex, isDynamoDbTarget, mustSerialize } from "./dynamodb-serializer.js";
 import { FaultInjector, type FaultHit, type FaultRule } from "./faults.js";
-import { awsError, describeRequest, forward, header, jsonAnswer, readBody, send, withJsonBody, type AwsRequest, type HttpAnswer } from "./proxy.js";
+import {
+  awsError,
+  describeRequest,
+  forward,
+  header,
+  jsonAnswer,
+  readBody,
+  send,
+  withJsonBody,
+  type AwsRequest,
+  type HttpAnswer,
+} from "./proxy.js";
 import { EcsThrottle } from "./throttling.js";
 
 /**
@@ -171,7 +182,8 @@ class LocalEcsScheduler implements EcsScheduler {
 
   listen(port: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new Error(`local ECS scheduler cannot listen on 127.0.0.1:${port}: ${err.message}`, { cause: err }));
+      const onError = (err: Error) =>
+        reject(new Error(`local ECS scheduler cannot listen on 127.0.0.1:${port}: ${err.message}`, { cause: err }));
       this.#server.once("error", onError);
       this.#server.listen(port, "127.0.0.1", () => {
         this.#server.off("error", onError);
@@ -307,7 +319,11 @@ class LocalEcsScheduler implements EcsScheduler {
     input: Record<string, unknown>,
     unprocessed: NonNullable<FaultHit["unprocessed"]>,
   ): Promise<HttpAnswer> {
-    const split = splitBatchWrite(input, unprocessed.fraction, (table) => unprocessed.resource === undefined || table === unprocessed.resource);
+    const split = splitBatchWrite(
+      input,
+      unprocessed.fraction,
+      (table) => unprocessed.resource === undefined || table === unprocessed.resource,
+    );
     if (split.forward === undefined) {
       return awsError(
         call,
@@ -316,7 +332,10 @@ class LocalEcsScheduler implements EcsScheduler {
       );
     }
     if (Object.keys(split.unprocessed).length === 0) return forward(this.#moto, call);
-    this.#log?.debug({ unprocessed: Object.fromEntries(Object.entries(split.unprocessed).map(([t, w]) => [t, w.length])) }, "batch write partly throttled");
+    this.#log?.debug(
+      { unprocessed: Object.fromEntries(Object.entries(split.unprocessed).map(([t, w]) => [t, w.length])) },
+      "batch write partly throttled",
+    );
     const answer = await forward(this.#moto, { ...call, body: Buffer.from(JSON.stringify(split.forward)) });
     const parsed = okJson(answer);
     return parsed === undefined ? answer : withJsonBody(answer, withUnprocessed(parsed, split.unprocessed));
@@ -434,7 +453,10 @@ class LocalEcsScheduler implements EcsScheduler {
         crashloop: resolved?.crashloop ?? false,
         ...serviceConnectOf(input),
       });
-      this.#log?.debug({ cluster, service: name, deployment: findService(this.#state, cluster, name)?.deployments[0]?.id }, "service updated");
+      this.#log?.debug(
+        { cluster, service: name, deployment: findService(this.#state, cluster, name)?.deployments[0]?.id },
+        "service updated",
+      );
       return withJsonBody(answer, { ...parsed, service: this.#render(service) });
     });
   }

@@ -139,7 +139,14 @@ export interface CreateInput {
 /** Records a service moto has just created, with its first deployment IN_PROGRESS and no task running. */
 export function createService(state: SimState, input: CreateInput): SimState {
   const [id, seq] = nextDeploymentId(state.seq);
-  const deployment = newDeployment(id, input.taskDefinition, input.desiredCount, input.crashloop, state.now, input.serviceConnectConfiguration);
+  const deployment = newDeployment(
+    id,
+    input.taskDefinition,
+    input.desiredCount,
+    input.crashloop,
+    state.now,
+    input.serviceConnectConfiguration,
+  );
   const service: SimService = {
     cluster: input.cluster,
     name: input.name,
@@ -181,7 +188,9 @@ export function updateService(state: SimState, input: UpdateInput): SimState {
   const desiredCount = input.desiredCount ?? service.desiredCount;
   const newTaskDefinition = input.taskDefinition !== undefined && input.taskDefinition !== primary?.taskDefinition;
   const connect = input.serviceConnectConfiguration ?? primary?.serviceConnectConfiguration;
-  const newConnect = input.serviceConnectConfiguration !== undefined && JSON.stringify(input.serviceConnectConfiguration) !== JSON.stringify(primary?.serviceConnectConfiguration);
+  const newConnect =
+    input.serviceConnectConfiguration !== undefined &&
+    JSON.stringify(input.serviceConnectConfiguration) !== JSON.stringify(primary?.serviceConnectConfiguration);
   if (primary === undefined || newTaskDefinition || newConnect || input.forceNewDeployment) {
     const [id, seq] = nextDeploymentId(state.seq);
     const taskDefinition = input.taskDefinition ?? primary?.taskDefinition ?? "";
@@ -197,7 +206,12 @@ export function updateService(state: SimState, input: UpdateInput): SimState {
     );
   }
   if (desiredCount === service.desiredCount) return state;
-  const retargeted: SimDeployment = { ...primary, desiredCount, pendingCount: Math.max(0, desiredCount - primary.runningCount), updatedAt: state.now };
+  const retargeted: SimDeployment = {
+    ...primary,
+    desiredCount,
+    pendingCount: Math.max(0, desiredCount - primary.runningCount),
+    updatedAt: state.now,
+  };
   return withService(state, {
     ...service,
     desiredCount,

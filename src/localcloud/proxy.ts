@@ -1,4 +1,10 @@
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from "node:http";
 import { randomUUID } from "node:crypto";
 
 /**
@@ -35,7 +41,17 @@ export interface HttpAnswer {
  * content-length is set afresh from the buffered body, and Expect is moot
  * once the whole body has been read.
  */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "content-length", "expect"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "content-length",
+  "expect",
+]);
 
 /** Fallback when a request is not signed: the X-Amz-Target prefixes of the JSON services the operator uses. */
 const TARGET_PREFIX_SERVICE: Readonly<Record<string, string>> = {
@@ -104,7 +120,9 @@ export function forward(upstream: { readonly host: string; readonly port: number
         resolve({ method: req.method, status: res.statusCode ?? 502, headers: answerHeaders, body: Buffer.concat(chunks) });
       });
     });
-    out.on("error", (err) => reject(new Error(`moto at ${upstream.host}:${upstream.port} did not answer ${req.service}:${req.action}: ${err.message}`)));
+    out.on("error", (err) =>
+      reject(new Error(`moto at ${upstream.host}:${upstream.port} did not answer ${req.service}:${req.action}: ${err.message}`)),
+    );
     out.end(req.body);
   });
 }

@@ -62,9 +62,18 @@ export class Metrics {
       labelNames: ["service", "action", "outcome"],
       registers,
     });
-    this.#tenants = new Gauge({ name: "tenant_operator_tenants", help: "Tenants by the phase in their status.", labelNames: ["phase"], registers });
+    this.#tenants = new Gauge({
+      name: "tenant_operator_tenants",
+      help: "Tenants by the phase in their status.",
+      labelNames: ["phase"],
+      registers,
+    });
     for (const phase of PHASES) this.#tenants.set({ phase }, 0);
-    this.#leader = new Gauge({ name: "tenant_operator_leader", help: "1 while this controller holds the leader lease, else 0.", registers });
+    this.#leader = new Gauge({
+      name: "tenant_operator_leader",
+      help: "1 while this controller holds the leader lease, else 0.",
+      registers,
+    });
     this.#leader.set(0);
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.#registry });
   }

@@ -159,7 +159,8 @@ export class Manager {
       // Our own status writes come back on the stream with an unchanged spec.
       if (change.kind === "upsert" && change.newSpecHash !== undefined && change.newSpecHash === change.oldSpecHash) continue;
       // A tenant purged after it was Deprovisioned was announced then; any other deletion is announced once its resources are gone.
-      if (change.kind === "remove" && change.oldPhase !== "Deprovisioned") this.#o.reconciler.noteRemoved(change.tenantId, change.oldRegistrationId);
+      if (change.kind === "remove" && change.oldPhase !== "Deprovisioned")
+        this.#o.reconciler.noteRemoved(change.tenantId, change.oldRegistrationId);
       this.#queue?.add(change.tenantId, "fresh");
     }
   }

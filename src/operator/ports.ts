@@ -240,7 +240,11 @@ export interface TenantDataPort {
     target: string,
     from: CaptureCheckpoint,
     fence: Fence,
-  ): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; /** Keys (canonical JSON of the key attributes) it wrote or deleted. */ readonly changedKeys: readonly string[] }>;
+  ): Promise<{
+    readonly checkpoint: CaptureCheckpoint;
+    readonly applied: number;
+    /** Keys (canonical JSON of the key attributes) it wrote or deleted. */ readonly changedKeys: readonly string[];
+  }>;
   /** A hash of each of the tenant's items, by key (same key text as changedKeys): a verification can leave out keys that changed while it read. */
   itemHashes(tenantId: string, table: string): Promise<ReadonlyMap<string, string>>;
   /** Count and content hash of the tenant's items in a table (strongly consistent Query). */
@@ -359,7 +363,11 @@ export interface NamespaceRef {
 /** Cloud Map HTTP namespaces for Service Connect (one per silo tenant, one for the pool). */
 export interface NamespacePort {
   /** Creates the namespace (tagged) if absent; Cloud Map creates asynchronously, so it may be in progress. */
-  ensure(name: string, tags: Readonly<Record<string, string>>, fence: Fence): Promise<{ readonly kind: "ready"; readonly namespace: NamespaceRef } | { readonly kind: "inProgress"; readonly reason: string }>;
+  ensure(
+    name: string,
+    tags: Readonly<Record<string, string>>,
+    fence: Fence,
+  ): Promise<{ readonly kind: "ready"; readonly namespace: NamespaceRef } | { readonly kind: "inProgress"; readonly reason: string }>;
   /** The namespace if it exists; reads only (for `tenantctl plan`). */
   find(name: string): Promise<NamespaceRef | undefined>;
   /** Deletes a managed namespace (after the services using it are gone); absent is success. */

@@ -65,10 +65,17 @@ export function tenantInfra(config: Config, clients: Pick<AwsClients, "cloudform
  * at durable priorities, and the case-insensitive id claims (both on the
  * operator table). Shared by the controller and `tenantctl plan`.
  */
-export function tenantParts(config: Config, clients: Pick<AwsClients, "dynamodb" | "streams" | "s3" | "elbv2" | "servicediscovery" | "cognito">) {
+export function tenantParts(
+  config: Config,
+  clients: Pick<AwsClients, "dynamodb" | "streams" | "s3" | "elbv2" | "servicediscovery" | "cognito">,
+) {
   return {
     data: new DynamoTenantData(clients.dynamodb, clients.streams, clients.s3),
-    routes: new TenantRoutes(new ListenerRoutes(clients.elbv2), new PriorityAllocator(clients.dynamodb, config.leaseTable), config.listenerArn),
+    routes: new TenantRoutes(
+      new ListenerRoutes(clients.elbv2),
+      new PriorityAllocator(clients.dynamodb, config.leaseTable),
+      config.listenerArn,
+    ),
     claims: new CaseClaims(clients.dynamodb, config.leaseTable),
     removals: new DynamoRemovalLog(clients.dynamodb, config.leaseTable),
     namespaces: new CloudMapNamespaces(clients.servicediscovery),
@@ -124,7 +131,10 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   });
   const manager = new Manager({
     store,
-    changes: new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, { log, ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}) }),
+    changes: new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, {
+      log,
+      ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}),
+    }),
     ecs,
     reconciler,
     lease,
@@ -155,7 +165,10 @@ export async function startController(config: Config, log: Logger, tuning: Contr
           },
         );
   await manager.start();
-  log.info({ role: manager.role, holder: lease.holder, httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName }, "controller started");
+  log.info(
+    { role: manager.role, holder: lease.holder, httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName },
+    "controller started",
+  );
 
   let stopping: Promise<void> | undefined;
   return {

@@ -66,9 +66,22 @@ export function decide(obs: Observation, situation: Situation): Decision {
   // jobOutput.tenantData; tenantConfig, a JSON string, is what its web app
   // reads to sign the tenant's users in.
   const identity = data.identity;
-  const tenantConfig = identity && JSON.stringify({ userPoolId: identity.userPoolId, appClientId: identity.appClientId, apiGatewayUrl: obs.apiGatewayUrl ?? "" });
-  const tenantData = spec ? { tenantName: spec.tenantName, tier: spec.tier, ...(spec.email ? { email: spec.email } : {}), ...(tenantConfig ? { tenantConfig } : {}) } : {};
-  const event = (detailType: DetailType, registrationStatus: "Created" | "Failed" | "Deleted" | "InProgress", reason: string): StatusEvent => ({
+  const tenantConfig =
+    identity &&
+    JSON.stringify({ userPoolId: identity.userPoolId, appClientId: identity.appClientId, apiGatewayUrl: obs.apiGatewayUrl ?? "" });
+  const tenantData = spec
+    ? {
+        tenantName: spec.tenantName,
+        tier: spec.tier,
+        ...(spec.email ? { email: spec.email } : {}),
+        ...(tenantConfig ? { tenantConfig } : {}),
+      }
+    : {};
+  const event = (
+    detailType: DetailType,
+    registrationStatus: "Created" | "Failed" | "Deleted" | "InProgress",
+    reason: string,
+  ): StatusEvent => ({
     detailType,
     detail: {
       tenantId: obs.tenantId,
@@ -111,11 +124,19 @@ export function decide(obs: Observation, situation: Situation): Decision {
   } else if (phase === "Deprovisioned" && owe("deprovisioned")) {
     const success = event("sbt_aws_deprovisionSuccess", "Deleted", "all tenant resources removed");
     const backup = data.backup;
-    events.push(backup ? { ...success, detail: { ...success.detail, backup: { location: backup.location, counts: backup.counts } } } : success);
+    events.push(
+      backup ? { ...success, detail: { ...success.detail, backup: { location: backup.location, counts: backup.counts } } } : success,
+    );
     marker = `deprovisioned:${obs.specHash}`;
   }
   if (prev?.phase !== phase) {
-    events.push(event("tenantStatusChanged", phase === "Ready" ? "Created" : phase === "Failed" ? "Failed" : phase === "Deprovisioned" ? "Deleted" : "InProgress", `${prev?.phase ?? "New"} -> ${phase}: ${message}`));
+    events.push(
+      event(
+        "tenantStatusChanged",
+        phase === "Ready" ? "Created" : phase === "Failed" ? "Failed" : phase === "Deprovisioned" ? "Deleted" : "InProgress",
+        `${prev?.phase ?? "New"} -> ${phase}: ${message}`,
+      ),
+    );
   }
 
   const arns = situation.kind === "planned" ? situation.arns : undefined;
@@ -155,7 +176,11 @@ function cond(type: string, ok: boolean | "unknown", reason: string, message: st
 
 function phaseOf(s: Situation): { phase: Phase; message: string; conditions: Omit<Condition, "lastTransitionTime">[] } {
   if (s.kind === "invalid") {
-    return { phase: "Failed", message: `invalid tenant record: ${s.message}`, conditions: [cond("Valid", false, "InvalidRecord", s.message)] };
+    return {
+      phase: "Failed",
+      message: `invalid tenant record: ${s.message}`,
+      conditions: [cond("Valid", false, "InvalidRecord", s.message)],
+    };
   }
   const valid = cond("Valid", true, "RecordValid", "");
   if (s.kind === "refused") {
@@ -172,7 +197,12 @@ function phaseOf(s: Situation): { phase: Phase; message: string; conditions: Omi
       const m = plan.problems.join("; ");
       return { phase: "Degraded", message: m, conditions: [valid, cond("Deprovisioned", false, "Blocked", m)] };
     }
-    if (plan.converged) return { phase: "Deprovisioned", message: "all tenant resources removed", conditions: [valid, cond("Deprovisioned", true, "Removed", "")] };
+    if (plan.converged)
+      return {
+        phase: "Deprovisioned",
+        message: "all tenant resources removed",
+        conditions: [valid, cond("Deprovisioned", true, "Removed", "")],
+      };
     const m = describeProgress(plan);
     return { phase: "Deprovisioning", message: m, conditions: [valid, cond("Deprovisioned", false, "Removing", m)] };
   }
@@ -181,7 +211,12 @@ function phaseOf(s: Situation): { phase: Phase; message: string; conditions: Omi
     return { phase: "Degraded", message: m, conditions: [valid, cond("Ready", false, "Problem", m)] };
   }
   if (spec.suspended) {
-    if (plan.converged) return { phase: "Suspended", message: "suspended: requests refused, services scaled to 0; data, stacks and clusters kept", conditions: [valid, cond("Ready", false, "Suspended", "")] };
+    if (plan.converged)
+      return {
+        phase: "Suspended",
+        message: "suspended: requests refused, services scaled to 0; data, stacks and clusters kept",
+        conditions: [valid, cond("Ready", false, "Suspended", "")],
+      };
     const m = describeProgress(plan);
     return { phase: "Provisioning", message: `suspending: ${m}`, conditions: [valid, cond("Ready", false, "Suspending", m)] };
   }

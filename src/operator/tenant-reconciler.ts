@@ -4,9 +4,31 @@ import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/
 import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
 import { PHASES, type MigrationStatus, type Phase, type TenantStatus } from "../tenants/status.js";
 import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
-import { desiredForTenant, desiredPool, footprintForPool, footprintForTenant, poolNamespaceName, POOL_KEY, TENANT_REGISTRATION_ID_KEY, tenantNamespaceName, type TierSettings } from "../tiers/desired.js";
+import {
+  desiredForTenant,
+  desiredPool,
+  footprintForPool,
+  footprintForTenant,
+  poolNamespaceName,
+  POOL_KEY,
+  TENANT_REGISTRATION_ID_KEY,
+  tenantNamespaceName,
+  type TierSettings,
+} from "../tiers/desired.js";
 import { diff } from "../tiers/diff.js";
-import { MANAGED_BY_KEY, MANAGED_BY_VALUE, NOTHING, TENANT_ID_KEY, TIER_KEY, type AppContext, type DesiredState, type Footprint, type NamespaceInfo, type ObservedState, type Plan } from "../tiers/model.js";
+import {
+  MANAGED_BY_KEY,
+  MANAGED_BY_VALUE,
+  NOTHING,
+  TENANT_ID_KEY,
+  TIER_KEY,
+  type AppContext,
+  type DesiredState,
+  type Footprint,
+  type NamespaceInfo,
+  type ObservedState,
+  type Plan,
+} from "../tiers/model.js";
 import { describeError, isRetryable } from "./errors.js";
 import {
   DATA_APPS,
@@ -89,7 +111,8 @@ export interface ReconcileReport {
  * any line, converges on the same result.
  */
 export class TenantReconciler {
-  readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "maxPollMs" | "problemPollMs" | "degradeAfterFailures" | "drainMs">> & TenantReconcilerOptions;
+  readonly #o: Required<Pick<TenantReconcilerOptions, "pollMs" | "maxPollMs" | "problemPollMs" | "degradeAfterFailures" | "drainMs">> &
+    TenantReconcilerOptions;
   readonly #moves: TierMoveRunner;
   readonly #now: () => Date;
   /** Removals seen on the stream, until their reconcile records them in the RemovalLog (the durable copy). */
@@ -116,7 +139,11 @@ export class TenantReconciler {
   /** The stream saw the item removed: a deprovisionSuccess is owed once its resources are gone. */
   noteRemoved(tenantId: string, tenantRegistrationId: string | undefined): void {
     // Kept until the key's reconcile records it durably (RemovalLog).
-    if (!this.#noted.has(tenantId)) this.#noted.set(tenantId, { removedAt: this.#now().toISOString(), ...(tenantRegistrationId !== undefined ? { registrationId: tenantRegistrationId } : {}) });
+    if (!this.#noted.has(tenantId))
+      this.#noted.set(tenantId, {
+        removedAt: this.#now().toISOString(),
+        ...(tenantRegistrationId !== undefined ? { registrationId: tenantRegistrationId } : {}),
+      });
   }
 
   readonly reconcile = async (key: string, _signal: AbortSignal): Promise<ReconcileResult> => {
@@ -141,14 +168,19 @@ export class TenantReconciler {
         this.#o.identity.findSharedPool(),
         this.#o.namespaces.find(poolNamespaceName(this.#o.settings.namePrefix)),
       ]);
-      if (pool === undefined || namespace === undefined) return { plan: waiting(pool === undefined ? "the pool stack" : "the pool's namespace"), infraCalls };
+      if (pool === undefined || namespace === undefined)
+        return { plan: waiting(pool === undefined ? "the pool stack" : "the pool's namespace"), infraCalls };
       const context = this.#context(pool.tenantAccessRoleArn, users, namespace);
-      const { plan } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, pool, context), footprintForPool(this.#o.settings));
+      const { plan } = await this.#plan(
+        desiredPool(this.#o.catalogue, this.#o.settings, pool, context),
+        footprintForPool(this.#o.settings),
+      );
       return { plan, infraCalls };
     }
     const item = await this.#o.store.get(key);
     const footprint = footprintForTenant(key, this.#o.settings);
-    if (item === undefined) return { ...(await this.#plan(NOTHING, footprint)), infraCalls: await this.#o.infra.preview(key, undefined), noRecord: true };
+    if (item === undefined)
+      return { ...(await this.#plan(NOTHING, footprint)), infraCalls: await this.#o.infra.preview(key, undefined), noRecord: true };
     const v = validateRecord(item);
     if (!v.ok) return { plan: blocked(v.message), infraCalls: [], invalid: v.message };
     const { spec } = v;
@@ -156,10 +188,23 @@ export class TenantReconciler {
     const calls: PlannedCall[] = [];
     const notes: string[] = [];
     if (spec.sbtaws_active && previous?.caseClaimed !== true) {
-      calls.push({ call: "dynamodb:PutItem", target: `claim ${key.toLowerCase()}`, reason: "claim the tenant id ignoring case: the load balancer matches tenantPath without regard to case" });
+      calls.push({
+        call: "dynamodb:PutItem",
+        target: `claim ${key.toLowerCase()}`,
+        reason: "claim the tenant id ignoring case: the load balancer matches tenantPath without regard to case",
+      });
     }
-    if (spec.sbtaws_active && previous?.identity === undefined && spec.tier !== "basic" && (await this.#o.identity.findTenantPool(key)) === undefined) {
-      calls.push({ call: "cognito-idp:CreateUserPool", target: `the user pool of ${key}`, reason: "a tenant onboarded into a silo tier gets its own user pool and app client" });
+    if (
+      spec.sbtaws_active &&
+      previous?.identity === undefined &&
+      spec.tier !== "basic" &&
+      (await this.#o.identity.findTenantPool(key)) === undefined
+    ) {
+      calls.push({
+        call: "cognito-idp:CreateUserPool",
+        target: `the user pool of ${key}`,
+        reason: "a tenant onboarded into a silo tier gets its own user pool and app client",
+      });
     }
     // The same pure decisions #converge makes, without their writes.
     const prefix = this.#o.settings.namePrefix;
@@ -168,22 +213,44 @@ export class TenantReconciler {
     const currentHome = knownHome(previous, prefix, key, pool);
     let move = previous?.migration && steerMove(previous.migration, desiredHome);
     if (move === undefined && spec.sbtaws_active && currentHome !== undefined && currentHome !== desiredHome) {
-      move = startMove(previous?.servingTier ?? (currentHome === "pool" ? "basic" : "advanced"), spec.tier, tablesOf(currentHome, prefix, key, pool), tablesOf(desiredHome, prefix, key, pool), this.#now());
-      notes.push(`a tier move ${move.from} -> ${move.to} starts: the data is copied, verified, and routing flips before the old tier is retired`);
+      move = startMove(
+        previous?.servingTier ?? (currentHome === "pool" ? "basic" : "advanced"),
+        spec.tier,
+        tablesOf(currentHome, prefix, key, pool),
+        tablesOf(desiredHome, prefix, key, pool),
+        this.#now(),
+      );
+      notes.push(
+        `a tier move ${move.from} -> ${move.to} starts: the data is copied, verified, and routing flips before the old tier is retired`,
+      );
     } else if (move !== undefined) notes.push(describeMove(move));
     const serving = servingHome(move, currentHome, desiredHome);
     const siloTier = spec.sbtaws_active ? siloTierNow(spec, move, serving) : undefined;
     calls.push(...(await this.#o.infra.preview(key, siloTier)));
     const infra = siloTier === undefined ? undefined : await this.#o.infra.current(key);
-    const action: RouteAction | undefined = !spec.sbtaws_active ? undefined : spec.suspended ? { kind: "deny" } : serving === "silo" && infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined;
+    const action: RouteAction | undefined = !spec.sbtaws_active
+      ? undefined
+      : spec.suspended
+        ? { kind: "deny" }
+        : serving === "silo" && infra
+          ? { kind: "forward", targetGroupArn: infra.targetGroupArn }
+          : undefined;
     calls.push(...(await this.#o.routes.preview(key, action, previous?.route)));
-    if (!spec.sbtaws_active && previous?.backup === undefined) notes.push(`offboarding exports the tenant's items to s3://${this.#o.backupBucket}/offboarded/${key}/${v.specHash}/ before deleting them`);
+    if (!spec.sbtaws_active && previous?.backup === undefined)
+      notes.push(
+        `offboarding exports the tenant's items to s3://${this.#o.backupBucket}/offboarded/${key}/${v.specHash}/ before deleting them`,
+      );
     const namespace = siloTier === undefined ? undefined : await this.#o.namespaces.find(tenantNamespaceName(prefix, key));
     const context = this.#context(infra?.tenantAccessRoleArn, previous?.identity, namespace);
     let { plan } =
       siloTier !== undefined && (infra === undefined || namespace === undefined)
         ? { plan: waiting(infra === undefined ? "the tenant's infrastructure stack" : "the tenant's namespace") }
-        : await this.#plan(siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING, footprint);
+        : await this.#plan(
+            siloTier !== undefined
+              ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context)
+              : NOTHING,
+            footprint,
+          );
     if (notes.length > 0) plan = { ...plan, waitingFor: [...notes, ...plan.waitingFor], converged: false };
     if (calls.length > 0) plan = { ...plan, converged: false };
     return { plan, infraCalls: calls };
@@ -196,7 +263,10 @@ export class TenantReconciler {
    */
   async #plan(desired: DesiredState, footprint: Footprint) {
     const wanted = new Set(desired.taskDefinitions.map((t) => t.family));
-    const observed = await this.#o.ecs.observe({ ...footprint, taskDefinitionFamilies: footprint.taskDefinitionFamilies.filter((f) => wanted.has(f)) });
+    const observed = await this.#o.ecs.observe({
+      ...footprint,
+      taskDefinitionFamilies: footprint.taskDefinitionFamilies.filter((f) => wanted.has(f)),
+    });
     return { plan: diff(desired, observed, footprint), desired, observed };
   }
 
@@ -211,7 +281,11 @@ export class TenantReconciler {
   async #reconcilePool(): Promise<ReconcileResult> {
     // The shared user pool and the pool's namespace belong to the pool, like the pooled tables.
     const users = await this.#o.identity.ensureSharedPool(this.#o.fence);
-    const namespace = await this.#o.namespaces.ensure(poolNamespaceName(this.#o.settings.namePrefix), { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic" }, this.#o.fence);
+    const namespace = await this.#o.namespaces.ensure(
+      poolNamespaceName(this.#o.settings.namePrefix),
+      { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic" },
+      this.#o.fence,
+    );
     if (namespace.kind !== "ready") return this.#next(POOL_KEY, waiting(namespace.reason), "pool namespace");
     const state = await this.#o.infra.ensurePool(this.#o.fence);
     if (state.kind !== "ready") {
@@ -220,7 +294,10 @@ export class TenantReconciler {
       return this.#next(POOL_KEY, plan, "pool stack");
     }
     const context = this.#context(state.infra.tenantAccessRoleArn, users, namespace.namespace);
-    const { plan, observed } = await this.#plan(desiredPool(this.#o.catalogue, this.#o.settings, state.infra, context), footprintForPool(this.#o.settings));
+    const { plan, observed } = await this.#plan(
+      desiredPool(this.#o.catalogue, this.#o.settings, state.infra, context),
+      footprintForPool(this.#o.settings),
+    );
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
     return this.#next(POOL_KEY, plan, "pool converging");
@@ -281,12 +358,17 @@ export class TenantReconciler {
    */
   async #ensureIdentity(t: Turn): Promise<string | undefined> {
     const { tenantId, spec, previous } = t;
-    const settled = previous?.identity !== undefined && previous.observedSpecHash === t.specHash && (previous.phase === "Ready" || previous.phase === "Suspended");
+    const settled =
+      previous?.identity !== undefined &&
+      previous.observedSpecHash === t.specHash &&
+      (previous.phase === "Ready" || previous.phase === "Suspended");
     if (settled) return undefined;
     let identity = previous?.identity;
     if (identity === undefined) {
       const shared = spec.tier === "basic";
-      const pool = shared ? await this.#o.identity.ensureSharedPool(this.#o.fence) : await this.#o.identity.ensureTenantPool(tenantId, this.#o.fence);
+      const pool = shared
+        ? await this.#o.identity.ensureSharedPool(this.#o.fence)
+        : await this.#o.identity.ensureTenantPool(tenantId, this.#o.fence);
       identity = { ...pool, shared };
     }
     if (spec.email !== undefined && spec.email !== "") {
@@ -317,7 +399,13 @@ export class TenantReconciler {
     if (move !== undefined) move = steerMove(move, desiredHome);
     else if (currentHome !== undefined && currentHome !== desiredHome) {
       const from = previous?.servingTier ?? (currentHome === "pool" ? "basic" : "advanced");
-      move = startMove(from, spec.tier, tablesOf(currentHome, prefix, tenantId, pool), tablesOf(desiredHome, prefix, tenantId, pool), this.#now());
+      move = startMove(
+        from,
+        spec.tier,
+        tablesOf(currentHome, prefix, tenantId, pool),
+        tablesOf(desiredHome, prefix, tenantId, pool),
+        this.#now(),
+      );
     }
     if (move !== previous?.migration) t.data.migration = move;
     const serving = servingHome(move, currentHome, desiredHome);
@@ -337,7 +425,11 @@ export class TenantReconciler {
       infra = state.infra;
     }
 
-    const routeAction: RouteAction | undefined = spec.suspended ? { kind: "deny" } : serving === "silo" && infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined;
+    const routeAction: RouteAction | undefined = spec.suspended
+      ? { kind: "deny" }
+      : serving === "silo" && infra
+        ? { kind: "forward", targetGroupArn: infra.targetGroupArn }
+        : undefined;
     let routeProblem: string | undefined;
     const route = async () => {
       const outcome = await this.#o.routes.converge(tenantId, routeAction, t.data.route ?? previous?.route, this.#o.fence);
@@ -351,7 +443,11 @@ export class TenantReconciler {
     // without it, they would be updated once more when it appears.
     let namespace: NamespaceInfo | undefined;
     if (siloTier !== undefined) {
-      const ns = await this.#o.namespaces.ensure(tenantNamespaceName(this.#o.settings.namePrefix, tenantId), { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TENANT_ID_KEY]: tenantId, [TIER_KEY]: siloTier }, this.#o.fence);
+      const ns = await this.#o.namespaces.ensure(
+        tenantNamespaceName(this.#o.settings.namePrefix, tenantId),
+        { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TENANT_ID_KEY]: tenantId, [TIER_KEY]: siloTier },
+        this.#o.fence,
+      );
       if (ns.kind !== "ready") {
         const plan = waiting(ns.reason);
         await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns: previousArns(previous), data: t.data });
@@ -363,7 +459,8 @@ export class TenantReconciler {
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     const identity = t.data.identity ?? previous?.identity;
     const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
-    const desired = siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
+    const desired =
+      siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
     let { plan, observed } = await this.#plan(desired, footprint);
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
@@ -389,7 +486,8 @@ export class TenantReconciler {
         },
         targetReady: async () => (homeOf(m.to) === "silo" ? infra !== undefined && plan.converged : this.#tablesActive(pool)),
         flipRouting: async () => {
-          const action: RouteAction | undefined = homeOf(m.to) === "silo" ? (infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined) : undefined;
+          const action: RouteAction | undefined =
+            homeOf(m.to) === "silo" ? (infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined) : undefined;
           if (homeOf(m.to) === "silo" && action === undefined) return false;
           const flipped = await this.#o.routes.converge(tenantId, action, t.data.route ?? previous?.route, this.#o.fence);
           if (flipped.kind === "blocked") throw new Error(`switching routing: ${flipped.reason}`);
@@ -416,7 +514,8 @@ export class TenantReconciler {
         if (ready) t.data.tables = tablesOf(home, prefix, tenantId, pool);
         else plan = { ...plan, waitingFor: [...plan.waitingFor, "the pooled tables"], converged: false };
       }
-      if (t.data.servingTier === undefined && previous?.servingTier !== spec.tier && (plan.converged || currentHome === undefined)) t.data.servingTier = spec.tier;
+      if (t.data.servingTier === undefined && previous?.servingTier !== spec.tier && (plan.converged || currentHome === undefined))
+        t.data.servingTier = spec.tier;
       // Silo leftovers of a basic tenant (a move that retired or aborted; an
       // older version's stack) go once the silo does not serve: services
       // first, then the stack, then the retained tables.
@@ -443,7 +542,13 @@ export class TenantReconciler {
    */
   async #removeSilo(t: Turn, plan: Plan, always = false): Promise<Plan | undefined> {
     const p = t.previous;
-    const settled = !always && p?.observedSpecHash === t.specHash && p.stackArn === undefined && p.migration === undefined && t.data.migration === undefined && (p.phase === "Ready" || p.phase === "Suspended" || p.phase === "Deprovisioned");
+    const settled =
+      !always &&
+      p?.observedSpecHash === t.specHash &&
+      p.stackArn === undefined &&
+      p.migration === undefined &&
+      t.data.migration === undefined &&
+      (p.phase === "Ready" || p.phase === "Suspended" || p.phase === "Deprovisioned");
     if (settled) return undefined;
     if (!plan.converged) return plan;
     const removal = await this.#o.infra.remove(t.tenantId, this.#o.fence);
@@ -461,7 +566,9 @@ export class TenantReconciler {
     return {
       ...this.#o.account,
       ...(tenantAccessRoleArn !== undefined ? { tenantAccessRoleArn } : {}),
-      ...(users !== undefined ? { identity: { userPoolId: users.userPoolId, appClientId: users.appClientId, issuer: this.#o.identity.issuer(users) } } : {}),
+      ...(users !== undefined
+        ? { identity: { userPoolId: users.userPoolId, appClientId: users.appClientId, issuer: this.#o.identity.issuer(users) } }
+        : {}),
       ...(namespace !== undefined ? { namespace } : {}),
     };
   }
@@ -474,7 +581,13 @@ export class TenantReconciler {
   /** Writes a checkpoint of a multi-step operation (a move, an offboarding) as the tenant's status. */
   async #saveProgress(t: Turn, message: string): Promise<void> {
     const plan = waiting(message);
-    await this.#report(t.tenantId, t.previous, t.specHash, { kind: "planned", spec: t.spec, plan, arns: previousArns(t.previous), data: t.data });
+    await this.#report(t.tenantId, t.previous, t.specHash, {
+      kind: "planned",
+      spec: t.spec,
+      plan,
+      arns: previousArns(t.previous),
+      data: t.data,
+    });
     // Later writes in this reconcile compare against what was just written.
     const item = await this.#o.store.get(t.tenantId);
     t.previous = item ? readStatus(item) : t.previous;
@@ -527,7 +640,8 @@ export class TenantReconciler {
     }
     if (plan.converged) {
       // Both homes: a move interrupted by the offboarding may have left items on either side.
-      for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+      for (const app of DATA_APPS)
+        if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
       const pending = await this.#removeSilo(t, plan, true);
       if (pending !== undefined) plan = pending;
     }
@@ -540,7 +654,13 @@ export class TenantReconciler {
       await this.#o.claims.release(tenantId, this.#o.fence);
       t.data = { ...t.data, caseClaimed: undefined, tables: undefined, migration: undefined, servingTier: undefined, route: undefined };
     }
-    await this.#report(tenantId, t.previous, t.specHash, { kind: "planned", spec, plan, arns: { serviceArns: [], taskDefinitionArns: [] }, data: t.data });
+    await this.#report(tenantId, t.previous, t.specHash, {
+      kind: "planned",
+      spec,
+      plan,
+      arns: { serviceArns: [], taskDefinitionArns: [] },
+      data: t.data,
+    });
     return this.#next(tenantId, plan, "offboarding");
   }
 
@@ -584,7 +704,10 @@ export class TenantReconciler {
     if (removal === undefined && (noted !== undefined || plan.actions.length > 0)) {
       // The registration id survives the item on the resources' tags.
       const registrationId = noted?.registrationId ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY);
-      removal = await this.#o.removals.record({ tenantId, removedAt: noted?.removedAt ?? this.#now().toISOString(), ...(registrationId !== undefined ? { registrationId } : {}) }, this.#o.fence);
+      removal = await this.#o.removals.record(
+        { tenantId, removedAt: noted?.removedAt ?? this.#now().toISOString(), ...(registrationId !== undefined ? { registrationId } : {}) },
+        this.#o.fence,
+      );
     }
     this.#noted.delete(tenantId);
     if (plan.actions.length > 0) {
@@ -603,7 +726,12 @@ export class TenantReconciler {
     this.#waits.delete(tenantId);
     if (removal !== undefined) {
       // Announced, then forgotten: a crash in between announces twice (at least once), never not at all.
-      const event = deletedEvent(tenantId, removal.registrationId, "sbt_aws_deprovisionSuccess", "tenant record deleted; all tenant resources removed");
+      const event = deletedEvent(
+        tenantId,
+        removal.registrationId,
+        "sbt_aws_deprovisionSuccess",
+        "tenant record deleted; all tenant resources removed",
+      );
       await this.#publish([backup ? { ...event, detail: { ...event.detail, backup } } : event]);
       await this.#o.removals.clear(tenantId, this.#o.fence);
     }
@@ -631,19 +759,30 @@ export class TenantReconciler {
     ];
     let backup: StatusEvent["detail"]["backup"];
     for (const [home, tables] of homes) {
-      if ((await this.#o.data.tableStatus(tables.orders)) === undefined || (await this.#o.data.tableStatus(tables.products)) === undefined) continue;
-      const at = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/deleted-${compactTime(new Date(removal.removedAt))}-${home}/` };
+      if ((await this.#o.data.tableStatus(tables.orders)) === undefined || (await this.#o.data.tableStatus(tables.products)) === undefined)
+        continue;
+      const at = {
+        bucket: this.#o.backupBucket,
+        prefix: `offboarded/${tenantId}/deleted-${compactTime(new Date(removal.removedAt))}-${home}/`,
+      };
       if (await this.#o.data.exportExists(at)) {
         backup ??= { location: `s3://${at.bucket}/${at.prefix}`, counts: {} };
         continue;
       }
-      const [orders, products] = await Promise.all([this.#o.data.digest(tenantId, tables.orders), this.#o.data.digest(tenantId, tables.products)]);
+      const [orders, products] = await Promise.all([
+        this.#o.data.digest(tenantId, tables.orders),
+        this.#o.data.digest(tenantId, tables.products),
+      ]);
       if (orders.count + products.count === 0) continue;
       const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#o.fence);
-      backup ??= { location: manifest.location, counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount } };
+      backup ??= {
+        location: manifest.location,
+        counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount },
+      };
     }
     const pool = poolTables(prefix);
-    for (const app of DATA_APPS) if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+    for (const app of DATA_APPS)
+      if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
     await this.#o.routes.removeAny(tenantId, this.#o.fence);
     // Its users: in the shared pool by its group, and its own pool if it had one.
     await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
@@ -669,7 +808,10 @@ export class TenantReconciler {
       const written = await this.#o.store.writeStatus(tenantId, decision.status, this.#o.fence);
       if (!written) this.#o.log.info({ tenantId }, "record deleted while reconciling; status not written");
       else if (previous?.phase !== decision.status.phase) {
-        this.#o.log.info({ tenantId, phase: decision.status.phase, from: previous?.phase, message: decision.status.message }, "tenant phase changed");
+        this.#o.log.info(
+          { tenantId, phase: decision.status.phase, from: previous?.phase, message: decision.status.message },
+          "tenant phase changed",
+        );
       }
     }
   }
@@ -764,9 +906,16 @@ function merge(plan: Plan, removal: InfraRemoval): Plan {
   return { ...plan, problems: [...plan.problems, removal.reason], converged: false };
 }
 
-function ownedArns(desired: DesiredState, observed: ObservedState, outcome: ApplyOutcome | undefined, stackArn: string | undefined): OwnedArns {
+function ownedArns(
+  desired: DesiredState,
+  observed: ObservedState,
+  outcome: ApplyOutcome | undefined,
+  stackArn: string | undefined,
+): OwnedArns {
   const wantedServices = new Set(desired.services.map((s) => `${s.cluster}/${s.name}`));
-  const serviceArns = observed.services.filter((s) => s.status === "ACTIVE" && wantedServices.has(`${s.cluster}/${s.name}`)).map((s) => s.arn);
+  const serviceArns = observed.services
+    .filter((s) => s.status === "ACTIVE" && wantedServices.has(`${s.cluster}/${s.name}`))
+    .map((s) => s.arn);
   const families = new Set(desired.taskDefinitions.map((t) => t.family));
   const registered = new Map(outcome?.registered ?? []);
   const taskDefinitionArns = [...families].flatMap((f) => {
@@ -776,7 +925,8 @@ function ownedArns(desired: DesiredState, observed: ObservedState, outcome: Appl
   const created = outcome?.created ?? [];
   const clusterName = desired.clusters[0]?.name;
   const clusterArn =
-    observed.clusters.find((c) => c.name === clusterName)?.arn ?? created.find((a) => clusterName !== undefined && a.endsWith(`:cluster/${clusterName}`));
+    observed.clusters.find((c) => c.name === clusterName)?.arn ??
+    created.find((a) => clusterName !== undefined && a.endsWith(`:cluster/${clusterName}`));
   return {
     ...(clusterArn ? { clusterArn } : {}),
     ...(stackArn ? { stackArn } : {}),
@@ -790,13 +940,21 @@ function tagOf(observed: ObservedState, key: string): string | undefined {
   return undefined;
 }
 
-function deletedEvent(tenantId: string, registrationId: string | undefined, detailType: "sbt_aws_deprovisionSuccess" | "sbt_aws_deprovisionFailure", reason: string): StatusEvent {
+function deletedEvent(
+  tenantId: string,
+  registrationId: string | undefined,
+  detailType: "sbt_aws_deprovisionSuccess" | "sbt_aws_deprovisionFailure",
+  reason: string,
+): StatusEvent {
   return {
     detailType,
     detail: {
       tenantId,
       ...(registrationId !== undefined ? { tenantRegistrationId: registrationId } : {}),
-      jobOutput: { tenantData: {}, tenantRegistrationData: { registrationStatus: detailType === "sbt_aws_deprovisionSuccess" ? "Deleted" : "Failed" } },
+      jobOutput: {
+        tenantData: {},
+        tenantRegistrationData: { registrationStatus: detailType === "sbt_aws_deprovisionSuccess" ? "Deleted" : "Failed" },
+      },
       reason,
       specHash: hashSpec({ tenantId }),
       phase: detailType === "sbt_aws_deprovisionSuccess" ? "Deprovisioned" : "Degraded",

@@ -13,8 +13,7 @@ export type RouteStatus = NonNullable<TenantStatus["route"]>;
 
 /** Where the tenant's rule stands after one converge call. */
 export type RouteOutcome =
-  | { readonly kind: "ready"; readonly route: RouteStatus | undefined }
-  | { readonly kind: "blocked"; readonly reason: string };
+  { readonly kind: "ready"; readonly route: RouteStatus | undefined } | { readonly kind: "blocked"; readonly reason: string };
 
 /**
  * A tenant's listener rule: a forward to its target group (silo tiers), a
@@ -46,13 +45,20 @@ export class TenantRoutes {
     // Allocated before the rule exists and kept for the tenant's life: two
     // tenants can never race for one priority on the listener.
     const priority = action === undefined ? undefined : (known?.priority ?? (await this.#priorities.allocate(tenantId, fence)));
-    const desired: DesiredRoute | undefined = action === undefined || priority === undefined ? undefined : { tenantId, listenerArn: this.#listenerArn, priority, action };
+    const desired: DesiredRoute | undefined =
+      action === undefined || priority === undefined ? undefined : { tenantId, listenerArn: this.#listenerArn, priority, action };
     const step = decideRoute(desired, observed);
     switch (step.kind) {
       case "fail":
         return { kind: "blocked", reason: step.reason };
       case "ready":
-        return { kind: "ready", route: step.observed && desired ? { listenerArn: step.observed.listenerArn, priority: step.observed.priority, ruleArn: step.observed.ruleArn } : undefined };
+        return {
+          kind: "ready",
+          route:
+            step.observed && desired
+              ? { listenerArn: step.observed.listenerArn, priority: step.observed.priority, ruleArn: step.observed.ruleArn }
+              : undefined,
+        };
       case "delete":
         await this.#routes.delete(step.observed, fence);
         // A rule on another listener is created on ours at the next look.
@@ -63,7 +69,10 @@ export class TenantRoutes {
       }
       case "update":
         await this.#routes.update(step.desired, step.observed, fence);
-        return { kind: "ready", route: { listenerArn: step.desired.listenerArn, priority: step.desired.priority, ruleArn: step.observed.ruleArn } };
+        return {
+          kind: "ready",
+          route: { listenerArn: step.desired.listenerArn, priority: step.desired.priority, ruleArn: step.observed.ruleArn },
+        };
     }
   }
 
@@ -72,7 +81,8 @@ export class TenantRoutes {
     if (action === undefined && known === undefined) return [];
     const observed = await this.#routes.observe(tenantId, known?.listenerArn ?? this.#listenerArn, known?.ruleArn);
     const priority = action === undefined ? undefined : (known?.priority ?? (await this.#priorities.get(tenantId)) ?? 0);
-    const desired: DesiredRoute | undefined = action === undefined || priority === undefined ? undefined : { tenantId, listenerArn: this.#listenerArn, priority, action };
+    const desired: DesiredRoute | undefined =
+      action === undefined || priority === undefined ? undefined : { tenantId, listenerArn: this.#listenerArn, priority, action };
     return routeCalls(decideRoute(desired, observed));
   }
 

@@ -40,7 +40,10 @@ export interface MoveHooks {
   /** True once a silo side that is no longer wanted (stack, tables) is gone; the reconcile's cleanup removes it. */
   siloGone(): Promise<boolean>;
   /** Persists the move (undefined: finished) with the status fields that change with it. */
-  save(move: MigrationStatus | undefined, flipped?: { readonly tables: MigrationStatus["target"]; readonly servingTier: MigrationStatus["to"] }): Promise<void>;
+  save(
+    move: MigrationStatus | undefined,
+    flipped?: { readonly tables: MigrationStatus["target"]; readonly servingTier: MigrationStatus["to"] },
+  ): Promise<void>;
 }
 
 /** Catch-ups per reconcile while verification keeps finding differences, before yielding the worker. */
@@ -73,7 +76,8 @@ export class TierMoveRunner {
       at.current = move.step;
       switch (move.step) {
         case "provision": {
-          if (!(await h.targetReady())) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: waiting for the ${move.to} tier to be ready` };
+          if (!(await h.targetReady()))
+            return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: waiting for the ${move.to} tier to be ready` };
           await save({ ...move, step: "capture" });
           break;
         }
@@ -110,10 +114,21 @@ export class TierMoveRunner {
             // reconcile copied is read once more before the flip is decided.
             if (!(await h.stillWanted())) {
               await save({ ...result.move, step: "verify" });
-              return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: the record changed; looking again before switching routing`, ms: 0 };
+              return {
+                kind: "wait",
+                reason: `moving ${move.from} -> ${move.to}: the record changed; looking again before switching routing`,
+                ms: 0,
+              };
             }
             const counts = result.move.counts ?? { orders: { copied: 0, applied: 0 }, products: { copied: 0, applied: 0 } };
-            await save({ ...result.move, step: "flip", counts: { orders: { ...counts.orders, verified: result.verified.orders }, products: { ...counts.products, verified: result.verified.products } } });
+            await save({
+              ...result.move,
+              step: "flip",
+              counts: {
+                orders: { ...counts.orders, verified: result.verified.orders },
+                products: { ...counts.products, verified: result.verified.products },
+              },
+            });
             break;
           }
           // Items differ that no write of the tenant explains (something wrote
@@ -122,13 +137,19 @@ export class TierMoveRunner {
           // source is right by definition, and the stream position is kept.
           verifyRounds += 1;
           await save({ ...result.move, step: "backfill", verifyAttempts: (move.verifyAttempts ?? 0) + 1 });
-          if (verifyRounds >= VERIFY_ROUNDS_PER_RECONCILE) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: the copy differed from the source, copying again`, ms: 500 };
+          if (verifyRounds >= VERIFY_ROUNDS_PER_RECONCILE)
+            return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: the copy differed from the source, copying again`, ms: 500 };
           break;
         }
         case "flip": {
           if (!(await h.flipRouting())) return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: waiting to switch routing` };
           const at = h.now();
-          const next: MigrationStatus = { ...move, step: "drain", flippedAt: at.toISOString(), drainUntil: new Date(at.getTime() + h.drainMs).toISOString() };
+          const next: MigrationStatus = {
+            ...move,
+            step: "drain",
+            flippedAt: at.toISOString(),
+            drainUntil: new Date(at.getTime() + h.drainMs).toISOString(),
+          };
           // Routing and status.tables change together: from this write on, the target is where the data lives.
           await h.save(next, { tables: move.target, servingTier: move.to });
           move = next;
@@ -139,7 +160,11 @@ export class TierMoveRunner {
           const remaining = Date.parse(move.drainUntil ?? "") - h.now().getTime();
           if (remaining > 0) {
             if (drained.counts !== move.counts || drained.checkpoints !== move.checkpoints) await save(drained);
-            return { kind: "wait", reason: `moving ${move.from} -> ${move.to}: draining in-flight writes from the old tables`, ms: Math.min(1000, remaining) };
+            return {
+              kind: "wait",
+              reason: `moving ${move.from} -> ${move.to}: draining in-flight writes from the old tables`,
+              ms: Math.min(1000, remaining),
+            };
           }
           await save({ ...drained, step: "retire" });
           break;
@@ -171,7 +196,9 @@ export class TierMoveRunner {
     if (checkpoints === undefined) throw new Error(`tier move of ${h.tenantId} is at ${move.step} without stream checkpoints`);
     let results;
     try {
-      results = await this.#perTable(async (app) => this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence));
+      results = await this.#perTable(async (app) =>
+        this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence),
+      );
     } catch (err) {
       if (!(err instanceof CaptureLostError)) throw err;
       // The stream no longer reaches back to the checkpoint (a controller down
@@ -204,14 +231,22 @@ export class TierMoveRunner {
    * the same item on both sides. A tenant that never stops writing is thus
    * verified too: demanding a quiet moment would never end for a busy one.
    */
-  async #verify(move: MigrationStatus, h: MoveHooks): Promise<{ equal: boolean; move: MigrationStatus; verified: Record<DataApp, number> }> {
+  async #verify(
+    move: MigrationStatus,
+    h: MoveHooks,
+  ): Promise<{ equal: boolean; move: MigrationStatus; verified: Record<DataApp, number> }> {
     const read = await this.#perTable(async (app) => {
-      const [source, target] = await Promise.all([this.#data.itemHashes(h.tenantId, move.source[app]), this.#data.itemHashes(h.tenantId, move.target[app])]);
+      const [source, target] = await Promise.all([
+        this.#data.itemHashes(h.tenantId, move.source[app]),
+        this.#data.itemHashes(h.tenantId, move.target[app]),
+      ]);
       return { source, target };
     });
     const checkpoints = move.checkpoints;
     if (checkpoints === undefined) throw new Error(`tier move of ${h.tenantId} is at ${move.step} without stream checkpoints`);
-    const caught = await this.#perTable(async (app) => this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence));
+    const caught = await this.#perTable(async (app) =>
+      this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence),
+    );
     let equal = true;
     for (const app of DATA_APPS) {
       const changed = new Set(caught[app].changedKeys);
@@ -259,8 +294,10 @@ export class TierMoveStepError extends Error {
     override readonly cause: unknown,
   ) {
     const serving = isBeforeFlip(step) || step === "abort" ? move.from : move.to;
-    super(`tier move ${move.from} -> ${move.to} failed at step ${step}: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}; the ${serving} tier keeps serving`, { cause });
+    super(
+      `tier move ${move.from} -> ${move.to} failed at step ${step}: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}; the ${serving} tier keeps serving`,
+      { cause },
+    );
     this.name = "TierMoveStepError";
   }
 }
-

@@ -47,7 +47,11 @@ export function servingHome(move: MigrationStatus | undefined, currentHome: Data
  * move the silo side (source or target) keeps running; once a move retires
  * or aborts its silo side, nothing silo is wanted unless the silo serves.
  */
-export function siloTierNow(spec: { readonly tier: Tier }, move: MigrationStatus | undefined, serving: DataHome): Exclude<Tier, "basic"> | undefined {
+export function siloTierNow(
+  spec: { readonly tier: Tier },
+  move: MigrationStatus | undefined,
+  serving: DataHome,
+): Exclude<Tier, "basic"> | undefined {
   const silo = [spec.tier, move?.to, move?.from].find((t): t is Exclude<Tier, "basic"> => t !== undefined && t !== "basic");
   if (move === undefined) return spec.tier === "basic" ? undefined : spec.tier;
   if (move.step === "retire" || move.step === "abort") return serving === "silo" ? silo : undefined;
@@ -57,6 +61,8 @@ export function siloTierNow(spec: { readonly tier: Tier }, move: MigrationStatus
 /** A person's line about where a move stands, for the status message and `tenantctl get`. */
 export function describeMove(move: MigrationStatus): string {
   const counts = move.counts;
-  const copied = counts ? ` (${counts.orders.copied + counts.products.copied} items copied, ${counts.orders.applied + counts.products.applied} changes applied)` : "";
+  const copied = counts
+    ? ` (${counts.orders.copied + counts.products.copied} items copied, ${counts.orders.applied + counts.products.applied} changes applied)`
+    : "";
   return `moving ${move.from} -> ${move.to}: ${move.step}${copied}`;
 }

@@ -93,19 +93,25 @@ interface Instrumentable {
  * Safe to call once per client; a second call replaces the first.
  */
 export function instrumentClient(client: Instrumentable, service: string, counter: CallCounter): void {
-  const count = (kind: CallKind) => (next: (args: unknown) => Promise<unknown>, context: HandlerExecutionContext) => async (args: unknown) => {
-    const started = performance.now();
-    const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
-    try {
-      const out = await next(args);
-      counter.record({ kind, service, operation, outcome: "ok", durationMs: performance.now() - started });
-      return out;
-    } catch (err) {
-      const outcome: CallOutcome = isThrottle(err) ? "throttled" : "error";
-      counter.record({ kind, service, operation, outcome, durationMs: performance.now() - started, errorName: errorName(err) });
-      throw err;
-    }
-  };
+  const count =
+    (kind: CallKind) => (next: (args: unknown) => Promise<unknown>, context: HandlerExecutionContext) => async (args: unknown) => {
+      const started = performance.now();
+      const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
+      try {
+        const out = await next(args);
+        counter.record({ kind, service, operation, outcome: "ok", durationMs: performance.now() - started });
+        return out;
+      } catch (err) {
+        const outcome: CallOutcome = isThrottle(err) ? "throttled" : "error";
+        counter.record({ kind, service, operation, outcome, durationMs: performance.now() - started, errorName: errorName(err) });
+        throw err;
+      }
+    };
   client.middlewareStack.add(count("call") as never, { step: "initialize", name: "operatorCallCounter", priority: "high", override: true });
-  client.middlewareStack.add(count("attempt") as never, { step: "deserialize", name: "operatorAttemptCounter", priority: "high", override: true });
+  client.middlewareStack.add(count("attempt") as never, {
+    step: "deserialize",
+    name: "operatorAttemptCounter",
+    priority: "high",
+    override: true,
+  });
 }

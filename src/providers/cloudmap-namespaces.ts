@@ -120,17 +120,24 @@ export class CloudMapNamespaces implements NamespacePort {
   async #duplicate(name: string, tags: Tags, err: unknown, mayRenewId: boolean): Promise<EnsureResult> {
     const operationId = (err as { DuplicateOperationId?: string }).DuplicateOperationId;
     if (operationId === undefined) return { kind: "inProgress", reason: `Cloud Map namespace ${name} is being created` };
-    const op = await doing(`reading Cloud Map operation ${operationId}`, this.#sd.send(new GetOperationCommand({ OperationId: operationId })));
+    const op = await doing(
+      `reading Cloud Map operation ${operationId}`,
+      this.#sd.send(new GetOperationCommand({ OperationId: operationId })),
+    );
     const status = op.Operation?.Status;
     if (status === "SUBMITTED" || status === "PENDING" || status === undefined) {
-      return { kind: "inProgress", reason: `Cloud Map namespace ${name} is being created (operation ${operationId} ${status ?? "unknown"})` };
+      return {
+        kind: "inProgress",
+        reason: `Cloud Map namespace ${name} is being created (operation ${operationId} ${status ?? "unknown"})`,
+      };
     }
     const target = op.Operation?.Targets?.["NAMESPACE"];
     if (status === "SUCCESS" && target !== undefined && (await this.#exists(target))) {
       return { kind: "inProgress", reason: `Cloud Map namespace ${name} was created and is not listed yet` };
     }
     const failure = status === "FAIL" ? `: ${op.Operation?.ErrorCode ?? ""} ${op.Operation?.ErrorMessage ?? ""}`.trimEnd() : "";
-    if (!mayRenewId) return { kind: "inProgress", reason: `creating Cloud Map namespace ${name}: operation ${operationId} ended ${status}${failure}` };
+    if (!mayRenewId)
+      return { kind: "inProgress", reason: `creating Cloud Map namespace ${name}: operation ${operationId} ended ${status}${failure}` };
     return this.#create(name, tags, requestIdFor(name, operationId), false);
   }
 
@@ -165,16 +172,22 @@ export class CloudMapNamespaces implements NamespacePort {
           }),
         ),
       );
-      for (const ns of page.Namespaces ?? []) if (ns.Name === name && ns.Type === "HTTP" && ns.Id !== undefined && ns.Arn !== undefined) matches.push(ns);
+      for (const ns of page.Namespaces ?? [])
+        if (ns.Name === name && ns.Type === "HTTP" && ns.Id !== undefined && ns.Arn !== undefined) matches.push(ns);
       token = page.NextToken;
     } while (token !== undefined);
-    const [first] = matches.sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || (a.Id ?? "").localeCompare(b.Id ?? ""));
+    const [first] = matches.sort(
+      (a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || (a.Id ?? "").localeCompare(b.Id ?? ""),
+    );
     return first === undefined ? undefined : { name, id: first.Id ?? "", arn: first.Arn ?? "" };
   }
 
   async #assertManaged(ns: NamespaceRef): Promise<void> {
     if (this.#managed.has(ns.arn)) return;
-    const res = await doing(`reading the tags of Cloud Map namespace ${ns.name}`, this.#sd.send(new ListTagsForResourceCommand({ ResourceARN: ns.arn })));
+    const res = await doing(
+      `reading the tags of Cloud Map namespace ${ns.name}`,
+      this.#sd.send(new ListTagsForResourceCommand({ ResourceARN: ns.arn })),
+    );
     const tags: Record<string, string> = {};
     for (const t of res.Tags ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? "";
     if (!isManaged(tags)) throw new UnmanagedResourceError(`Cloud Map namespace ${ns.name}`);
@@ -185,5 +198,11 @@ export class CloudMapNamespaces implements NamespacePort {
 /** The CreatorRequestId for a namespace name, renewed by a spent operation's id when there is one. */
 export function requestIdFor(name: string, spentOperationId?: string): string {
   const input = spentOperationId === undefined ? name : `${name}\n${spentOperationId}`;
-  return REQUEST_ID_PREFIX + createHash("sha256").update(input).digest("hex").slice(0, 64 - REQUEST_ID_PREFIX.length);
+  return (
+    REQUEST_ID_PREFIX +
+    createHash("sha256")
+      .update(input)
+      .digest("hex")
+      .slice(0, 64 - REQUEST_ID_PREFIX.length)
+  );
 }

@@ -18,7 +18,14 @@ import {
   type CognitoIdentityProviderClient,
   type UserPoolDescriptionType,
 } from "@aws-sdk/client-cognito-identity-provider";
-import { UnmanagedResourceError, type AdminResult, type Fence, type IdentityPort, type TenantAdmin, type UserPoolRef } from "../operator/ports.js";
+import {
+  UnmanagedResourceError,
+  type AdminResult,
+  type Fence,
+  type IdentityPort,
+  type TenantAdmin,
+  type UserPoolRef,
+} from "../operator/ports.js";
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY } from "../tiers/model.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 
@@ -86,12 +93,29 @@ export class CognitoIdentity implements IdentityPort {
       if (attribute(existing, "custom:tenantTier") !== admin.tier) {
         fence.assertHeld();
         await this.#call(`updating the tier of ${admin.email}`, () =>
-          this.#cognito.send(new AdminUpdateUserAttributesCommand({ UserPoolId: pool.userPoolId, Username: admin.email, UserAttributes: [{ Name: "custom:tenantTier", Value: admin.tier }] })),
+          this.#cognito.send(
+            new AdminUpdateUserAttributesCommand({
+              UserPoolId: pool.userPoolId,
+              Username: admin.email,
+              UserAttributes: [{ Name: "custom:tenantTier", Value: admin.tier }],
+            }),
+          ),
         );
       }
     }
     fence.assertHeld();
-    await this.#call(`creating group ${admin.tenantId}`, () => this.#cognito.send(new CreateGroupCommand({ UserPoolId: pool.userPoolId, GroupName: admin.tenantId, Description: `Users of tenant ${admin.tenantId}` })), "GroupExistsException");
+    await this.#call(
+      `creating group ${admin.tenantId}`,
+      () =>
+        this.#cognito.send(
+          new CreateGroupCommand({
+            UserPoolId: pool.userPoolId,
+            GroupName: admin.tenantId,
+            Description: `Users of tenant ${admin.tenantId}`,
+          }),
+        ),
+      "GroupExistsException",
+    );
     if (existing === undefined) {
       fence.assertHeld();
       await this.#call(
@@ -116,7 +140,9 @@ export class CognitoIdentity implements IdentityPort {
       );
     }
     fence.assertHeld();
-    await this.#call(`adding ${admin.email} to group ${admin.tenantId}`, () => this.#cognito.send(new AdminAddUserToGroupCommand({ UserPoolId: pool.userPoolId, Username: admin.email, GroupName: admin.tenantId })));
+    await this.#call(`adding ${admin.email} to group ${admin.tenantId}`, () =>
+      this.#cognito.send(new AdminAddUserToGroupCommand({ UserPoolId: pool.userPoolId, Username: admin.email, GroupName: admin.tenantId })),
+    );
     return { kind: "ok" };
   }
 
@@ -126,7 +152,13 @@ export class CognitoIdentity implements IdentityPort {
     do {
       let page;
       try {
-        page = await this.#cognito.send(new ListUsersInGroupCommand({ UserPoolId: pool.userPoolId, GroupName: tenantId, ...(token !== undefined ? { NextToken: token } : {}) }));
+        page = await this.#cognito.send(
+          new ListUsersInGroupCommand({
+            UserPoolId: pool.userPoolId,
+            GroupName: tenantId,
+            ...(token !== undefined ? { NextToken: token } : {}),
+          }),
+        );
       } catch (err) {
         if (errorName(err) === "ResourceNotFoundException") return; // no group (or no pool): no users
         throw wrapAwsError(err, `listing the users of tenant ${tenantId}`);
@@ -136,10 +168,18 @@ export class CognitoIdentity implements IdentityPort {
     } while (token !== undefined);
     for (const username of users) {
       fence.assertHeld();
-      await this.#call(`deleting user ${username}`, () => this.#cognito.send(new AdminDeleteUserCommand({ UserPoolId: pool.userPoolId, Username: username })), "UserNotFoundException");
+      await this.#call(
+        `deleting user ${username}`,
+        () => this.#cognito.send(new AdminDeleteUserCommand({ UserPoolId: pool.userPoolId, Username: username })),
+        "UserNotFoundException",
+      );
     }
     fence.assertHeld();
-    await this.#call(`deleting group ${tenantId}`, () => this.#cognito.send(new DeleteGroupCommand({ UserPoolId: pool.userPoolId, GroupName: tenantId })), "ResourceNotFoundException");
+    await this.#call(
+      `deleting group ${tenantId}`,
+      () => this.#cognito.send(new DeleteGroupCommand({ UserPoolId: pool.userPoolId, GroupName: tenantId })),
+      "ResourceNotFoundException",
+    );
   }
 
   async deleteTenantPool(tenantId: string, fence: Fence): Promise<void> {
@@ -148,7 +188,11 @@ export class CognitoIdentity implements IdentityPort {
       if (pool.Id === undefined) continue;
       await this.#assertManaged(pool.Id, name);
       fence.assertHeld();
-      await this.#call(`deleting user pool ${name}`, () => this.#cognito.send(new DeleteUserPoolCommand({ UserPoolId: pool.Id })), "ResourceNotFoundException");
+      await this.#call(
+        `deleting user pool ${name}`,
+        () => this.#cognito.send(new DeleteUserPoolCommand({ UserPoolId: pool.Id })),
+        "ResourceNotFoundException",
+      );
     }
     this.#known.delete(name);
   }
@@ -168,7 +212,12 @@ export class CognitoIdentity implements IdentityPort {
           UsernameAttributes: undefined,
           AutoVerifiedAttributes: ["email"],
           AdminCreateUserConfig: { AllowAdminCreateUserOnly: true },
-          Schema: CUSTOM_ATTRIBUTES.map((n) => ({ Name: n, AttributeDataType: "String", Mutable: true, StringAttributeConstraints: { MinLength: "1", MaxLength: "256" } })),
+          Schema: CUSTOM_ATTRIBUTES.map((n) => ({
+            Name: n,
+            AttributeDataType: "String",
+            Mutable: true,
+            StringAttributeConstraints: { MinLength: "1", MaxLength: "256" },
+          })),
           UserPoolTags: { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, ...(tenantId !== undefined ? { [TENANT_ID_KEY]: tenantId } : {}) },
         }),
       ),
@@ -180,7 +229,11 @@ export class CognitoIdentity implements IdentityPort {
     if (winner === undefined) throw new Error(`user pool ${name} was created but cannot be found`);
     if (mine !== undefined && mine !== winner) {
       fence.assertHeld();
-      await this.#call(`deleting the duplicate user pool ${mine}`, () => this.#cognito.send(new DeleteUserPoolCommand({ UserPoolId: mine })), "ResourceNotFoundException");
+      await this.#call(
+        `deleting the duplicate user pool ${mine}`,
+        () => this.#cognito.send(new DeleteUserPoolCommand({ UserPoolId: mine })),
+        "ResourceNotFoundException",
+      );
     }
     const ref = { userPoolId: winner, appClientId: await this.#ensureClient(winner, name, fence) };
     this.#known.set(name, ref);
@@ -227,14 +280,20 @@ export class CognitoIdentity implements IdentityPort {
     const winner = (await this.#clients(userPoolId, name))[0] ?? mine;
     if (winner !== mine) {
       fence.assertHeld();
-      await this.#call(`deleting the duplicate app client ${mine}`, () => this.#cognito.send(new DeleteUserPoolClientCommand({ UserPoolId: userPoolId, ClientId: mine })), "ResourceNotFoundException");
+      await this.#call(
+        `deleting the duplicate app client ${mine}`,
+        () => this.#cognito.send(new DeleteUserPoolClientCommand({ UserPoolId: userPoolId, ClientId: mine })),
+        "ResourceNotFoundException",
+      );
     }
     return winner;
   }
 
   /** The pool's app clients of our name, lowest id first. */
   async #clients(userPoolId: string, name: string): Promise<string[]> {
-    const clients = await this.#call(`listing the app clients of ${name}`, () => this.#cognito.send(new ListUserPoolClientsCommand({ UserPoolId: userPoolId, MaxResults: 60 })));
+    const clients = await this.#call(`listing the app clients of ${name}`, () =>
+      this.#cognito.send(new ListUserPoolClientsCommand({ UserPoolId: userPoolId, MaxResults: 60 })),
+    );
     return (clients?.UserPoolClients ?? [])
       .filter((c) => c.ClientName === clientName(name))
       .flatMap((c) => (c.ClientId !== undefined ? [c.ClientId] : []))
@@ -245,7 +304,9 @@ export class CognitoIdentity implements IdentityPort {
     const out: UserPoolDescriptionType[] = [];
     let token: string | undefined;
     do {
-      const page = await this.#call("listing user pools", () => this.#cognito.send(new ListUserPoolsCommand({ MaxResults: 60, ...(token !== undefined ? { NextToken: token } : {}) })));
+      const page = await this.#call("listing user pools", () =>
+        this.#cognito.send(new ListUserPoolsCommand({ MaxResults: 60, ...(token !== undefined ? { NextToken: token } : {}) })),
+      );
       out.push(...(page?.UserPools ?? []).filter((p) => p.Name === name));
       token = page?.NextToken;
     } while (token !== undefined);
@@ -253,8 +314,11 @@ export class CognitoIdentity implements IdentityPort {
   }
 
   async #assertManaged(userPoolId: string, name: string): Promise<void> {
-    const pool = await this.#call(`describing user pool ${name}`, () => this.#cognito.send(new DescribeUserPoolCommand({ UserPoolId: userPoolId })));
-    if (pool?.UserPool?.UserPoolTags?.[MANAGED_BY_KEY] !== MANAGED_BY_VALUE) throw new UnmanagedResourceError(`user pool ${name} (${userPoolId})`);
+    const pool = await this.#call(`describing user pool ${name}`, () =>
+      this.#cognito.send(new DescribeUserPoolCommand({ UserPoolId: userPoolId })),
+    );
+    if (pool?.UserPool?.UserPoolTags?.[MANAGED_BY_KEY] !== MANAGED_BY_VALUE)
+      throw new UnmanagedResourceError(`user pool ${name} (${userPoolId})`);
   }
 
   async #user(pool: UserPoolRef, username: string): Promise<AttributeType[] | undefined> {
@@ -295,5 +359,7 @@ function attribute(attributes: readonly AttributeType[], name: string): string |
 }
 
 function sortOldestFirst(pools: UserPoolDescriptionType[]): UserPoolDescriptionType[] {
-  return [...pools].sort((a, b) => (a.CreationDate?.getTime() ?? 0) - (b.CreationDate?.getTime() ?? 0) || (a.Id ?? "").localeCompare(b.Id ?? ""));
+  return [...pools].sort(
+    (a, b) => (a.CreationDate?.getTime() ?? 0) - (b.CreationDate?.getTime() ?? 0) || (a.Id ?? "").localeCompare(b.Id ?? ""),
+  );
 }

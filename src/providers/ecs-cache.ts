@@ -72,7 +72,11 @@ export class RecentCreates {
    * of the one we created (so ours is still appearing), rather than ours,
    * deleted since by someone else.
    */
-  isPredecessor(cluster: string, name: string, inactive: { readonly createdAt: number | undefined; readonly deploymentIds: readonly string[] }): boolean {
+  isPredecessor(
+    cluster: string,
+    name: string,
+    inactive: { readonly createdAt: number | undefined; readonly deploymentIds: readonly string[] },
+  ): boolean {
     const entry = this.#created.get(key(cluster, name));
     if (entry === undefined) return false;
     if (entry.createdAt !== undefined && inactive.createdAt !== undefined) return inactive.createdAt < entry.createdAt;

@@ -1,4 +1,10 @@
-import { DescribeClustersCommand, DescribeServicesCommand, ListClustersCommand, ListServicesCommand, type ECSClient } from "@aws-sdk/client-ecs";
+import {
+  DescribeClustersCommand,
+  DescribeServicesCommand,
+  ListClustersCommand,
+  ListServicesCommand,
+  type ECSClient,
+} from "@aws-sdk/client-ecs";
 import { isManaged, TENANT_ID_KEY, type Tags } from "../tiers/model.js";
 import { chunks, doing, errorName, wrapAwsError } from "./aws-errors.js";
 import { fromEcsTags } from "./ecs-shapes.js";
@@ -29,7 +35,10 @@ export async function findTenantsWithResources(ecs: ECSClient, sharedClusters: r
     }
   }
   for (const batch of chunks(await listClusters(ecs), CLUSTERS_PER_DESCRIBE)) {
-    const res = await doing("describing clusters for the inventory", ecs.send(new DescribeClustersCommand({ clusters: batch, include: ["TAGS"] })));
+    const res = await doing(
+      "describing clusters for the inventory",
+      ecs.send(new DescribeClustersCommand({ clusters: batch, include: ["TAGS"] })),
+    );
     for (const c of res.clusters ?? []) if (c.status !== "INACTIVE") addTenant(tenants, fromEcsTags(c.tags));
   }
   return tenants;
@@ -40,7 +49,9 @@ async function listServices(ecs: ECSClient, cluster: string): Promise<string[]> 
   let nextToken: string | undefined;
   do {
     try {
-      const res = await ecs.send(new ListServicesCommand({ cluster, maxResults: PAGE_SIZE, ...(nextToken !== undefined ? { nextToken } : {}) }));
+      const res = await ecs.send(
+        new ListServicesCommand({ cluster, maxResults: PAGE_SIZE, ...(nextToken !== undefined ? { nextToken } : {}) }),
+      );
       arns.push(...(res.serviceArns ?? []));
       nextToken = res.nextToken;
     } catch (err) {
@@ -56,7 +67,10 @@ async function listClusters(ecs: ECSClient): Promise<string[]> {
   const arns: string[] = [];
   let nextToken: string | undefined;
   do {
-    const res = await doing("listing clusters", ecs.send(new ListClustersCommand({ maxResults: PAGE_SIZE, ...(nextToken !== undefined ? { nextToken } : {}) })));
+    const res = await doing(
+      "listing clusters",
+      ecs.send(new ListClustersCommand({ maxResults: PAGE_SIZE, ...(nextToken !== undefined ? { nextToken } : {}) })),
+    );
     arns.push(...(res.clusterArns ?? []));
     nextToken = res.nextToken;
   } while (nextToken !== undefined);

@@ -1,5 +1,13 @@
 import { createHash } from "node:crypto";
-import type { Cluster, ContainerDefinition, Deployment, LogConfiguration, Service, ServiceConnectConfiguration, Tag } from "@aws-sdk/client-ecs";
+import type {
+  Cluster,
+  ContainerDefinition,
+  Deployment,
+  LogConfiguration,
+  Service,
+  ServiceConnectConfiguration,
+  Tag,
+} from "@aws-sdk/client-ecs";
 import { canonicalJson } from "../tenants/record.js";
 import {
   CONTENT_HASH_KEY,
@@ -72,7 +80,12 @@ export function mapServiceConnect(c: ServiceConnectConfiguration): ObservedServi
     namespace: c.namespace,
     servers: (c.services ?? []).map((s) => {
       const alias = s.clientAliases?.[0];
-      return { portName: s.portName ?? "", discoveryName: s.discoveryName ?? s.portName ?? "", port: alias?.port ?? 0, dnsName: alias?.dnsName ?? "" };
+      return {
+        portName: s.portName ?? "",
+        discoveryName: s.discoveryName ?? s.portName ?? "",
+        port: alias?.port ?? 0,
+        dnsName: alias?.dnsName ?? "",
+      };
     }),
     log: group === undefined ? undefined : { group, streamPrefix: options?.["awslogs-stream-prefix"] ?? "" },
   };
@@ -86,7 +99,11 @@ export function serviceConnectConfiguration(c: DesiredServiceConnect, region: st
   return {
     enabled: true,
     namespace: c.namespace.arn,
-    services: c.servers.map((s) => ({ portName: s.portName, discoveryName: s.discoveryName, clientAliases: [{ port: s.port, dnsName: s.dnsName }] })),
+    services: c.servers.map((s) => ({
+      portName: s.portName,
+      discoveryName: s.discoveryName,
+      clientAliases: [{ port: s.port, dnsName: s.dnsName }],
+    })),
     ...(c.log !== undefined ? { logConfiguration: awsLogs(c.log.group, region, c.log.streamPrefix) } : {}),
   };
 }
@@ -104,7 +121,8 @@ function mapDeployment(d: Deployment): ObservedDeployment {
   return {
     id: d.id ?? "",
     status: d.status === "PRIMARY" || d.status === "ACTIVE" ? d.status : "INACTIVE",
-    rolloutState: d.rolloutState === "COMPLETED" || d.rolloutState === "IN_PROGRESS" || d.rolloutState === "FAILED" ? d.rolloutState : undefined,
+    rolloutState:
+      d.rolloutState === "COMPLETED" || d.rolloutState === "IN_PROGRESS" || d.rolloutState === "FAILED" ? d.rolloutState : undefined,
     rolloutStateReason: d.rolloutStateReason,
     desiredCount: d.desiredCount ?? 0,
     runningCount: d.runningCount ?? 0,
@@ -151,7 +169,12 @@ function containerDefinition(c: ContainerSpec, app: string, region: string): Con
     name: c.name,
     image: c.image,
     essential: c.essential,
-    portMappings: c.portMappings.map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: p.protocol, ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}) })),
+    portMappings: c.portMappings.map((p) => ({
+      name: p.name,
+      containerPort: p.containerPort,
+      protocol: p.protocol,
+      ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+    })),
     environment: c.environment.map((e) => ({ name: e.name, value: e.value })),
     // awslogs needs a group that exists; the tenant stack creates it, so the
     // driver is only configured when the desired state names one.

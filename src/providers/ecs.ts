@@ -233,7 +233,13 @@ export class EcsProvider implements EcsPort {
       if (t?.taskDefinitionArn === undefined) return null;
       const tags = fromEcsTags(res.tags);
       return {
-        td: { family: t.family ?? familyOrArn, arn: t.taskDefinitionArn, revision: t.revision ?? 0, contentHash: tags[CONTENT_HASH_KEY], tags },
+        td: {
+          family: t.family ?? familyOrArn,
+          arn: t.taskDefinitionArn,
+          revision: t.revision ?? 0,
+          contentHash: tags[CONTENT_HASH_KEY],
+          tags,
+        },
         status: t.status ?? "ACTIVE",
       };
     } catch (err) {
@@ -276,7 +282,11 @@ export class EcsProvider implements EcsPort {
           registered.set(action.taskDefinition.family, await this.#register(action.taskDefinition));
           break;
         case "createService": {
-          const arn = await this.#createService(action.service, this.#resolveTaskDefinition(action.taskDefinitionFamily, registered, observed), observed);
+          const arn = await this.#createService(
+            action.service,
+            this.#resolveTaskDefinition(action.taskDefinitionFamily, registered, observed),
+            observed,
+          );
           if (arn !== undefined) created.push(arn);
           break;
         }
@@ -301,7 +311,9 @@ export class EcsProvider implements EcsPort {
         new CreateClusterCommand({
           clusterName: cluster.name,
           tags: toEcsTags(cluster.tags),
-          ...(this.#fargate ? { capacityProviders: ["FARGATE"], defaultCapacityProviderStrategy: [{ capacityProvider: "FARGATE", weight: 1 }] } : {}),
+          ...(this.#fargate
+            ? { capacityProviders: ["FARGATE"], defaultCapacityProviderStrategy: [{ capacityProvider: "FARGATE", weight: 1 }] }
+            : {}),
         }),
       ),
     );
@@ -339,7 +351,8 @@ export class EcsProvider implements EcsPort {
   }
 
   #resolveTaskDefinition(family: string, registered: ReadonlyMap<string, string>, observed: ObservedState): string {
-    const arn = registered.get(family) ?? observed.taskDefinitions.find((t) => t.family === family)?.arn ?? this.#taskDefs.latest(family)?.arn;
+    const arn =
+      registered.get(family) ?? observed.taskDefinitions.find((t) => t.family === family)?.arn ?? this.#taskDefs.latest(family)?.arn;
     if (arn === undefined) throw new StaleObservationError(`no ACTIVE revision of task definition family ${family} to run`);
     return arn;
   }
@@ -358,10 +371,16 @@ export class EcsProvider implements EcsPort {
             awsvpcConfiguration: { subnets: [...service.subnets], securityGroups: [...service.securityGroups], assignPublicIp: "DISABLED" },
           },
           ...(service.loadBalancer !== undefined ? { loadBalancers: [{ ...service.loadBalancer }] } : {}),
-          ...(service.serviceConnect !== undefined ? { serviceConnectConfiguration: serviceConnectConfiguration(service.serviceConnect, this.#region) } : {}),
+          ...(service.serviceConnect !== undefined
+            ? { serviceConnectConfiguration: serviceConnectConfiguration(service.serviceConnect, this.#region) }
+            : {}),
           // A failed rollout is reported to a person (Degraded), not rolled
           // back behind the spec's back: rollback would undo what the record says.
-          deploymentConfiguration: { deploymentCircuitBreaker: { enable: true, rollback: false }, maximumPercent: 200, minimumHealthyPercent: 100 },
+          deploymentConfiguration: {
+            deploymentCircuitBreaker: { enable: true, rollback: false },
+            maximumPercent: 200,
+            minimumHealthyPercent: 100,
+          },
           tags: toEcsTags(service.tags),
           propagateTags: "SERVICE",
           enableECSManagedTags: true,
@@ -372,7 +391,8 @@ export class EcsProvider implements EcsPort {
       const created = mapService(s ?? {}, service.cluster, this.#taskDefs.hash(taskDefinitionArn) ?? undefined);
       // What the next observe must see while ECS still says MISSING, so the
       // plan neither creates the service again nor "enables" its Service Connect.
-      const connect = created.serviceConnect ?? (service.serviceConnect !== undefined ? expectedServiceConnect(service.serviceConnect) : undefined);
+      const connect =
+        created.serviceConnect ?? (service.serviceConnect !== undefined ? expectedServiceConnect(service.serviceConnect) : undefined);
       this.#recent.remember(
         {
           ...created,
@@ -394,10 +414,20 @@ export class EcsProvider implements EcsPort {
     }
   }
 
-  async #updateService(action: Extract<Action, { kind: "updateService" }>, registered: ReadonlyMap<string, string>, observed: ObservedState): Promise<void> {
+  async #updateService(
+    action: Extract<Action, { kind: "updateService" }>,
+    registered: ReadonlyMap<string, string>,
+    observed: ObservedState,
+  ): Promise<void> {
     const current = this.#managedService(action.cluster, action.name, observed);
-    if (current === undefined) throw new StaleObservationError(`service ${action.name} in cluster ${action.cluster} was not observed; observe again before updating`);
-    const taskDefinition = action.taskDefinitionFamily !== undefined ? this.#resolveTaskDefinition(action.taskDefinitionFamily, registered, observed) : undefined;
+    if (current === undefined)
+      throw new StaleObservationError(
+        `service ${action.name} in cluster ${action.cluster} was not observed; observe again before updating`,
+      );
+    const taskDefinition =
+      action.taskDefinitionFamily !== undefined
+        ? this.#resolveTaskDefinition(action.taskDefinitionFamily, registered, observed)
+        : undefined;
     try {
       await this.#ecs.send(
         new UpdateServiceCommand({
@@ -422,7 +452,12 @@ export class EcsProvider implements EcsPort {
     }
     this.#recent.update(action.cluster, action.name, (s) => {
       const { serviceConnect: _previous, ...rest } = s;
-      const connect = action.serviceConnect === undefined ? s.serviceConnect : action.serviceConnect === "disable" ? undefined : expectedServiceConnect(action.serviceConnect);
+      const connect =
+        action.serviceConnect === undefined
+          ? s.serviceConnect
+          : action.serviceConnect === "disable"
+            ? undefined
+            : expectedServiceConnect(action.serviceConnect);
       return {
         ...rest,
         ...(action.desiredCount !== undefined ? { desiredCount: action.desiredCount } : {}),

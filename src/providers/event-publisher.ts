@@ -29,7 +29,9 @@ export interface FailedEvent {
  */
 export class EventPublishError extends Error {
   constructor(readonly failed: readonly FailedEvent[]) {
-    const list = failed.map((f) => `${f.detailType} for tenant ${f.tenantId} (${f.errorCode}${f.errorMessage ? `: ${f.errorMessage}` : ""})`);
+    const list = failed.map(
+      (f) => `${f.detailType} for tenant ${f.tenantId} (${f.errorCode}${f.errorMessage ? `: ${f.errorMessage}` : ""})`,
+    );
     super(`PutEvents refused ${failed.length} event(s): ${list.join("; ")}`);
     this.name = "EventPublishError";
   }

@@ -140,7 +140,11 @@ export class ListenerRoutes implements RoutePort {
       if (arn === undefined) throw new Error("CreateRule returned no RuleArn");
       return arn;
     } catch (err) {
-      if (!isPriorityInUse(err)) throw wrapAwsError(err, `creating the listener rule of tenant ${desired.tenantId} at priority ${desired.priority} on ${desired.listenerArn}`);
+      if (!isPriorityInUse(err))
+        throw wrapAwsError(
+          err,
+          `creating the listener rule of tenant ${desired.tenantId} at priority ${desired.priority} on ${desired.listenerArn}`,
+        );
       const holder = (await this.#listRules(desired.listenerArn)).find((r) => Number(r.Priority) === desired.priority);
       if (holder?.RuleArn !== undefined && isTenantRule(holder, desired.tenantId)) {
         const tags = await this.#tags(holder.RuleArn);
@@ -156,26 +160,36 @@ export class ListenerRoutes implements RoutePort {
   async update(desired: DesiredRoute, observed: ObservedRoute, fence: Fence): Promise<void> {
     if (!observed.managed) throw new UnmanagedResourceError(`listener rule ${observed.ruleArn} (header tenantPath=${observed.tenantId})`);
     if (observed.listenerArn !== desired.listenerArn) {
-      throw new Error(`listener rule ${observed.ruleArn} is on ${observed.listenerArn}, not ${desired.listenerArn}: a rule cannot move between listeners (delete it and create a new one)`);
+      throw new Error(
+        `listener rule ${observed.ruleArn} is on ${observed.listenerArn}, not ${desired.listenerArn}: a rule cannot move between listeners (delete it and create a new one)`,
+      );
     }
     if (!sameAction(desired.action, observed.action)) {
       fence.assertHeld();
       try {
         await this.#elbv2.send(new ModifyRuleCommand({ RuleArn: observed.ruleArn, Actions: this.#toActions(desired.action) }));
       } catch (err) {
-        throw wrapAwsError(err, `changing the action of listener rule ${observed.ruleArn} (tenant ${desired.tenantId}) to ${desired.action.kind}`);
+        throw wrapAwsError(
+          err,
+          `changing the action of listener rule ${observed.ruleArn} (tenant ${desired.tenantId}) to ${desired.action.kind}`,
+        );
       }
     }
     if (desired.priority !== observed.priority) {
       fence.assertHeld();
       try {
-        await this.#elbv2.send(new SetRulePrioritiesCommand({ RulePriorities: [{ RuleArn: observed.ruleArn, Priority: desired.priority }] }));
+        await this.#elbv2.send(
+          new SetRulePrioritiesCommand({ RulePriorities: [{ RuleArn: observed.ruleArn, Priority: desired.priority }] }),
+        );
       } catch (err) {
         if (isPriorityInUse(err)) {
           const holder = (await this.#listRules(desired.listenerArn)).find((r) => Number(r.Priority) === desired.priority);
           throw new PriorityInUseError(desired.priority, desired.listenerArn, holder?.RuleArn, err);
         }
-        throw wrapAwsError(err, `moving listener rule ${observed.ruleArn} (tenant ${desired.tenantId}) from priority ${observed.priority} to ${desired.priority}`);
+        throw wrapAwsError(
+          err,
+          `moving listener rule ${observed.ruleArn} (tenant ${desired.tenantId}) from priority ${observed.priority} to ${desired.priority}`,
+        );
       }
     }
   }
@@ -214,7 +228,13 @@ export class ListenerRoutes implements RoutePort {
     do {
       let page;
       try {
-        page = await this.#elbv2.send(new DescribeRulesCommand({ ListenerArn: listenerArn, PageSize: this.#pageSize, ...(marker !== undefined ? { Marker: marker } : {}) }));
+        page = await this.#elbv2.send(
+          new DescribeRulesCommand({
+            ListenerArn: listenerArn,
+            PageSize: this.#pageSize,
+            ...(marker !== undefined ? { Marker: marker } : {}),
+          }),
+        );
       } catch (err) {
         throw wrapAwsError(err, `listing the rules of listener ${listenerArn}`);
       }

@@ -239,9 +239,7 @@ export class PriorityAllocator {
     try {
       await this.#client.send(
         new TransactWriteItemsCommand({
-          TransactItems: [
-            this.#deleteOwner(tenantId, n),
-          ],
+          TransactItems: [this.#deleteOwner(tenantId, n)],
         }),
       );
     } catch (err) {

@@ -1,4 +1,11 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  ScanCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
 import type { Fence, Removal, RemovalLog } from "../operator/ports.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 
@@ -35,14 +42,17 @@ export class DynamoRemovalLog implements RemovalLog {
       );
       return removal;
     } catch (err) {
-      if (errorName(err) !== "ConditionalCheckFailedException") throw wrapAwsError(err, `recording the removal of tenant ${removal.tenantId}`);
+      if (errorName(err) !== "ConditionalCheckFailedException")
+        throw wrapAwsError(err, `recording the removal of tenant ${removal.tenantId}`);
       return (await this.get(removal.tenantId)) ?? removal;
     }
   }
 
   async get(tenantId: string): Promise<Removal | undefined> {
     try {
-      const res = await this.#client.send(new GetItemCommand({ TableName: this.#table, Key: { pk: { S: PREFIX + tenantId } }, ConsistentRead: true }));
+      const res = await this.#client.send(
+        new GetItemCommand({ TableName: this.#table, Key: { pk: { S: PREFIX + tenantId } }, ConsistentRead: true }),
+      );
       return res.Item && fromItem(res.Item);
     } catch (err) {
       throw wrapAwsError(err, `reading the removal of tenant ${tenantId}`);

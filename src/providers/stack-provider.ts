@@ -9,8 +9,23 @@ import {
   type StackEvent,
 } from "@aws-sdk/client-cloudformation";
 import type { Fence } from "../operator/ports.js";
-import { execute, observeAndDecide, type Accepted, type CallNames, type External, type Refused, type Unchanged } from "../reconciler/external.js";
-import { decideStack, needsLastFailure, statusFailure, type DesiredStack, type ObservedStack, type StackFailure } from "../tiers/stack-decide.js";
+import {
+  execute,
+  observeAndDecide,
+  type Accepted,
+  type CallNames,
+  type External,
+  type Refused,
+  type Unchanged,
+} from "../reconciler/external.js";
+import {
+  decideStack,
+  needsLastFailure,
+  statusFailure,
+  type DesiredStack,
+  type ObservedStack,
+  type StackFailure,
+} from "../tiers/stack-decide.js";
 import { errorName, httpStatusOf, isThrottle, messageOf, wrapAwsError } from "./aws-errors.js";
 
 /**
@@ -71,7 +86,13 @@ export type EnsureResult =
 export type RemoveResult =
   | { readonly kind: "gone" }
   | { readonly kind: "inProgress"; readonly status: string }
-  | { readonly kind: "failed"; readonly reason: string; readonly resource: string | undefined; readonly status: string | undefined; readonly terminal: boolean };
+  | {
+      readonly kind: "failed";
+      readonly reason: string;
+      readonly resource: string | undefined;
+      readonly status: string | undefined;
+      readonly terminal: boolean;
+    };
 
 /** Events that are a consequence of another failure, not its cause. */
 const CANCELLED = /^Resource (creation|update|deletion) cancelled/i;
@@ -114,7 +135,9 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
     }
     const tags = Object.fromEntries((stack.Tags ?? []).flatMap((t) => (t.Key !== undefined ? [[t.Key, t.Value ?? ""]] : [])));
     const outputs = Object.fromEntries(
-      (stack.Outputs ?? []).flatMap((o) => (o.OutputKey !== undefined && o.OutputValue !== undefined ? [[o.OutputKey, o.OutputValue]] : [])),
+      (stack.Outputs ?? []).flatMap((o) =>
+        o.OutputKey !== undefined && o.OutputValue !== undefined ? [[o.OutputKey, o.OutputValue]] : [],
+      ),
     );
     const hashTag = tags[TEMPLATE_HASH_TAG];
     const noop = this.#noop.get(stackName);
@@ -148,7 +171,8 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
       );
     } catch (err) {
       // Another controller, or our own earlier attempt that DescribeStacks did not show yet.
-      if (errorName(err) === "AlreadyExistsException" || errorName(err) === "TokenAlreadyExistsException") return accepted("CREATE_IN_PROGRESS");
+      if (errorName(err) === "AlreadyExistsException" || errorName(err) === "TokenAlreadyExistsException")
+        return accepted("CREATE_IN_PROGRESS");
       if (isRefusal(err)) return { kind: "refused", reason: `CreateStack refused: ${messageOf(err)}` };
       throw wrapAwsError(err, `creating stack ${desired.stackName}`);
     }
@@ -189,7 +213,9 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
   async delete(observed: ObservedStack, fence: Fence): Promise<Accepted | Refused> {
     fence.assertHeld();
     try {
-      await this.#cfn.send(new DeleteStackCommand({ StackName: observed.stackId, ClientRequestToken: this.#token("delete", observed.hashTag ?? "0") }));
+      await this.#cfn.send(
+        new DeleteStackCommand({ StackName: observed.stackId, ClientRequestToken: this.#token("delete", observed.hashTag ?? "0") }),
+      );
     } catch (err) {
       if (!isMissing(err)) throw wrapAwsError(err, `deleting stack ${observed.stackId}`);
     }
@@ -316,5 +342,7 @@ function cfnParameters(parameters: Readonly<Record<string, string>>) {
 }
 
 function cfnTags(desired: DesiredStack) {
-  return [...Object.entries(desired.tags).filter(([k]) => k !== TEMPLATE_HASH_TAG), [TEMPLATE_HASH_TAG, desired.hash] as const].map(([Key, Value]) => ({ Key, Value }));
+  return [...Object.entries(desired.tags).filter(([k]) => k !== TEMPLATE_HASH_TAG), [TEMPLATE_HASH_TAG, desired.hash] as const].map(
+    ([Key, Value]) => ({ Key, Value }),
+  );
 }

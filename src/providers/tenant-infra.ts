@@ -52,7 +52,8 @@ export class CloudFormationTenantInfra implements InfraPort {
     const name = stackName(this.#settings.namePrefix, tenantId);
     const result = await this.#stacks.remove(name, fence);
     if (result.kind === "inProgress") return { kind: "inProgress", status: `stack ${name} ${result.status}` };
-    if (result.kind === "failed") return { kind: "failed", reason: `stack ${name} ${result.status ?? "failed"}: ${result.reason}`, terminal: result.terminal };
+    if (result.kind === "failed")
+      return { kind: "failed", reason: `stack ${name} ${result.status ?? "failed"}: ${result.reason}`, terminal: result.terminal };
     return { kind: "gone" };
   }
 
@@ -69,7 +70,13 @@ export class CloudFormationTenantInfra implements InfraPort {
 
   async #completeStack(name: string) {
     const observed = await this.#stacks.observe(name);
-    if (observed === undefined || !/_COMPLETE$/.test(observed.status) || observed.status.startsWith("DELETE") || observed.status === "ROLLBACK_COMPLETE") return undefined;
+    if (
+      observed === undefined ||
+      !/_COMPLETE$/.test(observed.status) ||
+      observed.status.startsWith("DELETE") ||
+      observed.status === "ROLLBACK_COMPLETE"
+    )
+      return undefined;
     return observed;
   }
 
@@ -95,21 +102,41 @@ export class CloudFormationTenantInfra implements InfraPort {
 
   #template(tenantId: string, tier: "advanced" | "premium") {
     const s = this.#settings;
-    return tenantStackTemplate({ tenantId, tier, namePrefix: s.namePrefix, vpcId: s.vpcId, ...(s.logRetentionDays !== undefined ? { logRetentionDays: s.logRetentionDays } : {}) });
+    return tenantStackTemplate({
+      tenantId,
+      tier,
+      namePrefix: s.namePrefix,
+      vpcId: s.vpcId,
+      ...(s.logRetentionDays !== undefined ? { logRetentionDays: s.logRetentionDays } : {}),
+    });
   }
 
   #poolTemplate() {
     const s = this.#settings;
-    return poolStackTemplate({ namePrefix: s.namePrefix, listenerArn: s.listenerArn, vpcId: s.vpcId, ...(s.logRetentionDays !== undefined ? { logRetentionDays: s.logRetentionDays } : {}) });
+    return poolStackTemplate({
+      namePrefix: s.namePrefix,
+      listenerArn: s.listenerArn,
+      vpcId: s.vpcId,
+      ...(s.logRetentionDays !== undefined ? { logRetentionDays: s.logRetentionDays } : {}),
+    });
   }
 }
 
-function notReady(desired: DesiredStack, result: Exclude<EnsureResult, { kind: "ready" }>): { kind: "inProgress"; status: string } | { kind: "failed"; reason: string; terminal: boolean } {
+function notReady(
+  desired: DesiredStack,
+  result: Exclude<EnsureResult, { kind: "ready" }>,
+): { kind: "inProgress"; status: string } | { kind: "failed"; reason: string; terminal: boolean } {
   if (result.kind === "inProgress") return { kind: "inProgress", status: `stack ${desired.stackName} ${result.status}` };
   return { kind: "failed", reason: `stack ${desired.stackName} ${result.status ?? "failed"}: ${result.reason}`, terminal: result.terminal };
 }
 
-function lacksOutputs(desired: DesiredStack, outputs: Readonly<Record<string, string>>): { kind: "failed"; reason: string; terminal: boolean } {
-  return { kind: "failed", reason: `stack ${desired.stackName} is complete but lacks outputs: ${Object.keys(outputs).join(", ") || "none"}`, terminal: true };
+function lacksOutputs(
+  desired: DesiredStack,
+  outputs: Readonly<Record<string, string>>,
+): { kind: "failed"; reason: string; terminal: boolean } {
+  return {
+    kind: "failed",
+    reason: `stack ${desired.stackName} is complete but lacks outputs: ${Object.keys(outputs).join(", ") || "none"}`,
+    terminal: true,
+  };
 }
-

@@ -36,7 +36,12 @@ export class DynamoTenantStore implements TenantStore {
       try {
         // Consistent, so a resync right after a write sees it.
         page = await this.#doc.send(
-          new ScanCommand({ TableName: this.#table, ConsistentRead: true, Limit: this.#pageSize, ...(start !== undefined ? { ExclusiveStartKey: start } : {}) }),
+          new ScanCommand({
+            TableName: this.#table,
+            ConsistentRead: true,
+            Limit: this.#pageSize,
+            ...(start !== undefined ? { ExclusiveStartKey: start } : {}),
+          }),
         );
       } catch (err) {
         throw wrapAwsError(err, `scanning table ${this.#table}`);

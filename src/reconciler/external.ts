@@ -124,7 +124,9 @@ export async function execute<D, O>(external: External<D, O>, step: Step<D, O>, 
       const r = await external.delete(step.observed, fence);
       if (r.kind === "refused") return refused(r);
       const failure = step.recovering;
-      return failure === undefined ? { kind: "inProgress", status: r.status } : { kind: "failed", reason: failure.reason, terminal: false, resource: failure.resource };
+      return failure === undefined
+        ? { kind: "inProgress", status: r.status }
+        : { kind: "failed", reason: failure.reason, terminal: false, resource: failure.resource };
     }
   }
 }

@@ -157,7 +157,14 @@ export class LeaderLease implements Fence {
     this.#timers = options.timers ?? systemTimers;
     this.#log = options.log;
     // A renewal must have time to happen, and to be retried, before the margin.
-    if (!(d > 0 && this.#marginMs >= 0 && this.#marginMs < d / 2 && this.#renewEveryMs > 0 && this.#renewEveryMs < d - this.#marginMs && this.#retryEveryMs > 0)) {
+    if (!(
+      d > 0 &&
+      this.#marginMs >= 0 &&
+      this.#marginMs < d / 2 &&
+      this.#renewEveryMs > 0 &&
+      this.#renewEveryMs < d - this.#marginMs &&
+      this.#retryEveryMs > 0
+    )) {
       throw new RangeError(
         `invalid lease timing: duration ${d} ms, renew every ${this.#renewEveryMs} ms, retry every ${this.#retryEveryMs} ms, safety margin ${this.#marginMs} ms`,
       );
@@ -223,7 +230,11 @@ export class LeaderLease implements Fence {
     this.#timer = undefined;
     // An attempt in flight may yet make us leader; let it land (bounded by
     // the lease duration) so the release below sees it.
-    if (this.#step) await this.#bounded(this.#step.then(() => true), this.#durationMs);
+    if (this.#step)
+      await this.#bounded(
+        this.#step.then(() => true),
+        this.#durationMs,
+      );
     if (!this.#leader) return;
     if (release && this.#token !== undefined) {
       try {

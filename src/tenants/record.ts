@@ -25,7 +25,10 @@ const appOverrideSchema = z
       .optional(),
     version: z
       .string({ error: "version must be a string" })
-      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "version must be a valid image tag: 1-128 of A-Z a-z 0-9 _ . - not starting with . or -")
+      .regex(
+        /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+        "version must be a valid image tag: 1-128 of A-Z a-z 0-9 _ . - not starting with . or -",
+      )
       .optional(),
   })
   .strict();
@@ -88,7 +91,16 @@ export function validateRecord(item: Readonly<Record<string, unknown>>): RecordV
 }
 
 /** Attributes that make up the spec. `status` and unknown attributes are excluded on purpose. */
-export const SPEC_FIELDS = ["tenantId", "tier", "tenantName", "email", "tenantRegistrationId", "sbtaws_active", "suspended", "apps"] as const;
+export const SPEC_FIELDS = [
+  "tenantId",
+  "tier",
+  "tenantName",
+  "email",
+  "tenantRegistrationId",
+  "sbtaws_active",
+  "suspended",
+  "apps",
+] as const;
 
 /**
  * Hash of the spec fields of a raw item, so a write of `status` alone (which

@@ -64,9 +64,13 @@ export interface MigrationStatus {
   readonly source: Readonly<Record<"orders" | "products", string>>;
   readonly target: Readonly<Record<"orders" | "products", string>>;
   /** Stream positions of the source tables: change capture resumes from here. */
-  readonly checkpoints?: Readonly<Record<"orders" | "products", { readonly streamArn: string; readonly shards: Readonly<Record<string, string>> }>>;
+  readonly checkpoints?: Readonly<
+    Record<"orders" | "products", { readonly streamArn: string; readonly shards: Readonly<Record<string, string>> }>
+  >;
   /** Items copied by the backfill, changes applied since, and the verified counts, per table. */
-  readonly counts?: Readonly<Record<"orders" | "products", { readonly copied: number; readonly applied: number; readonly verified?: number }>>;
+  readonly counts?: Readonly<
+    Record<"orders" | "products", { readonly copied: number; readonly applied: number; readonly verified?: number }>
+  >;
   /** Verifications that found source and target different (writes kept coming); each is followed by another catch-up. */
   readonly verifyAttempts?: number;
   readonly flippedAt?: string;

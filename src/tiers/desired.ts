@@ -86,7 +86,11 @@ export const REQUEST_TAG_KEYS_MAPPING = JSON.stringify({ tenant: "custom:tenantI
  * Longest: 10 + 1 + 38 + 1 + 12 = 62, one DNS label.
  */
 export function tenantNamespaceName(prefix: string, tenantId: string): string {
-  const readable = tenantId.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 38).replace(/^-+|-+$/g, "");
+  const readable = tenantId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .slice(0, 38)
+    .replace(/^-+|-+$/g, "");
   return `${prefix}-${readable === "" ? "x" : readable}-${tenantHash(tenantId)}`;
 }
 
@@ -95,7 +99,13 @@ export function poolNamespaceName(prefix: string): string {
   return `${prefix}-pool`;
 }
 
-export function desiredForTenant(spec: TenantSpec, catalogue: Catalogue, settings: TierSettings, infra?: SiloInfra, context?: AppContext): DesiredState {
+export function desiredForTenant(
+  spec: TenantSpec,
+  catalogue: Catalogue,
+  settings: TierSettings,
+  infra?: SiloInfra,
+  context?: AppContext,
+): DesiredState {
   if (!spec.sbtaws_active) return NOTHING;
   switch (spec.tier) {
     case "basic":
@@ -121,29 +131,43 @@ function siloed(
 ): DesiredState {
   const prefix = settings.namePrefix;
   const apps = APP_NAMES.map((name) => resolveApp(catalogue, name, spec.apps[name]));
-  const legacy = { TENANT_ID: spec.tenantId, ...(infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName } : {}) };
-  const env = (app: ResolvedApp) => (context ? environmentOf(app, context, infra, context.tenantAccessRoleArn) : legacyEnvironment(legacy, "silo", app));
-  const wiring: Wiring | undefined = infra && { taskRoleArn: infra.taskRoleArn, executionRoleArn: infra.executionRoleArn, logGroup: infra.logGroupName };
+  const legacy = {
+    TENANT_ID: spec.tenantId,
+    ...(infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName } : {}),
+  };
+  const env = (app: ResolvedApp) =>
+    context ? environmentOf(app, context, infra, context.tenantAccessRoleArn) : legacyEnvironment(legacy, "silo", app);
+  const wiring: Wiring | undefined = infra && {
+    taskRoleArn: infra.taskRoleArn,
+    executionRoleArn: infra.executionRoleArn,
+    logGroup: infra.logGroupName,
+  };
   const taskDefinitions = apps.map((app) =>
-    taskDefinition(taskDefinitionFamily(prefix, spec.tenantId, app.name), app, env(app), { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name }, wiring),
+    taskDefinition(
+      taskDefinitionFamily(prefix, spec.tenantId, app.name),
+      app,
+      env(app),
+      { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name },
+      wiring,
+    ),
   );
   const namespace = context?.namespace;
-  const services = apps.map(
-    (app): DesiredService => ({
-      cluster,
-      name: serviceName(prefix, spec.tenantId, app.name),
-      app: app.name,
-      taskDefinitionFamily: taskDefinitionFamily(prefix, spec.tenantId, app.name),
-      // A suspended tenant keeps its services, stack and data, with no task running.
-      desiredCount: spec.suspended ? 0 : app.desiredCount,
-      subnets: settings.subnets,
-      securityGroups: settings.securityGroups,
-      // The rproxy is the tenant's entry point: the ALB's tenant rule forwards to it.
-      ...(infra && app.name === "rproxy" ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } } : {}),
-      ...(namespace ? { serviceConnect: serviceConnectOf(app, namespace, infra?.logGroupName) } : {}),
-      tags: { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name },
-    }),
-  );
+  const services = apps.map((app): DesiredService => ({
+    cluster,
+    name: serviceName(prefix, spec.tenantId, app.name),
+    app: app.name,
+    taskDefinitionFamily: taskDefinitionFamily(prefix, spec.tenantId, app.name),
+    // A suspended tenant keeps its services, stack and data, with no task running.
+    desiredCount: spec.suspended ? 0 : app.desiredCount,
+    subnets: settings.subnets,
+    securityGroups: settings.securityGroups,
+    // The rproxy is the tenant's entry point: the ALB's tenant rule forwards to it.
+    ...(infra && app.name === "rproxy"
+      ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } }
+      : {}),
+    ...(namespace ? { serviceConnect: serviceConnectOf(app, namespace, infra?.logGroupName) } : {}),
+    tags: { ...tenantTags(spec, spec.tier), [APP_KEY]: app.name },
+  }));
   return { clusters, taskDefinitions, services };
 }
 
@@ -154,10 +178,18 @@ export function desiredPool(catalogue: Catalogue, settings: TierSettings, infra?
   const tags = (app: AppName): Tags => ({ [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic", [APP_KEY]: app });
   // Pooled services reach tenant data only through the tenant-access role,
   // assumed per request with the tenant as a session tag.
-  const legacy = infra ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName, IAM_ROLE_ARN: infra.tenantAccessRoleArn } : {};
+  const legacy = infra
+    ? { ORDERS_TABLE: infra.ordersTableName, PRODUCTS_TABLE: infra.productsTableName, IAM_ROLE_ARN: infra.tenantAccessRoleArn }
+    : {};
   const env = (app: ResolvedApp) =>
-    context ? environmentOf(app, context, infra, context.tenantAccessRoleArn ?? infra?.tenantAccessRoleArn) : legacyEnvironment(legacy, "pool", app);
-  const wiring: Wiring | undefined = infra && { taskRoleArn: infra.taskRoleArn, executionRoleArn: infra.executionRoleArn, logGroup: infra.logGroupName };
+    context
+      ? environmentOf(app, context, infra, context.tenantAccessRoleArn ?? infra?.tenantAccessRoleArn)
+      : legacyEnvironment(legacy, "pool", app);
+  const wiring: Wiring | undefined = infra && {
+    taskRoleArn: infra.taskRoleArn,
+    executionRoleArn: infra.executionRoleArn,
+    logGroup: infra.logGroupName,
+  };
   const namespace = context?.namespace;
   return {
     clusters: [],
@@ -171,7 +203,9 @@ export function desiredPool(catalogue: Catalogue, settings: TierSettings, infra?
       subnets: settings.subnets,
       securityGroups: settings.securityGroups,
       // The pool's rproxy serves every tenant without a rule of its own (the catch-all rule).
-      ...(infra && app.name === "rproxy" ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } } : {}),
+      ...(infra && app.name === "rproxy"
+        ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } }
+        : {}),
       ...(namespace ? { serviceConnect: serviceConnectOf(app, namespace, infra?.logGroupName) } : {}),
       tags: tags(app.name),
     })),
@@ -211,7 +245,9 @@ function tenantTags(spec: TenantSpec, tier: Tier): Tags {
     [MANAGED_BY_KEY]: MANAGED_BY_VALUE,
     [TENANT_ID_KEY]: spec.tenantId,
     [TIER_KEY]: tier,
-    ...(spec.tenantRegistrationId !== undefined && tagValue(spec.tenantRegistrationId) !== "" ? { [TENANT_REGISTRATION_ID_KEY]: tagValue(spec.tenantRegistrationId) } : {}),
+    ...(spec.tenantRegistrationId !== undefined && tagValue(spec.tenantRegistrationId) !== ""
+      ? { [TENANT_REGISTRATION_ID_KEY]: tagValue(spec.tenantRegistrationId) }
+      : {}),
   };
 }
 
@@ -237,7 +273,12 @@ interface Wiring {
  * known (see AppContext for what may be missing). Sorted by name, so the
  * content hash does not depend on the catalogue's order.
  */
-function environmentOf(app: ResolvedApp, context: AppContext, infra: SiloInfra | undefined, roleArn: string | undefined): Readonly<Record<string, string>> {
+function environmentOf(
+  app: ResolvedApp,
+  context: AppContext,
+  infra: SiloInfra | undefined,
+  roleArn: string | undefined,
+): Readonly<Record<string, string>> {
   const identity = context.identity;
   const tables = infra && { orders: infra.ordersTableName, products: infra.productsTableName };
   const values: Readonly<Record<AppEnvironmentName, string | undefined>> = {
@@ -263,7 +304,11 @@ function environmentOf(app: ResolvedApp, context: AppContext, infra: SiloInfra |
 }
 
 /** The variables containers got before AppContext existed (see the module comment). */
-function legacyEnvironment(env: Readonly<Record<string, string>>, isolation: Isolation, app: ResolvedApp): Readonly<Record<string, string>> {
+function legacyEnvironment(
+  env: Readonly<Record<string, string>>,
+  isolation: Isolation,
+  app: ResolvedApp,
+): Readonly<Record<string, string>> {
   return { ...env, TIER: isolation, APP: app.name };
 }
 
@@ -278,13 +323,26 @@ function serviceConnectOf(app: ResolvedApp, namespace: NamespaceInfo, logGroup: 
     servers:
       role === "client"
         ? []
-        : [{ portName: app.name, discoveryName: role.discoveryName, port: app.containerPort, dnsName: `${role.discoveryName}.${namespace.name}.sc` }],
+        : [
+            {
+              portName: app.name,
+              discoveryName: role.discoveryName,
+              port: app.containerPort,
+              dnsName: `${role.discoveryName}.${namespace.name}.sc`,
+            },
+          ],
     // The proxy's logs go where the app's do, apart by stream prefix.
     ...(logGroup !== undefined ? { log: { group: logGroup, streamPrefix: `${app.name}-sc` } } : {}),
   };
 }
 
-function taskDefinition(family: string, app: ResolvedApp, env: Readonly<Record<string, string>>, tags: Tags, wiring?: Wiring): DesiredTaskDefinition {
+function taskDefinition(
+  family: string,
+  app: ResolvedApp,
+  env: Readonly<Record<string, string>>,
+  tags: Tags,
+  wiring?: Wiring,
+): DesiredTaskDefinition {
   const container: ContainerSpec = {
     name: app.name,
     image: app.image,

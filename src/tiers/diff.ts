@@ -66,7 +66,9 @@ function planClusters(p: PlanBuilder, desired: DesiredState, clusters: ReadonlyM
     if (o === undefined) {
       p.createClusters.push({ kind: "createCluster", cluster: c, reason: `cluster ${c.name} does not exist` });
     } else if (!isManaged(o.tags)) {
-      p.problems.push(`cluster ${c.name} exists but is not managed by ecs-tenant-operator; it is left alone and no services are placed in it`);
+      p.problems.push(
+        `cluster ${c.name} exists but is not managed by ecs-tenant-operator; it is left alone and no services are placed in it`,
+      );
       unusable.add(c.name);
     } else if (o.status !== "ACTIVE") {
       p.waitingFor.push(`cluster ${c.name} is ${o.status}`);
@@ -87,7 +89,11 @@ function planClusters(p: PlanBuilder, desired: DesiredState, clusters: ReadonlyM
 }
 
 /** Registers a revision only when the family's latest one does not have the desired content. */
-function planTaskDefinitions(p: PlanBuilder, desired: DesiredState, latest: ReadonlyMap<string, ObservedTaskDefinition>): Map<string, Revision> {
+function planTaskDefinitions(
+  p: PlanBuilder,
+  desired: DesiredState,
+  latest: ReadonlyMap<string, ObservedTaskDefinition>,
+): Map<string, Revision> {
   const revisions = new Map<string, Revision>();
   for (const td of desired.taskDefinitions) {
     const o = latest.get(td.family);
@@ -147,7 +153,9 @@ function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | und
       p.problems.push(`${where}: rollout of ${wantedArn} failed: ${failure}; not deploying it again until the spec changes`);
     } else {
       taskDefinitionFamily = s.taskDefinitionFamily;
-      changes.push(`task definition ${s.taskDefinitionFamily}: hash ${o.taskDefinitionContentHash ?? o.taskDefinitionArn} -> ${wanted.contentHash}`);
+      changes.push(
+        `task definition ${s.taskDefinitionFamily}: hash ${o.taskDefinitionContentHash ?? o.taskDefinitionArn} -> ${wanted.contentHash}`,
+      );
     }
   }
   const connect = serviceConnectDifference(s.serviceConnect, o.serviceConnect);
@@ -182,7 +190,10 @@ function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | und
  * as an ARN, so either the namespace's name or its ARN is a match; servers
  * are compared as a set.
  */
-export function serviceConnectDifference(desired: DesiredServiceConnect | undefined, observed: ObservedServiceConnect | undefined): string | undefined {
+export function serviceConnectDifference(
+  desired: DesiredServiceConnect | undefined,
+  observed: ObservedServiceConnect | undefined,
+): string | undefined {
   const on = observed !== undefined && observed.enabled;
   if (desired === undefined) return on ? `on in ${observed.namespace ?? "its namespace"} -> off` : undefined;
   if (!on) return `off -> on in namespace ${desired.namespace.name}`;
@@ -190,7 +201,8 @@ export function serviceConnectDifference(desired: DesiredServiceConnect | undefi
   if (observed.namespace !== desired.namespace.arn && observed.namespace !== desired.namespace.name) {
     problems.push(`namespace ${observed.namespace ?? "none"} -> ${desired.namespace.name}`);
   }
-  const servers = (list: DesiredServiceConnect["servers"]) => list.map((x) => `${x.portName}:${x.discoveryName}@${x.dnsName}:${x.port}`).sort();
+  const servers = (list: DesiredServiceConnect["servers"]) =>
+    list.map((x) => `${x.portName}:${x.discoveryName}@${x.dnsName}:${x.port}`).sort();
   const [want, have] = [servers(desired.servers), servers(observed.servers)];
   if (want.join(",") !== have.join(",")) problems.push(`servers [${have.join(", ")}] -> [${want.join(", ")}]`);
   const log = (l: DesiredServiceConnect["log"]) => (l === undefined ? "none" : `${l.group} (${l.streamPrefix})`);
@@ -228,7 +240,13 @@ function planDeletions(
         // ECS refuses to delete a service with tasks unless forced; scaling to
         // zero first lets them stop gracefully and the delete succeed.
         if (o.desiredCount > 0) {
-          p.deletions.push({ kind: "updateService", cluster: loc.cluster, name, desiredCount: 0, reason: `${where} is not desired: desiredCount ${o.desiredCount} -> 0 before deleting` });
+          p.deletions.push({
+            kind: "updateService",
+            cluster: loc.cluster,
+            name,
+            desiredCount: 0,
+            reason: `${where} is not desired: desiredCount ${o.desiredCount} -> 0 before deleting`,
+          });
         }
         p.deletions.push({ kind: "deleteService", cluster: loc.cluster, name, reason: `${where} is not desired` });
       }
@@ -245,7 +263,9 @@ function planDeletions(
     }
     const live = observed.services.filter((s) => s.cluster === name && (s.status === "ACTIVE" || s.status === "DRAINING"));
     if (live.length > 0) {
-      p.waitingFor.push(`cluster ${name} is not desired; deleting it once its services are gone (${live.map((s) => `${s.name} ${s.status}`).join(", ")})`);
+      p.waitingFor.push(
+        `cluster ${name} is not desired; deleting it once its services are gone (${live.map((s) => `${s.name} ${s.status}`).join(", ")})`,
+      );
     } else if (o.status !== "ACTIVE") {
       p.waitingFor.push(`cluster ${name} is ${o.status}`);
     } else {
@@ -271,7 +291,14 @@ class PlanBuilder {
   readonly problems: string[] = [];
 
   build(): Plan {
-    const actions = [...this.createClusters, ...this.registers, ...this.createServices, ...this.updates, ...this.deletions, ...this.clusterDeletions];
+    const actions = [
+      ...this.createClusters,
+      ...this.registers,
+      ...this.createServices,
+      ...this.updates,
+      ...this.deletions,
+      ...this.clusterDeletions,
+    ];
     return {
       actions,
       waitingFor: [...this.waitingFor],

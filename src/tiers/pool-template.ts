@@ -76,8 +76,17 @@ export function poolStackTemplate(input: PoolStackInput): PoolStackTemplate {
       OrdersTable: appTable(poolTableName(prefix, "orders"), "orderId", ownerTags),
       ProductsTable: appTable(poolTableName(prefix, "products"), "productId", ownerTags),
       LogGroup: logGroup(poolLogGroupName(prefix), retention, ownerTags),
-      ...tenantIsolationRoles({ task: poolRoleName(prefix, "task"), access: poolRoleName(prefix, "tenant-access") }, "the pooled services", ownerTags),
-      ExecutionRole: executionRole(poolRoleName(prefix, "exec"), "Task execution role of the pooled services: pull images, write the pool log group", "LogGroup", ownerTags),
+      ...tenantIsolationRoles(
+        { task: poolRoleName(prefix, "task"), access: poolRoleName(prefix, "tenant-access") },
+        "the pooled services",
+        ownerTags,
+      ),
+      ExecutionRole: executionRole(
+        poolRoleName(prefix, "exec"),
+        "Task execution role of the pooled services: pull images, write the pool log group",
+        "LogGroup",
+        ownerTags,
+      ),
       TargetGroup: rproxyTargetGroup(poolTargetGroupName(prefix), ownerTags),
       CatchAllRule: {
         // ListenerRule takes no Tags in CloudFormation; it goes with its stack.

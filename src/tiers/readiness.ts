@@ -22,11 +22,15 @@ export function serviceReadiness(service: ObservedService, want: WantedRevision)
   const primary = service.deployments.find((d) => d.status === "PRIMARY");
   if (primary === undefined) return { kind: "progressing", reason: `${where}: no primary deployment yet` };
   if (primary.rolloutState === "FAILED") {
-    return { kind: "failed", reason: `${where}: rollout failed (${primary.failedTasks} tasks failed): ${primary.rolloutStateReason ?? "no reason given"}` };
+    return {
+      kind: "failed",
+      reason: `${where}: rollout failed (${primary.failedTasks} tasks failed): ${primary.rolloutStateReason ?? "no reason given"}`,
+    };
   }
   if (!runsWanted(service, want)) return { kind: "progressing", reason: `${where}: not yet running the wanted task definition` };
   // Without the circuit breaker ECS reports no rolloutState; then the counts alone tell.
-  const rolledOut = primary.rolloutState === "COMPLETED" || (primary.rolloutState === undefined && primary.runningCount === primary.desiredCount);
+  const rolledOut =
+    primary.rolloutState === "COMPLETED" || (primary.rolloutState === undefined && primary.runningCount === primary.desiredCount);
   if (rolledOut && service.runningCount === service.desiredCount) return { kind: "steady" };
   return {
     kind: "progressing",

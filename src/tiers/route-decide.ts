@@ -38,21 +38,39 @@ export function decideRoute(desired: DesiredRoute | undefined, observed: Observe
     };
   }
   if (desired === undefined) {
-    if (observed === undefined) return { kind: "ready", observed, reason: "no rule wanted and none exists: the pool's catch-all serves the tenant" };
-    return { kind: "delete", observed, reason: `the tenant needs no rule of its own (the pool serves it); the rule would still ${describeAction(observed.action)}` };
+    if (observed === undefined)
+      return { kind: "ready", observed, reason: "no rule wanted and none exists: the pool's catch-all serves the tenant" };
+    return {
+      kind: "delete",
+      observed,
+      reason: `the tenant needs no rule of its own (the pool serves it); the rule would still ${describeAction(observed.action)}`,
+    };
   }
   if (observed === undefined) {
-    return { kind: "create", desired, reason: `no rule for header tenantPath=${desired.tenantId}: create one at priority ${desired.priority} to ${describeAction(desired.action)}` };
+    return {
+      kind: "create",
+      desired,
+      reason: `no rule for header tenantPath=${desired.tenantId}: create one at priority ${desired.priority} to ${describeAction(desired.action)}`,
+    };
   }
   if (observed.listenerArn !== desired.listenerArn) {
     // A rule cannot move between listeners. Removing the old one first means a
     // short gap on the old listener but never two rules for the tenant that
     // nothing tracks; the next decision (observed undefined) creates the new one.
-    return { kind: "delete", observed, reason: `the tenant's rule is on listener ${observed.listenerArn} but the tenant is placed on ${desired.listenerArn}: delete it, then create it there` };
+    return {
+      kind: "delete",
+      observed,
+      reason: `the tenant's rule is on listener ${observed.listenerArn} but the tenant is placed on ${desired.listenerArn}: delete it, then create it there`,
+    };
   }
   const action = !sameAction(desired.action, observed.action);
   const priority = desired.priority !== observed.priority;
-  if (!action && !priority) return { kind: "ready", observed, reason: `the rule at priority ${observed.priority} already ${describeAction(observed.action, "present")}` };
+  if (!action && !priority)
+    return {
+      kind: "ready",
+      observed,
+      reason: `the rule at priority ${observed.priority} already ${describeAction(observed.action, "present")}`,
+    };
   const parts = [
     ...(action ? [`action: ${describeAction(observed.action, "noun")} -> ${describeAction(desired.action, "noun")}`] : []),
     ...(priority ? [`priority: ${observed.priority} -> ${desired.priority}`] : []),
@@ -64,11 +82,19 @@ export function decideRoute(desired: DesiredRoute | undefined, observed: Observe
 export function routeCalls(step: RouteStep): readonly PlannedCall[] {
   switch (step.kind) {
     case "create":
-      return [{ call: "elasticloadbalancing:CreateRule", target: `${step.desired.listenerArn} priority ${step.desired.priority}`, reason: step.reason }];
+      return [
+        {
+          call: "elasticloadbalancing:CreateRule",
+          target: `${step.desired.listenerArn} priority ${step.desired.priority}`,
+          reason: step.reason,
+        },
+      ];
     case "update":
       return [
         ...(step.changes.action ? [{ call: "elasticloadbalancing:ModifyRule", target: step.observed.ruleArn, reason: step.reason }] : []),
-        ...(step.changes.priority ? [{ call: "elasticloadbalancing:SetRulePriorities", target: step.observed.ruleArn, reason: step.reason }] : []),
+        ...(step.changes.priority
+          ? [{ call: "elasticloadbalancing:SetRulePriorities", target: step.observed.ruleArn, reason: step.reason }]
+          : []),
       ];
     case "delete":
       return [{ call: "elasticloadbalancing:DeleteRule", target: step.observed.ruleArn, reason: step.reason }];
@@ -87,10 +113,14 @@ export function sameAction(desired: RouteAction, observed: ObservedRoute["action
 function describeAction(action: ObservedRoute["action"], form: "verb" | "present" | "noun" = "verb"): string {
   switch (action.kind) {
     case "forward":
-      return form === "noun" ? `forward to ${action.targetGroupArn}` : `${form === "present" ? "forwards" : "forward"} to ${action.targetGroupArn}`;
+      return form === "noun"
+        ? `forward to ${action.targetGroupArn}`
+        : `${form === "present" ? "forwards" : "forward"} to ${action.targetGroupArn}`;
     case "deny":
       return form === "noun" ? "deny (403)" : `${form === "present" ? "answers" : "answer"} 403 (suspended)`;
     case "other":
-      return form === "noun" ? "an action the controller did not write" : `${form === "present" ? "does" : "do"} something the controller did not write`;
+      return form === "noun"
+        ? "an action the controller did not write"
+        : `${form === "present" ? "does" : "do"} something the controller did not write`;
   }
 }

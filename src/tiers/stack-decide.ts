@@ -60,7 +60,14 @@ export interface ObservedStack {
 export type StackStep = Step<DesiredStack, ObservedStack>;
 
 /** Stable states from which an UpdateStack may start. */
-const UPDATABLE = new Set(["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE", "UPDATE_FAILED"]);
+const UPDATABLE = new Set([
+  "CREATE_COMPLETE",
+  "UPDATE_COMPLETE",
+  "UPDATE_ROLLBACK_COMPLETE",
+  "IMPORT_COMPLETE",
+  "IMPORT_ROLLBACK_COMPLETE",
+  "UPDATE_FAILED",
+]);
 /** A create that failed: the stack holds nothing usable and can only be deleted. */
 const DEAD_CREATE = new Set(["ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"]);
 /** Rollbacks that stopped half-way: they need ContinueUpdateRollback with resources skipped, a person's call. */
@@ -74,12 +81,19 @@ const FAILED_UPDATE = new Set(["UPDATE_ROLLBACK_COMPLETE", "UPDATE_FAILED"]);
  */
 export function decideStack(desired: DesiredStack | undefined, observed: ObservedStack | undefined): StackStep {
   if (observed === undefined) {
-    return desired === undefined ? { kind: "gone", reason: "the stack does not exist" } : { kind: "create", desired, reason: "the stack does not exist" };
+    return desired === undefined
+      ? { kind: "gone", reason: "the stack does not exist" }
+      : { kind: "create", desired, reason: "the stack does not exist" };
   }
   const { status } = observed;
   if (!isManaged(observed.tags)) {
     // Someone else's stack under our name: never ours to change or delete.
-    return { kind: "fail", reason: `stack ${observed.stackName} exists without managed-by=ecs-tenant-operator; not ${desired === undefined ? "deleting" : "touching"} it`, terminal: true, resource: undefined };
+    return {
+      kind: "fail",
+      reason: `stack ${observed.stackName} exists without managed-by=ecs-tenant-operator; not ${desired === undefined ? "deleting" : "touching"} it`,
+      terminal: true,
+      resource: undefined,
+    };
   }
   // A stack mid-operation refuses most calls (UpdateStack, and DeleteStack
   // while UPDATE_IN_PROGRESS); let CloudFormation finish first.
@@ -105,20 +119,27 @@ export function decideStack(desired: DesiredStack | undefined, observed: Observe
     // Left half-deleted (a recovery delete that failed): retry the delete,
     // spaced by the caller's backoff; the stack is re-created once gone.
     const failure = failureOf(observed);
-    return { kind: "delete", observed, reason: `DELETE_FAILED (${failure.reason}): delete again, then create`, recovering: causeOf(failure) };
+    return {
+      kind: "delete",
+      observed,
+      reason: `DELETE_FAILED (${failure.reason}): delete again, then create`,
+      recovering: causeOf(failure),
+    };
   }
   if (STUCK_ROLLBACK.has(status)) {
     const failure = failureOf(observed);
     return { kind: "fail", reason: failure.reason, resource: failure.resource, terminal: true };
   }
-  if (!UPDATABLE.has(status)) return { kind: "fail", reason: `stack ${desired.stackName} is in unexpected status ${status}`, terminal: true, resource: undefined };
+  if (!UPDATABLE.has(status))
+    return { kind: "fail", reason: `stack ${desired.stackName} is in unexpected status ${status}`, terminal: true, resource: undefined };
 
   if (observed.hashTag === desired.hash) {
     // UPDATE_ROLLBACK_COMPLETE lands here too when the stack rolled back to
     // exactly what is desired now: it is then in the desired, stable state.
     return { kind: "ready", observed, reason: "the stack is complete at the desired hash" };
   }
-  if (observed.noUpdatesFor === desired.hash) return { kind: "ready", observed, reason: "CloudFormation found nothing to update for the desired hash" };
+  if (observed.noUpdatesFor === desired.hash)
+    return { kind: "ready", observed, reason: "CloudFormation found nothing to update for the desired hash" };
   if (FAILED_UPDATE.has(status)) {
     // Do not resend the update that just failed; a different desired hash
     // (the spec or template changed) gets its own attempt, and so does ours
@@ -128,7 +149,12 @@ export function decideStack(desired: DesiredStack | undefined, observed: Observe
       return { kind: "fail", reason: failure.reason, resource: failure.resource, terminal: true };
     }
   }
-  return { kind: "update", desired, observed, reason: `template, parameters or tags changed (hash ${short(observed.hashTag)} -> ${short(desired.hash)})` };
+  return {
+    kind: "update",
+    desired,
+    observed,
+    reason: `template, parameters or tags changed (hash ${short(observed.hashTag)} -> ${short(desired.hash)})`,
+  };
 }
 
 /**

@@ -130,8 +130,17 @@ export function tenantStackTemplate(input: TenantStackInput): TenantStackTemplat
       OrdersTable: appTable(siloTableName(prefix, tenantId, "orders"), "orderId", ownerTags),
       ProductsTable: appTable(siloTableName(prefix, tenantId, "products"), "productId", ownerTags),
       LogGroup: logGroup(tenantLogGroupName(prefix, tenantId), retention, ownerTags),
-      ...tenantIsolationRoles({ task: roleName(prefix, tenantId, "task"), access: roleName(prefix, tenantId, "access") }, `tenant ${tenantId}`, ownerTags),
-      ExecutionRole: executionRole(roleName(prefix, tenantId, "exec"), `Task execution role of tenant ${tenantId}: pull images, write its log group`, "LogGroup", ownerTags),
+      ...tenantIsolationRoles(
+        { task: roleName(prefix, tenantId, "task"), access: roleName(prefix, tenantId, "access") },
+        `tenant ${tenantId}`,
+        ownerTags,
+      ),
+      ExecutionRole: executionRole(
+        roleName(prefix, tenantId, "exec"),
+        `Task execution role of tenant ${tenantId}: pull images, write its log group`,
+        "LogGroup",
+        ownerTags,
+      ),
       TargetGroup: rproxyTargetGroup(targetGroupName(prefix, tenantId), ownerTags),
     },
     Outputs: wiringOutputs() satisfies Record<StackOutputKey, unknown>,
@@ -335,7 +344,12 @@ export function rproxyTargetGroup(name: string, tags: readonly CfnTag[]) {
 }
 
 /** The template as sent (canonical JSON) and the hash of all an UpdateStack would send. */
-export function finishTemplate(stackName: string, template: Readonly<Record<string, unknown>>, parameters: Readonly<Record<string, string>>, tags: Tags): StackTemplate {
+export function finishTemplate(
+  stackName: string,
+  template: Readonly<Record<string, unknown>>,
+  parameters: Readonly<Record<string, string>>,
+  tags: Tags,
+): StackTemplate {
   const templateBody = canonicalJson(template);
   return { stackName, template, templateBody, parameters, tags, hash: stackHash(templateBody, parameters, tags) };
 }
@@ -378,7 +392,14 @@ export function tenantIsolationRoles(names: { readonly task: string; readonly ac
         Roles: [{ Ref: "TaskRole" }],
         PolicyDocument: {
           Version: "2012-10-17",
-          Statement: [{ Sid: "TenantScopedSessionsOnly", Effect: "Allow", Action: ["sts:AssumeRole", "sts:TagSession"], Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } }],
+          Statement: [
+            {
+              Sid: "TenantScopedSessionsOnly",
+              Effect: "Allow",
+              Action: ["sts:AssumeRole", "sts:TagSession"],
+              Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] },
+            },
+          ],
         },
       },
     },

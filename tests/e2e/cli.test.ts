@@ -44,7 +44,11 @@ interface Ran {
   readonly stderr: string;
 }
 
-async function run(command: Command, args: readonly string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<Ran> {
+async function run(
+  command: Command,
+  args: readonly string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<Ran> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = "";
@@ -81,8 +85,20 @@ const readyStatus = (message = "all services steady") => ({
   observedSpecHash: "0123456789abcdef",
   lastReconciledAt: new Date(Date.now() - 90_000).toISOString(),
   conditions: [
-    { type: "Valid", status: "True", reason: "SpecValid", message: "record is valid", lastTransitionTime: new Date(Date.now() - 300_000).toISOString() },
-    { type: "Ready", status: "True", reason: "ServicesSteady", message: "4/4 services steady", lastTransitionTime: new Date(Date.now() - 90_000).toISOString() },
+    {
+      type: "Valid",
+      status: "True",
+      reason: "SpecValid",
+      message: "record is valid",
+      lastTransitionTime: new Date(Date.now() - 300_000).toISOString(),
+    },
+    {
+      type: "Ready",
+      status: "True",
+      reason: "ServicesSteady",
+      message: "4/4 services steady",
+      lastTransitionTime: new Date(Date.now() - 90_000).toISOString(),
+    },
   ],
   serviceArns: ["arn:aws:ecs:us-east-1:123456789012:service/saas-advanced/acme-orders"],
 });
@@ -105,21 +121,33 @@ describe("apply", () => {
     expect(r.stdout).toBe("tenant/acme created\ntenant/globex created\n");
     // The file's attributes, and the list of them apply keeps to know later what it may remove.
     expect(await stored("acme")).toEqual({
-      tenantId: "acme", tier: "ADVANCED", tenantName: "Acme", email: "ops@acme.test", apps: { orders: { desiredCount: 2, version: "1.4" } },
+      tenantId: "acme",
+      tier: "ADVANCED",
+      tenantName: "Acme",
+      email: "ops@acme.test",
+      apps: { orders: { desiredCount: 2, version: "1.4" } },
       tenantctlApplied: ["apps", "email", "tenantName", "tier"],
     });
     expect((await stored("globex"))?.["tenantName"]).toBe("Globex");
   });
 
   it("reads JSON from standard input", async () => {
-    const r = await run(applyCommand, ["-f", "-", "-o", "json"], { stdin: JSON.stringify({ tenantId: "initech", tier: "premium", tenantName: "Initech" }) });
+    const r = await run(applyCommand, ["-f", "-", "-o", "json"], {
+      stdin: JSON.stringify({ tenantId: "initech", tier: "premium", tenantName: "Initech" }),
+    });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ dryRun: false, results: [{ tenantId: "initech", result: "created" }] });
     expect((await stored("initech"))?.["tier"]).toBe("premium");
   });
 
   it("writes nothing when one record is invalid, and names the field", async () => {
-    const path = await file("mixed.json", JSON.stringify([{ tenantId: "valid-one", tier: "basic", tenantName: "V" }, { tenantId: "bad-one", tier: "gold", tenantName: "B" }]));
+    const path = await file(
+      "mixed.json",
+      JSON.stringify([
+        { tenantId: "valid-one", tier: "basic", tenantName: "V" },
+        { tenantId: "bad-one", tier: "gold", tenantName: "B" },
+      ]),
+    );
     const r = await run(applyCommand, ["-f", path]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("record 2 (tenant bad-one)");
@@ -143,7 +171,12 @@ describe("apply", () => {
   it("re-apply keeps the controller's status and attributes others own; spec fields dropped from the file are removed", async () => {
     await writeStatus("acme", readyStatus());
     await documents().send(
-      new UpdateCommand({ TableName: cloud.config.tenantsTable, Key: { tenantId: "acme" }, UpdateExpression: "SET sbtaws_tenantConfig = :c", ExpressionAttributeValues: { ":c": "from-sbt" } }),
+      new UpdateCommand({
+        TableName: cloud.config.tenantsTable,
+        Key: { tenantId: "acme" },
+        UpdateExpression: "SET sbtaws_tenantConfig = :c",
+        ExpressionAttributeValues: { ":c": "from-sbt" },
+      }),
     );
     const same = await file(
       "acme.yaml",
@@ -152,7 +185,10 @@ describe("apply", () => {
     const unchanged = await run(applyCommand, ["-f", same]);
     expect(unchanged.stdout).toBe("tenant/acme unchanged\n");
 
-    const edited = await file("acme2.yaml", `tenantId: acme\ntier: ADVANCED\ntenantName: Acme Corp\napps:\n  orders: { desiredCount: 3, version: "1.4" }\n`);
+    const edited = await file(
+      "acme2.yaml",
+      `tenantId: acme\ntier: ADVANCED\ntenantName: Acme Corp\napps:\n  orders: { desiredCount: 3, version: "1.4" }\n`,
+    );
     const dry = await run(applyCommand, ["-f", edited, "--dry-run"]);
     expect(dry.stdout).toBe("tenant/acme configured (dry run)\n");
     expect((await stored("acme"))?.["tenantName"]).toBe("Acme");
@@ -299,7 +335,10 @@ describe("events", () => {
             DetailType: detailType,
             Detail: JSON.stringify({
               tenantId,
-              jobOutput: { tenantData: { tier: "basic" }, tenantRegistrationData: { registrationStatus: detailType.endsWith("Failure") ? "Failed" : "Created" } },
+              jobOutput: {
+                tenantData: { tier: "basic" },
+                tenantRegistrationData: { registrationStatus: detailType.endsWith("Failure") ? "Failed" : "Created" },
+              },
               reason: detailType.endsWith("Failure") ? "image crashloop failed to start" : "all services steady",
               phase: detailType.endsWith("Failure") ? "Failed" : "Ready",
             }),
@@ -320,8 +359,12 @@ describe("events", () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines).toHaveLength(2);
-    expect(lines.find((l) => l.includes("tenant=acme"))).toMatch(/^\S+Z\s+sbt_aws_provisionSuccess\s+tenant=acme\s+registrationStatus=Created\s+phase=Ready\s+reason="all services steady"$/);
-    expect(lines.find((l) => l.includes("tenant=initech"))).toMatch(/sbt_aws_provisionFailure\s+tenant=initech\s+registrationStatus=Failed\s+phase=Failed\s+reason="image crashloop failed to start"/);
+    expect(lines.find((l) => l.includes("tenant=acme"))).toMatch(
+      /^\S+Z\s+sbt_aws_provisionSuccess\s+tenant=acme\s+registrationStatus=Created\s+phase=Ready\s+reason="all services steady"$/,
+    );
+    expect(lines.find((l) => l.includes("tenant=initech"))).toMatch(
+      /sbt_aws_provisionFailure\s+tenant=initech\s+registrationStatus=Failed\s+phase=Failed\s+reason="image crashloop failed to start"/,
+    );
 
     const again = await run(eventsCommand, []);
     expect(again.stdout).toBe("");
@@ -333,9 +376,16 @@ describe("events", () => {
     await put("sbt_aws_deprovisionSuccess", "globex");
     const r = await following;
     expect(r.code).toBe(0);
-    const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { "detail-type": string; source: string; detail: { tenantId: string } });
+    const events = r.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { "detail-type": string; source: string; detail: { tenantId: string } });
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ "detail-type": "sbt_aws_deprovisionSuccess", source: "sbt.application.plane", detail: { tenantId: "globex" } });
+    expect(events[0]).toMatchObject({
+      "detail-type": "sbt_aws_deprovisionSuccess",
+      source: "sbt.application.plane",
+      detail: { tenantId: "globex" },
+    });
   });
 });
 
@@ -369,7 +419,11 @@ describe("the CLI as a process", () => {
     return entry().then(
       (script) =>
         new Promise((resolvePromise, reject) => {
-          const child = spawn(process.execPath, ["--import", "tsx", ...script, ...args], { cwd: ROOT, env: { ...process.env, ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" }, stdio: ["pipe", "pipe", "pipe"] });
+          const child = spawn(process.execPath, ["--import", "tsx", ...script, ...args], {
+            cwd: ROOT,
+            env: { ...process.env, ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+            stdio: ["pipe", "pipe", "pipe"],
+          });
           let stdout = "";
           let stderr = "";
           child.stdout.on("data", (d: Buffer) => {
@@ -417,16 +471,35 @@ describe("the CLI as a process", () => {
 describe("apply leaves SBT's attributes alone", () => {
   it("a minimal file keeps email, tenantRegistrationId and sbtaws_active=false that SBT wrote: an offboarded tenant stays offboarded", async () => {
     await documents().send(
-      new PutCommand({ TableName: cloud.config.tenantsTable, Item: { tenantId: "sbt-owned", tier: "BASIC", tenantName: "SBT", email: "a@sbt.test", tenantRegistrationId: "reg-sbt", sbtaws_active: false } }),
+      new PutCommand({
+        TableName: cloud.config.tenantsTable,
+        Item: {
+          tenantId: "sbt-owned",
+          tier: "BASIC",
+          tenantName: "SBT",
+          email: "a@sbt.test",
+          tenantRegistrationId: "reg-sbt",
+          sbtaws_active: false,
+        },
+      }),
     );
-    const minimal = await file("sbt-owned.yaml", `tenantId: sbt-owned
+    const minimal = await file(
+      "sbt-owned.yaml",
+      `tenantId: sbt-owned
 tier: basic
 tenantName: SBT Owned
-`);
+`,
+    );
     const r = await run(applyCommand, ["-f", minimal]);
     expect(r.stdout).toBe("tenant/sbt-owned configured\n");
     const item = await stored("sbt-owned");
-    expect(item).toMatchObject({ tenantName: "SBT Owned", tier: "basic", email: "a@sbt.test", tenantRegistrationId: "reg-sbt", sbtaws_active: false });
+    expect(item).toMatchObject({
+      tenantName: "SBT Owned",
+      tier: "basic",
+      email: "a@sbt.test",
+      tenantRegistrationId: "reg-sbt",
+      sbtaws_active: false,
+    });
     // Applying the same file again changes nothing; dropping tenantName (which apply set) would remove it.
     expect((await run(applyCommand, ["-f", minimal])).stdout).toBe("tenant/sbt-owned unchanged\n");
   });

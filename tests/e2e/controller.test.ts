@@ -39,11 +39,15 @@ async function put(record: Record<string, unknown>) {
   await cloud.clients.dynamodb.send(new PutItemCommand({ TableName: cloud.config.tenantsTable, Item: marshall(record) }));
 }
 async function phaseOf(tenantId: string): Promise<string | undefined> {
-  const res = await cloud.clients.dynamodb.send(new GetItemCommand({ TableName: cloud.config.tenantsTable, Key: marshall({ tenantId }), ConsistentRead: true }));
-  return res.Item ? ((unmarshall(res.Item)["status"] as { phase?: string } | undefined)?.phase) : undefined;
+  const res = await cloud.clients.dynamodb.send(
+    new GetItemCommand({ TableName: cloud.config.tenantsTable, Key: marshall({ tenantId }), ConsistentRead: true }),
+  );
+  return res.Item ? (unmarshall(res.Item)["status"] as { phase?: string } | undefined)?.phase : undefined;
 }
 async function leaseHolder(): Promise<string | undefined> {
-  const res = await cloud.clients.dynamodb.send(new GetItemCommand({ TableName: cloud.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }));
+  const res = await cloud.clients.dynamodb.send(
+    new GetItemCommand({ TableName: cloud.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }),
+  );
   return res.Item ? (unmarshall(res.Item)["holder"] as string | undefined) : undefined;
 }
 async function controller(extra: Record<string, string> = {}): Promise<{ proc: CliProcess; port: number }> {
@@ -60,10 +64,16 @@ describe("tenantctl controller over HTTP", () => {
     const { proc, port } = await controller();
     await eventually(async () => ((await get(port, "/healthz")).status === 200 ? true : undefined), "/healthz");
     expect((await get(port, "/readyz")).status).toBe(503);
-    await eventually(async () => ((await get(port, "/readyz")).status === 200 ? true : undefined), "/readyz after the initial sync", 15_000);
+    await eventually(
+      async () => ((await get(port, "/readyz")).status === 200 ? true : undefined),
+      "/readyz after the initial sync",
+      15_000,
+    );
 
     // One throttle the SDK retries: counted as a throttled attempt, the call itself ends ok.
-    cloud.control.setFaults([{ service: "ecs", action: "CreateService", errorCode: "ThrottlingException", message: "Rate exceeded", count: 1 }]);
+    cloud.control.setFaults([
+      { service: "ecs", action: "CreateService", errorCode: "ThrottlingException", message: "Rate exceeded", count: 1 },
+    ]);
     await put({ tenantId: "metrics-1", tier: "advanced", tenantName: "Metrics" });
     await eventually(async () => ((await phaseOf("metrics-1")) === "Ready" ? true : undefined), "metrics-1 Ready");
 
@@ -71,11 +81,27 @@ describe("tenantctl controller over HTTP", () => {
     expect(scrape.status).toBe(200);
     const m = parseExposition(scrape.text);
     expect(sample(m, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result: "done" })).toBeGreaterThanOrEqual(1);
-    expect(sample(m, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result: "requeue" })).toBeGreaterThanOrEqual(1);
-    expect(sample(m, "tenant_operator_reconcile_duration_seconds", "tenant_operator_reconcile_duration_seconds_count")).toBeGreaterThanOrEqual(2);
+    expect(sample(m, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result: "requeue" })).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(
+      sample(m, "tenant_operator_reconcile_duration_seconds", "tenant_operator_reconcile_duration_seconds_count"),
+    ).toBeGreaterThanOrEqual(2);
     expect(sample(m, "tenant_operator_queue_depth", "tenant_operator_queue_depth")).toBeGreaterThanOrEqual(0);
-    expect(sample(m, "tenant_operator_aws_calls_total", "tenant_operator_aws_calls_total", { service: "ecs", action: "CreateService", outcome: "ok" })).toBeGreaterThanOrEqual(4);
-    expect(sample(m, "tenant_operator_aws_attempts_total", "tenant_operator_aws_attempts_total", { service: "ecs", action: "CreateService", outcome: "throttled" })).toBe(1);
+    expect(
+      sample(m, "tenant_operator_aws_calls_total", "tenant_operator_aws_calls_total", {
+        service: "ecs",
+        action: "CreateService",
+        outcome: "ok",
+      }),
+    ).toBeGreaterThanOrEqual(4);
+    expect(
+      sample(m, "tenant_operator_aws_attempts_total", "tenant_operator_aws_attempts_total", {
+        service: "ecs",
+        action: "CreateService",
+        outcome: "throttled",
+      }),
+    ).toBe(1);
     expect(sample(m, "tenant_operator_tenants", "tenant_operator_tenants", { phase: "Ready" })).toBeGreaterThanOrEqual(1);
     expect(sample(m, "tenant_operator_leader", "tenant_operator_leader")).toBe(1);
     proc.child.kill("SIGTERM");
@@ -95,7 +121,9 @@ describe("tenantctl controller over HTTP", () => {
 
     // The reconcile in flight ran to its end: every service of its plan exists.
     const cluster = premiumClusterName(cloud.config.namePrefix, "sigterm-1");
-    const res = await cloud.clients.ecs.send(new DescribeServicesCommand({ cluster, services: APP_NAMES.map((a) => serviceName(cloud.config.namePrefix, "sigterm-1", a)) }));
+    const res = await cloud.clients.ecs.send(
+      new DescribeServicesCommand({ cluster, services: APP_NAMES.map((a) => serviceName(cloud.config.namePrefix, "sigterm-1", a)) }),
+    );
     expect(res.services?.filter((s) => s.status === "ACTIVE")).toHaveLength(4);
     expect(proc.lines().some((l) => l["msg"] === "reconciled" && l["key"] === "sigterm-1")).toBe(true);
     // The lease is released, not left to expire.

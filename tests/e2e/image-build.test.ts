@@ -34,28 +34,44 @@ afterAll(async () => {
 });
 
 describe("the image tree", () => {
-  it("builds from the Dockerfile's steps into a runtime with only dist, bin, production node_modules and package.json", { timeout: 150_000 }, async () => {
-    const out = join(dir, "tree");
-    const r = await runScript([out]);
-    expect(r.stderr).toContain("running: node bin/tenantctl.js controller --help");
-    expect(r.stderr).toContain("HEALTHCHECK: ok");
-    expect(r.code, r.stderr).toBe(0);
-    const app = join(out, "stages/runtime/app");
-    expect(r.stdout).toContain(`image tree OK: ${app}`);
-    expect((await readdir(app)).sort()).toEqual(["bin", "dist", "node_modules", "package.json"]);
-    expect((await stat(join(app, "dist/cli/tenantctl.js"))).isFile()).toBe(true);
-    const modules = await readdir(join(app, "node_modules"));
-    expect(modules).toContain("zod");
-    expect(modules).toContain("prom-client");
-    expect(modules).not.toContain("typescript");
-    expect(modules).not.toContain("vitest");
-  });
+  it(
+    "builds from the Dockerfile's steps into a runtime with only dist, bin, production node_modules and package.json",
+    { timeout: 150_000 },
+    async () => {
+      const out = join(dir, "tree");
+      const r = await runScript([out]);
+      expect(r.stderr).toContain("running: node bin/tenantctl.js controller --help");
+      expect(r.stderr).toContain("HEALTHCHECK: ok");
+      expect(r.code, r.stderr).toBe(0);
+      const app = join(out, "stages/runtime/app");
+      expect(r.stdout).toContain(`image tree OK: ${app}`);
+      expect((await readdir(app)).sort()).toEqual(["bin", "dist", "node_modules", "package.json"]);
+      expect((await stat(join(app, "dist/cli/tenantctl.js"))).isFile()).toBe(true);
+      const modules = await readdir(join(app, "node_modules"));
+      expect(modules).toContain("zod");
+      expect(modules).toContain("prom-client");
+      expect(modules).not.toContain("typescript");
+      expect(modules).not.toContain("vitest");
+    },
+  );
 
   it.each([
     { reason: "an instruction it cannot run", dockerfile: "FROM node:22-slim\nADD . /app\n", error: "instruction ADD is not understood" },
-    { reason: "a COPY of a path .dockerignore excludes", dockerfile: "FROM node:22-slim\nWORKDIR /app\nCOPY tests ./tests\n", error: "excluded by .dockerignore" },
-    { reason: "a COPY of a missing file", dockerfile: "FROM node:22-slim\nWORKDIR /app\nCOPY nothing-here.json ./\n", error: "nothing-here.json does not exist" },
-    { reason: "a final stage running as root", dockerfile: 'FROM node:22-slim\nWORKDIR /app\nCOPY package.json ./\nENTRYPOINT ["node"]\n', error: "must run as USER node" },
+    {
+      reason: "a COPY of a path .dockerignore excludes",
+      dockerfile: "FROM node:22-slim\nWORKDIR /app\nCOPY tests ./tests\n",
+      error: "excluded by .dockerignore",
+    },
+    {
+      reason: "a COPY of a missing file",
+      dockerfile: "FROM node:22-slim\nWORKDIR /app\nCOPY nothing-here.json ./\n",
+      error: "nothing-here.json does not exist",
+    },
+    {
+      reason: "a final stage running as root",
+      dockerfile: 'FROM node:22-slim\nWORKDIR /app\nCOPY package.json ./\nENTRYPOINT ["node"]\n',
+      error: "must run as USER node",
+    },
     { reason: "a shell-form ENTRYPOINT", dockerfile: "FROM node:22-slim\nENTRYPOINT node bin/tenantctl.js\n", error: "only the exec form" },
   ])("fails on $reason rather than skipping it", async ({ dockerfile, error }) => {
     const path = join(dir, "Dockerfile.broken");

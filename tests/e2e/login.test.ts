@@ -33,22 +33,38 @@ afterAll(async () => {
 /** SBT's tenant-registration service: a PATCH that sets what the event's jobOutput carries. */
 function applyRegistrationPatch(registration: Record<string, unknown>, event: ReceivedEvent): Record<string, unknown> {
   const jobOutput = event.detail["jobOutput"] as { tenantData: Record<string, unknown>; tenantRegistrationData: Record<string, unknown> };
-  return { ...registration, ...jobOutput.tenantRegistrationData, tenantData: { ...(registration["tenantData"] as object), ...jobOutput.tenantData } };
+  return {
+    ...registration,
+    ...jobOutput.tenantRegistrationData,
+    tenantData: { ...(registration["tenantData"] as object), ...jobOutput.tenantData },
+  };
 }
 
 async function provisioned(tenantId: string, specHash?: string): Promise<ReceivedEvent> {
-  return eventually(async () => {
-    const events = await h.sink.of(tenantId, "sbt_aws_provisionSuccess");
-    return events.find((e) => specHash === undefined || e.detail["specHash"] === specHash);
-  }, `provisionSuccess of ${tenantId}`, 60_000, 250);
+  return eventually(
+    async () => {
+      const events = await h.sink.of(tenantId, "sbt_aws_provisionSuccess");
+      return events.find((e) => specHash === undefined || e.detail["specHash"] === specHash);
+    },
+    `provisionSuccess of ${tenantId}`,
+    60_000,
+    250,
+  );
 }
 
 async function signIn(config: { userPoolId: string; appClientId: string }, email: string): Promise<Record<string, unknown>> {
   // Cognito emails the admin a temporary password; here the test plays that email.
   const temporary = "Temp-Passw0rd!";
-  await cognito.send(new AdminSetUserPasswordCommand({ UserPoolId: config.userPoolId, Username: email, Password: temporary, Permanent: false }));
+  await cognito.send(
+    new AdminSetUserPasswordCommand({ UserPoolId: config.userPoolId, Username: email, Password: temporary, Permanent: false }),
+  );
   const first = await cognito.send(
-    new AdminInitiateAuthCommand({ UserPoolId: config.userPoolId, ClientId: config.appClientId, AuthFlow: "ADMIN_USER_PASSWORD_AUTH", AuthParameters: { USERNAME: email, PASSWORD: temporary } }),
+    new AdminInitiateAuthCommand({
+      UserPoolId: config.userPoolId,
+      ClientId: config.appClientId,
+      AuthFlow: "ADMIN_USER_PASSWORD_AUTH",
+      AuthParameters: { USERNAME: email, PASSWORD: temporary },
+    }),
   );
   expect(first.ChallengeName).toBe("NEW_PASSWORD_REQUIRED");
   const done = await cognito.send(
@@ -68,10 +84,20 @@ async function signIn(config: { userPoolId: string; appClientId: string }, email
 
 describe("login round trip", () => {
   it("a premium tenant's admin signs in with what SBT stored from provisionSuccess; the ID token names the tenant and tier", async () => {
-    await h.put({ tenantId: "login-prem", tier: "premium", tenantName: "Login Premium", email: "admin@login-prem.test", tenantRegistrationId: "reg-lp" });
+    await h.put({
+      tenantId: "login-prem",
+      tier: "premium",
+      tenantName: "Login Premium",
+      email: "admin@login-prem.test",
+      tenantRegistrationId: "reg-lp",
+    });
     const event = await provisioned("login-prem");
     const registration = applyRegistrationPatch({ tenantRegistrationId: "reg-lp", tenantData: { tenantName: "Login Premium" } }, event);
-    const tenantConfig = JSON.parse(String((registration["tenantData"] as Record<string, unknown>)["tenantConfig"])) as { userPoolId: string; appClientId: string; apiGatewayUrl: string };
+    const tenantConfig = JSON.parse(String((registration["tenantData"] as Record<string, unknown>)["tenantConfig"])) as {
+      userPoolId: string;
+      appClientId: string;
+      apiGatewayUrl: string;
+    };
     expect(tenantConfig.apiGatewayUrl).toBe(API);
     expect(registration["registrationStatus"]).toBe("Created");
 
@@ -91,16 +117,25 @@ describe("login round trip", () => {
   it("a basic tenant signs in through the shared pool; after a move to advanced it keeps its pool and the token says advanced", async () => {
     await h.put({ tenantId: "login-basic", tier: "basic", tenantName: "Login Basic", email: "admin@login-basic.test" });
     const event = await provisioned("login-basic");
-    const config = JSON.parse(String((event.detail["jobOutput"] as { tenantData: Record<string, unknown> }).tenantData["tenantConfig"])) as { userPoolId: string; appClientId: string };
+    const config = JSON.parse(
+      String((event.detail["jobOutput"] as { tenantData: Record<string, unknown> }).tenantData["tenantConfig"]),
+    ) as { userPoolId: string; appClientId: string };
     expect((await signIn(config, "admin@login-basic.test"))["custom:tenantTier"]).toBe("basic");
 
     await h.update("login-basic", { tier: "advanced" });
-    const moved = await eventually(async () => {
-      const s = await h.status("login-basic");
-      return s?.phase === "Ready" && s.servingTier === "advanced" && s.migration === undefined ? s : undefined;
-    }, "login-basic moved to advanced", 90_000, 250);
+    const moved = await eventually(
+      async () => {
+        const s = await h.status("login-basic");
+        return s?.phase === "Ready" && s.servingTier === "advanced" && s.migration === undefined ? s : undefined;
+      },
+      "login-basic moved to advanced",
+      90_000,
+      250,
+    );
     const after = await provisioned("login-basic", moved.observedSpecHash);
-    const configAfter = JSON.parse(String((after.detail["jobOutput"] as { tenantData: Record<string, unknown> }).tenantData["tenantConfig"])) as { userPoolId: string; appClientId: string };
+    const configAfter = JSON.parse(
+      String((after.detail["jobOutput"] as { tenantData: Record<string, unknown> }).tenantData["tenantConfig"]),
+    ) as { userPoolId: string; appClientId: string };
     expect(configAfter.userPoolId).toBe(config.userPoolId);
     expect((await signIn(configAfter, "admin@login-basic.test"))["custom:tenantTier"]).toBe("advanced");
   });

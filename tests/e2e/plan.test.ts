@@ -71,7 +71,15 @@ describe("tenantctl plan", () => {
     expect(text.out).toContain("waiting: the tenant's infrastructure stack");
     // A dry run: nothing was written anywhere.
     const made = h.cloud.control.calls();
-    for (const write of ["cloudformation:CreateStack", "dynamodb:TransactWriteItems", "dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents", "elasticloadbalancing:CreateRule"]) expect(made[write] ?? 0).toBe(0);
+    for (const write of [
+      "cloudformation:CreateStack",
+      "dynamodb:TransactWriteItems",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "events:PutEvents",
+      "elasticloadbalancing:CreateRule",
+    ])
+      expect(made[write] ?? 0).toBe(0);
     expect(writesMade()).toEqual({});
 
     h.controller = await h.startController();

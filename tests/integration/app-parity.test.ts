@@ -4,7 +4,13 @@ import { ListNamespacesCommand, ServiceDiscoveryClient } from "@aws-sdk/client-s
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_CREDENTIALS } from "../../src/localcloud/index.js";
 import { poolNamespaceName, tenantNamespaceName } from "../../src/tiers/desired.js";
-import { poolServiceName, poolTaskDefinitionFamily, premiumClusterName, serviceName, taskDefinitionFamily } from "../../src/tiers/naming.js";
+import {
+  poolServiceName,
+  poolTaskDefinitionFamily,
+  premiumClusterName,
+  serviceName,
+  taskDefinitionFamily,
+} from "../../src/tiers/naming.js";
 import { eventually } from "../support/event-sink.js";
 import { startHarness, type OperatorHarness } from "../support/operator.js";
 
@@ -39,7 +45,9 @@ async function taskDefinition(family: string) {
 /** The role's trust lets `taskRoleArn` call sts:AssumeRole and sts:TagSession, only with a tenant session tag. */
 async function expectAssumableWithTag(roleArn: string, taskRoleArn: string) {
   const role = (await iam.send(new GetRoleCommand({ RoleName: roleArn.split("/").pop() }))).Role;
-  const trust = JSON.parse(decodeURIComponent(role?.AssumeRolePolicyDocument ?? "{}")) as { Statement: { Principal: { AWS: string }; Action: string[]; Condition: Record<string, Record<string, string>> }[] };
+  const trust = JSON.parse(decodeURIComponent(role?.AssumeRolePolicyDocument ?? "{}")) as {
+    Statement: { Principal: { AWS: string }; Action: string[]; Condition: Record<string, Record<string, string>> }[];
+  };
   expect(trust.Statement).toHaveLength(1);
   const [s] = trust.Statement;
   expect(s?.Principal.AWS).toBe(taskRoleArn);
@@ -57,13 +65,22 @@ describe("the reference images' environment, Service Connect and the tenant-acce
     expect(namespaceArn).toBeDefined();
 
     const cluster = premiumClusterName(h.config.namePrefix, "parity-silo");
-    const services = (await h.clients.ecs.send(new DescribeServicesCommand({ cluster, services: ["orders", "products", "users", "rproxy"].map((a) => serviceName(h.config.namePrefix, "parity-silo", a as "orders")) }))).services ?? [];
+    const services =
+      (
+        await h.clients.ecs.send(
+          new DescribeServicesCommand({
+            cluster,
+            services: ["orders", "products", "users", "rproxy"].map((a) => serviceName(h.config.namePrefix, "parity-silo", a as "orders")),
+          }),
+        )
+      ).services ?? [];
     for (const svc of services) {
       const sc = svc.deployments?.find((d) => d.status === "PRIMARY")?.serviceConnectConfiguration;
       expect(sc?.enabled, svc.serviceName).toBe(true);
       expect(sc?.namespace).toBe(namespaceArn);
       const app = svc.serviceName?.split("-").pop();
-      if (app === "rproxy") expect(sc?.services ?? []).toEqual([]); // client only
+      if (app === "rproxy")
+        expect(sc?.services ?? []).toEqual([]); // client only
       else expect(sc?.services?.[0]?.discoveryName).toBe(`${app}-api`);
     }
 
@@ -87,10 +104,19 @@ describe("the reference images' environment, Service Connect and the tenant-acce
 
   it("the pool: its namespace, the shared user pool in every container, and the pooled tenant-access role", async () => {
     const namespace = poolNamespaceName(h.config.namePrefix);
-    await eventually(async () => {
-      const svc = (await h.clients.ecs.send(new DescribeServicesCommand({ cluster: h.config.poolCluster, services: [poolServiceName(h.config.namePrefix, "orders")] }))).services?.[0];
-      return svc?.deployments?.find((d) => d.status === "PRIMARY")?.serviceConnectConfiguration?.enabled ? svc : undefined;
-    }, "pooled orders with Service Connect", 60_000, 250);
+    await eventually(
+      async () => {
+        const svc = (
+          await h.clients.ecs.send(
+            new DescribeServicesCommand({ cluster: h.config.poolCluster, services: [poolServiceName(h.config.namePrefix, "orders")] }),
+          )
+        ).services?.[0];
+        return svc?.deployments?.find((d) => d.status === "PRIMARY")?.serviceConnectConfiguration?.enabled ? svc : undefined;
+      },
+      "pooled orders with Service Connect",
+      60_000,
+      250,
+    );
     const orders = await taskDefinition(poolTaskDefinitionFamily(h.config.namePrefix, "orders"));
     expect(orders.env["TABLE_NAME"]).toBe(`${h.config.namePrefix}-pool-orders`);
     expect(orders.env["COGNITO_USER_POOL_ID"]).toBeTruthy();

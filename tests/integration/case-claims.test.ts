@@ -18,7 +18,11 @@ let client: DynamoDBClient;
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new DynamoDBClient({ region: "us-east-1", endpoint: moto.endpoint, credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  client = new DynamoDBClient({
+    region: "us-east-1",
+    endpoint: moto.endpoint,
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
   await ensureLeaseTable(client, TABLE);
 });
 
@@ -28,7 +32,9 @@ afterAll(async () => {
 });
 
 async function storedHolder(lowerId: string): Promise<string | undefined> {
-  const out = await client.send(new GetItemCommand({ TableName: TABLE, Key: { pk: { S: `tenant-id-ci#${lowerId}` } }, ConsistentRead: true }));
+  const out = await client.send(
+    new GetItemCommand({ TableName: TABLE, Key: { pk: { S: `tenant-id-ci#${lowerId}` } }, ConsistentRead: true }),
+  );
   return out.Item?.["tenantId"]?.S;
 }
 

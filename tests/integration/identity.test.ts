@@ -1,4 +1,10 @@
-import { AdminGetUserCommand, CognitoIdentityProviderClient, CreateUserPoolCommand, ListUserPoolsCommand, ListUsersInGroupCommand } from "@aws-sdk/client-cognito-identity-provider";
+import {
+  AdminGetUserCommand,
+  CognitoIdentityProviderClient,
+  CreateUserPoolCommand,
+  ListUserPoolsCommand,
+  ListUsersInGroupCommand,
+} from "@aws-sdk/client-cognito-identity-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
 import { CognitoIdentity, sharedPoolName, tenantPoolName } from "../../src/providers/cognito-identity.js";
@@ -11,7 +17,11 @@ const identity = () => new CognitoIdentity(client, { namePrefix: "idt", region: 
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new CognitoIdentityProviderClient({ endpoint: moto.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  client = new CognitoIdentityProviderClient({
+    endpoint: moto.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
 });
 afterAll(async () => {
   client?.destroy();
@@ -40,11 +50,19 @@ describe("CognitoIdentity against the local Cognito", () => {
     const id = identity();
     const pool = await id.ensureSharedPool(held);
     expect(await id.ensureAdmin(pool, { tenantId: "t-one", tier: "basic", email: "admin@one.test" }, held)).toEqual({ kind: "ok" });
-    expect(await attributes(pool.userPoolId, "admin@one.test")).toMatchObject({ "custom:tenantId": "t-one", "custom:tenantTier": "basic", "custom:userRole": "TenantAdmin", email: "admin@one.test" });
+    expect(await attributes(pool.userPoolId, "admin@one.test")).toMatchObject({
+      "custom:tenantId": "t-one",
+      "custom:tenantTier": "basic",
+      "custom:userRole": "TenantAdmin",
+      email: "admin@one.test",
+    });
     const members = await client.send(new ListUsersInGroupCommand({ UserPoolId: pool.userPoolId, GroupName: "t-one" }));
     expect(members.Users?.map((u) => u.Username)).toEqual(["admin@one.test"]);
 
-    expect(await id.ensureAdmin(pool, { tenantId: "t-two", tier: "basic", email: "admin@one.test" }, held)).toEqual({ kind: "conflict", holder: "t-one" });
+    expect(await id.ensureAdmin(pool, { tenantId: "t-two", tier: "basic", email: "admin@one.test" }, held)).toEqual({
+      kind: "conflict",
+      holder: "t-one",
+    });
     await expect(client.send(new ListUsersInGroupCommand({ UserPoolId: pool.userPoolId, GroupName: "t-two" }))).rejects.toThrow();
 
     // A tier move updates the claim; running it again changes nothing.

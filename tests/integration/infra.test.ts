@@ -33,7 +33,9 @@ async function stack(tenantId: string) {
 }
 const outputsOf = (s: Awaited<ReturnType<typeof stack>>) => Object.fromEntries((s?.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
 async function priorityOf(tenantId: string): Promise<number | undefined> {
-  const res = await h.clients.dynamodb.send(new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: `priority-of#${tenantId}` }), ConsistentRead: true }));
+  const res = await h.clients.dynamodb.send(
+    new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: `priority-of#${tenantId}` }), ConsistentRead: true }),
+  );
   const v = res.Item?.["priority"]?.N;
   return v === undefined ? undefined : Number(v);
 }
@@ -49,19 +51,41 @@ describe("tenant infrastructure stacks", () => {
     expect(s?.StackStatus).toBe("CREATE_COMPLETE");
     expect(status.stackArn).toBe(s?.StackId);
     const out = outputsOf(s);
-    for (const key of ["TaskRoleArn", "ExecutionRoleArn", "TenantAccessRoleArn", "OrdersTableName", "ProductsTableName", "LogGroupName", "TargetGroupArn"]) expect(out[key]).toBeTruthy();
+    for (const key of [
+      "TaskRoleArn",
+      "ExecutionRoleArn",
+      "TenantAccessRoleArn",
+      "OrdersTableName",
+      "ProductsTableName",
+      "LogGroupName",
+      "TargetGroupArn",
+    ])
+      expect(out[key]).toBeTruthy();
 
-    const td = await h.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(h.config.namePrefix, tenantId, "orders") }));
+    const td = await h.clients.ecs.send(
+      new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(h.config.namePrefix, tenantId, "orders") }),
+    );
     expect(td.taskDefinition?.taskRoleArn).toBe(out["TaskRoleArn"]);
     expect(td.taskDefinition?.executionRoleArn).toBe(out["ExecutionRoleArn"]);
     const env = Object.fromEntries((td.taskDefinition?.containerDefinitions?.[0]?.environment ?? []).map((e) => [e.name, e.value]));
     // What the reference images read: their own table, and the role to assume with the tenant as session tag.
-    expect(env).toMatchObject({ TABLE_NAME: out["OrdersTableName"], IAM_ROLE_ARN: out["TenantAccessRoleArn"], AWS_REGION: h.config.region, REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}' });
+    expect(env).toMatchObject({
+      TABLE_NAME: out["OrdersTableName"],
+      IAM_ROLE_ARN: out["TenantAccessRoleArn"],
+      AWS_REGION: h.config.region,
+      REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}',
+    });
     expect(td.taskDefinition?.containerDefinitions?.[0]?.logConfiguration?.options?.["awslogs-group"]).toBe(out["LogGroupName"]);
 
     const cluster = tier === "premium" ? premiumClusterName(h.config.namePrefix, tenantId) : h.config.advancedCluster;
-    const svc = await h.clients.ecs.send(new DescribeServicesCommand({ cluster, services: [serviceName(h.config.namePrefix, tenantId, "rproxy")] }));
-    expect(svc.services?.[0]?.loadBalancers?.[0]).toMatchObject({ targetGroupArn: out["TargetGroupArn"], containerName: "rproxy", containerPort: 8080 });
+    const svc = await h.clients.ecs.send(
+      new DescribeServicesCommand({ cluster, services: [serviceName(h.config.namePrefix, tenantId, "rproxy")] }),
+    );
+    expect(svc.services?.[0]?.loadBalancers?.[0]).toMatchObject({
+      targetGroupArn: out["TargetGroupArn"],
+      containerName: "rproxy",
+      containerPort: 8080,
+    });
 
     // The listener rule routes the tenant's header at its durable priority.
     const priority = await priorityOf(tenantId);

@@ -25,7 +25,9 @@ afterAll(async () => {
 });
 
 async function leaseHolder(): Promise<{ holder?: string; expiresAt?: number } | undefined> {
-  const res = await h.clients.dynamodb.send(new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }));
+  const res = await h.clients.dynamodb.send(
+    new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }),
+  );
   return res.Item ? (unmarshall(res.Item) as { holder?: string; expiresAt?: number }) : undefined;
 }
 

@@ -94,7 +94,10 @@ describe("conditional writes are atomic", () => {
           ),
         ),
       );
-      expect(results.filter((r) => r === "ok"), `trial ${trial}`).toHaveLength(1);
+      expect(
+        results.filter((r) => r === "ok"),
+        `trial ${trial}`,
+      ).toHaveLength(1);
       expect(results.filter((r) => r !== "ok")).toEqual(Array(7).fill("ConditionalCheckFailedException"));
       const stored = (await ddb.send(new GetItemCommand({ TableName: "races", Key: key, ConsistentRead: true }))).Item;
       // One write happened: a second winner would have made the term 2.
@@ -113,7 +116,13 @@ describe("conditional writes are atomic", () => {
             await ddb.send(
               new TransactWriteItemsCommand({
                 TransactItems: [
-                  { Put: { TableName: "races", Item: { pk: { S: slot }, owner: { N: String(i) } }, ConditionExpression: "attribute_not_exists(pk)" } },
+                  {
+                    Put: {
+                      TableName: "races",
+                      Item: { pk: { S: slot }, owner: { N: String(i) } },
+                      ConditionExpression: "attribute_not_exists(pk)",
+                    },
+                  },
                   { Put: { TableName: "races", Item: { pk: { S: `${slot}-claim-${i}` } } } },
                 ],
               }),
@@ -142,13 +151,20 @@ describe("conditional writes are atomic", () => {
 describe("table-scoped faults", () => {
   it("fail only the calls that name the table, whether by TableName, RequestItems or TransactItems", async () => {
     cloud.scheduler.setFaults([{ service: "dynamodb", resource: "copy-dst", errorCode: "ProvisionedThroughputExceededException" }]);
-    expect(await outcome(ddb.send(new PutItemCommand({ TableName: "copy-dst", Item: { pk: { S: "x" } } })))).toBe("ProvisionedThroughputExceededException");
-    expect(await outcome(ddb.send(new BatchWriteItemCommand({ RequestItems: { "copy-dst": [put("x")] } })))).toBe("ProvisionedThroughputExceededException");
+    expect(await outcome(ddb.send(new PutItemCommand({ TableName: "copy-dst", Item: { pk: { S: "x" } } })))).toBe(
+      "ProvisionedThroughputExceededException",
+    );
+    expect(await outcome(ddb.send(new BatchWriteItemCommand({ RequestItems: { "copy-dst": [put("x")] } })))).toBe(
+      "ProvisionedThroughputExceededException",
+    );
     expect(
       await outcome(
         ddb.send(
           new TransactWriteItemsCommand({
-            TransactItems: [{ Put: { TableName: "copy-other", Item: { pk: { S: "t" } } } }, { Put: { TableName: "copy-dst", Item: { pk: { S: "t" } } } }],
+            TransactItems: [
+              { Put: { TableName: "copy-other", Item: { pk: { S: "t" } } } },
+              { Put: { TableName: "copy-dst", Item: { pk: { S: "t" } } } },
+            ],
           }),
         ),
       ),
@@ -164,7 +180,9 @@ describe("table-scoped faults", () => {
   it("a throttled table writes only part of each BatchWriteItem and hands back the rest; resending UnprocessedItems completes the copy", async () => {
     cloud.scheduler.setFaults([{ service: "dynamodb", resource: "copy-dst", unprocessedFraction: 0.5 }]);
     const wanted = pks("item", 20);
-    const first = await ddb.send(new BatchWriteItemCommand({ RequestItems: { "copy-dst": wanted.map(put), "copy-other": pks("side", 4).map(put) } }));
+    const first = await ddb.send(
+      new BatchWriteItemCommand({ RequestItems: { "copy-dst": wanted.map(put), "copy-other": pks("side", 4).map(put) } }),
+    );
     // Half of the throttled table's writes come back, the last ones; the other table is untouched.
     expect(Object.keys(first.UnprocessedItems ?? {})).toEqual(["copy-dst"]);
     expect(first.UnprocessedItems?.["copy-dst"]).toEqual(wanted.slice(10).map(put));
@@ -204,19 +222,30 @@ describe("DynamoDB Streams through the local cloud", () => {
     expect(streamArn).toBeDefined();
     await ddb.send(new PutItemCommand({ TableName: "watched", Item: { pk: { S: "a" }, v: { N: "1" } } }));
     await ddb.send(
-      new UpdateItemCommand({ TableName: "watched", Key: { pk: { S: "a" } }, UpdateExpression: "SET v = :two", ExpressionAttributeValues: { ":two": { N: "2" } } }),
+      new UpdateItemCommand({
+        TableName: "watched",
+        Key: { pk: { S: "a" } },
+        UpdateExpression: "SET v = :two",
+        ExpressionAttributeValues: { ":two": { N: "2" } },
+      }),
     );
     const serializedBefore = cloud.scheduler.snapshot().serializedDynamoDbCalls;
 
     const shard = (await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards?.[0]?.ShardId;
     expect(shard).toBeDefined();
-    const iterator = (await streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
+    const iterator = (
+      await streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard, ShardIteratorType: "TRIM_HORIZON" }))
+    ).ShardIterator;
     const records = (await streams.send(new GetRecordsCommand({ ShardIterator: iterator }))).Records ?? [];
     expect(records.map((r) => r.eventName)).toEqual(["INSERT", "MODIFY"]);
     expect(records[1]?.dynamodb?.NewImage?.["v"]).toEqual({ N: "2" });
     expect(records[1]?.dynamodb?.OldImage?.["v"]).toEqual({ N: "1" });
 
-    expect(cloud.scheduler.calls()).toMatchObject({ "dynamodb:DescribeStream": 1, "dynamodb:GetShardIterator": 1, "dynamodb:GetRecords": 1 });
+    expect(cloud.scheduler.calls()).toMatchObject({
+      "dynamodb:DescribeStream": 1,
+      "dynamodb:GetShardIterator": 1,
+      "dynamodb:GetRecords": 1,
+    });
     expect(cloud.scheduler.snapshot().serializedDynamoDbCalls).toBe(serializedBefore);
   });
 });

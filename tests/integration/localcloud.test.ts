@@ -80,7 +80,9 @@ async function create(name: string, taskDefinition: string, clientToken: string,
       desiredCount: 2,
       launchType: "FARGATE",
       clientToken,
-      networkConfiguration: { awsvpcConfiguration: { subnets: [...cloud.account.subnets], securityGroups: [...cloud.account.securityGroups] } },
+      networkConfiguration: {
+        awsvpcConfiguration: { subnets: [...cloud.account.subnets], securityGroups: [...cloud.account.securityGroups] },
+      },
     }),
   );
   return out.service;
@@ -171,7 +173,9 @@ describe("DeleteService and DeleteCluster", () => {
     const doomed = "doomed";
     await ecs.send(new CreateClusterCommand({ clusterName: doomed }));
     const td = await registerImage("gone", "demo/gone:1");
-    await ecs.send(new CreateServiceCommand({ cluster: doomed, serviceName: "gone-a", taskDefinition: td, desiredCount: 1, clientToken: "g" }));
+    await ecs.send(
+      new CreateServiceCommand({ cluster: doomed, serviceName: "gone-a", taskDefinition: td, desiredCount: 1, clientToken: "g" }),
+    );
     cloud.control.advance(5_000);
 
     const refusedActive = await errorOf(ecsOnce.send(new DeleteClusterCommand({ cluster: doomed })));
@@ -200,7 +204,12 @@ describe("throttling, faults and the control API", () => {
     cloud.control.setThrottling(true);
     const outcomes: string[] = [];
     for (let i = 0; i < 25; i++) {
-      outcomes.push(await ecsOnce.send(new CreateClusterCommand({ clusterName: "throttle-probe" })).then(() => "ok", (e: Error) => e.name));
+      outcomes.push(
+        await ecsOnce.send(new CreateClusterCommand({ clusterName: "throttle-probe" })).then(
+          () => "ok",
+          (e: Error) => e.name,
+        ),
+      );
     }
     expect(outcomes.slice(0, 20)).toEqual(Array(20).fill("ok"));
     expect(outcomes.slice(20)).toContain("ThrottlingException");
@@ -244,11 +253,15 @@ describe("bootstrap", () => {
   it("is idempotent: a second run returns the same resources and creates nothing new", async () => {
     const again = await bootstrapAccount(cloud.clients, cloud.config);
     expect(again).toEqual(cloud.account);
-    const vpcs = await cloud.clients.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "tag:localcloud", Values: ["ecs-tenant-operator"] }] }));
+    const vpcs = await cloud.clients.ec2.send(
+      new DescribeVpcsCommand({ Filters: [{ Name: "tag:localcloud", Values: ["ecs-tenant-operator"] }] }),
+    );
     expect(vpcs.Vpcs).toHaveLength(1);
     const subnets = await cloud.clients.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [again.vpcId] }] }));
     expect(subnets.Subnets?.map((s) => s.SubnetId).sort()).toEqual([...again.subnets].sort());
-    const clusters = await ecs.send(new DescribeClustersCommand({ clusters: [cloud.config.poolCluster, cloud.config.advancedCluster], include: ["TAGS"] }));
+    const clusters = await ecs.send(
+      new DescribeClustersCommand({ clusters: [cloud.config.poolCluster, cloud.config.advancedCluster], include: ["TAGS"] }),
+    );
     for (const c of clusters.clusters ?? []) expect(c.tags).toContainEqual({ key: "managed-by", value: "ecs-tenant-operator" });
     expect(again.tenantsStreamArn).toMatch(/stream/);
     expect(again.listenerArn).toMatch(/listener/);
@@ -281,7 +294,9 @@ describe("S3 through the local cloud", () => {
     const s3 = cloud.clients.s3;
     await s3.send(new CreateBucketCommand({ Bucket: "s3-probe" }));
     const big = Buffer.alloc(3 * 1024 * 1024, 7);
-    await s3.send(new PutObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/part-0001.json", Body: '{"n":1}', ContentType: "application/json" }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/part-0001.json", Body: '{"n":1}', ContentType: "application/json" }),
+    );
     await s3.send(new PutObjectCommand({ Bucket: "s3-probe", Key: "tenants/t1/big.bin", Body: big }));
     await s3.send(new PutObjectCommand({ Bucket: "s3-probe", Key: "tenants/t2/part-0001.json", Body: "{}" }));
 
@@ -355,7 +370,10 @@ describe("process lifecycle", () => {
       `import { startMotoProcess } from ${JSON.stringify(motoModule)};\nconst m = await startMotoProcess();\nconsole.log(m.pid);\nsetInterval(() => {}, 1000);\n`,
     );
     try {
-      const parent = spawn(process.execPath, ["--import", "tsx", script], { cwd: resolve(import.meta.dirname, "../.."), stdio: ["ignore", "pipe", "inherit"] });
+      const parent = spawn(process.execPath, ["--import", "tsx", script], {
+        cwd: resolve(import.meta.dirname, "../.."),
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       const line = await new Promise<string>((res, rej) => {
         createInterface({ input: parent.stdout }).once("line", res);
         parent.once("exit", (code) => rej(new Error(`parent exited early (${code})`)));

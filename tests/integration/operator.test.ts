@@ -1,4 +1,13 @@
-import { CreateClusterCommand, CreateServiceCommand, DeleteServiceCommand, DescribeClustersCommand, DescribeServicesCommand, ListTaskDefinitionsCommand, RegisterTaskDefinitionCommand, UpdateServiceCommand } from "@aws-sdk/client-ecs";
+import {
+  CreateClusterCommand,
+  CreateServiceCommand,
+  DeleteServiceCommand,
+  DescribeClustersCommand,
+  DescribeServicesCommand,
+  ListTaskDefinitionsCommand,
+  RegisterTaskDefinitionCommand,
+  UpdateServiceCommand,
+} from "@aws-sdk/client-ecs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APP_NAMES } from "../../src/tenants/record.js";
 import { premiumClusterName, serviceName, taskDefinitionFamily } from "../../src/tiers/naming.js";
@@ -24,7 +33,10 @@ async function services(cluster: string, names: readonly string[]) {
   return res.services ?? [];
 }
 async function activeServices(cluster: string, tenantId: string) {
-  const all = await services(cluster, APP_NAMES.map((a) => serviceName(prefix(), tenantId, a)));
+  const all = await services(
+    cluster,
+    APP_NAMES.map((a) => serviceName(prefix(), tenantId, a)),
+  );
   return all.filter((s) => s.status === "ACTIVE");
 }
 async function revisions(tenantId: string, app: (typeof APP_NAMES)[number]) {
@@ -39,7 +51,11 @@ describe("onboarding", () => {
     await h.put({ tenantId: "adv-1", tier: "advanced", tenantName: "Adv One", tenantRegistrationId: "reg-a1" });
     await h.put({ tenantId: uuid, tier: "Premium", tenantName: "Prem UUID", tenantRegistrationId: "reg-p1" });
 
-    const [basic, adv, prem] = await Promise.all([h.waitForPhase("basic-1", "Ready"), h.waitForPhase("adv-1", "Ready"), h.waitForPhase(uuid, "Ready")]);
+    const [basic, adv, prem] = await Promise.all([
+      h.waitForPhase("basic-1", "Ready"),
+      h.waitForPhase("adv-1", "Ready"),
+      h.waitForPhase(uuid, "Ready"),
+    ]);
     expect(basic.serviceArns ?? []).toEqual([]);
 
     // advanced: one service per app in the shared advanced cluster, tagged as owned
@@ -60,14 +76,22 @@ describe("onboarding", () => {
     expect(prem.clusterArn).toBe(clusters.clusters?.[0]?.clusterArn);
 
     // SBT heard about each, with the registration id and status Created
-    for (const [id, reg] of [["basic-1", "reg-b1"], ["adv-1", "reg-a1"], [uuid, "reg-p1"]] as const) {
+    for (const [id, reg] of [
+      ["basic-1", "reg-b1"],
+      ["adv-1", "reg-a1"],
+      [uuid, "reg-p1"],
+    ] as const) {
       const events = await eventually(async () => {
         const e = await h.sink.of(id, "sbt_aws_provisionSuccess");
         return e.length > 0 ? e : undefined;
       }, `provisionSuccess for ${id}`);
       expect(events).toHaveLength(1);
       expect(events[0]?.source).toBe("sbt.application.plane");
-      expect(events[0]?.detail).toMatchObject({ tenantId: id, tenantRegistrationId: reg, jobOutput: { tenantRegistrationData: { registrationStatus: "Created" } } });
+      expect(events[0]?.detail).toMatchObject({
+        tenantId: id,
+        tenantRegistrationId: reg,
+        jobOutput: { tenantRegistrationData: { registrationStatus: "Created" } },
+      });
     }
   });
 
@@ -162,7 +186,10 @@ describe("offboarding", () => {
       const e = await h.sink.of("off-1", "sbt_aws_deprovisionSuccess");
       return e.length > 0 ? e : undefined;
     }, "deprovisionSuccess");
-    expect(events[0]?.detail).toMatchObject({ tenantRegistrationId: "reg-off", jobOutput: { tenantRegistrationData: { registrationStatus: "Deleted" } } });
+    expect(events[0]?.detail).toMatchObject({
+      tenantRegistrationId: "reg-off",
+      jobOutput: { tenantRegistrationData: { registrationStatus: "Deleted" } },
+    });
 
     // Purging the Deprovisioned record announces nothing more.
     await h.remove("off-1");
@@ -174,7 +201,10 @@ describe("offboarding", () => {
     await h.put({ tenantId: "del-1", tier: "advanced", tenantName: "Del", tenantRegistrationId: "reg-del" });
     await h.waitForPhase("del-1", "Ready");
     await h.remove("del-1");
-    await eventually(async () => ((await activeServices(h.config.advancedCluster, "del-1")).length === 0 ? true : undefined), "del-1 services gone");
+    await eventually(
+      async () => ((await activeServices(h.config.advancedCluster, "del-1")).length === 0 ? true : undefined),
+      "del-1 services gone",
+    );
     const events = await eventually(async () => {
       const e = await h.sink.of("del-1", "sbt_aws_deprovisionSuccess");
       return e.length > 0 ? e : undefined;
@@ -208,7 +238,8 @@ describe("bad input", () => {
     const failed = await h.waitForPhase("keep-1", "Failed");
     expect(failed.message).toContain("apps.orders.desiredCount");
     const calls = h.cloud.control.ecsCalls();
-    for (const write of ["UpdateService", "DeleteService", "CreateService", "RegisterTaskDefinition", "DeleteCluster"]) expect(calls[write] ?? 0).toBe(0);
+    for (const write of ["UpdateService", "DeleteService", "CreateService", "RegisterTaskDefinition", "DeleteCluster"])
+      expect(calls[write] ?? 0).toBe(0);
     expect(await activeServices(h.config.advancedCluster, "keep-1")).toHaveLength(4);
   });
 });
@@ -221,20 +252,44 @@ describe("drift and ownership", () => {
     await h.clients.ecs.send(new UpdateServiceCommand({ cluster: h.config.advancedCluster, service: name, desiredCount: 0 }));
     await h.clients.ecs.send(new DeleteServiceCommand({ cluster: h.config.advancedCluster, service: name }));
     // Let the deletion drain in simulated time, then trigger a resync of the fleet.
-    await eventually(async () => ((await services(h.config.advancedCluster, [name]))[0]?.status === "INACTIVE" ? true : undefined), "drain");
+    await eventually(
+      async () => ((await services(h.config.advancedCluster, [name]))[0]?.status === "INACTIVE" ? true : undefined),
+      "drain",
+    );
     await h.controller.manager.resyncNow();
-    await eventually(async () => ((await activeServices(h.config.advancedCluster, "drift-1")).length === 4 ? true : undefined), "service recreated");
+    await eventually(
+      async () => ((await activeServices(h.config.advancedCluster, "drift-1")).length === 4 ? true : undefined),
+      "service recreated",
+    );
     await h.waitForPhase("drift-1", "Ready");
   });
 
   it("never touches an unmanaged service or cluster, and reports one in the way", async () => {
     const ecs = h.clients.ecs;
     const net = { awsvpcConfiguration: { subnets: [...h.config.subnets], securityGroups: [...h.config.securityGroups] } };
-    const td = await ecs.send(new RegisterTaskDefinitionCommand({ family: "handmade", containerDefinitions: [{ name: "x", image: "nginx:1", memory: 128 }], requiresCompatibilities: ["FARGATE"], networkMode: "awsvpc", cpu: "256", memory: "512" }));
+    const td = await ecs.send(
+      new RegisterTaskDefinitionCommand({
+        family: "handmade",
+        containerDefinitions: [{ name: "x", image: "nginx:1", memory: 128 }],
+        requiresCompatibilities: ["FARGATE"],
+        networkMode: "awsvpc",
+        cpu: "256",
+        memory: "512",
+      }),
+    );
     const tdArn = td.taskDefinition?.taskDefinitionArn ?? "";
     // An unmanaged service squatting on the name the controller would use for tenant squat-1's orders.
     const squatName = serviceName(prefix(), "squat-1", "orders");
-    await ecs.send(new CreateServiceCommand({ cluster: h.config.advancedCluster, serviceName: squatName, taskDefinition: tdArn, desiredCount: 1, launchType: "FARGATE", networkConfiguration: net }));
+    await ecs.send(
+      new CreateServiceCommand({
+        cluster: h.config.advancedCluster,
+        serviceName: squatName,
+        taskDefinition: tdArn,
+        desiredCount: 1,
+        launchType: "FARGATE",
+        networkConfiguration: net,
+      }),
+    );
     // An unmanaged premium-named cluster for a tenant that is then offboarded.
     const foreignCluster = premiumClusterName(prefix(), "foreign-1");
     await ecs.send(new CreateClusterCommand({ clusterName: foreignCluster }));

@@ -69,7 +69,8 @@ async function waitFor(stackName: string, status: string): Promise<Stack> {
     try {
       stack = (await cfn.send(new DescribeStacksCommand({ StackName: stackName }))).Stacks?.[0];
     } catch (err) {
-      if (status === "DELETE_COMPLETE" && /does not exist/.test(String(err))) return { StackName: stackName, StackStatus: "DELETE_COMPLETE" } as Stack;
+      if (status === "DELETE_COMPLETE" && /does not exist/.test(String(err)))
+        return { StackName: stackName, StackStatus: "DELETE_COMPLETE" } as Stack;
       throw err;
     }
     if (stack?.StackStatus === status) return stack;
@@ -195,8 +196,14 @@ describe("pool and tenant stacks in the local cloud", () => {
     expect(paths).toEqual(["/*"]);
     expect(rule?.Actions?.[0]).toMatchObject({ Type: "forward", TargetGroupArn: poolInfra.targetGroupArn });
 
-    const tgs = (await cloud.clients.elbv2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [poolInfra.targetGroupArn, tenantInfra.targetGroupArn] }))).TargetGroups ?? [];
-    for (const tg of tgs) expect(tg).toMatchObject({ TargetType: "ip", Port: 8080, HealthCheckPath: "/health", VpcId: cloud.account.vpcId });
+    const tgs =
+      (
+        await cloud.clients.elbv2.send(
+          new DescribeTargetGroupsCommand({ TargetGroupArns: [poolInfra.targetGroupArn, tenantInfra.targetGroupArn] }),
+        )
+      ).TargetGroups ?? [];
+    for (const tg of tgs)
+      expect(tg).toMatchObject({ TargetType: "ip", Port: 8080, HealthCheckPath: "/health", VpcId: cloud.account.vpcId });
     expect(tgs).toHaveLength(2);
   });
 
@@ -210,7 +217,9 @@ describe("pool and tenant stacks in the local cloud", () => {
     // Retained: both tables, with the item.
     expect(await tableExists(tenantInfra.ordersTableName)).toBe(true);
     expect(await tableExists(tenantInfra.productsTableName)).toBe(true);
-    const got = await dynamodb.send(new GetItemCommand({ TableName: tenantInfra.ordersTableName, Key: { tenantId: item.tenantId, orderId: item.orderId } }));
+    const got = await dynamodb.send(
+      new GetItemCommand({ TableName: tenantInfra.ordersTableName, Key: { tenantId: item.tenantId, orderId: item.orderId } }),
+    );
     expect(got.Item).toEqual(item);
     // Deleted: what holds no data (so the delete really ran).
     const roleName = tenantInfra.taskRoleArn.split("/").pop()!;
@@ -240,8 +249,15 @@ describe("pool and tenant stacks in the local cloud", () => {
       AWSTemplateFormatVersion: "2010-09-09",
       Parameters: { ListenerArn: { Type: "String" }, VpcId: { Type: "AWS::EC2::VPC::Id" } },
       Resources: {
-        Kept: { Type: "AWS::ElasticLoadBalancingV2::TargetGroup", DeletionPolicy: "Retain", Properties: { Name: "gaps-kept", TargetType: "ip", Protocol: "HTTP", Port: 8080, VpcId: { Ref: "VpcId" } } },
-        Dropped: { Type: "AWS::ElasticLoadBalancingV2::TargetGroup", Properties: { Name: "gaps-dropped", TargetType: "ip", Protocol: "HTTP", Port: 8080, VpcId: { Ref: "VpcId" } } },
+        Kept: {
+          Type: "AWS::ElasticLoadBalancingV2::TargetGroup",
+          DeletionPolicy: "Retain",
+          Properties: { Name: "gaps-kept", TargetType: "ip", Protocol: "HTTP", Port: 8080, VpcId: { Ref: "VpcId" } },
+        },
+        Dropped: {
+          Type: "AWS::ElasticLoadBalancingV2::TargetGroup",
+          Properties: { Name: "gaps-dropped", TargetType: "ip", Protocol: "HTTP", Port: 8080, VpcId: { Ref: "VpcId" } },
+        },
         Rule: {
           Type: "AWS::ElasticLoadBalancingV2::ListenerRule",
           Properties: {
@@ -266,7 +282,9 @@ describe("pool and tenant stacks in the local cloud", () => {
     await waitFor(name, "CREATE_COMPLETE");
     await cfn.send(new DeleteStackCommand({ StackName: name }));
     await waitFor(name, "DELETE_COMPLETE");
-    const tgNames = ((await cloud.clients.elbv2.send(new DescribeTargetGroupsCommand({}))).TargetGroups ?? []).map((tg) => tg.TargetGroupName);
+    const tgNames = ((await cloud.clients.elbv2.send(new DescribeTargetGroupsCommand({}))).TargetGroups ?? []).map(
+      (tg) => tg.TargetGroupName,
+    );
     expect(tgNames).toContain("gaps-kept");
     expect(tgNames).not.toContain("gaps-dropped");
     const rules = (await cloud.clients.elbv2.send(new DescribeRulesCommand({ ListenerArn: cloud.account.listenerArn }))).Rules ?? [];

@@ -10,7 +10,11 @@ let client: DynamoDBClient;
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new DynamoDBClient({ region: "us-east-1", endpoint: moto.endpoint, credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  client = new DynamoDBClient({
+    region: "us-east-1",
+    endpoint: moto.endpoint,
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
   serializeRequests(client);
   await ensureLeaseTable(client, TABLE);
 });
@@ -82,7 +86,10 @@ describe("PriorityAllocator on moto", () => {
   });
 
   it("two controllers allocating for one tenant at once agree", async () => {
-    const got = await Promise.all([new PriorityAllocator(client, TABLE).allocate("contested"), new PriorityAllocator(client, TABLE).allocate("contested")]);
+    const got = await Promise.all([
+      new PriorityAllocator(client, TABLE).allocate("contested"),
+      new PriorityAllocator(client, TABLE).allocate("contested"),
+    ]);
     expect(got[0]).toBe(got[1]);
     const { numbers, owners } = await stored();
     expect(numbers.get(got[0])).toBe("contested");

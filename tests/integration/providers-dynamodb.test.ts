@@ -47,7 +47,9 @@ const raw = async (tenantId: string) => {
 
 const status: TenantStatus = {
   phase: "Ready",
-  conditions: [{ type: "Ready", status: "True", reason: "ServicesStable", message: "all running", lastTransitionTime: "2024-01-01T00:00:00.000Z" }],
+  conditions: [
+    { type: "Ready", status: "True", reason: "ServicesStable", message: "all running", lastTransitionTime: "2024-01-01T00:00:00.000Z" },
+  ],
   observedSpecHash: "abc",
   message: "ready",
   lastReconciledAt: "2024-01-01T00:00:00.000Z",
@@ -57,7 +59,13 @@ const status: TenantStatus = {
 describe("DynamoTenantStore", () => {
   it("scans every item page by page, as plain JS values", async () => {
     for (let i = 0; i < 25; i++) {
-      await put({ tenantId: `scan-${String(i).padStart(2, "0")}`, tier: "basic", tenantName: `T${i}`, apps: { orders: { desiredCount: 2 } }, sbtaws_active: true });
+      await put({
+        tenantId: `scan-${String(i).padStart(2, "0")}`,
+        tier: "basic",
+        tenantName: `T${i}`,
+        apps: { orders: { desiredCount: 2 } },
+        sbtaws_active: true,
+      });
     }
     const pages: (readonly RawTenantItem[])[] = [];
     for await (const page of store.scan()) pages.push(page);
@@ -77,7 +85,14 @@ describe("DynamoTenantStore", () => {
   it("writes status and nothing else", async () => {
     await put({ tenantId: "ws-1", tier: "advanced", tenantName: "W", custom: "kept", apps: { users: { version: "2" } } });
     expect(await store.writeStatus("ws-1", status, held)).toBe(true);
-    expect(await raw("ws-1")).toEqual({ tenantId: "ws-1", tier: "advanced", tenantName: "W", custom: "kept", apps: { users: { version: "2" } }, status });
+    expect(await raw("ws-1")).toEqual({
+      tenantId: "ws-1",
+      tier: "advanced",
+      tenantName: "W",
+      custom: "kept",
+      apps: { users: { version: "2" } },
+      status,
+    });
     // a second write replaces the status map, still leaving the spec alone
     expect(await store.writeStatus("ws-1", { ...status, phase: "Degraded" }, held)).toBe(true);
     expect(await raw("ws-1")).toMatchObject({ tier: "advanced", custom: "kept", status: { phase: "Degraded" } });

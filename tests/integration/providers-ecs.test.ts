@@ -26,7 +26,9 @@ beforeAll(async () => {
   // awsvpc services need a subnet and a security group that exist.
   const vpc = await clients.ec2.send(new CreateVpcCommand({ CidrBlock: "10.0.0.0/16" }));
   const sn = await clients.ec2.send(new CreateSubnetCommand({ VpcId: vpc.Vpc?.VpcId ?? "", CidrBlock: "10.0.1.0/24" }));
-  const sg = await clients.ec2.send(new CreateSecurityGroupCommand({ GroupName: "tasks", Description: "tasks", VpcId: vpc.Vpc?.VpcId ?? "" }));
+  const sg = await clients.ec2.send(
+    new CreateSecurityGroupCommand({ GroupName: "tasks", Description: "tasks", VpcId: vpc.Vpc?.VpcId ?? "" }),
+  );
   subnet = sn.Subnet?.SubnetId ?? "";
   securityGroup = sg.GroupId ?? "";
   provider = new EcsProvider(clients.ecs, { region: "us-east-1" });
@@ -52,7 +54,15 @@ const td: DesiredTaskDefinition = {
   app: "orders",
   cpu: "256",
   memory: "512",
-  containers: [{ name: "orders", image: "public.ecr.aws/demo/orders:1.0", essential: true, portMappings: [{ name: "http", containerPort: 3010, protocol: "tcp" }], environment: [{ name: "TENANT_ID", value: "p1" }] }],
+  containers: [
+    {
+      name: "orders",
+      image: "public.ecr.aws/demo/orders:1.0",
+      essential: true,
+      portMappings: [{ name: "http", containerPort: 3010, protocol: "tcp" }],
+      environment: [{ name: "TENANT_ID", value: "p1" }],
+    },
+  ],
   tags: { ...TENANT, app: "orders" },
   contentHash: "content-v1",
 };
@@ -87,9 +97,18 @@ describe("EcsProvider against moto", () => {
 
     const observed = await provider.observe(footprint);
     expect(observed.clusters).toEqual([expect.objectContaining({ name: CLUSTER, status: "ACTIVE", tags: TENANT })]);
-    expect(observed.taskDefinitions).toEqual([expect.objectContaining({ family: "p1-orders", arn: tdArn, revision: 1, contentHash: "content-v1" })]);
+    expect(observed.taskDefinitions).toEqual([
+      expect.objectContaining({ family: "p1-orders", arn: tdArn, revision: 1, contentHash: "content-v1" }),
+    ]);
     expect(observed.services).toHaveLength(1);
-    expect(observed.services[0]).toMatchObject({ cluster: CLUSTER, name: "p1-orders", status: "ACTIVE", desiredCount: 1, taskDefinitionArn: tdArn, taskDefinitionContentHash: "content-v1" });
+    expect(observed.services[0]).toMatchObject({
+      cluster: CLUSTER,
+      name: "p1-orders",
+      status: "ACTIVE",
+      desiredCount: 1,
+      taskDefinitionArn: tdArn,
+      taskDefinitionContentHash: "content-v1",
+    });
     expect(observed.services[0]?.tags).toMatchObject({ ...TENANT, app: "orders" });
 
     // The service was really created as asked, in the tenant's own subnet.
@@ -105,15 +124,30 @@ describe("EcsProvider against moto", () => {
     const delta = diffSnapshots(before, counter.snapshot());
     expect(delta.calls).toEqual({ "ecs:DescribeClusters:ok": 1, "ecs:DescribeServices:ok": 1 });
 
-    await provider.apply([{ kind: "updateService", cluster: CLUSTER, name: "p1-orders", desiredCount: 3, reason: "scale" }], observed, fence);
+    await provider.apply(
+      [{ kind: "updateService", cluster: CLUSTER, name: "p1-orders", desiredCount: 3, reason: "scale" }],
+      observed,
+      fence,
+    );
     expect((await provider.observe(footprint)).services[0]?.desiredCount).toBe(3);
 
     // Register v2 and roll the service onto it.
-    const v2 = await provider.apply([{ kind: "registerTaskDefinition", taskDefinition: { ...td, contentHash: "content-v2" }, reason: "image" }], observed, fence);
+    const v2 = await provider.apply(
+      [{ kind: "registerTaskDefinition", taskDefinition: { ...td, contentHash: "content-v2" }, reason: "image" }],
+      observed,
+      fence,
+    );
     const rolled = await provider.observe(footprint);
     expect(rolled.taskDefinitions[0]?.arn).toBe(v2.registered.get("p1-orders"));
-    await provider.apply([{ kind: "updateService", cluster: CLUSTER, name: "p1-orders", taskDefinitionFamily: "p1-orders", reason: "roll" }], rolled, fence);
-    expect((await provider.observe(footprint)).services[0]).toMatchObject({ taskDefinitionArn: v2.registered.get("p1-orders"), taskDefinitionContentHash: "content-v2" });
+    await provider.apply(
+      [{ kind: "updateService", cluster: CLUSTER, name: "p1-orders", taskDefinitionFamily: "p1-orders", reason: "roll" }],
+      rolled,
+      fence,
+    );
+    expect((await provider.observe(footprint)).services[0]).toMatchObject({
+      taskDefinitionArn: v2.registered.get("p1-orders"),
+      taskDefinitionContentHash: "content-v2",
+    });
 
     // Offboard: scale to 0, delete the service, then the cluster.
     const current = await provider.observe(footprint);
@@ -135,7 +169,14 @@ describe("EcsProvider against moto", () => {
 
     // Deleting again is success: the state we want already holds.
     await expect(
-      provider.apply([{ kind: "deleteService", cluster: CLUSTER, name: "p1-orders", reason: "again" }, { kind: "deleteCluster", cluster: CLUSTER, reason: "again" }], drained, fence),
+      provider.apply(
+        [
+          { kind: "deleteService", cluster: CLUSTER, name: "p1-orders", reason: "again" },
+          { kind: "deleteCluster", cluster: CLUSTER, reason: "again" },
+        ],
+        drained,
+        fence,
+      ),
     ).resolves.toBeDefined();
   });
 
@@ -144,8 +185,12 @@ describe("EcsProvider against moto", () => {
     const before = totalOf(counter.snapshot(), { operation: "DeleteCluster" });
     const observed = await provider.observe({ serviceLocations: [], ownedClusters: ["someone-elses"], taskDefinitionFamilies: [] });
     expect(observed.clusters).toHaveLength(1);
-    await expect(provider.apply([{ kind: "deleteCluster", cluster: "someone-elses", reason: "x" }], observed, fence)).rejects.toBeInstanceOf(UnmanagedResourceError);
-    expect((await provider.observe({ serviceLocations: [], ownedClusters: ["someone-elses"], taskDefinitionFamilies: [] })).clusters[0]?.status).toBe("ACTIVE");
+    await expect(
+      provider.apply([{ kind: "deleteCluster", cluster: "someone-elses", reason: "x" }], observed, fence),
+    ).rejects.toBeInstanceOf(UnmanagedResourceError);
+    expect(
+      (await provider.observe({ serviceLocations: [], ownedClusters: ["someone-elses"], taskDefinitionFamilies: [] })).clusters[0]?.status,
+    ).toBe("ACTIVE");
     expect(totalOf(counter.snapshot(), { operation: "DeleteCluster" })).toBe(before);
   });
 });

@@ -13,7 +13,11 @@ let log: DynamoRemovalLog;
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new DynamoDBClient({ endpoint: moto.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  client = new DynamoDBClient({
+    endpoint: moto.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
   await ensureLeaseTable(client, TABLE);
   log = new DynamoRemovalLog(client, TABLE);
 });

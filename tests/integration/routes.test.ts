@@ -36,7 +36,9 @@ afterAll(async () => {
 });
 
 async function targetGroup(name: string): Promise<string> {
-  const out = await elbv2.send(new CreateTargetGroupCommand({ Name: name, Protocol: "HTTP", Port: 80, VpcId: cloud.account.vpcId, TargetType: "ip" }));
+  const out = await elbv2.send(
+    new CreateTargetGroupCommand({ Name: name, Protocol: "HTTP", Port: 80, VpcId: cloud.account.vpcId, TargetType: "ip" }),
+  );
   const arn = out.TargetGroups?.[0]?.TargetGroupArn;
   if (arn === undefined) throw new Error("CreateTargetGroup returned no ARN");
   return arn;
@@ -47,7 +49,12 @@ async function rawRule(ruleArn: string): Promise<Rule | undefined> {
   return rules.find((r) => r.RuleArn === ruleArn);
 }
 
-const route = (tenantId: string, priority: number, action: DesiredRoute["action"]): DesiredRoute => ({ tenantId, listenerArn: listener, priority, action });
+const route = (tenantId: string, priority: number, action: DesiredRoute["action"]): DesiredRoute => ({
+  tenantId,
+  listenerArn: listener,
+  priority,
+  action,
+});
 
 describe("ListenerRoutes on the local cloud", () => {
   it("creates a forward rule, flips it to deny and back, moves its priority, and deletes it", async () => {
@@ -57,10 +64,20 @@ describe("ListenerRoutes on the local cloud", () => {
 
     // Both lookups: by listing, and by the known ARN.
     const listed = await routes.observe("tenant-one", listener);
-    expect(listed).toEqual({ ruleArn: arn, listenerArn: listener, tenantId: "tenant-one", priority: 101, action: { kind: "forward", targetGroupArn: tgA }, managed: true });
+    expect(listed).toEqual({
+      ruleArn: arn,
+      listenerArn: listener,
+      tenantId: "tenant-one",
+      priority: 101,
+      action: { kind: "forward", targetGroupArn: tgA },
+      managed: true,
+    });
     expect(await routes.observe("tenant-one", listener, arn)).toEqual(listed);
     const tags = (await elbv2.send(new DescribeTagsCommand({ ResourceArns: [arn] }))).TagDescriptions?.[0]?.Tags ?? [];
-    expect(Object.fromEntries(tags.map((t) => [t.Key, t.Value]))).toEqual({ "managed-by": "ecs-tenant-operator", "tenant-id": "tenant-one" });
+    expect(Object.fromEntries(tags.map((t) => [t.Key, t.Value]))).toEqual({
+      "managed-by": "ecs-tenant-operator",
+      "tenant-id": "tenant-one",
+    });
     expect(decideRoute(forward, listed).kind).toBe("ready");
 
     // Suspend: one ModifyRule to a plain-text 403.

@@ -1,5 +1,10 @@
 import { DescribeServicesCommand, DescribeTaskDefinitionCommand } from "@aws-sdk/client-ecs";
-import { CreateHttpNamespaceCommand, ListNamespacesCommand, ListTagsForResourceCommand, ServiceDiscoveryClient } from "@aws-sdk/client-servicediscovery";
+import {
+  CreateHttpNamespaceCommand,
+  ListNamespacesCommand,
+  ListTagsForResourceCommand,
+  ServiceDiscoveryClient,
+} from "@aws-sdk/client-servicediscovery";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
 import { LOCAL_CREDENTIALS } from "../../src/localcloud/index.js";
@@ -45,12 +50,20 @@ describe("Cloud Map namespaces through the local cloud", () => {
     const name = tenantNamespaceName(settings.namePrefix, "ns-life");
     expect(await namespaces.ensure(name, { "tenant-id": "ns-life" }, fence)).toMatchObject({ kind: "inProgress" });
     const ready = await namespaces.ensure(name, { "tenant-id": "ns-life" }, fence);
-    expect(ready).toMatchObject({ kind: "ready", namespace: { name, id: expect.stringMatching(/^ns-/), arn: expect.stringContaining(":namespace/ns-") } });
+    expect(ready).toMatchObject({
+      kind: "ready",
+      namespace: { name, id: expect.stringMatching(/^ns-/), arn: expect.stringContaining(":namespace/ns-") },
+    });
     await namespaces.ensure(name, { "tenant-id": "ns-life" }, fence);
     expect(await countNamed(name)).toBe(1);
     if (ready.kind !== "ready") return;
     const tags = await sd.send(new ListTagsForResourceCommand({ ResourceARN: ready.namespace.arn }));
-    expect(tags.Tags).toEqual(expect.arrayContaining([{ Key: "managed-by", Value: "ecs-tenant-operator" }, { Key: "tenant-id", Value: "ns-life" }]));
+    expect(tags.Tags).toEqual(
+      expect.arrayContaining([
+        { Key: "managed-by", Value: "ecs-tenant-operator" },
+        { Key: "tenant-id", Value: "ns-life" },
+      ]),
+    );
 
     expect((await namespaces.remove(name, fence)).kind).toBe("inProgress");
     expect(await namespaces.remove(name, fence)).toEqual({ kind: "gone" });
@@ -88,7 +101,8 @@ describe("Service Connect and runtimePlatform through the local cloud", () => {
     const cluster = premiumClusterName(settings.namePrefix, TENANT);
     const names = (["orders", "rproxy"] as const).map((app) => serviceName(settings.namePrefix, TENANT, app));
     const described = await cloud.clients.ecs.send(new DescribeServicesCommand({ cluster, services: names }));
-    const connect = (name: string) => described.services?.find((s) => s.serviceName === name)?.deployments?.[0]?.serviceConnectConfiguration;
+    const connect = (name: string) =>
+      described.services?.find((s) => s.serviceName === name)?.deployments?.[0]?.serviceConnectConfiguration;
     expect(connect(names[0]!)).toEqual({
       enabled: true,
       namespace: namespace.arn,
@@ -97,17 +111,29 @@ describe("Service Connect and runtimePlatform through the local cloud", () => {
     expect(connect(names[1]!)).toEqual({ enabled: true, namespace: namespace.arn, services: [] });
 
     // The task definition reads back with its platform and its http port.
-    const td = await cloud.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(settings.namePrefix, TENANT, "orders") }));
+    const td = await cloud.clients.ecs.send(
+      new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(settings.namePrefix, TENANT, "orders") }),
+    );
     expect(td.taskDefinition?.runtimePlatform).toEqual({ cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" });
-    expect(td.taskDefinition?.containerDefinitions?.[0]?.portMappings?.[0]).toMatchObject({ name: "orders", containerPort: 3010, appProtocol: "http" });
+    expect(td.taskDefinition?.containerDefinitions?.[0]?.portMappings?.[0]).toMatchObject({
+      name: "orders",
+      containerPort: 3010,
+      appProtocol: "http",
+    });
     const env = Object.fromEntries((td.taskDefinition?.containerDefinitions?.[0]?.environment ?? []).map((e) => [e.name, e.value]));
     expect(env).toMatchObject({ AWS_REGION: cloud.config.region });
-    const rproxyTd = await cloud.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(settings.namePrefix, TENANT, "rproxy") }));
+    const rproxyTd = await cloud.clients.ecs.send(
+      new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(settings.namePrefix, TENANT, "rproxy") }),
+    );
     expect(rproxyTd.taskDefinition?.containerDefinitions?.[0]?.environment).toContainEqual({ name: "NAMESPACE", value: nsName });
 
     // Observed as desired: a second pass makes no call.
     const observed = await provider.observe(footprint);
-    expect(observed.services.find((s) => s.name === names[0])?.serviceConnect).toMatchObject({ enabled: true, namespace: namespace.arn, servers: [{ discoveryName: "orders-api", port: 3010 }] });
+    expect(observed.services.find((s) => s.name === names[0])?.serviceConnect).toMatchObject({
+      enabled: true,
+      namespace: namespace.arn,
+      servers: [{ discoveryName: "orders-api", port: 3010 }],
+    });
     expect(diff(desiredForTenant(spec, defaultCatalogue, settings, undefined, context), observed, footprint).actions).toEqual([]);
 
     // Without the namespace, Service Connect goes off with one UpdateService per service.

@@ -63,7 +63,12 @@ describe("tenant stacks on moto", () => {
       const described = (await cfn.send(new DescribeStacksCommand({ StackName: t.stackName }))).Stacks?.[0];
       expect(described?.StackStatus).toBe("CREATE_COMPLETE");
       const tags = Object.fromEntries((described?.Tags ?? []).map((x) => [x.Key, x.Value]));
-      expect(tags).toMatchObject({ "managed-by": "ecs-tenant-operator", "tenant-id": tenantId, tier: "advanced", [TEMPLATE_HASH_TAG]: t.hash });
+      expect(tags).toMatchObject({
+        "managed-by": "ecs-tenant-operator",
+        "tenant-id": tenantId,
+        tier: "advanced",
+        [TEMPLATE_HASH_TAG]: t.hash,
+      });
 
       const table = (await dynamodb.send(new DescribeTableCommand({ TableName: outputs!.ordersTableName }))).Table;
       expect(table?.KeySchema).toEqual([
@@ -75,7 +80,8 @@ describe("tenant stacks on moto", () => {
       expect(table?.StreamSpecification).toEqual({ StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" });
       expect(table?.LatestStreamArn).toBeDefined();
 
-      const tg = (await cloud.clients.elbv2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [outputs!.targetGroupArn] }))).TargetGroups?.[0];
+      const tg = (await cloud.clients.elbv2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [outputs!.targetGroupArn] })))
+        .TargetGroups?.[0];
       expect(tg).toMatchObject({ TargetType: "ip", HealthCheckPath: "/health", Port: 8080 });
 
       // Routing is the controller's (TenantRoutes, one ELBv2 call per flip):
@@ -166,15 +172,20 @@ describe("tenant stacks on moto", () => {
     expect(seen).toEqual(["inProgress", "gone"]);
     expect(cfnCalls() - before).toBe(3);
     expect(await stacks.observe(t.stackName)).toBeUndefined();
-    await expect(cloud.clients.elbv2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [outputs.targetGroupArn] }))).rejects.toMatchObject({ name: "TargetGroupNotFoundException" });
+    await expect(
+      cloud.clients.elbv2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [outputs.targetGroupArn] })),
+    ).rejects.toMatchObject({ name: "TargetGroupNotFoundException" });
 
     // DeletionPolicy Retain: deleting the stack drops no tenant data; only
     // the controller does, after exporting or copying it.
     for (const table of [outputs.ordersTableName, outputs.productsTableName]) {
       expect((await dynamodb.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus, table).toBe("ACTIVE");
     }
-    for (const table of [outputs.ordersTableName, outputs.productsTableName]) await dropTable(dynamodb, table, { assertHeld() {} }, DEFAULT_RETRY);
-    await expect(dynamodb.send(new DescribeTableCommand({ TableName: outputs.ordersTableName }))).rejects.toBeInstanceOf(ResourceNotFoundException);
+    for (const table of [outputs.ordersTableName, outputs.productsTableName])
+      await dropTable(dynamodb, table, { assertHeld() {} }, DEFAULT_RETRY);
+    await expect(dynamodb.send(new DescribeTableCommand({ TableName: outputs.ordersTableName }))).rejects.toBeInstanceOf(
+      ResourceNotFoundException,
+    );
 
     // With the tables dropped the names are free: a re-onboarded tenant gets a new stack of the same name.
     const again = await converge(() => stacks.ensure(t));

@@ -16,7 +16,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { restoreCommand } from "../../src/cli/commands/restore.js";
 import { BackupError, DynamoTenantData } from "../../src/data/index.js";
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from "../../src/localcloud/index.js";
-import { LeaseLostError, SORT_KEYS, UnmanagedResourceError, type BackupLocation, type DataApp, type Fence, type TableSet } from "../../src/operator/ports.js";
+import {
+  LeaseLostError,
+  SORT_KEYS,
+  UnmanagedResourceError,
+  type BackupLocation,
+  type DataApp,
+  type Fence,
+  type TableSet,
+} from "../../src/operator/ports.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
 
 type Item = Record<string, AttributeValue>;
@@ -96,7 +104,9 @@ function richItem(tenantId: string, app: DataApp, n: number, padding = 0): Item 
 
 async function seed(table: string, items: readonly Item[]): Promise<void> {
   for (let i = 0; i < items.length; i += 25) {
-    const out = await dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }));
+    const out = await dynamodb.send(
+      new BatchWriteItemCommand({ RequestItems: { [table]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }),
+    );
     expect(out.UnprocessedItems?.[table] ?? []).toEqual([]);
   }
 }
@@ -239,7 +249,9 @@ describe("tier move: backfill and change capture", () => {
     const bare = new DynamoDBClient({ endpoint: cloud.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
     try {
       const mover = new DynamoTenantData(bare, streams, s3, { retry: FAST });
-      cloud.control.setFaults([{ service: "dynamodb", action: "BatchWriteItem", errorCode: "ProvisionedThroughputExceededException", count: 5 }]);
+      cloud.control.setFaults([
+        { service: "dynamodb", action: "BatchWriteItem", errorCode: "ProvisionedThroughputExceededException", count: 5 },
+      ]);
       const before = cloud.control.snapshot().calls["dynamodb:BatchWriteItem"] ?? 0;
       expect(await mover.backfill(A, throttledSource, fresh, held)).toEqual({ items: 120 });
       // Every injected throttle was hit, and each refused batch was sent again.
@@ -261,8 +273,14 @@ describe("offboarding export and restore", () => {
 
   beforeAll(async () => {
     tables = await createTables();
-    await seed(tables.orders, [...Array.from({ length: 60 }, (_, i) => richItem(A, "orders", i, 3000)), ...Array.from({ length: 5 }, (_, i) => richItem(B, "orders", i))]);
-    await seed(tables.products, Array.from({ length: 30 }, (_, i) => richItem(A, "products", i)));
+    await seed(tables.orders, [
+      ...Array.from({ length: 60 }, (_, i) => richItem(A, "orders", i, 3000)),
+      ...Array.from({ length: 5 }, (_, i) => richItem(B, "orders", i)),
+    ]);
+    await seed(
+      tables.products,
+      Array.from({ length: 30 }, (_, i) => richItem(A, "products", i)),
+    );
   });
 
   it("exports DynamoDB-export JSON lines and a manifest; restore into fresh tables gives equal digests, twice", async () => {
@@ -347,8 +365,14 @@ describe("tenantctl restore", () => {
 
   it("loads an export into the tables named by the record's status.tables, idempotently, and says why when there are none", async () => {
     const tables = await createTables();
-    await seed(tables.orders, Array.from({ length: 7 }, (_, i) => richItem("cli-t", "orders", i)));
-    await seed(tables.products, Array.from({ length: 3 }, (_, i) => richItem("cli-t", "products", i)));
+    await seed(
+      tables.orders,
+      Array.from({ length: 7 }, (_, i) => richItem("cli-t", "orders", i)),
+    );
+    await seed(
+      tables.products,
+      Array.from({ length: 3 }, (_, i) => richItem("cli-t", "products", i)),
+    );
     await data.exportTenant("cli-t", tables, { bucket: BUCKET, prefix: "cli/cli-t/" }, held);
 
     await putRecord({ tenantId: "cli-t", tier: "basic", tenantName: "T" });
@@ -364,7 +388,8 @@ describe("tenantctl restore", () => {
       expect(ok.code).toBe(0);
       expect(ok.out).toMatch(new RegExp(`orders\\s+${current.orders}\\s+7`));
       expect(ok.out).toMatch(new RegExp(`products\\s+${current.products}\\s+3`));
-      for (const app of ["orders", "products"] as const) expect(await data.digest("cli-t", current[app])).toEqual(await data.digest("cli-t", tables[app]));
+      for (const app of ["orders", "products"] as const)
+        expect(await data.digest("cli-t", current[app])).toEqual(await data.digest("cli-t", tables[app]));
     }
 
     const missing = await run(["cli-t", "--from", `s3://${BUCKET}/cli/elsewhere/`]);

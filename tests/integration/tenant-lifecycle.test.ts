@@ -52,7 +52,10 @@ const BEFORE_FLIP = new Set(["provision", "capture", "backfill", "catchup", "ver
 let h: OperatorHarness;
 const prefix = () => h.config.namePrefix;
 const pool = (): Tables => ({ orders: poolTableName(prefix(), "orders"), products: poolTableName(prefix(), "products") });
-const silo = (tenantId: string): Tables => ({ orders: siloTableName(prefix(), tenantId, "orders"), products: siloTableName(prefix(), tenantId, "products") });
+const silo = (tenantId: string): Tables => ({
+  orders: siloTableName(prefix(), tenantId, "orders"),
+  products: siloTableName(prefix(), tenantId, "products"),
+});
 const tablesFor = (tenantId: string, tier: Tier): Tables => (tier === "basic" ? pool() : silo(tenantId));
 const ddb = (): DynamoDBClient => h.clients.dynamodb;
 
@@ -78,7 +81,11 @@ const ONBOARD: Readonly<Record<string, Tier>> = {
 
 beforeAll(async () => {
   h = await startHarness({ MIGRATION_DRAIN_SECONDS: String(DRAIN_SECONDS), CONCURRENCY: "16" });
-  await Promise.all(Object.entries(ONBOARD).map(([tenantId, tier]) => h.put({ tenantId, tier, tenantName: `Tenant ${tenantId}`, tenantRegistrationId: `reg-${tenantId}` })));
+  await Promise.all(
+    Object.entries(ONBOARD).map(([tenantId, tier]) =>
+      h.put({ tenantId, tier, tenantName: `Tenant ${tenantId}`, tenantRegistrationId: `reg-${tenantId}` }),
+    ),
+  );
   await Promise.all(Object.keys(ONBOARD).map((id) => h.waitForPhase(id, "Ready", 120_000)));
 }, 180_000);
 
@@ -129,7 +136,13 @@ async function write(table: string, app: DataApp, item: Item, expected: Expected
   expected.put(app, item);
 }
 
-async function seed(tenantId: string, tables: Tables, counts: Readonly<Record<DataApp, number>>, expected: Expected, label = "seed"): Promise<void> {
+async function seed(
+  tenantId: string,
+  tables: Tables,
+  counts: Readonly<Record<DataApp, number>>,
+  expected: Expected,
+  label = "seed",
+): Promise<void> {
   for (const app of APPS) {
     const items = Array.from({ length: counts[app] }, () => makeItem(app, tenantId, label));
     await putItems(ddb(), tables[app], items);
@@ -140,7 +153,9 @@ async function seed(tenantId: string, tables: Tables, counts: Readonly<Record<Da
 /** The tenant's items in a table must be exactly the expected ones, content included. */
 async function expectItems(tenantId: string, tables: Tables, expected: Expected): Promise<void> {
   for (const app of APPS) {
-    expect(byKey(app, await tenantItems(ddb(), tables[app], tenantId)), `${tenantId}'s ${app} in ${tables[app]}`).toEqual(byKey(app, expected.live(app)));
+    expect(byKey(app, await tenantItems(ddb(), tables[app], tenantId)), `${tenantId}'s ${app} in ${tables[app]}`).toEqual(
+      byKey(app, expected.live(app)),
+    );
   }
 }
 
@@ -240,10 +255,25 @@ async function moveWhileWriting(tenantId: string, from: Tier, to: Tier, expected
   const before = await h.status(tenantId);
   const oldTables = tablesFor(tenantId, from);
   const newTables = tablesFor(tenantId, to);
-  const log: MoveLog = { tenantId, from, to, oldTables, newTables, expected, steps: [], violations: [], writtenBeforeFlip: 0, writtenInDrain: 0, newSpecHash: "", oldSpecHash: before?.observedSpecHash ?? "", ms: 0 };
+  const log: MoveLog = {
+    tenantId,
+    from,
+    to,
+    oldTables,
+    newTables,
+    expected,
+    steps: [],
+    violations: [],
+    writtenBeforeFlip: 0,
+    writtenInDrain: 0,
+    newSpecHash: "",
+    oldSpecHash: before?.observedSpecHash ?? "",
+    ms: 0,
+  };
   const oldTg = from === "basic" ? undefined : await targetGroupOf(tenantId);
   const copies = (from === "basic") !== (to === "basic");
-  if (!sameTables(before?.tables, oldTables)) log.violations.push(`before the move status.tables was ${JSON.stringify(before?.tables)}, not ${JSON.stringify(oldTables)}`);
+  if (!sameTables(before?.tables, oldTables))
+    log.violations.push(`before the move status.tables was ${JSON.stringify(before?.tables)}, not ${JSON.stringify(oldTables)}`);
 
   await h.update(tenantId, { tier: to });
   let seenMigration = false;
@@ -253,7 +283,10 @@ async function moveWhileWriting(tenantId: string, from: Tier, to: Tier, expected
   let afterFlip = 0;
   const deadline = Date.now() + (options.timeoutMs ?? 90_000);
   for (;;) {
-    if (Date.now() > deadline) throw new Error(`move ${tenantId} ${from} -> ${to} did not finish in ${Date.now() - started} ms; steps seen ${log.steps.join(",")}; last status ${JSON.stringify(await h.status(tenantId))}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `move ${tenantId} ${from} -> ${to} did not finish in ${Date.now() - started} ms; steps seen ${log.steps.join(",")}; last status ${JSON.stringify(await h.status(tenantId))}`,
+      );
     const s = await h.status(tenantId);
     await options.onStatus?.(s);
     const m: MigrationStatus | undefined = s?.migration;
@@ -319,7 +352,8 @@ async function checkStep(log: MoveLog, s: TenantStatus, m: MigrationStatus, oldT
   const { tenantId } = log;
   const flipped = m.step === "drain" || m.step === "retire";
   const want = flipped ? log.newTables : log.oldTables;
-  if (!sameTables(s.tables, want)) log.violations.push(`at step ${m.step} status.tables was ${JSON.stringify(s.tables)}, expected ${JSON.stringify(want)}`);
+  if (!sameTables(s.tables, want))
+    log.violations.push(`at step ${m.step} status.tables was ${JSON.stringify(s.tables)}, expected ${JSON.stringify(want)}`);
   if (s.phase === "Ready") log.violations.push(`phase Ready while the move is at ${m.step}`);
   if (flipped) {
     const early = await eventsOf(tenantId, "sbt_aws_provisionSuccess", s.observedSpecHash);
@@ -330,14 +364,18 @@ async function checkStep(log: MoveLog, s: TenantStatus, m: MigrationStatus, oldT
   if (!flipped && m.step !== "verify" && m.step !== "flip") {
     const rule = await ruleOf(tenantId);
     if (log.from === "basic" ? rule !== undefined : rule?.kind !== "forward" || rule.targetGroupArn !== oldTg) {
-      log.violations.push(`at step ${m.step} the rule was ${JSON.stringify(rule && { kind: rule.kind, tg: rule.kind === "forward" ? rule.targetGroupArn : undefined })}, expected the ${log.from} tier's`);
+      log.violations.push(
+        `at step ${m.step} the rule was ${JSON.stringify(rule && { kind: rule.kind, tg: rule.kind === "forward" ? rule.targetGroupArn : undefined })}, expected the ${log.from} tier's`,
+      );
     }
   }
   if (flipped) {
     const rule = await ruleOf(tenantId);
     const tg = log.to === "basic" ? undefined : await targetGroupOf(tenantId);
     if (log.to === "basic" ? rule !== undefined : rule?.kind !== "forward" || rule.targetGroupArn !== tg) {
-      log.violations.push(`at step ${m.step} the rule was ${JSON.stringify(rule && { kind: rule.kind })}, expected a forward to ${tg ?? "nothing (basic)"}`);
+      log.violations.push(
+        `at step ${m.step} the rule was ${JSON.stringify(rule && { kind: rule.kind })}, expected a forward to ${tg ?? "nothing (basic)"}`,
+      );
     }
   }
 }
@@ -359,7 +397,10 @@ async function expectMoved(log: MoveLog, killed = false): Promise<void> {
   if (to !== "basic") {
     for (const app of APPS) {
       const strangers = (await scanTable(ddb(), newTables[app])).filter((i) => i["tenantId"]?.S !== tenantId);
-      expect(strangers.map((i) => keyOf(app, i)), `other tenants' items in ${newTables[app]}`).toEqual([]);
+      expect(
+        strangers.map((i) => keyOf(app, i)),
+        `other tenants' items in ${newTables[app]}`,
+      ).toEqual([]);
     }
   }
   // Nothing left in the old home: the pooled items purged, or the silo tables gone.
@@ -375,7 +416,10 @@ async function expectMoved(log: MoveLog, killed = false): Promise<void> {
   const success = await oneEvent(tenantId, "sbt_aws_provisionSuccess", log.newSpecHash);
   if (killed) expect(success.length).toBeGreaterThanOrEqual(1);
   else expect(success).toHaveLength(1);
-  expect(success[0]?.detail).toMatchObject({ tenantRegistrationId: `reg-${tenantId}`, jobOutput: { tenantRegistrationData: { registrationStatus: "Created" } } });
+  expect(success[0]?.detail).toMatchObject({
+    tenantRegistrationId: `reg-${tenantId}`,
+    jobOutput: { tenantRegistrationData: { registrationStatus: "Created" } },
+  });
 }
 
 /**
@@ -389,7 +433,10 @@ async function reverseBeforeFlip(tenantId: string, expected: Expected): Promise<
   let reversedAt = "";
   const deadline = Date.now() + 60_000;
   for (let tick = 0; ; tick++) {
-    if (Date.now() > deadline) throw new Error(`${tenantId}'s reversed move did not settle; steps ${steps.join(",")}; status ${JSON.stringify(await h.status(tenantId))}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${tenantId}'s reversed move did not settle; steps ${steps.join(",")}; status ${JSON.stringify(await h.status(tenantId))}`,
+      );
     const s = await h.status(tenantId);
     const step = s?.migration?.step;
     if (step !== undefined && steps[steps.length - 1] !== step) steps.push(step);
@@ -429,7 +476,8 @@ describe("tier moves in every direction, with the application writing throughout
   beforeAll(async () => {
     // Same sort keys in every tenant: the copy must tell tenants apart by tenantId alone.
     serial = 0;
-    for (const [id, exp] of Object.entries(bystanders)) await seed(id, tablesFor(id, ONBOARD[id] ?? "basic"), { orders: 15, products: 6 }, exp);
+    for (const [id, exp] of Object.entries(bystanders))
+      await seed(id, tablesFor(id, ONBOARD[id] ?? "basic"), { orders: 15, products: 6 }, exp);
     const expectations = new Map(MOVES.map((m) => [m.tenantId, new Expected()]));
     for (const m of MOVES) {
       serial = 0;
@@ -442,8 +490,14 @@ describe("tier moves in every direction, with the application writing throughout
     // Slow batch writes and stream reads stretch the copy's steps, so the app's writes land inside them.
     const copied = MOVES.filter((m) => (m.from === "basic") !== (m.to === "basic"));
     const slow: FaultRule[] = [
-      ...[...copied.filter((m) => m.to !== "basic").map((m) => silo(m.tenantId)), silo("mv-steady"), silo("mv-rev"), pool()].flatMap((t) => APPS.map((a): FaultRule => ({ service: "dynamodb", action: "BatchWriteItem", resource: t[a], latencyMs: 250 }))),
-      ...copied.filter((m) => m.from !== "basic").flatMap((m) => APPS.map((a): FaultRule => ({ service: "dynamodb", action: "DescribeStream", resource: silo(m.tenantId)[a], latencyMs: 150 }))),
+      ...[...copied.filter((m) => m.to !== "basic").map((m) => silo(m.tenantId)), silo("mv-steady"), silo("mv-rev"), pool()].flatMap((t) =>
+        APPS.map((a): FaultRule => ({ service: "dynamodb", action: "BatchWriteItem", resource: t[a], latencyMs: 250 })),
+      ),
+      ...copied
+        .filter((m) => m.from !== "basic")
+        .flatMap((m) =>
+          APPS.map((a): FaultRule => ({ service: "dynamodb", action: "DescribeStream", resource: silo(m.tenantId)[a], latencyMs: 150 })),
+        ),
     ];
     h.cloud.control.setFaults(slow);
     // Other tenants keep writing to the same tables while the moves run.
@@ -480,7 +534,8 @@ describe("tier moves in every direction, with the application writing throughout
           const expected = expectations.get(m.tenantId) ?? new Expected();
           try {
             logs.set(m.tenantId, await moveWhileWriting(m.tenantId, m.from, m.to, expected));
-            if (process.env["TEST_TIMINGS"]) console.info(`${m.tenantId}: ${logs.get(m.tenantId)?.ms} ms, steps ${logs.get(m.tenantId)?.steps.join(",")}`);
+            if (process.env["TEST_TIMINGS"])
+              console.info(`${m.tenantId}: ${logs.get(m.tenantId)?.ms} ms, steps ${logs.get(m.tenantId)?.steps.join(",")}`);
           } catch (error) {
             logs.set(m.tenantId, { tenantId: m.tenantId, from: m.from, to: m.to, error } as MoveLog);
           }
@@ -514,17 +569,22 @@ describe("tier moves in every direction, with the application writing throughout
     },
   );
 
-  it.each(MOVES.filter((m) => (m.from === "basic") === (m.to === "basic")))("$from -> $to: the silo tables stay, nothing is copied, routing never leaves the target group", async ({ tenantId, to }) => {
-    const log = logOf(tenantId);
-    expect(log.steps).toEqual([]);
-    expect(log.oldTables).toEqual(log.newTables);
-    await expectMoved(log);
-    const stack = await stackOf(tenantId);
-    expect(stack?.StackId).toBe(stacksBefore.get(tenantId));
-    const cluster = to === "premium" ? premiumClusterName(prefix(), tenantId) : h.config.advancedCluster;
-    const services = await h.clients.ecs.send(new DescribeServicesCommand({ cluster, services: APP_NAMES.map((a) => serviceName(prefix(), tenantId, a)) }));
-    expect(services.services?.filter((s) => s.status === "ACTIVE")).toHaveLength(APP_NAMES.length);
-  });
+  it.each(MOVES.filter((m) => (m.from === "basic") === (m.to === "basic")))(
+    "$from -> $to: the silo tables stay, nothing is copied, routing never leaves the target group",
+    async ({ tenantId, to }) => {
+      const log = logOf(tenantId);
+      expect(log.steps).toEqual([]);
+      expect(log.oldTables).toEqual(log.newTables);
+      await expectMoved(log);
+      const stack = await stackOf(tenantId);
+      expect(stack?.StackId).toBe(stacksBefore.get(tenantId));
+      const cluster = to === "premium" ? premiumClusterName(prefix(), tenantId) : h.config.advancedCluster;
+      const services = await h.clients.ecs.send(
+        new DescribeServicesCommand({ cluster, services: APP_NAMES.map((a) => serviceName(prefix(), tenantId, a)) }),
+      );
+      expect(services.services?.filter((s) => s.status === "ACTIVE")).toHaveLength(APP_NAMES.length);
+    },
+  );
 
   it("basic -> advanced completes (no livelock in verify) while the tenant keeps writing 5 items a second, losing none", async () => {
     const log = logOf("mv-steady");
@@ -552,7 +612,8 @@ describe("tier moves in every direction, with the application writing throughout
     // The pooled tables hold, per tenant, only what that tenant wrote.
     for (const app of APPS) {
       const owners = new Set((await scanTable(ddb(), pool()[app])).map((i) => i["tenantId"]?.S));
-      for (const m of MOVES.filter((x) => x.to !== "basic")) expect(owners.has(m.tenantId), `${m.tenantId} left items in ${pool()[app]}`).toBe(false);
+      for (const m of MOVES.filter((x) => x.to !== "basic"))
+        expect(owners.has(m.tenantId), `${m.tenantId} left items in ${pool()[app]}`).toBe(false);
     }
   });
 });
@@ -565,7 +626,8 @@ describe("suspension", () => {
     const tg = await targetGroupOf("sus-silo");
     const stackBefore = (await stackOf("sus-silo"))?.StackId;
     const siloServices = APP_NAMES.map((a) => serviceName(prefix(), "sus-silo", a));
-    const siloServicesNow = async () => (await h.clients.ecs.send(new DescribeServicesCommand({ cluster: h.config.advancedCluster, services: siloServices }))).services ?? [];
+    const siloServicesNow = async () =>
+      (await h.clients.ecs.send(new DescribeServicesCommand({ cluster: h.config.advancedCluster, services: siloServices }))).services ?? [];
     const countsBefore = Object.fromEntries((await siloServicesNow()).map((s) => [s.serviceName, s.desiredCount]));
     expect(Object.values(countsBefore).every((c) => Number(c ?? 0) > 0)).toBe(true);
     const tablesBefore = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, (await h.status(id))?.tables] as const)));
@@ -573,7 +635,13 @@ describe("suspension", () => {
     // The silo tenant alone first, so the calls seen are its own: routing is blocked before anything is scaled down.
     const calls: string[] = [];
     const unsubscribe = h.controller.calls.onCall((e) => {
-      if (e.kind === "call" && e.outcome === "ok" && ((e.service === "elbv2" && /Rule/.test(e.operation) && !e.operation.startsWith("Describe")) || (e.service === "ecs" && e.operation === "UpdateService"))) calls.push(`${e.service}:${e.operation}`);
+      if (
+        e.kind === "call" &&
+        e.outcome === "ok" &&
+        ((e.service === "elbv2" && /Rule/.test(e.operation) && !e.operation.startsWith("Describe")) ||
+          (e.service === "ecs" && e.operation === "UpdateService"))
+      )
+        calls.push(`${e.service}:${e.operation}`);
     });
     await h.update("sus-silo", { suspended: true });
     await h.waitForPhase("sus-silo", "Suspended");
@@ -601,7 +669,9 @@ describe("suspension", () => {
     expect(firstScale).toBeGreaterThan(firstRuleWrite);
 
     for (const id of ids) await h.update(id, { suspended: false });
-    await Promise.all(ids.map((id) => eventually(async () => ((await h.status(id))?.phase === "Ready" ? true : undefined), `${id} resumed`)));
+    await Promise.all(
+      ids.map((id) => eventually(async () => ((await h.status(id))?.phase === "Ready" ? true : undefined), `${id} resumed`)),
+    );
     for (const id of ids) {
       const events = await oneEvent(id, "sbt_aws_activateSuccess");
       expect(events).toHaveLength(1);
@@ -616,11 +686,17 @@ describe("suspension", () => {
 describe("tenant ids equal ignoring case", () => {
   it("serves the first and refuses the second, which owns nothing", async () => {
     const ids = ["CaseMix", "casemix"];
-    await Promise.all(ids.map((tenantId) => h.put({ tenantId, tier: "advanced", tenantName: tenantId, tenantRegistrationId: `reg-${tenantId}` })));
-    const phases = await eventually(async () => {
-      const all = await Promise.all(ids.map(async (id) => (await h.status(id))?.phase));
-      return all.includes("Ready") && all.includes("Failed") ? all : undefined;
-    }, "one Ready and one Failed", 60_000);
+    await Promise.all(
+      ids.map((tenantId) => h.put({ tenantId, tier: "advanced", tenantName: tenantId, tenantRegistrationId: `reg-${tenantId}` })),
+    );
+    const phases = await eventually(
+      async () => {
+        const all = await Promise.all(ids.map(async (id) => (await h.status(id))?.phase));
+        return all.includes("Ready") && all.includes("Failed") ? all : undefined;
+      },
+      "one Ready and one Failed",
+      60_000,
+    );
     const winner = ids[phases.indexOf("Ready")] ?? "";
     const loser = ids[phases.indexOf("Failed")] ?? "";
     const refused = await h.status(loser);
@@ -631,7 +707,10 @@ describe("tenant ids equal ignoring case", () => {
     expect(await tenantRules(h.clients.elbv2, h.config.listenerArn, loser)).toEqual([]);
     expect(await ruleOf(winner)).toMatchObject({ kind: "forward", targetGroupArn: await targetGroupOf(winner) });
     const failure = await oneEvent(loser, "sbt_aws_provisionFailure");
-    expect(failure[0]?.detail).toMatchObject({ tenantRegistrationId: `reg-${loser}`, jobOutput: { tenantRegistrationData: { registrationStatus: "Failed" } } });
+    expect(failure[0]?.detail).toMatchObject({
+      tenantRegistrationId: `reg-${loser}`,
+      jobOutput: { tenantRegistrationData: { registrationStatus: "Failed" } },
+    });
     expect(String(failure[0]?.detail["reason"])).toContain(`"${winner}"`);
     expect(await eventsOf(loser, "sbt_aws_provisionSuccess")).toEqual([]);
   });
@@ -669,15 +748,25 @@ describe("offboarding export and tenantctl restore", () => {
 
     // Back as a basic tenant, then restored by a person with the CLI.
     await h.update(id, { sbtaws_active: true, tier: "basic" });
-    const back = await eventually(async () => {
-      const s = await h.status(id);
-      return s?.phase === "Ready" && s.tables !== undefined ? s : undefined;
-    }, `${id} Ready again`, 60_000);
+    const back = await eventually(
+      async () => {
+        const s = await h.status(id);
+        return s?.phase === "Ready" && s.tables !== undefined ? s : undefined;
+      },
+      `${id} Ready again`,
+      60_000,
+    );
     expect(back.tables).toEqual(pool());
-    const cli = spawnCli(["restore", id, "--from", backup?.location ?? "", "-o", "json"], { ...h.cloud.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" });
+    const cli = spawnCli(["restore", id, "--from", backup?.location ?? "", "-o", "json"], {
+      ...h.cloud.env,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    });
     const code = await cli.exited;
     expect(code, cli.output()).toBe(0);
-    expect(JSON.parse(cli.output())).toMatchObject({ tenantId: id, tables: { orders: { table: pool().orders, items: 40 }, products: { table: pool().products, items: 15 } } });
+    expect(JSON.parse(cli.output())).toMatchObject({
+      tenantId: id,
+      tables: { orders: { table: pool().orders, items: 40 }, products: { table: pool().products, items: 15 } },
+    });
     for (const app of APPS) expect(byKey(app, await tenantItems(ddb(), pool()[app], id)), `${app} restored`).toEqual(original[app]);
   });
 });
@@ -690,7 +779,13 @@ describe("a throttled target table during the copy", () => {
     const target = silo(id);
     h.cloud.control.setFaults([
       { service: "dynamodb", resource: target.orders, unprocessedFraction: 0.5 },
-      { service: "dynamodb", action: "BatchWriteItem", resource: target.products, errorCode: "ProvisionedThroughputExceededException", count: 8 },
+      {
+        service: "dynamodb",
+        action: "BatchWriteItem",
+        resource: target.products,
+        errorCode: "ProvisionedThroughputExceededException",
+        count: 8,
+      },
     ]);
     h.cloud.control.resetCalls();
     const phases = new Set<string>();
@@ -719,7 +814,9 @@ describe("controllers killed at each step of a move", () => {
   });
 
   async function leaseHolder(): Promise<string | undefined> {
-    const res = await ddb().send(new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }));
+    const res = await ddb().send(
+      new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }),
+    );
     return res.Item ? (unmarshall(res.Item)["holder"] as string | undefined) : undefined;
   }
 
@@ -753,10 +850,14 @@ describe("controllers killed at each step of a move", () => {
       { tenantId: "k-down", from: "advanced" as Tier, to: "basic" as Tier },
     ];
     const expected = new Map(moves.map((m) => [m.tenantId, new Expected()]));
-    for (const m of moves) await seed(m.tenantId, tablesFor(m.tenantId, m.from), { orders: 40, products: 15 }, expected.get(m.tenantId) ?? new Expected());
+    for (const m of moves)
+      await seed(m.tenantId, tablesFor(m.tenantId, m.from), { orders: 40, products: 15 }, expected.get(m.tenantId) ?? new Expected());
     // Every data call of these tables is slowed, and so is ELBv2 (the flip), so each step lasts long enough to be killed in.
     const tables = [...APPS.map((a) => pool()[a]), ...moves.flatMap((m) => APPS.map((a) => silo(m.tenantId)[a]))];
-    h.cloud.control.setFaults([...tables.map((resource): FaultRule => ({ service: "dynamodb", resource, latencyMs: 120 })), { service: "elasticloadbalancing", latencyMs: 300 }]);
+    h.cloud.control.setFaults([
+      ...tables.map((resource): FaultRule => ({ service: "dynamodb", resource, latencyMs: 120 })),
+      { service: "elasticloadbalancing", latencyMs: 300 },
+    ]);
 
     const killedAt = new Map(moves.map((m) => [m.tenantId, new Set<string>()]));
     const kills: string[] = [];
@@ -796,9 +897,20 @@ describe("controllers killed at each step of a move", () => {
       );
       h.cloud.control.setFaults([]);
       for (const log of logs) await expectMoved(log, true);
-      expect([...(killedAt.get("k-up") ?? [])].sort(), kills.join("\n")).toEqual(["backfill", "capture", "catchup", "drain", "flip", "provision", "retire", "verify"]);
+      expect([...(killedAt.get("k-up") ?? [])].sort(), kills.join("\n")).toEqual([
+        "backfill",
+        "capture",
+        "catchup",
+        "drain",
+        "flip",
+        "provision",
+        "retire",
+        "verify",
+      ]);
       // A move to the pool usually finds its target ready at once, so provision may never be seen.
-      expect([...(killedAt.get("k-down") ?? [])], kills.join("\n")).toEqual(expect.arrayContaining(["capture", "backfill", "catchup", "verify", "flip", "drain", "retire"]));
+      expect([...(killedAt.get("k-down") ?? [])], kills.join("\n")).toEqual(
+        expect.arrayContaining(["capture", "backfill", "catchup", "verify", "flip", "drain", "retire"]),
+      );
     } finally {
       h.cloud.control.setFaults([]);
       for (const p of children.values()) p.child.kill("SIGTERM");

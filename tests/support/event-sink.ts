@@ -1,5 +1,11 @@
 import { PutRuleCommand, PutTargetsCommand, type EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, DeleteMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  DeleteMessageBatchCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 
 export interface ReceivedEvent {
   readonly detailType: string;
@@ -16,11 +22,19 @@ export class EventSink {
     private readonly queueUrl: string,
   ) {}
 
-  static async create(eventbridge: EventBridgeClient, sqs: SQSClient, bus: string, source: string, name = `sink-${Math.random().toString(36).slice(2, 8)}`): Promise<EventSink> {
+  static async create(
+    eventbridge: EventBridgeClient,
+    sqs: SQSClient,
+    bus: string,
+    source: string,
+    name = `sink-${Math.random().toString(36).slice(2, 8)}`,
+  ): Promise<EventSink> {
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name }));
     const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }));
     await eventbridge.send(new PutRuleCommand({ Name: name, EventBusName: bus, EventPattern: JSON.stringify({ source: [source] }) }));
-    await eventbridge.send(new PutTargetsCommand({ Rule: name, EventBusName: bus, Targets: [{ Id: "sink", Arn: attrs.Attributes?.["QueueArn"] }] }));
+    await eventbridge.send(
+      new PutTargetsCommand({ Rule: name, EventBusName: bus, Targets: [{ Id: "sink", Arn: attrs.Attributes?.["QueueArn"] }] }),
+    );
     return new EventSink(sqs, QueueUrl ?? "");
   }
 
@@ -39,7 +53,12 @@ export class EventSink {
         }
         this.received.push({ detailType: body["detail-type"], source: body.source, detail: body.detail });
       }
-      await this.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? "" })) }));
+      await this.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.queueUrl,
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? "" })),
+        }),
+      );
     }
   }
 

@@ -17,9 +17,29 @@ import {
   type TableSet,
   type TenantDataPort,
 } from "../../src/operator/ports.js";
-import type { AdminResult, ApplyOutcome, EcsPort, IdentityPort, NamespacePort, Removal, RemovalLog, TenantAdmin, UserPoolRef } from "../../src/operator/ports.js";
+import type {
+  AdminResult,
+  ApplyOutcome,
+  EcsPort,
+  IdentityPort,
+  NamespacePort,
+  Removal,
+  RemovalLog,
+  TenantAdmin,
+  UserPoolRef,
+} from "../../src/operator/ports.js";
 import type { Priorities } from "../../src/operator/tenant-routes.js";
-import type { Action, DesiredServiceConnect, Footprint, ObservedCluster, ObservedService, ObservedServiceConnect, ObservedState, ObservedTaskDefinition, Tags } from "../../src/tiers/model.js";
+import type {
+  Action,
+  DesiredServiceConnect,
+  Footprint,
+  ObservedCluster,
+  ObservedService,
+  ObservedServiceConnect,
+  ObservedState,
+  ObservedTaskDefinition,
+  Tags,
+} from "../../src/tiers/model.js";
 import { canonicalJson } from "../../src/tenants/record.js";
 
 type Item = Record<string, unknown> & { tenantId: string };
@@ -173,7 +193,11 @@ export class FakeData implements TenantDataPort {
 
   #table(name: string): Map<string, Item> {
     const t = this.tables.get(name);
-    if (!t) throw Object.assign(new Error(`table ${name} does not exist`), { name: "ResourceNotFoundException", $metadata: { httpStatusCode: 400 } });
+    if (!t)
+      throw Object.assign(new Error(`table ${name} does not exist`), {
+        name: "ResourceNotFoundException",
+        $metadata: { httpStatusCode: 400 },
+      });
     return t;
   }
 
@@ -213,7 +237,14 @@ export class FakeRoutes implements RoutePort {
   async create(d: DesiredRoute, fence: Fence): Promise<string> {
     fence.assertHeld();
     const ruleArn = `rule/${++this.#n}`;
-    this.rules.set(ruleArn, { ruleArn, listenerArn: d.listenerArn, tenantId: d.tenantId, priority: d.priority, action: d.action, managed: true });
+    this.rules.set(ruleArn, {
+      ruleArn,
+      listenerArn: d.listenerArn,
+      tenantId: d.tenantId,
+      priority: d.priority,
+      action: d.action,
+      managed: true,
+    });
     this.calls.push(`create ${d.tenantId} ${d.action.kind}`);
     return ruleArn;
   }
@@ -298,7 +329,12 @@ export class ConvergingEcs implements EcsPort {
     for (const a of actions) {
       switch (a.kind) {
         case "createCluster":
-          this.clusters.set(a.cluster.name, { name: a.cluster.name, arn: `arn:cluster/${a.cluster.name}`, status: "ACTIVE", tags: a.cluster.tags });
+          this.clusters.set(a.cluster.name, {
+            name: a.cluster.name,
+            arn: `arn:cluster/${a.cluster.name}`,
+            status: "ACTIVE",
+            tags: a.cluster.tags,
+          });
           created.push(`arn:cluster/${a.cluster.name}`);
           break;
         case "registerTaskDefinition": {
@@ -311,14 +347,33 @@ export class ConvergingEcs implements EcsPort {
         }
         case "createService": {
           const s = a.service;
-          this.services.set(`${s.cluster}/${s.name}`, this.#steady(s.cluster, s.name, s.desiredCount, a.taskDefinitionFamily, s.tags, observedConnect(s.serviceConnect)));
+          this.services.set(
+            `${s.cluster}/${s.name}`,
+            this.#steady(s.cluster, s.name, s.desiredCount, a.taskDefinitionFamily, s.tags, observedConnect(s.serviceConnect)),
+          );
           created.push(`arn:service/${s.cluster}/${s.name}`);
           break;
         }
         case "updateService": {
           const o = this.services.get(`${a.cluster}/${a.name}`);
-          const connect = a.serviceConnect === undefined ? o?.serviceConnect : a.serviceConnect === "disable" ? undefined : observedConnect(a.serviceConnect);
-          if (o) this.services.set(`${a.cluster}/${a.name}`, this.#steady(a.cluster, a.name, a.desiredCount ?? o.desiredCount, a.taskDefinitionFamily ?? familyOf(o.taskDefinitionArn), o.tags, connect));
+          const connect =
+            a.serviceConnect === undefined
+              ? o?.serviceConnect
+              : a.serviceConnect === "disable"
+                ? undefined
+                : observedConnect(a.serviceConnect);
+          if (o)
+            this.services.set(
+              `${a.cluster}/${a.name}`,
+              this.#steady(
+                a.cluster,
+                a.name,
+                a.desiredCount ?? o.desiredCount,
+                a.taskDefinitionFamily ?? familyOf(o.taskDefinitionArn),
+                o.tags,
+                connect,
+              ),
+            );
           break;
         }
         case "deleteService":
@@ -336,7 +391,14 @@ export class ConvergingEcs implements EcsPort {
     return new Set();
   }
 
-  #steady(cluster: string, name: string, count: number, family: string, tags: Tags, serviceConnect: ObservedServiceConnect | undefined): ObservedService {
+  #steady(
+    cluster: string,
+    name: string,
+    count: number,
+    family: string,
+    tags: Tags,
+    serviceConnect: ObservedServiceConnect | undefined,
+  ): ObservedService {
     const td = this.taskDefinitions.get(family);
     const arn = td?.arn ?? `arn:task-definition/${family}:1`;
     return {
@@ -350,7 +412,18 @@ export class ConvergingEcs implements EcsPort {
       taskDefinitionArn: arn,
       taskDefinitionContentHash: td?.contentHash,
       tags,
-      deployments: [{ id: "d", status: "PRIMARY", rolloutState: "COMPLETED", rolloutStateReason: undefined, desiredCount: count, runningCount: count, failedTasks: 0, taskDefinitionArn: arn }],
+      deployments: [
+        {
+          id: "d",
+          status: "PRIMARY",
+          rolloutState: "COMPLETED",
+          rolloutStateReason: undefined,
+          desiredCount: count,
+          runningCount: count,
+          failedTasks: 0,
+          taskDefinitionArn: arn,
+        },
+      ],
     };
   }
 }
@@ -455,10 +528,15 @@ export class FakeNamespaces implements NamespacePort {
       fence.assertHeld();
       this.names.add(name);
     }
-    return { kind: "ready" as const, namespace: { name, id: `ns-${name}`, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${name}` } };
+    return {
+      kind: "ready" as const,
+      namespace: { name, id: `ns-${name}`, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${name}` },
+    };
   }
   async find(name: string) {
-    return this.names.has(name) ? { name, id: `ns-${name}`, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${name}` } : undefined;
+    return this.names.has(name)
+      ? { name, id: `ns-${name}`, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${name}` }
+      : undefined;
   }
   async remove(name: string, fence: Fence) {
     fence.assertHeld();

@@ -56,8 +56,17 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
     // The names come from the Config; the network ids it requires do not exist yet.
     const names = loadAccountNames(baseEnv);
     const clients = localAwsClients(cloud.endpoint, names.region);
-    const account = await bootstrapAccount(clients, { ...names, ...(options.backupBucket !== undefined ? { backupBucket: options.backupBucket } : {}) });
-    const env = { ...baseEnv, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(","), LISTENER_ARN: account.listenerArn, VPC_ID: account.vpcId };
+    const account = await bootstrapAccount(clients, {
+      ...names,
+      ...(options.backupBucket !== undefined ? { backupBucket: options.backupBucket } : {}),
+    });
+    const env = {
+      ...baseEnv,
+      SUBNETS: account.subnets.join(","),
+      SECURITY_GROUPS: account.securityGroups.join(","),
+      LISTENER_ARN: account.listenerArn,
+      VPC_ID: account.vpcId,
+    };
     cloud.scheduler.resetCalls();
     return {
       endpoint: cloud.endpoint,

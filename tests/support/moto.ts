@@ -23,7 +23,13 @@ export interface MotoServer {
 
 export async function startMoto(): Promise<MotoServer> {
   const cloud = await startLocalCloud({ port: 0, mode: "passthrough" });
-  return { endpoint: cloud.endpoint, port: cloud.port, motoEndpoint: cloud.motoEndpoint, control: cloud.scheduler, stop: () => cloud.stop() };
+  return {
+    endpoint: cloud.endpoint,
+    port: cloud.port,
+    motoEndpoint: cloud.motoEndpoint,
+    control: cloud.scheduler,
+    stop: () => cloud.stop(),
+  };
 }
 
 /** Environment for SDK clients pointed at a local endpoint, with throwaway credentials. */

@@ -34,7 +34,13 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Op
   const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
   const controllers: RunningController[] = [];
   const start = async (overrides: Record<string, string> = {}) => {
-    const c = await startController(loadConfig({ ...cloud.env, ...env, ...overrides }), log, { pollMs: 100, maxPollMs: 400, streamPollMs: 100, http: false, shutdownTimeoutMs: 5000 });
+    const c = await startController(loadConfig({ ...cloud.env, ...env, ...overrides }), log, {
+      pollMs: 100,
+      maxPollMs: 400,
+      streamPollMs: 100,
+      http: false,
+      shutdownTimeoutMs: 5000,
+    });
     controllers.push(c);
     return c;
   };

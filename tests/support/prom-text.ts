@@ -41,7 +41,9 @@ export function parseExposition(text: string): Map<string, Family> {
     if (!m) throw new Error(`${where}: not a sample`);
     const [, sampleName = "", rawLabels = "", rawValue = ""] = m;
     const family = [...families.entries()].find(([name, f]) =>
-      f.type === "histogram" || f.type === "summary" ? [name, `${name}_bucket`, `${name}_sum`, `${name}_count`].includes(sampleName) : name === sampleName,
+      f.type === "histogram" || f.type === "summary"
+        ? [name, `${name}_bucket`, `${name}_sum`, `${name}_count`].includes(sampleName)
+        : name === sampleName,
     );
     if (!family) throw new Error(`${where}: sample before its TYPE`);
     const labels: Record<string, string> = {};
@@ -56,13 +58,30 @@ export function parseExposition(text: string): Map<string, Family> {
     }
     // Values as Prometheus reads them (Go's ParseFloat): NaN and Inf in any case; prom-client writes "Nan" before the first event-loop sample.
     if (!/^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?inf|nan)$/i.test(rawValue)) throw new Error(`${where}: bad value`);
-    const value = /^nan$/i.test(rawValue) ? NaN : /inf$/i.test(rawValue) ? (rawValue.startsWith("-") ? -Infinity : Infinity) : Number(rawValue);
+    const value = /^nan$/i.test(rawValue)
+      ? NaN
+      : /inf$/i.test(rawValue)
+        ? rawValue.startsWith("-")
+          ? -Infinity
+          : Infinity
+        : Number(rawValue);
     family[1].samples.push({ name: sampleName, labels, value });
   });
   return families;
 }
 
-export function sample(families: Map<string, Family>, family: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  return families.get(family)?.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v) && Object.keys(s.labels).length === Object.keys(labels).length)?.value;
+export function sample(
+  families: Map<string, Family>,
+  family: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  return families
+    .get(family)
+    ?.samples.find(
+      (s) =>
+        s.name === name &&
+        Object.entries(labels).every(([k, v]) => s.labels[k] === v) &&
+        Object.keys(s.labels).length === Object.keys(labels).length,
+    )?.value;
 }
-

@@ -3,7 +3,6 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-
 /** A tenantctl process started the way a user starts it, with its output collected. */
 export interface CliProcess {
   readonly child: ChildProcess;
@@ -18,7 +17,13 @@ export function spawnCli(args: readonly string[], env: Readonly<Record<string, s
   // a second node process behind it, which a SIGKILL in a test would not reach).
   const child = spawn(process.execPath, ["--import", "tsx", `${ROOT}src/cli/tenantctl.ts`, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", LOG_FORMAT: "json", AWS_EC2_METADATA_DISABLED: "true", ...env },
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      HOME: process.env["HOME"] ?? "/tmp",
+      LOG_FORMAT: "json",
+      AWS_EC2_METADATA_DISABLED: "true",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -1,4 +1,14 @@
-import { BatchWriteItemCommand, DeleteItemCommand, DescribeTableCommand, PutItemCommand, QueryCommand, ScanCommand, type AttributeValue, type DynamoDBClient, type WriteRequest } from "@aws-sdk/client-dynamodb";
+import {
+  BatchWriteItemCommand,
+  DeleteItemCommand,
+  DescribeTableCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+  type WriteRequest,
+} from "@aws-sdk/client-dynamodb";
 import { DescribeRulesCommand, type ElasticLoadBalancingV2Client, type Rule } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 
@@ -23,7 +33,9 @@ export async function putItem(client: DynamoDBClient, table: string, item: Item)
 
 export async function deleteItem(client: DynamoDBClient, table: string, app: DataApp, item: Item): Promise<void> {
   const sk = SORT_KEY[app];
-  await client.send(new DeleteItemCommand({ TableName: table, Key: { tenantId: item["tenantId"] ?? { S: "" }, [sk]: item[sk] ?? { S: "" } } }));
+  await client.send(
+    new DeleteItemCommand({ TableName: table, Key: { tenantId: item["tenantId"] ?? { S: "" }, [sk]: item[sk] ?? { S: "" } } }),
+  );
 }
 
 /** Writes items in batches of 25, resending what comes back unprocessed (a seeding helper: no fault rules may be armed on the table). */
@@ -63,7 +75,9 @@ export async function scanTable(client: DynamoDBClient, table: string): Promise<
   const out: Item[] = [];
   let start: Record<string, AttributeValue> | undefined;
   do {
-    const res = await client.send(new ScanCommand({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }));
+    const res = await client.send(
+      new ScanCommand({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }),
+    );
     out.push(...(res.Items ?? []));
     start = res.LastEvaluatedKey;
   } while (start !== undefined);
@@ -119,29 +133,43 @@ export async function tenantRules(elbv2: ElasticLoadBalancingV2Client, listenerA
   const rules: Rule[] = [];
   let marker: string | undefined;
   do {
-    const res = await elbv2.send(new DescribeRulesCommand({ ListenerArn: listenerArn, PageSize: 400, ...(marker ? { Marker: marker } : {}) }));
+    const res = await elbv2.send(
+      new DescribeRulesCommand({ ListenerArn: listenerArn, PageSize: 400, ...(marker ? { Marker: marker } : {}) }),
+    );
     rules.push(...(res.Rules ?? []));
     marker = res.NextMarker;
   } while (marker !== undefined);
   return rules
-    .filter((r) => (r.Conditions ?? []).some((c) => c.Field === "http-header" && c.HttpHeaderConfig?.HttpHeaderName?.toLowerCase() === "tenantpath" && (c.HttpHeaderConfig.Values ?? []).includes(tenantId)))
+    .filter((r) =>
+      (r.Conditions ?? []).some(
+        (c) =>
+          c.Field === "http-header" &&
+          c.HttpHeaderConfig?.HttpHeaderName?.toLowerCase() === "tenantpath" &&
+          (c.HttpHeaderConfig.Values ?? []).includes(tenantId),
+      ),
+    )
     .map((rule): TenantRule => {
       const action = rule.Actions?.[0];
       const tg = action?.TargetGroupArn ?? action?.ForwardConfig?.TargetGroups?.[0]?.TargetGroupArn;
       if (action?.Type === "forward" && tg !== undefined) return { kind: "forward", targetGroupArn: tg, rule };
-      if (action?.Type === "fixed-response") return { kind: "fixed-response", statusCode: action.FixedResponseConfig?.StatusCode ?? "", rule };
+      if (action?.Type === "fixed-response")
+        return { kind: "fixed-response", statusCode: action.FixedResponseConfig?.StatusCode ?? "", rule };
       return { kind: "other", rule };
     });
 }
 
 /** An export's objects: the manifest and every data line, parsed. */
-export async function readExport(s3: S3Client, location: string): Promise<{ manifest: Record<string, unknown>; keys: string[]; lines: Record<string, unknown>[] }> {
+export async function readExport(
+  s3: S3Client,
+  location: string,
+): Promise<{ manifest: Record<string, unknown>; keys: string[]; lines: Record<string, unknown>[] }> {
   const match = /^s3:\/\/([^/]+)\/(.*)$/.exec(location);
   if (match === null) throw new Error(`not an S3 location: ${location}`);
   const [, bucket = "", prefix = ""] = match;
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
   const keys = (listed.Contents ?? []).map((o) => o.Key ?? "").sort();
-  const text = async (key: string) => (await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body?.transformToString()) ?? "";
+  const text = async (key: string) =>
+    (await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body?.transformToString()) ?? "";
   const manifest = JSON.parse(await text(`${prefix}manifest.json`)) as Record<string, unknown>;
   const lines: Record<string, unknown>[] = [];
   for (const key of keys.filter((k) => !k.endsWith("manifest.json"))) {

@@ -45,15 +45,34 @@ describe("checkRecords", () => {
 describe("sameAsStored", () => {
   // Applied before by tenantctl (tier, tenantName, apps); email and sbtaws_active are SBT's.
   const stored = {
-    tenantId: "a", tier: "basic", tenantName: "A", apps: { orders: { desiredCount: 2, version: "1" } }, status: { phase: "Ready" }, sbtaws_tenantConfig: "x",
-    email: "ops@a.test", sbtaws_active: false, [LAST_APPLIED]: ["apps", "tenantName", "tier"],
+    tenantId: "a",
+    tier: "basic",
+    tenantName: "A",
+    apps: { orders: { desiredCount: 2, version: "1" } },
+    status: { phase: "Ready" },
+    sbtaws_tenantConfig: "x",
+    email: "ops@a.test",
+    sbtaws_active: false,
+    [LAST_APPLIED]: ["apps", "tenantName", "tier"],
   };
 
   it.each([
-    { reason: "same spec, keys in another order, status and others' attributes ignored", desired: { tenantName: "A", tenantId: "a", tier: "basic", apps: { orders: { version: "1", desiredCount: 2 } } }, same: true },
-    { reason: "a changed field", desired: { tenantId: "a", tier: "premium", tenantName: "A", apps: { orders: { desiredCount: 2, version: "1" } } }, same: false },
+    {
+      reason: "same spec, keys in another order, status and others' attributes ignored",
+      desired: { tenantName: "A", tenantId: "a", tier: "basic", apps: { orders: { version: "1", desiredCount: 2 } } },
+      same: true,
+    },
+    {
+      reason: "a changed field",
+      desired: { tenantId: "a", tier: "premium", tenantName: "A", apps: { orders: { desiredCount: 2, version: "1" } } },
+      same: false,
+    },
     { reason: "a field the last apply set and the file drops", desired: { tenantId: "a", tier: "basic", tenantName: "A" }, same: false },
-    { reason: "SBT's attributes the file does not name are none of its business", desired: { tenantId: "a", tier: "basic", tenantName: "A", apps: { orders: { desiredCount: 2, version: "1" } } }, same: true },
+    {
+      reason: "SBT's attributes the file does not name are none of its business",
+      desired: { tenantId: "a", tier: "basic", tenantName: "A", apps: { orders: { desiredCount: 2, version: "1" } } },
+      same: true,
+    },
     { reason: "a new attribute in the file", desired: { ...stored, status: undefined, [LAST_APPLIED]: undefined, extra: 1 }, same: false },
   ])("$reason", ({ desired, same }) => {
     const { status: _s, ...d } = desired as Record<string, unknown>;

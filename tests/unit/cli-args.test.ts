@@ -16,8 +16,20 @@ describe("loadClientConfig", () => {
   });
 
   it("reads every variable; empty means unset", () => {
-    const c = loadClientConfig({ AWS_REGION: "eu-west-1", AWS_ENDPOINT_URL: "http://127.0.0.1:4566", TENANTS_TABLE: "t-x", EVENT_BUS_NAME: "", EVENT_SOURCE: "me" });
-    expect(c).toEqual({ region: "eu-west-1", endpoint: "http://127.0.0.1:4566", tenantsTable: "t-x", eventBusName: "default", eventSource: "me" });
+    const c = loadClientConfig({
+      AWS_REGION: "eu-west-1",
+      AWS_ENDPOINT_URL: "http://127.0.0.1:4566",
+      TENANTS_TABLE: "t-x",
+      EVENT_BUS_NAME: "",
+      EVENT_SOURCE: "me",
+    });
+    expect(c).toEqual({
+      region: "eu-west-1",
+      endpoint: "http://127.0.0.1:4566",
+      tenantsTable: "t-x",
+      eventBusName: "default",
+      eventSource: "me",
+    });
   });
 
   it.each([

@@ -31,17 +31,26 @@ describe("event lines", () => {
     "detail-type": "sbt_aws_provisionFailure",
     source: "sbt.application.plane",
     time: "2025-06-01T12:00:00Z",
-    detail: { tenantId: "t1", jobOutput: { tenantData: {}, tenantRegistrationData: { registrationStatus: "Failed" } }, reason: 'image "x" failed', phase: "Failed" },
+    detail: {
+      tenantId: "t1",
+      jobOutput: { tenantData: {}, tenantRegistrationData: { registrationStatus: "Failed" } },
+      reason: 'image "x" failed',
+      phase: "Failed",
+    },
   });
 
   it("prints time, detail-type, tenant, registration status, phase and the quoted reason", () => {
     const line = formatEventLine({ event: parseEvent(body), body, receiptHandle: "r" });
-    expect(line).toBe('2025-06-01T12:00:00Z  sbt_aws_provisionFailure    tenant=t1  registrationStatus=Failed  phase=Failed  reason="image \\"x\\" failed"');
+    expect(line).toBe(
+      '2025-06-01T12:00:00Z  sbt_aws_provisionFailure    tenant=t1  registrationStatus=Failed  phase=Failed  reason="image \\"x\\" failed"',
+    );
   });
 
   it("shows a message that is not an EventBridge event as it is, on one line", () => {
     expect(parseEvent("hello\nworld")).toBeUndefined();
     expect(parseEvent('{"no":"detail-type"}')).toBeUndefined();
-    expect(formatEventLine({ event: undefined, body: "hello\nworld", receiptHandle: undefined })).toBe("(not an EventBridge event) hello world");
+    expect(formatEventLine({ event: undefined, body: "hello\nworld", receiptHandle: undefined })).toBe(
+      "(not an EventBridge event) hello world",
+    );
   });
 });

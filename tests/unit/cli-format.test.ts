@@ -23,7 +23,14 @@ describe("formatAge", () => {
 
 describe("renderTable", () => {
   it("aligns columns and cuts only the last one to the width", () => {
-    const text = renderTable(["ID", "MESSAGE"], [["a", "short"], ["long-id", "m".repeat(50)]], { width: 20 });
+    const text = renderTable(
+      ["ID", "MESSAGE"],
+      [
+        ["a", "short"],
+        ["long-id", "m".repeat(50)],
+      ],
+      { width: 20 },
+    );
     const lines = text.split("\n");
     expect(lines).toEqual(["ID        MESSAGE", "a         short", `long-id   ${"m".repeat(9)}…`]);
     expect(lines[2]).toHaveLength(20);
@@ -45,7 +52,12 @@ describe("tenantTable", () => {
     const text = tenantTable(
       [
         { tenantId: "t1", tenantName: "One", tier: "PREMIUM" },
-        { tenantId: "t2", tenantName: "Two", tier: "basic", status: { phase: "Failed", lastReconciledAt: ago(600_000), message: "tier must be basic" } },
+        {
+          tenantId: "t2",
+          tenantName: "Two",
+          tier: "basic",
+          status: { phase: "Failed", lastReconciledAt: ago(600_000), message: "tier must be basic" },
+        },
       ],
       now,
     );
@@ -66,7 +78,19 @@ describe("describeTenant", () => {
 
   it("marks the observed spec hash current when the controller acted on this spec", () => {
     const item = { tenantId: "t1", tenantName: "One", tier: "basic", sbtaws_active: false };
-    const text = describeTenant({ ...item, status: { phase: "Deprovisioned", observedSpecHash: hashSpec(item), lastReconciledAt: ago(5000), message: "removed", conditions: [] } }, now);
+    const text = describeTenant(
+      {
+        ...item,
+        status: {
+          phase: "Deprovisioned",
+          observedSpecHash: hashSpec(item),
+          lastReconciledAt: ago(5000),
+          message: "removed",
+          conditions: [],
+        },
+      },
+      now,
+    );
     expect(text).toMatch(new RegExp(`Observed spec hash:\\s+${hashSpec(item)} \\(current\\)`));
     expect(text).toMatch(/^Active:\s+false \(offboarding\)$/m);
     expect(text).toMatch(/Last reconciled:\s+\S+ \(5s ago\)/);
@@ -75,9 +99,19 @@ describe("describeTenant", () => {
   it("shows where the data lives, a move under way, the rule and the backup with its restore command", () => {
     const item = { tenantId: "t9", tenantName: "Nine", tier: "advanced", suspended: true };
     const status = {
-      phase: "Provisioning", observedSpecHash: "x", lastReconciledAt: ago(1000), message: "moving", conditions: [],
+      phase: "Provisioning",
+      observedSpecHash: "x",
+      lastReconciledAt: ago(1000),
+      message: "moving",
+      conditions: [],
       tables: { orders: "saas-pool-orders", products: "saas-pool-products" },
-      migration: { from: "basic", to: "advanced", step: "backfill", startedAt: ago(65_000), counts: { orders: { copied: 12, applied: 3 }, products: { copied: 4, applied: 0, verified: 4 } } },
+      migration: {
+        from: "basic",
+        to: "advanced",
+        step: "backfill",
+        startedAt: ago(65_000),
+        counts: { orders: { copied: 12, applied: 3 }, products: { copied: 4, applied: 0, verified: 4 } },
+      },
       route: { listenerArn: "l", priority: 7, ruleArn: "arn:rule/7" },
       backup: { location: "s3://b/offboarded/t9/x/", exportedAt: ago(0), counts: { orders: 12, products: 4 } },
     };

@@ -37,7 +37,13 @@ const MANAGED = [{ Key: "managed-by", Value: "ecs-tenant-operator" }];
 
 function listed(...items: { id: string; name: string; type?: "HTTP" | "DNS_PRIVATE"; created?: number }[]) {
   sdMock.on(ListNamespacesCommand).resolves({
-    Namespaces: items.map((n) => ({ Id: n.id, Arn: arnOf(n.id), Name: n.name, Type: n.type ?? "HTTP", CreateDate: new Date(n.created ?? 0) })),
+    Namespaces: items.map((n) => ({
+      Id: n.id,
+      Arn: arnOf(n.id),
+      Name: n.name,
+      Type: n.type ?? "HTTP",
+      CreateDate: new Date(n.created ?? 0),
+    })),
   });
 }
 
@@ -71,10 +77,17 @@ describe("CloudMapNamespaces.ensure", () => {
   });
 
   it("is ready once the namespace is listed and managed, with its id and arn, making no write", async () => {
-    listed({ id: "ns-other", name: "saas-acme-x", type: "DNS_PRIVATE" }, { id: "ns-1", name: "saas-acme" }, { id: "ns-2", name: "saas-acme-longer" });
+    listed(
+      { id: "ns-other", name: "saas-acme-x", type: "DNS_PRIVATE" },
+      { id: "ns-1", name: "saas-acme" },
+      { id: "ns-2", name: "saas-acme-longer" },
+    );
     sdMock.on(ListTagsForResourceCommand).resolves({ Tags: MANAGED });
     const f = fence();
-    expect(await namespaces.ensure("saas-acme", {}, f)).toEqual({ kind: "ready", namespace: { name: "saas-acme", id: "ns-1", arn: arnOf("ns-1") } });
+    expect(await namespaces.ensure("saas-acme", {}, f)).toEqual({
+      kind: "ready",
+      namespace: { name: "saas-acme", id: "ns-1", arn: arnOf("ns-1") },
+    });
     expect(sdMock.commandCalls(CreateHttpNamespaceCommand)).toHaveLength(0);
     expect(f.calls).toBe(0);
     // Tags are read once per namespace, not on every reconcile.
@@ -146,8 +159,13 @@ describe("CloudMapNamespaces.remove", () => {
   it("reports services still registered (ResourceInUse) as in progress, with Cloud Map's reason", async () => {
     listed({ id: "ns-1", name: "saas-acme" });
     sdMock.on(ListTagsForResourceCommand).resolves({ Tags: MANAGED });
-    sdMock.on(DeleteNamespaceCommand).rejects(new ResourceInUse({ message: "Namespace has associated services", $metadata: { httpStatusCode: 400 } }));
-    expect(await namespaces.remove("saas-acme", fence())).toEqual({ kind: "inProgress", reason: expect.stringContaining("Namespace has associated services") });
+    sdMock
+      .on(DeleteNamespaceCommand)
+      .rejects(new ResourceInUse({ message: "Namespace has associated services", $metadata: { httpStatusCode: 400 } }));
+    expect(await namespaces.remove("saas-acme", fence())).toEqual({
+      kind: "inProgress",
+      reason: expect.stringContaining("Namespace has associated services"),
+    });
   });
 
   it("never deletes an unmanaged namespace", async () => {

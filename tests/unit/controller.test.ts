@@ -81,9 +81,26 @@ describe("Controller concurrency", () => {
 describe("Controller result handling", () => {
   const cases: { reason: string; result: ReconcileResult; forget: boolean; addAfter?: number; rateLimited: boolean }[] = [
     { reason: "done forgets the backoff and requeues nothing", result: done(), forget: true, rateLimited: false },
-    { reason: "requeueAfter forgets the backoff and looks again later", result: requeueAfter(7000, "waiting on ECS"), forget: true, addAfter: 7000, rateLimited: false },
-    { reason: "a retryable failure requeues with backoff", result: failed(new Error("throttled")), forget: false, addAfter: 500, rateLimited: true },
-    { reason: "a terminal failure forgets and does not requeue", result: failed(new Error("bad record"), true), forget: true, rateLimited: false },
+    {
+      reason: "requeueAfter forgets the backoff and looks again later",
+      result: requeueAfter(7000, "waiting on ECS"),
+      forget: true,
+      addAfter: 7000,
+      rateLimited: false,
+    },
+    {
+      reason: "a retryable failure requeues with backoff",
+      result: failed(new Error("throttled")),
+      forget: false,
+      addAfter: 500,
+      rateLimited: true,
+    },
+    {
+      reason: "a terminal failure forgets and does not requeue",
+      result: failed(new Error("bad record"), true),
+      forget: true,
+      rateLimited: false,
+    },
   ];
 
   it.each(cases)("$reason", async ({ result, forget, addAfter, rateLimited }) => {

@@ -46,11 +46,41 @@ function hashes(d: DesiredState): Record<string, string> {
 
 describe("desiredForTenant", () => {
   it.each([
-    { reason: "basic tenants are served by the pool, nothing of their own", fields: { tier: "BASIC" }, clusters: [], services: 0, serviceCluster: undefined },
-    { reason: "an offboarded advanced tenant desires nothing", fields: { sbtaws_active: false }, clusters: [], services: 0, serviceCluster: undefined },
-    { reason: "an offboarded premium tenant desires nothing, not even its cluster", fields: { tier: "premium", sbtaws_active: false }, clusters: [], services: 0, serviceCluster: undefined },
-    { reason: "advanced: one service per app in the shared advanced cluster", fields: {}, clusters: [], services: 4, serviceCluster: "saas-advanced" },
-    { reason: "premium: a dedicated cluster holding one service per app", fields: { tier: "premium" }, clusters: [`saas-t-${UUID}`], services: 4, serviceCluster: `saas-t-${UUID}` },
+    {
+      reason: "basic tenants are served by the pool, nothing of their own",
+      fields: { tier: "BASIC" },
+      clusters: [],
+      services: 0,
+      serviceCluster: undefined,
+    },
+    {
+      reason: "an offboarded advanced tenant desires nothing",
+      fields: { sbtaws_active: false },
+      clusters: [],
+      services: 0,
+      serviceCluster: undefined,
+    },
+    {
+      reason: "an offboarded premium tenant desires nothing, not even its cluster",
+      fields: { tier: "premium", sbtaws_active: false },
+      clusters: [],
+      services: 0,
+      serviceCluster: undefined,
+    },
+    {
+      reason: "advanced: one service per app in the shared advanced cluster",
+      fields: {},
+      clusters: [],
+      services: 4,
+      serviceCluster: "saas-advanced",
+    },
+    {
+      reason: "premium: a dedicated cluster holding one service per app",
+      fields: { tier: "premium" },
+      clusters: [`saas-t-${UUID}`],
+      services: 4,
+      serviceCluster: `saas-t-${UUID}`,
+    },
   ])("$reason", ({ fields, clusters, services, serviceCluster }) => {
     const d = desiredForTenant(spec(fields), defaultCatalogue, settings);
     expect(d.clusters.map((c) => c.name)).toEqual(clusters);
@@ -93,11 +123,21 @@ describe("desiredForTenant", () => {
     ]);
     expect(rproxy?.containers[0]?.portMappings[0]?.containerPort).toBe(8080);
     const svc = d.services.find((s) => s.app === "orders");
-    expect(svc).toMatchObject({ name: `saas-t-${UUID}-orders`, taskDefinitionFamily: `saas-t-${UUID}-orders`, desiredCount: 1, subnets: settings.subnets, securityGroups: settings.securityGroups });
+    expect(svc).toMatchObject({
+      name: `saas-t-${UUID}-orders`,
+      taskDefinitionFamily: `saas-t-${UUID}-orders`,
+      desiredCount: 1,
+      subnets: settings.subnets,
+      securityGroups: settings.securityGroups,
+    });
   });
 
   it("applies a record's version and desiredCount overrides to that app only", () => {
-    const d = desiredForTenant(spec({ apps: { users: { version: "2.1.0", desiredCount: 3 }, orders: { desiredCount: 0 } } }), defaultCatalogue, settings);
+    const d = desiredForTenant(
+      spec({ apps: { users: { version: "2.1.0", desiredCount: 3 }, orders: { desiredCount: 0 } } }),
+      defaultCatalogue,
+      settings,
+    );
     const image = (app: string) => d.taskDefinitions.find((t) => t.app === app)?.containers[0]?.image;
     const count = (app: string) => d.services.find((s) => s.app === app)?.desiredCount;
     expect(image("users")).toBe("public.ecr.aws/saas-factory/users:2.1.0");
@@ -107,7 +147,11 @@ describe("desiredForTenant", () => {
 
   it("keeps every content hash when only desiredCount changes", () => {
     const before = desiredForTenant(spec({}), defaultCatalogue, settings);
-    const after = desiredForTenant(spec({ apps: { orders: { desiredCount: 5 }, rproxy: { desiredCount: 2 } } }), defaultCatalogue, settings);
+    const after = desiredForTenant(
+      spec({ apps: { orders: { desiredCount: 5 }, rproxy: { desiredCount: 2 } } }),
+      defaultCatalogue,
+      settings,
+    );
     expect(hashes(after)).toEqual(hashes(before));
   });
 
@@ -121,7 +165,9 @@ describe("desiredForTenant", () => {
   it("keeps task definitions (family and hash) across an advanced <-> premium move", () => {
     const advanced = desiredForTenant(spec({}), defaultCatalogue, settings);
     const premium = desiredForTenant(spec({ tier: "premium" }), defaultCatalogue, settings);
-    expect(premium.taskDefinitions.map((t) => [t.family, t.contentHash])).toEqual(advanced.taskDefinitions.map((t) => [t.family, t.contentHash]));
+    expect(premium.taskDefinitions.map((t) => [t.family, t.contentHash])).toEqual(
+      advanced.taskDefinitions.map((t) => [t.family, t.contentHash]),
+    );
   });
 
   it("hashes everything but the tags", () => {
@@ -165,18 +211,41 @@ const SILO: SiloInfra = {
   logGroupName: "/ecs/saas/tenant/x",
   targetGroupArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/saas-x/1",
 };
-const POOL: PoolInfra = { ...SILO, ordersTableName: "saas-pool-orders", productsTableName: "saas-pool-products", logGroupName: "/ecs/saas/pool", tenantAccessRoleArn: "arn:aws:iam::123456789012:role/saas-pool-tenant-access" };
-const IDENTITY = { userPoolId: "us-east-1_AbC", appClientId: "client-1", issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbC" };
+const POOL: PoolInfra = {
+  ...SILO,
+  ordersTableName: "saas-pool-orders",
+  productsTableName: "saas-pool-products",
+  logGroupName: "/ecs/saas/pool",
+  tenantAccessRoleArn: "arn:aws:iam::123456789012:role/saas-pool-tenant-access",
+};
+const IDENTITY = {
+  userPoolId: "us-east-1_AbC",
+  appClientId: "client-1",
+  issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbC",
+};
 const NAMESPACE = { name: "saas-acme-0123456789ab", arn: "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1" };
-const CONTEXT: AppContext = { region: "us-east-1", accountId: "123456789012", tenantAccessRoleArn: "arn:aws:iam::123456789012:role/tenant-x-access", identity: IDENTITY, namespace: NAMESPACE };
+const CONTEXT: AppContext = {
+  region: "us-east-1",
+  accountId: "123456789012",
+  tenantAccessRoleArn: "arn:aws:iam::123456789012:role/tenant-x-access",
+  identity: IDENTITY,
+  namespace: NAMESPACE,
+};
 
 const { tenantAccessRoleArn: _role, ...POOL_CONTEXT } = CONTEXT;
 const { namespace: _namespace, ...NO_NAMESPACE } = CONTEXT;
 
-const envOf = (d: DesiredState, app: string) => Object.fromEntries(d.taskDefinitions.find((t) => t.app === app)?.containers[0]?.environment.map((e) => [e.name, e.value]) ?? []);
+const envOf = (d: DesiredState, app: string) =>
+  Object.fromEntries(d.taskDefinitions.find((t) => t.app === app)?.containers[0]?.environment.map((e) => [e.name, e.value]) ?? []);
 
 describe("the reference images' environment (with an AppContext)", () => {
-  const base = { AWS_REGION: "us-east-1", AWS_ACCOUNT_ID: "123456789012", COGNITO_USER_POOL_ID: "us-east-1_AbC", COGNITO_CLIENT_ID: "client-1", COGNITO_REGION: "us-east-1" };
+  const base = {
+    AWS_REGION: "us-east-1",
+    AWS_ACCOUNT_ID: "123456789012",
+    COGNITO_USER_POOL_ID: "us-east-1_AbC",
+    COGNITO_CLIENT_ID: "client-1",
+    COGNITO_REGION: "us-east-1",
+  };
   const vending = (role: string) => ({
     IAM_ROLE_ARN: role,
     REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}',
@@ -211,16 +280,26 @@ describe("the reference images' environment (with an AppContext)", () => {
 
   it("leaves out what does not exist yet: no identity, no namespace, no stack", () => {
     const d = desiredForTenant(spec({}), defaultCatalogue, settings, undefined, { region: "eu-west-1", accountId: "111122223333" });
-    expect(envOf(d, "orders")).toEqual({ AWS_REGION: "eu-west-1", AWS_ACCOUNT_ID: "111122223333", REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}' });
+    expect(envOf(d, "orders")).toEqual({
+      AWS_REGION: "eu-west-1",
+      AWS_ACCOUNT_ID: "111122223333",
+      REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}',
+    });
     expect(envOf(d, "rproxy")).toEqual({ AWS_REGION: "eu-west-1", AWS_ACCOUNT_ID: "111122223333" });
     for (const s of d.services) expect(s).not.toHaveProperty("serviceConnect");
   });
 
   it("follows a catalogue entry that asks for other variables and another table", () => {
     const custom = loadCatalogue({
-      apps: { ...JSON.parse(JSON.stringify(defaultCatalogue.apps)), users: { ...defaultCatalogue.apps.users, storage: "products", environment: ["TABLE_NAME", "NAMESPACE"] } },
+      apps: {
+        ...JSON.parse(JSON.stringify(defaultCatalogue.apps)),
+        users: { ...defaultCatalogue.apps.users, storage: "products", environment: ["TABLE_NAME", "NAMESPACE"] },
+      },
     });
-    expect(envOf(desiredForTenant(spec({}), custom, settings, SILO, CONTEXT), "users")).toEqual({ TABLE_NAME: SILO.productsTableName, NAMESPACE: NAMESPACE.name });
+    expect(envOf(desiredForTenant(spec({}), custom, settings, SILO, CONTEXT), "users")).toEqual({
+      TABLE_NAME: SILO.productsTableName,
+      NAMESPACE: NAMESPACE.name,
+    });
   });
 
   it("gives every service Service Connect in the namespace: orders, products, users as <app>-api on 3010, rproxy as a client", () => {
@@ -243,7 +322,8 @@ describe("the reference images' environment (with an AppContext)", () => {
 
   it("hashes runtimePlatform with the content; Service Connect changes the services, not the task definitions (but rproxy's NAMESPACE)", () => {
     const legacy = desiredForTenant(spec({}), defaultCatalogue, settings, SILO);
-    for (const td of legacy.taskDefinitions) expect(td.runtimePlatform).toEqual({ cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" });
+    for (const td of legacy.taskDefinitions)
+      expect(td.runtimePlatform).toEqual({ cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" });
     const { runtimePlatform: _rp, tags: _t, contentHash, ...withoutPlatform } = legacy.taskDefinitions[0]!;
     expect(hashContent(withoutPlatform)).not.toBe(contentHash);
     // Service Connect is the services' business: the task definitions do not change with it.
@@ -286,7 +366,8 @@ describe("footprints", () => {
     // Everything a tier desires is inside the footprint.
     for (const tier of ["advanced", "premium"]) {
       const d = desiredForTenant(spec({ tier }), defaultCatalogue, settings);
-      for (const s of d.services) expect(f.serviceLocations.some((l) => l.cluster === s.cluster && l.serviceNames.includes(s.name))).toBe(true);
+      for (const s of d.services)
+        expect(f.serviceLocations.some((l) => l.cluster === s.cluster && l.serviceNames.includes(s.name))).toBe(true);
       for (const c of d.clusters) expect(f.ownedClusters).toContain(c.name);
     }
   });
@@ -335,23 +416,41 @@ describe("loadCatalogue", () => {
     ]);
     expect([orders.storage, products.storage, users.storage, rproxy.storage]).toEqual(["orders", "products", "none", "none"]);
     const common = ["AWS_REGION", "AWS_ACCOUNT_ID", "COGNITO_USER_POOL_ID", "COGNITO_CLIENT_ID", "COGNITO_REGION"];
-    expect([...orders.environment].sort()).toEqual([...common, "TABLE_NAME", "IAM_ROLE_ARN", "REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES", "IDP_DETAILS"].sort());
+    expect([...orders.environment].sort()).toEqual(
+      [...common, "TABLE_NAME", "IAM_ROLE_ARN", "REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES", "IDP_DETAILS"].sort(),
+    );
     expect([...users.environment].sort()).toEqual([...common].sort());
     expect([...rproxy.environment].sort()).toEqual([...common, "NAMESPACE"].sort());
   });
 
   it.each([
-    { reason: "a tag in the repository", edit: { orders: { repository: "public.ecr.aws/saas-factory/orders:1.0" } }, field: "apps.orders.repository" },
+    {
+      reason: "a tag in the repository",
+      edit: { orders: { repository: "public.ecr.aws/saas-factory/orders:1.0" } },
+      field: "apps.orders.repository",
+    },
     { reason: "a bad version", edit: { users: { version: ".bad" } }, field: "apps.users.version" },
     { reason: "a negative desiredCount", edit: { rproxy: { desiredCount: -1 } }, field: "apps.rproxy.desiredCount" },
     { reason: "memory that does not fit the cpu", edit: { products: { memory: "8192" } }, field: "apps.products.memory" },
     { reason: "an unknown field", edit: { orders: { replicas: 2 } }, field: "apps.orders" },
-    { reason: "an environment variable the platform does not fill", edit: { orders: { environment: ["PATH"] } }, field: "apps.orders.environment" },
+    {
+      reason: "an environment variable the platform does not fill",
+      edit: { orders: { environment: ["PATH"] } },
+      field: "apps.orders.environment",
+    },
     { reason: "a variable named twice", edit: { orders: { environment: ["AWS_REGION", "AWS_REGION"] } }, field: "apps.orders.environment" },
     { reason: "TABLE_NAME without a storage", edit: { users: { environment: ["TABLE_NAME"] } }, field: "apps.users.environment" },
     { reason: "an unknown storage", edit: { users: { storage: "users" } }, field: "apps.users.storage" },
-    { reason: "a discovery name that is not a DNS label", edit: { orders: { serviceConnect: { discoveryName: "Orders API" } } }, field: "apps.orders.serviceConnect" },
-    { reason: "two servers under one discovery name", edit: { users: { serviceConnect: { discoveryName: "orders-api" } } }, field: "apps.users.serviceConnect.discoveryName" },
+    {
+      reason: "a discovery name that is not a DNS label",
+      edit: { orders: { serviceConnect: { discoveryName: "Orders API" } } },
+      field: "apps.orders.serviceConnect",
+    },
+    {
+      reason: "two servers under one discovery name",
+      edit: { users: { serviceConnect: { discoveryName: "orders-api" } } },
+      field: "apps.users.serviceConnect.discoveryName",
+    },
   ])("rejects $reason, naming the field", ({ edit, field }) => {
     const apps = { ...raw.apps };
     for (const [app, patch] of Object.entries(edit)) apps[app] = { ...apps[app], ...patch };

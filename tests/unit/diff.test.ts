@@ -61,8 +61,19 @@ const reported = (sc: DesiredServiceConnect) => ({ enabled: true, namespace: sc.
 /** The world as it looks once `d` has been applied and ECS has settled. */
 function converged(d: DesiredState): ObservedState {
   return {
-    clusters: d.clusters.map((c) => ({ name: c.name, arn: `arn:aws:ecs:us-east-1:123456789012:cluster/${c.name}`, status: "ACTIVE", tags: c.tags })),
-    taskDefinitions: d.taskDefinitions.map((t) => ({ family: t.family, arn: tdArn(t.family), revision: 1, contentHash: t.contentHash, tags: t.tags })),
+    clusters: d.clusters.map((c) => ({
+      name: c.name,
+      arn: `arn:aws:ecs:us-east-1:123456789012:cluster/${c.name}`,
+      status: "ACTIVE",
+      tags: c.tags,
+    })),
+    taskDefinitions: d.taskDefinitions.map((t) => ({
+      family: t.family,
+      arn: tdArn(t.family),
+      revision: 1,
+      contentHash: t.contentHash,
+      tags: t.tags,
+    })),
     services: d.services.map((s) => {
       const td = d.taskDefinitions.find((t) => t.family === s.taskDefinitionFamily);
       const arn = tdArn(s.taskDefinitionFamily);
@@ -84,7 +95,11 @@ function converged(d: DesiredState): ObservedState {
 }
 
 /** Replaces the observed services matching `app` (and optionally a cluster). */
-function withService(o: ObservedState, match: (s: ObservedService) => boolean, edit: (s: ObservedService) => ObservedService): ObservedState {
+function withService(
+  o: ObservedState,
+  match: (s: ObservedService) => boolean,
+  edit: (s: ObservedService) => ObservedService,
+): ObservedState {
   return { ...o, services: o.services.map((s) => (match(s) ? edit(s) : s)) };
 }
 
@@ -109,13 +124,21 @@ describe("diff: nothing to do", () => {
 
   it("accepts rolloutState undefined when the counts match (no circuit breaker)", () => {
     const d = desired();
-    const o = withService(converged(d), () => true, (s) => ({ ...s, deployments: s.deployments.map((dep) => ({ ...dep, rolloutState: undefined })) }));
+    const o = withService(
+      converged(d),
+      () => true,
+      (s) => ({ ...s, deployments: s.deployments.map((dep) => ({ ...dep, rolloutState: undefined })) }),
+    );
     expect(diff(d, o, footprint).converged).toBe(true);
   });
 
   it("recognises the running revision by arn when its content hash is unknown", () => {
     const d = desired();
-    const o = withService(converged(d), () => true, (s) => ({ ...s, taskDefinitionContentHash: undefined }));
+    const o = withService(
+      converged(d),
+      () => true,
+      (s) => ({ ...s, taskDefinitionContentHash: undefined }),
+    );
     expect(diff(d, o, footprint)).toMatchObject({ actions: [], converged: true });
   });
 });
@@ -126,7 +149,13 @@ describe("diff: exactly the needed calls", () => {
     const after = desired({ apps: { orders: { desiredCount: 3 } } });
     const p = diff(after, converged(before), footprint);
     expect(p.actions).toEqual([
-      { kind: "updateService", cluster: "saas-advanced", name: `saas-t-${ID}-orders`, desiredCount: 3, reason: expect.stringContaining("desiredCount 1 -> 3") },
+      {
+        kind: "updateService",
+        cluster: "saas-advanced",
+        name: `saas-t-${ID}-orders`,
+        desiredCount: 3,
+        reason: expect.stringContaining("desiredCount 1 -> 3"),
+      },
     ]);
     expect(p.converged).toBe(false);
   });
@@ -138,7 +167,13 @@ describe("diff: exactly the needed calls", () => {
     expect(kinds(p)).toEqual(["registerTaskDefinition", "updateService"]);
     const [register, update] = p.actions;
     expect(register).toMatchObject({ kind: "registerTaskDefinition", taskDefinition: { family: `saas-t-${ID}-users` } });
-    expect(update).toEqual({ kind: "updateService", cluster: "saas-advanced", name: `saas-t-${ID}-users`, taskDefinitionFamily: `saas-t-${ID}-users`, reason: expect.stringContaining("task definition") });
+    expect(update).toEqual({
+      kind: "updateService",
+      cluster: "saas-advanced",
+      name: `saas-t-${ID}-users`,
+      taskDefinitionFamily: `saas-t-${ID}-users`,
+      reason: expect.stringContaining("task definition"),
+    });
     expect(update).not.toHaveProperty("desiredCount");
   });
 
@@ -150,9 +185,15 @@ describe("diff: exactly the needed calls", () => {
 
   it("moves a service whose content hash is unknown and whose arn is not the latest matching revision", () => {
     const d = desired();
-    const o = withService(converged(d), app("orders"), (s) => ({ ...s, taskDefinitionContentHash: undefined, taskDefinitionArn: tdArn(`saas-t-${ID}-orders`, 0) }));
+    const o = withService(converged(d), app("orders"), (s) => ({
+      ...s,
+      taskDefinitionContentHash: undefined,
+      taskDefinitionArn: tdArn(`saas-t-${ID}-orders`, 0),
+    }));
     const p = diff(d, o, footprint);
-    expect(p.actions).toEqual([expect.objectContaining({ kind: "updateService", name: `saas-t-${ID}-orders`, taskDefinitionFamily: `saas-t-${ID}-orders` })]);
+    expect(p.actions).toEqual([
+      expect.objectContaining({ kind: "updateService", name: `saas-t-${ID}-orders`, taskDefinitionFamily: `saas-t-${ID}-orders` }),
+    ]);
   });
 
   it("does not re-register when the latest revision already has the content, but still moves a service left behind", () => {
@@ -178,7 +219,9 @@ describe("diff: exactly the needed calls", () => {
   it("creates a service again once its deleted predecessor is INACTIVE", () => {
     const d = desired();
     const o = withService(converged(d), app("orders"), (s) => ({ ...s, status: "INACTIVE" }));
-    expect(diff(d, o, footprint).actions).toEqual([expect.objectContaining({ kind: "createService", service: expect.objectContaining({ app: "orders" }) })]);
+    expect(diff(d, o, footprint).actions).toEqual([
+      expect.objectContaining({ kind: "createService", service: expect.objectContaining({ app: "orders" }) }),
+    ]);
   });
 });
 
@@ -190,7 +233,11 @@ describe("diff: Service Connect", () => {
 
   it("accepts the namespace reported by name as well as by ARN", () => {
     const d = desiredWithNamespace();
-    const o = withService(converged(d), () => true, (s) => ({ ...s, serviceConnect: { ...s.serviceConnect!, namespace: NS.name } }));
+    const o = withService(
+      converged(d),
+      () => true,
+      (s) => ({ ...s, serviceConnect: { ...s.serviceConnect!, namespace: NS.name } }),
+    );
     expect(diff(d, o, footprint).actions).toEqual([]);
   });
 
@@ -205,7 +252,10 @@ describe("diff: Service Connect", () => {
       kind: "updateService",
       cluster: "saas-advanced",
       name: `saas-t-${ID}-orders`,
-      serviceConnect: { namespace: NS, servers: [{ portName: "orders", discoveryName: "orders-api", port: 3010, dnsName: `orders-api.${NS.name}.sc` }] },
+      serviceConnect: {
+        namespace: NS,
+        servers: [{ portName: "orders", discoveryName: "orders-api", port: 3010, dnsName: `orders-api.${NS.name}.sc` }],
+      },
       reason: expect.stringContaining(`Service Connect: off -> on in namespace ${NS.name}`),
     });
     const rproxy = p.actions.find((a) => a.kind === "updateService" && a.name.endsWith("-rproxy"));
@@ -214,24 +264,43 @@ describe("diff: Service Connect", () => {
 
   it("updates a service whose discovery name differs, and only that one", () => {
     const d = desiredWithNamespace();
-    const o = withService(converged(d), app("users"), (s) => ({ ...s, serviceConnect: { ...s.serviceConnect!, servers: [{ ...s.serviceConnect!.servers[0]!, discoveryName: "people" }] } }));
+    const o = withService(converged(d), app("users"), (s) => ({
+      ...s,
+      serviceConnect: { ...s.serviceConnect!, servers: [{ ...s.serviceConnect!.servers[0]!, discoveryName: "people" }] },
+    }));
     const p = diff(d, o, footprint);
-    expect(p.actions).toEqual([expect.objectContaining({ kind: "updateService", name: `saas-t-${ID}-users`, serviceConnect: expect.objectContaining({ namespace: NS }), reason: expect.stringContaining("servers") })]);
+    expect(p.actions).toEqual([
+      expect.objectContaining({
+        kind: "updateService",
+        name: `saas-t-${ID}-users`,
+        serviceConnect: expect.objectContaining({ namespace: NS }),
+        reason: expect.stringContaining("servers"),
+      }),
+    ]);
     expect(p.actions[0]).not.toHaveProperty("taskDefinitionFamily");
     expect(p.actions[0]).not.toHaveProperty("desiredCount");
   });
 
   it("turns it off when the desired state has none but the service runs it", () => {
     const d = desired();
-    const o = withService(converged(d), app("orders"), (s) => ({ ...s, serviceConnect: { enabled: true, namespace: NS.arn, servers: [], log: undefined } }));
-    expect(diff(d, o, footprint).actions).toEqual([expect.objectContaining({ kind: "updateService", serviceConnect: "disable", reason: expect.stringContaining("-> off") })]);
+    const o = withService(converged(d), app("orders"), (s) => ({
+      ...s,
+      serviceConnect: { enabled: true, namespace: NS.arn, servers: [], log: undefined },
+    }));
+    expect(diff(d, o, footprint).actions).toEqual([
+      expect.objectContaining({ kind: "updateService", serviceConnect: "disable", reason: expect.stringContaining("-> off") }),
+    ]);
   });
 
   it.each([
     { reason: "equal", o: { enabled: true, namespace: NS.arn, servers: [], log: undefined }, differs: false },
     { reason: "reported disabled", o: { enabled: false, namespace: undefined, servers: [], log: undefined }, differs: true },
     { reason: "another namespace", o: { enabled: true, namespace: "arn:other", servers: [], log: undefined }, differs: true },
-    { reason: "a proxy log configuration not wanted", o: { enabled: true, namespace: NS.arn, servers: [], log: { group: "g", streamPrefix: "p" } }, differs: true },
+    {
+      reason: "a proxy log configuration not wanted",
+      o: { enabled: true, namespace: NS.arn, servers: [], log: { group: "g", streamPrefix: "p" } },
+      differs: true,
+    },
   ])("compares a client-only configuration: $reason", ({ o, differs }) => {
     expect(serviceConnectDifference({ namespace: NS, servers: [] }, o) !== undefined).toBe(differs);
   });
@@ -241,7 +310,9 @@ describe("diff: Service Connect", () => {
     const before = converged(desiredWithNamespace());
     const o = withService(before, app("users"), ({ serviceConnect: _off, ...s }) => s);
     const users = diff(d, o, footprint).actions.filter((a) => "name" in a && a.name.endsWith("-users"));
-    expect(users).toEqual([expect.objectContaining({ kind: "updateService", desiredCount: 2, serviceConnect: expect.objectContaining({ namespace: NS }) })]);
+    expect(users).toEqual([
+      expect.objectContaining({ kind: "updateService", desiredCount: 2, serviceConnect: expect.objectContaining({ namespace: NS }) }),
+    ]);
   });
 });
 
@@ -276,30 +347,63 @@ describe("diff: waiting", () => {
   });
 
   it.each([
-    { reason: "a task stopped after the rollout completed", rolloutState: "COMPLETED" as const, running: 1, primaryRunning: 2, says: "1/2 tasks running" },
-    { reason: "no circuit breaker and the new deployment is short of tasks while the old one drains", rolloutState: undefined, running: 2, primaryRunning: 1, says: "rollout in progress" },
-  ])("is not steady until the primary deployment and the service run every desired task: $reason", ({ rolloutState, running, primaryRunning, says }) => {
-    const d = desired({ apps: { rproxy: { desiredCount: 2 } } });
-    const o = withService(converged(d), app("rproxy"), (s) => ({
-      ...s,
-      runningCount: running,
-      deployments: [
-        deployment({ rolloutState, desiredCount: 2, runningCount: primaryRunning, taskDefinitionArn: s.taskDefinitionArn }),
-        ...(running > primaryRunning ? [deployment({ id: "ecs-svc/0", status: "ACTIVE", rolloutState, runningCount: running - primaryRunning, taskDefinitionArn: tdArn("old") })] : []),
-      ],
-    }));
-    const p = diff(d, o, footprint);
-    expect(p.actions).toEqual([]);
-    expect(p.waitingFor).toEqual([expect.stringContaining(says)]);
-    expect(p.converged).toBe(false);
-  });
+    {
+      reason: "a task stopped after the rollout completed",
+      rolloutState: "COMPLETED" as const,
+      running: 1,
+      primaryRunning: 2,
+      says: "1/2 tasks running",
+    },
+    {
+      reason: "no circuit breaker and the new deployment is short of tasks while the old one drains",
+      rolloutState: undefined,
+      running: 2,
+      primaryRunning: 1,
+      says: "rollout in progress",
+    },
+  ])(
+    "is not steady until the primary deployment and the service run every desired task: $reason",
+    ({ rolloutState, running, primaryRunning, says }) => {
+      const d = desired({ apps: { rproxy: { desiredCount: 2 } } });
+      const o = withService(converged(d), app("rproxy"), (s) => ({
+        ...s,
+        runningCount: running,
+        deployments: [
+          deployment({ rolloutState, desiredCount: 2, runningCount: primaryRunning, taskDefinitionArn: s.taskDefinitionArn }),
+          ...(running > primaryRunning
+            ? [
+                deployment({
+                  id: "ecs-svc/0",
+                  status: "ACTIVE",
+                  rolloutState,
+                  runningCount: running - primaryRunning,
+                  taskDefinitionArn: tdArn("old"),
+                }),
+              ]
+            : []),
+        ],
+      }));
+      const p = diff(d, o, footprint);
+      expect(p.actions).toEqual([]);
+      expect(p.waitingFor).toEqual([expect.stringContaining(says)]);
+      expect(p.converged).toBe(false);
+    },
+  );
 
   it("reports a FAILED rollout as a problem with its reason", () => {
     const d = desired({ apps: { users: { version: "crashloop" } } });
     const o = withService(converged(d), app("users"), (s) => ({
       ...s,
       runningCount: 0,
-      deployments: [deployment({ rolloutState: "FAILED", rolloutStateReason: "ECS deployment circuit breaker: tasks failed to start (crashloop)", runningCount: 0, failedTasks: 3, taskDefinitionArn: s.taskDefinitionArn })],
+      deployments: [
+        deployment({
+          rolloutState: "FAILED",
+          rolloutStateReason: "ECS deployment circuit breaker: tasks failed to start (crashloop)",
+          runningCount: 0,
+          failedTasks: 3,
+          taskDefinitionArn: s.taskDefinitionArn,
+        }),
+      ],
     }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([]);
@@ -316,7 +420,13 @@ describe("diff: waiting", () => {
       taskDefinitionContentHash: "previous",
       deployments: [
         deployment({ taskDefinitionArn: tdArn(family, 0) }),
-        deployment({ id: "ecs-svc/2", status: "INACTIVE", rolloutState: "FAILED", rolloutStateReason: "circuit breaker", taskDefinitionArn: tdArn(family, 1) }),
+        deployment({
+          id: "ecs-svc/2",
+          status: "INACTIVE",
+          rolloutState: "FAILED",
+          rolloutStateReason: "circuit breaker",
+          taskDefinitionArn: tdArn(family, 1),
+        }),
       ],
     }));
     const p = diff(d, o, footprint);
@@ -329,7 +439,9 @@ describe("diff: deletions", () => {
   it("offboards a premium tenant: each service scaled to 0 then deleted, the cluster waits", () => {
     const o = converged(desired({ tier: "premium", apps: { products: { desiredCount: 0 } } }));
     const p = diff(NOTHING, o, footprint);
-    const steps = p.actions.map((a) => `${a.kind}:${serviceOf(a)?.replace(`saas-t-${ID}-`, "")}${a.kind === "updateService" ? `=${a.desiredCount}` : ""}`);
+    const steps = p.actions.map(
+      (a) => `${a.kind}:${serviceOf(a)?.replace(`saas-t-${ID}-`, "")}${a.kind === "updateService" ? `=${a.desiredCount}` : ""}`,
+    );
     expect(steps).toEqual([
       "updateService:orders=0",
       "deleteService:orders",
@@ -356,7 +468,11 @@ describe("diff: deletions", () => {
 
   it("moves a tenant from advanced to premium: creates in its cluster, deletes from the shared one, reuses task definitions", () => {
     const p = diff(desired({ tier: "premium" }), converged(desired()), footprint);
-    expect(kinds(p)).toEqual(["createCluster", ...Array(4).fill("createService"), ...Array(4).fill(["updateService", "deleteService"]).flat()]);
+    expect(kinds(p)).toEqual([
+      "createCluster",
+      ...Array(4).fill("createService"),
+      ...Array(4).fill(["updateService", "deleteService"]).flat(),
+    ]);
     for (const a of p.actions) {
       if (a.kind === "createService") expect(a.service.cluster).toBe(PREMIUM);
       if (a.kind === "updateService" || a.kind === "deleteService") expect(a.cluster).toBe("saas-advanced");
@@ -380,7 +496,11 @@ describe("diff: unmanaged resources are never touched", () => {
 
   it("reports, and leaves alone, an unmanaged service and cluster in the footprint", () => {
     const o = converged(desired({ tier: "premium" }));
-    const p = diff(NOTHING, { ...o, clusters: o.clusters.map((c) => ({ ...c, tags: unmanaged })), services: o.services.map((s) => ({ ...s, tags: unmanaged })) }, footprint);
+    const p = diff(
+      NOTHING,
+      { ...o, clusters: o.clusters.map((c) => ({ ...c, tags: unmanaged })), services: o.services.map((s) => ({ ...s, tags: unmanaged })) },
+      footprint,
+    );
     expect(p.actions).toEqual([]);
     expect(p.problems).toHaveLength(5);
     expect(p.problems.join("\n")).toContain(`cluster ${PREMIUM} is not desired but is not managed`);
@@ -405,7 +525,11 @@ describe("diff: unmanaged resources are never touched", () => {
   it("does not register into a family whose latest revision is unmanaged", () => {
     const d = desired({ apps: { orders: { version: "2" } } });
     const o = converged(desired());
-    const p = diff(d, { ...o, taskDefinitions: o.taskDefinitions.map((t) => (t.family.endsWith("-orders") ? { ...t, tags: unmanaged } : t)) }, footprint);
+    const p = diff(
+      d,
+      { ...o, taskDefinitions: o.taskDefinitions.map((t) => (t.family.endsWith("-orders") ? { ...t, tags: unmanaged } : t)) },
+      footprint,
+    );
     expect(p.actions).toEqual([]);
     expect(p.problems).toEqual([expect.stringContaining(`saas-t-${ID}-orders`)]);
   });

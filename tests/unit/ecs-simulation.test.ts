@@ -48,7 +48,9 @@ function at(state: SimState, ms: number): SimService {
 describe("deployment progression", () => {
   it("starts IN_PROGRESS with nothing running, brings tasks up one per step after the start delay, then COMPLETED", () => {
     const s0 = created();
-    expect(svc(s0).deployments).toMatchObject([{ status: "PRIMARY", rolloutState: "IN_PROGRESS", runningCount: 0, pendingCount: 2, desiredCount: 2 }]);
+    expect(svc(s0).deployments).toMatchObject([
+      { status: "PRIMARY", rolloutState: "IN_PROGRESS", runningCount: 0, pendingCount: 2, desiredCount: 2 },
+    ]);
     const cases = [
       { reason: "before the start delay nothing runs", ms: 4_999, running: 0, rollout: "IN_PROGRESS" },
       { reason: "first task at the start delay", ms: 5_000, running: 1, rollout: "IN_PROGRESS" },
@@ -134,7 +136,15 @@ describe("crashloop images", () => {
 describe("UpdateService", () => {
   const base = advanceTo(created(), T0 + 7_000);
   const update = (state: SimState, change: Partial<Parameters<typeof updateService>[1]>) =>
-    updateService(state, { cluster: "c", name: "s", taskDefinition: undefined, desiredCount: undefined, forceNewDeployment: false, crashloop: false, ...change });
+    updateService(state, {
+      cluster: "c",
+      name: "s",
+      taskDefinition: undefined,
+      desiredCount: undefined,
+      forceNewDeployment: false,
+      crashloop: false,
+      ...change,
+    });
 
   it("with a new task definition starts a new PRIMARY, drains the old one as the new comes up, never below desired", () => {
     const oldId = svc(base).deployments[0]?.id;
@@ -240,15 +250,33 @@ describe("CreateService idempotency (clientToken)", () => {
   });
 
   it("recreating an INACTIVE service starts afresh", () => {
-    const again = createService(inactive, { cluster: "c", name: "s", taskDefinition: TD2, desiredCount: 1, clientToken: "new", crashloop: false });
+    const again = createService(inactive, {
+      cluster: "c",
+      name: "s",
+      taskDefinition: TD2,
+      desiredCount: 1,
+      clientToken: "new",
+      crashloop: false,
+    });
     expect(svc(again)).toMatchObject({ status: "ACTIVE", clientToken: "new", deployments: [{ taskDefinition: TD2, runningCount: 0 }] });
   });
 });
 
 describe("cluster deletion", () => {
   it("is blocked by ACTIVE and DRAINING services, not by INACTIVE ones or other clusters", () => {
-    const two = createService(created(), { cluster: "c", name: "t", taskDefinition: TD1, desiredCount: 1, clientToken: undefined, crashloop: false });
-    expect(liveServicesIn(two, "c").map((s) => s.name).sort()).toEqual(["s", "t"]);
+    const two = createService(created(), {
+      cluster: "c",
+      name: "t",
+      taskDefinition: TD1,
+      desiredCount: 1,
+      clientToken: undefined,
+      crashloop: false,
+    });
+    expect(
+      liveServicesIn(two, "c")
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(["s", "t"]);
     expect(liveServicesIn(two, "other")).toEqual([]);
     const deleted = deleteService(deleteService(two, "c", "s"), "c", "t");
     expect(liveServicesIn(deleted, "c").map((s) => s.status)).toEqual(["DRAINING", "DRAINING"]);

@@ -1,6 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { Fence } from "../../src/operator/ports.js";
-import { execute, observeAndDecide, plannedCall, type Accepted, type External, type Outcome, type Refused, type Step, type Unchanged } from "../../src/reconciler/external.js";
+import {
+  execute,
+  observeAndDecide,
+  plannedCall,
+  type Accepted,
+  type External,
+  type Outcome,
+  type Refused,
+  type Step,
+  type Unchanged,
+} from "../../src/reconciler/external.js";
 
 interface Want {
   readonly name: string;
@@ -48,8 +58,19 @@ const want: Want = { name: "w", size: 2 };
 const seen: Seen = { id: "id-1", size: 1 };
 
 describe("execute", () => {
-  it.each<{ reason: string; step: Step<Want, Seen>; answers?: ConstructorParameters<typeof FakeExternal>[0]; outcome: Outcome<Seen>; calls: string[] }>([
-    { reason: "create accepted: in progress", step: { kind: "create", desired: want, reason: "absent" }, outcome: { kind: "inProgress", status: "CREATING" }, calls: ["create w"] },
+  it.each<{
+    reason: string;
+    step: Step<Want, Seen>;
+    answers?: ConstructorParameters<typeof FakeExternal>[0];
+    outcome: Outcome<Seen>;
+    calls: string[];
+  }>([
+    {
+      reason: "create accepted: in progress",
+      step: { kind: "create", desired: want, reason: "absent" },
+      outcome: { kind: "inProgress", status: "CREATING" },
+      calls: ["create w"],
+    },
     {
       reason: "create refused: terminal failure with the service's reason",
       step: { kind: "create", desired: want, reason: "absent" },
@@ -57,7 +78,12 @@ describe("execute", () => {
       outcome: { kind: "failed", reason: "bad template", terminal: true, resource: undefined },
       calls: ["create w"],
     },
-    { reason: "update accepted: in progress", step: { kind: "update", desired: want, observed: seen, reason: "size" }, outcome: { kind: "inProgress", status: "UPDATING" }, calls: ["update id-1 1->2"] },
+    {
+      reason: "update accepted: in progress",
+      step: { kind: "update", desired: want, observed: seen, reason: "size" },
+      outcome: { kind: "inProgress", status: "UPDATING" },
+      calls: ["update id-1 1->2"],
+    },
     {
       reason: "update with nothing to change: ready with what was observed",
       step: { kind: "update", desired: want, observed: seen, reason: "size" },
@@ -72,7 +98,12 @@ describe("execute", () => {
       outcome: { kind: "failed", reason: "no", terminal: true, resource: undefined },
       calls: ["update id-1 1->2"],
     },
-    { reason: "delete of an unwanted resource: in progress", step: { kind: "delete", observed: seen, reason: "unwanted" }, outcome: { kind: "inProgress", status: "DELETING" }, calls: ["delete id-1"] },
+    {
+      reason: "delete of an unwanted resource: in progress",
+      step: { kind: "delete", observed: seen, reason: "unwanted" },
+      outcome: { kind: "inProgress", status: "DELETING" },
+      calls: ["delete id-1"],
+    },
     {
       reason: "delete that recovers a broken resource: its cause reported as a retryable failure",
       step: { kind: "delete", observed: seen, reason: "broken", recovering: { reason: "Part: broke", resource: "Part" } },
@@ -86,14 +117,24 @@ describe("execute", () => {
       outcome: { kind: "failed", reason: "protected", terminal: true, resource: undefined },
       calls: ["delete id-1"],
     },
-    { reason: "wait: in progress with the resource's status, no call", step: { kind: "wait", reason: "busy", status: "BUSY" }, outcome: { kind: "inProgress", status: "BUSY" }, calls: [] },
+    {
+      reason: "wait: in progress with the resource's status, no call",
+      step: { kind: "wait", reason: "busy", status: "BUSY" },
+      outcome: { kind: "inProgress", status: "BUSY" },
+      calls: [],
+    },
     {
       reason: "fail: the failure as decided, no call",
       step: { kind: "fail", reason: "stuck", terminal: true, resource: "R" },
       outcome: { kind: "failed", reason: "stuck", terminal: true, resource: "R" },
       calls: [],
     },
-    { reason: "ready: no call", step: { kind: "ready", observed: seen, reason: "as desired" }, outcome: { kind: "ready", observed: seen }, calls: [] },
+    {
+      reason: "ready: no call",
+      step: { kind: "ready", observed: seen, reason: "as desired" },
+      outcome: { kind: "ready", observed: seen },
+      calls: [],
+    },
     { reason: "gone: no call", step: { kind: "gone", reason: "absent" }, outcome: { kind: "gone" }, calls: [] },
   ])("$reason", async ({ step, answers, outcome, calls }) => {
     const external = new FakeExternal(answers);
@@ -146,10 +187,26 @@ describe("observeAndDecide", () => {
 describe("plannedCall", () => {
   const names = { create: "svc:Create", update: "svc:Update", delete: "svc:Delete" };
   it.each<{ reason: string; step: Step<Want, Seen>; want: ReturnType<typeof plannedCall> }>([
-    { reason: "create", step: { kind: "create", desired: want, reason: "absent" }, want: { call: "svc:Create", target: "t", reason: "absent" } },
-    { reason: "update", step: { kind: "update", desired: want, observed: seen, reason: "size 1 -> 2" }, want: { call: "svc:Update", target: "t", reason: "size 1 -> 2" } },
-    { reason: "delete", step: { kind: "delete", observed: seen, reason: "unwanted" }, want: { call: "svc:Delete", target: "t", reason: "unwanted" } },
-    { reason: "recovering delete", step: { kind: "delete", observed: seen, reason: "broken: delete, then create", recovering: { reason: "x" } }, want: { call: "svc:Delete", target: "t", reason: "broken: delete, then create" } },
+    {
+      reason: "create",
+      step: { kind: "create", desired: want, reason: "absent" },
+      want: { call: "svc:Create", target: "t", reason: "absent" },
+    },
+    {
+      reason: "update",
+      step: { kind: "update", desired: want, observed: seen, reason: "size 1 -> 2" },
+      want: { call: "svc:Update", target: "t", reason: "size 1 -> 2" },
+    },
+    {
+      reason: "delete",
+      step: { kind: "delete", observed: seen, reason: "unwanted" },
+      want: { call: "svc:Delete", target: "t", reason: "unwanted" },
+    },
+    {
+      reason: "recovering delete",
+      step: { kind: "delete", observed: seen, reason: "broken: delete, then create", recovering: { reason: "x" } },
+      want: { call: "svc:Delete", target: "t", reason: "broken: delete, then create" },
+    },
     { reason: "wait plans no call", step: { kind: "wait", reason: "busy", status: "BUSY" }, want: undefined },
     { reason: "fail plans no call", step: { kind: "fail", reason: "stuck", terminal: true }, want: undefined },
     { reason: "ready plans no call", step: { kind: "ready", observed: seen, reason: "as desired" }, want: undefined },

@@ -41,7 +41,13 @@ const lost: Fence = {
   },
 };
 
-function headerRule(id: string, priority: number, values: string[], actions: Rule["Actions"] = [{ Type: "forward", TargetGroupArn: TG }], listener = LISTENER): Rule {
+function headerRule(
+  id: string,
+  priority: number,
+  values: string[],
+  actions: Rule["Actions"] = [{ Type: "forward", TargetGroupArn: TG }],
+  listener = LISTENER,
+): Rule {
   return {
     RuleArn: ruleArn(id, listener),
     Priority: String(priority),
@@ -51,12 +57,32 @@ function headerRule(id: string, priority: number, values: string[], actions: Rul
   };
 }
 
-const DEFAULT_RULE: Rule = { RuleArn: ruleArn("default"), Priority: "default", IsDefault: true, Conditions: [], Actions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "404" } }] };
+const DEFAULT_RULE: Rule = {
+  RuleArn: ruleArn("default"),
+  Priority: "default",
+  IsDefault: true,
+  Conditions: [],
+  Actions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "404" } }],
+};
 
 function observed(over: Partial<ObservedRoute> = {}): ObservedRoute {
-  return { ruleArn: ruleArn("r1"), listenerArn: LISTENER, tenantId: "acme", priority: 7, action: { kind: "forward", targetGroupArn: TG }, managed: true, ...over };
+  return {
+    ruleArn: ruleArn("r1"),
+    listenerArn: LISTENER,
+    tenantId: "acme",
+    priority: 7,
+    action: { kind: "forward", targetGroupArn: TG },
+    managed: true,
+    ...over,
+  };
 }
-const desired = (over: Partial<DesiredRoute> = {}): DesiredRoute => ({ tenantId: "acme", listenerArn: LISTENER, priority: 7, action: { kind: "forward", targetGroupArn: TG }, ...over });
+const desired = (over: Partial<DesiredRoute> = {}): DesiredRoute => ({
+  tenantId: "acme",
+  listenerArn: LISTENER,
+  priority: 7,
+  action: { kind: "forward", targetGroupArn: TG },
+  ...over,
+});
 
 describe("ListenerRoutes.observe", () => {
   it("pages through the listener and picks the rule whose only condition is tenantPath == the exact id", async () => {
@@ -64,9 +90,21 @@ describe("ListenerRoutes.observe", () => {
       [DEFAULT_RULE, headerRule("upper", 3, ["Acme"])],
       [
         headerRule("two-values", 4, ["acme", "other"]),
-        { ...headerRule("two-conditions", 5, ["acme"]), Conditions: [...(headerRule("x", 5, ["acme"]).Conditions ?? []), { Field: "path-pattern", PathPatternConfig: { Values: ["/x"] } }] },
+        {
+          ...headerRule("two-conditions", 5, ["acme"]),
+          Conditions: [
+            ...(headerRule("x", 5, ["acme"]).Conditions ?? []),
+            { Field: "path-pattern", PathPatternConfig: { Values: ["/x"] } },
+          ],
+        },
       ],
-      [{ ...headerRule("other-header", 6, ["acme"]), Conditions: [{ Field: "http-header", HttpHeaderConfig: { HttpHeaderName: "x-tenant", Values: ["acme"] } }] }, headerRule("ours", 9, ["acme"])],
+      [
+        {
+          ...headerRule("other-header", 6, ["acme"]),
+          Conditions: [{ Field: "http-header", HttpHeaderConfig: { HttpHeaderName: "x-tenant", Values: ["acme"] } }],
+        },
+        headerRule("ours", 9, ["acme"]),
+      ],
     ];
     elbMock.on(DescribeRulesCommand).callsFake((input: { Marker?: string }) => {
       const i = input.Marker === undefined ? 0 : Number(input.Marker);
@@ -76,7 +114,14 @@ describe("ListenerRoutes.observe", () => {
 
     const routes = new ListenerRoutes(elbv2, { pageSize: 2 });
     const got = await routes.observe("acme", LISTENER);
-    expect(got).toEqual({ ruleArn: ruleArn("ours"), listenerArn: LISTENER, tenantId: "acme", priority: 9, action: { kind: "forward", targetGroupArn: TG }, managed: true });
+    expect(got).toEqual({
+      ruleArn: ruleArn("ours"),
+      listenerArn: LISTENER,
+      tenantId: "acme",
+      priority: 9,
+      action: { kind: "forward", targetGroupArn: TG },
+      managed: true,
+    });
 
     const calls = elbMock.commandCalls(DescribeRulesCommand).map((c) => c.args[0].input);
     expect(calls).toEqual([
@@ -95,7 +140,14 @@ describe("ListenerRoutes.observe", () => {
   });
 
   it("returns the lowest priority when several rules carry the header (the one ALB applies)", async () => {
-    elbMock.on(DescribeRulesCommand).resolves({ Rules: [headerRule("late", 40, ["acme"]), headerRule("early", 8, ["acme"], [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "403" } }])] });
+    elbMock
+      .on(DescribeRulesCommand)
+      .resolves({
+        Rules: [
+          headerRule("late", 40, ["acme"]),
+          headerRule("early", 8, ["acme"], [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "403" } }]),
+        ],
+      });
     elbMock.on(DescribeTagsCommand).resolves({ TagDescriptions: [{ ResourceArn: ruleArn("early"), Tags: [] }] });
     const got = await new ListenerRoutes(elbv2).observe("acme", LISTENER);
     expect(got).toMatchObject({ ruleArn: ruleArn("early"), priority: 8, action: { kind: "deny" }, managed: false });
@@ -110,7 +162,9 @@ describe("ListenerRoutes.observe", () => {
   });
 
   it("falls back to the listing when the known rule is gone (RuleNotFound)", async () => {
-    elbMock.on(DescribeRulesCommand, { RuleArns: [ruleArn("stale")] }).rejects(new RuleNotFoundException({ message: "One or more rules not found", $metadata: { httpStatusCode: 400 } }));
+    elbMock
+      .on(DescribeRulesCommand, { RuleArns: [ruleArn("stale")] })
+      .rejects(new RuleNotFoundException({ message: "One or more rules not found", $metadata: { httpStatusCode: 400 } }));
     elbMock.on(DescribeRulesCommand, { ListenerArn: LISTENER }).resolves({ Rules: [headerRule("new", 7, ["acme"])] });
     elbMock.on(DescribeTagsCommand).resolves({ TagDescriptions: [{ ResourceArn: ruleArn("new"), Tags: MANAGED }] });
     const got = await new ListenerRoutes(elbv2).observe("acme", LISTENER, ruleArn("stale"));
@@ -140,7 +194,9 @@ describe("ListenerRoutes.observe", () => {
   });
 
   it("wraps other errors with what it was doing, keeping the AWS name", async () => {
-    elbMock.on(DescribeRulesCommand).rejects(Object.assign(new Error("slow down"), { name: "Throttling", $metadata: { httpStatusCode: 400 } }));
+    elbMock
+      .on(DescribeRulesCommand)
+      .rejects(Object.assign(new Error("slow down"), { name: "Throttling", $metadata: { httpStatusCode: 400 } }));
     const err = await new ListenerRoutes(elbv2).observe("acme", LISTENER).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).name).toBe("Throttling");
@@ -152,16 +208,46 @@ describe("ListenerRoutes.observe", () => {
 describe("action mapping and ARNs", () => {
   const cases: { reason: string; actions: Rule["Actions"]; want: ObservedRoute["action"] }[] = [
     { reason: "a plain forward", actions: [{ Type: "forward", TargetGroupArn: TG }], want: { kind: "forward", targetGroupArn: TG } },
-    { reason: "AWS's ForwardConfig form with one group", actions: [{ Type: "forward", ForwardConfig: { TargetGroups: [{ TargetGroupArn: TG, Weight: 1 }] } }], want: { kind: "forward", targetGroupArn: TG } },
+    {
+      reason: "AWS's ForwardConfig form with one group",
+      actions: [{ Type: "forward", ForwardConfig: { TargetGroups: [{ TargetGroupArn: TG, Weight: 1 }] } }],
+      want: { kind: "forward", targetGroupArn: TG },
+    },
     {
       reason: "a weighted forward to two groups is not ours",
-      actions: [{ Type: "forward", ForwardConfig: { TargetGroups: [{ TargetGroupArn: TG, Weight: 1 }, { TargetGroupArn: TG2, Weight: 1 }] } }],
+      actions: [
+        {
+          Type: "forward",
+          ForwardConfig: {
+            TargetGroups: [
+              { TargetGroupArn: TG, Weight: 1 },
+              { TargetGroupArn: TG2, Weight: 1 },
+            ],
+          },
+        },
+      ],
       want: { kind: "other" },
     },
-    { reason: "a fixed-response 403 is a deny", actions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "403", ContentType: "text/plain" } }], want: { kind: "deny" } },
-    { reason: "a fixed-response 404 is not a deny", actions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "404" } }], want: { kind: "other" } },
-    { reason: "a redirect is other", actions: [{ Type: "redirect", RedirectConfig: { StatusCode: "HTTP_301", Host: "x" } }], want: { kind: "other" } },
-    { reason: "two actions (authenticate, forward) is other", actions: [{ Type: "authenticate-cognito" }, { Type: "forward", TargetGroupArn: TG }], want: { kind: "other" } },
+    {
+      reason: "a fixed-response 403 is a deny",
+      actions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "403", ContentType: "text/plain" } }],
+      want: { kind: "deny" },
+    },
+    {
+      reason: "a fixed-response 404 is not a deny",
+      actions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "404" } }],
+      want: { kind: "other" },
+    },
+    {
+      reason: "a redirect is other",
+      actions: [{ Type: "redirect", RedirectConfig: { StatusCode: "HTTP_301", Host: "x" } }],
+      want: { kind: "other" },
+    },
+    {
+      reason: "two actions (authenticate, forward) is other",
+      actions: [{ Type: "authenticate-cognito" }, { Type: "forward", TargetGroupArn: TG }],
+      want: { kind: "other" },
+    },
     { reason: "no action is other", actions: [], want: { kind: "other" } },
   ];
   for (const c of cases) it(c.reason, () => expect(fromActions(c.actions ?? [])).toEqual(c.want));
@@ -206,7 +292,9 @@ describe("ListenerRoutes.create", () => {
   });
 
   it("says which priority is in use and by which rule", async () => {
-    elbMock.on(CreateRuleCommand).rejects(new PriorityInUseException({ message: "The specified priority is in use.", $metadata: { httpStatusCode: 400 } }));
+    elbMock
+      .on(CreateRuleCommand)
+      .rejects(new PriorityInUseException({ message: "The specified priority is in use.", $metadata: { httpStatusCode: 400 } }));
     elbMock.on(DescribeRulesCommand).resolves({ Rules: [headerRule("globex", 7, ["globex"])] });
     const err = await new ListenerRoutes(elbv2).create(desired(), held).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PriorityInUseError);
@@ -236,10 +324,34 @@ describe("ListenerRoutes.create", () => {
 describe("ListenerRoutes.update", () => {
   const cases: { reason: string; desired: DesiredRoute; observed: ObservedRoute; modify: boolean; priority: boolean }[] = [
     { reason: "nothing differs: no call", desired: desired(), observed: observed(), modify: false, priority: false },
-    { reason: "only the action differs: ModifyRule only", desired: desired({ action: { kind: "deny" } }), observed: observed(), modify: true, priority: false },
-    { reason: "only the target group differs: ModifyRule only", desired: desired({ action: { kind: "forward", targetGroupArn: TG2 } }), observed: observed(), modify: true, priority: false },
-    { reason: "only the priority differs: SetRulePriorities only", desired: desired({ priority: 20 }), observed: observed(), modify: false, priority: true },
-    { reason: "both differ: both calls", desired: desired({ priority: 20, action: { kind: "deny" } }), observed: observed({ action: { kind: "other" } }), modify: true, priority: true },
+    {
+      reason: "only the action differs: ModifyRule only",
+      desired: desired({ action: { kind: "deny" } }),
+      observed: observed(),
+      modify: true,
+      priority: false,
+    },
+    {
+      reason: "only the target group differs: ModifyRule only",
+      desired: desired({ action: { kind: "forward", targetGroupArn: TG2 } }),
+      observed: observed(),
+      modify: true,
+      priority: false,
+    },
+    {
+      reason: "only the priority differs: SetRulePriorities only",
+      desired: desired({ priority: 20 }),
+      observed: observed(),
+      modify: false,
+      priority: true,
+    },
+    {
+      reason: "both differ: both calls",
+      desired: desired({ priority: 20, action: { kind: "deny" } }),
+      observed: observed({ action: { kind: "other" } }),
+      modify: true,
+      priority: true,
+    },
   ];
   for (const c of cases) {
     it(c.reason, async () => {
@@ -256,17 +368,23 @@ describe("ListenerRoutes.update", () => {
   }
 
   it("refuses an unmanaged rule without any call", async () => {
-    await expect(new ListenerRoutes(elbv2).update(desired({ action: { kind: "deny" } }), observed({ managed: false }), held)).rejects.toBeInstanceOf(UnmanagedResourceError);
+    await expect(
+      new ListenerRoutes(elbv2).update(desired({ action: { kind: "deny" } }), observed({ managed: false }), held),
+    ).rejects.toBeInstanceOf(UnmanagedResourceError);
     expect(elbMock.calls()).toHaveLength(0);
   });
 
   it("refuses to 'update' a rule across listeners", async () => {
-    await expect(new ListenerRoutes(elbv2).update(desired(), observed({ listenerArn: OTHER_LISTENER }), held)).rejects.toThrow(/cannot move between listeners/);
+    await expect(new ListenerRoutes(elbv2).update(desired(), observed({ listenerArn: OTHER_LISTENER }), held)).rejects.toThrow(
+      /cannot move between listeners/,
+    );
     expect(elbMock.calls()).toHaveLength(0);
   });
 
   it("makes no write when the lease is lost", async () => {
-    await expect(new ListenerRoutes(elbv2).update(desired({ action: { kind: "deny" } }), observed(), lost)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(new ListenerRoutes(elbv2).update(desired({ action: { kind: "deny" } }), observed(), lost)).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
     expect(elbMock.calls()).toHaveLength(0);
   });
 
@@ -288,7 +406,9 @@ describe("ListenerRoutes.delete", () => {
   });
 
   it("treats a rule already gone as deleted", async () => {
-    elbMock.on(DeleteRuleCommand).rejects(new RuleNotFoundException({ message: "The specified rule does not exist.", $metadata: { httpStatusCode: 400 } }));
+    elbMock
+      .on(DeleteRuleCommand)
+      .rejects(new RuleNotFoundException({ message: "The specified rule does not exist.", $metadata: { httpStatusCode: 400 } }));
     await expect(new ListenerRoutes(elbv2).delete(observed(), held)).resolves.toBeUndefined();
   });
 

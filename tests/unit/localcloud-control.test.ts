@@ -82,7 +82,11 @@ describe("FaultInjector", () => {
     ]);
     expect(faults.hit("dynamodb", "PutItem")).toEqual({ latencyMs: 300, error: undefined });
     roll = 0.2;
-    expect(faults.hit("dynamodb", "PutItem")?.error).toEqual({ code: "ProvisionedThroughputExceededException", message: "Injected fault", status: 400 });
+    expect(faults.hit("dynamodb", "PutItem")?.error).toEqual({
+      code: "ProvisionedThroughputExceededException",
+      message: "Injected fault",
+      status: 400,
+    });
   });
 
   it("rejects malformed rules with a readable message", () => {
@@ -126,11 +130,22 @@ describe("tablesNamed", () => {
     { reason: "RequestItems keys", input: { RequestItems: { a: [], b: [] } }, tables: ["a", "b"] },
     {
       reason: "TransactItems, every kind, once each",
-      input: { TransactItems: [{ Put: { TableName: "a" } }, { Update: { TableName: "b" } }, { ConditionCheck: { TableName: "a" } }, { Delete: { TableName: "c" } }] },
+      input: {
+        TransactItems: [
+          { Put: { TableName: "a" } },
+          { Update: { TableName: "b" } },
+          { ConditionCheck: { TableName: "a" } },
+          { Delete: { TableName: "c" } },
+        ],
+      },
       tables: ["a", "b", "c"],
     },
     { reason: "TransactGetItems", input: { TransactItems: [{ Get: { TableName: "g" } }] }, tables: ["g"] },
-    { reason: "a stream ARN", input: { StreamArn: "arn:aws:dynamodb:us-east-1:123456789012:table/t1/stream/2024-01-01T00:00:00.000" }, tables: ["t1"] },
+    {
+      reason: "a stream ARN",
+      input: { StreamArn: "arn:aws:dynamodb:us-east-1:123456789012:table/t1/stream/2024-01-01T00:00:00.000" },
+      tables: ["t1"],
+    },
     { reason: "a PartiQL statement (not parsed)", input: { Statement: 'SELECT * FROM "t1"' }, tables: [] },
     { reason: "no object", input: "nope", tables: [] },
   ])("reads $reason", ({ input, tables }) => {
@@ -149,7 +164,9 @@ describe("splitBatchWrite", () => {
   });
 
   it("drops a table left with nothing, and forwards nothing when every write is withheld", () => {
-    expect(splitBatchWrite({ RequestItems: { slow: writes(2), fast: writes(1) } }, 1, (t) => t === "slow").forward).toEqual({ RequestItems: { fast: writes(1) } });
+    expect(splitBatchWrite({ RequestItems: { slow: writes(2), fast: writes(1) } }, 1, (t) => t === "slow").forward).toEqual({
+      RequestItems: { fast: writes(1) },
+    });
     const all = splitBatchWrite({ RequestItems: { slow: writes(2) } }, 1, () => true);
     expect(all.forward).toBeUndefined();
     expect(all.unprocessed).toEqual({ slow: writes(2) });
@@ -166,13 +183,27 @@ describe("splitBatchWrite", () => {
 });
 
 describe("DynamoDB serialization", () => {
-  it.each(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems", "ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction", "CreateTable", "UpdateTable", "DeleteTable", "UpdateTimeToLive", "TagResource", "SomeFutureAction"])(
-    "serializes %s",
-    (action) => expect(mustSerialize(action)).toBe(true),
-  );
+  it.each([
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "TransactGetItems",
+    "ExecuteStatement",
+    "BatchExecuteStatement",
+    "ExecuteTransaction",
+    "CreateTable",
+    "UpdateTable",
+    "DeleteTable",
+    "UpdateTimeToLive",
+    "TagResource",
+    "SomeFutureAction",
+  ])("serializes %s", (action) => expect(mustSerialize(action)).toBe(true));
 
-  it.each(["GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "DescribeTimeToLive", "ListTagsOfResource"])("lets %s run concurrently", (action) =>
-    expect(mustSerialize(action)).toBe(false),
+  it.each(["GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "DescribeTimeToLive", "ListTagsOfResource"])(
+    "lets %s run concurrently",
+    (action) => expect(mustSerialize(action)).toBe(false),
   );
 
   it("recognises the table API by its target, not DynamoDB Streams", () => {

@@ -40,7 +40,12 @@ describe("Metrics", () => {
     const families = parseExposition(text);
 
     expect(families.get("tenant_operator_reconcile_total")?.type).toBe("counter");
-    for (const [result, n] of [["done", 2], ["requeue", 1], ["failed", 1], ["terminal", 1]] as const) {
+    for (const [result, n] of [
+      ["done", 2],
+      ["requeue", 1],
+      ["failed", 1],
+      ["terminal", 1],
+    ] as const) {
       expect(sample(families, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result })).toBe(n);
     }
 
@@ -83,7 +88,8 @@ describe("Metrics", () => {
     expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase: "Ready" })).toBe(5);
     // One series per phase, each present even at 0, Suspended included.
     expect(families.get("tenant_operator_tenants")?.samples).toHaveLength(PHASES.length);
-    for (const phase of PHASES) expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase }), phase).toBe(phase === "Ready" ? 5 : 0);
+    for (const phase of PHASES)
+      expect(sample(families, "tenant_operator_tenants", "tenant_operator_tenants", { phase }), phase).toBe(phase === "Ready" ? 5 : 0);
     expect(sample(families, "tenant_operator_leader", "tenant_operator_leader")).toBe(0);
     // Every result is exported at 0 before the first reconcile, so rate() has a series from the start.
     expect(sample(families, "tenant_operator_reconcile_total", "tenant_operator_reconcile_total", { result: "terminal" })).toBe(0);

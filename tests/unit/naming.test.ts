@@ -97,14 +97,18 @@ describe("naming rules", () => {
 describe("case-insensitive rules", () => {
   it("gives tenant ids differing only in case different target group and role names, even lowered", () => {
     fc.assert(
-      fc.property(prefixArb, tenantIdArb.filter((id) => /[a-z]/i.test(id)), (prefix, id) => {
-        const upper = id.toUpperCase();
-        const lower = id.toLowerCase();
-        fc.pre(upper !== lower);
-        expect(targetGroupName(prefix, upper).toLowerCase()).not.toBe(targetGroupName(prefix, lower).toLowerCase());
-        expect(roleName(prefix, upper, "task").toLowerCase()).not.toBe(roleName(prefix, lower, "task").toLowerCase());
-        expect(stackName(prefix, upper).toLowerCase()).not.toBe(stackName(prefix, lower).toLowerCase());
-      }),
+      fc.property(
+        prefixArb,
+        tenantIdArb.filter((id) => /[a-z]/i.test(id)),
+        (prefix, id) => {
+          const upper = id.toUpperCase();
+          const lower = id.toLowerCase();
+          fc.pre(upper !== lower);
+          expect(targetGroupName(prefix, upper).toLowerCase()).not.toBe(targetGroupName(prefix, lower).toLowerCase());
+          expect(roleName(prefix, upper, "task").toLowerCase()).not.toBe(roleName(prefix, lower, "task").toLowerCase());
+          expect(stackName(prefix, upper).toLowerCase()).not.toBe(stackName(prefix, lower).toLowerCase());
+        },
+      ),
     );
   });
 
@@ -174,8 +178,22 @@ describe("pool names", () => {
   });
 
   /** Each pool name kind with the AWS rule it must satisfy, and the tenant names of the same kind it must never meet. */
-  const POOL_KINDS: readonly { kind: string; rule: RegExp; max: number; pool: (prefix: string) => string; tenant: (prefix: string, id: string) => string[]; caseInsensitive: boolean }[] = [
-    { kind: "stack", rule: /^[A-Za-z][A-Za-z0-9-]*$/, max: 128, pool: poolStackName, tenant: (p, id) => [stackName(p, id)], caseInsensitive: false },
+  const POOL_KINDS: readonly {
+    kind: string;
+    rule: RegExp;
+    max: number;
+    pool: (prefix: string) => string;
+    tenant: (prefix: string, id: string) => string[];
+    caseInsensitive: boolean;
+  }[] = [
+    {
+      kind: "stack",
+      rule: /^[A-Za-z][A-Za-z0-9-]*$/,
+      max: 128,
+      pool: poolStackName,
+      tenant: (p, id) => [stackName(p, id)],
+      caseInsensitive: false,
+    },
     {
       kind: "target group",
       rule: /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/,
@@ -192,28 +210,52 @@ describe("pool names", () => {
       tenant: (p: string, id: string) => [roleName(p, id, "task"), roleName(p, id, "exec")],
       caseInsensitive: true,
     })),
-    { kind: "orders table", rule: /^[A-Za-z0-9_.-]{3,}$/, max: 255, pool: (p) => poolTableName(p, "orders"), tenant: (p, id) => [siloTableName(p, id, "orders")], caseInsensitive: false },
-    { kind: "products table", rule: /^[A-Za-z0-9_.-]{3,}$/, max: 255, pool: (p) => poolTableName(p, "products"), tenant: (p, id) => [siloTableName(p, id, "products")], caseInsensitive: false },
-    { kind: "log group", rule: /^[A-Za-z0-9_.#/-]+$/, max: 512, pool: poolLogGroupName, tenant: (p, id) => [tenantLogGroupName(p, id)], caseInsensitive: false },
+    {
+      kind: "orders table",
+      rule: /^[A-Za-z0-9_.-]{3,}$/,
+      max: 255,
+      pool: (p) => poolTableName(p, "orders"),
+      tenant: (p, id) => [siloTableName(p, id, "orders")],
+      caseInsensitive: false,
+    },
+    {
+      kind: "products table",
+      rule: /^[A-Za-z0-9_.-]{3,}$/,
+      max: 255,
+      pool: (p) => poolTableName(p, "products"),
+      tenant: (p, id) => [siloTableName(p, id, "products")],
+      caseInsensitive: false,
+    },
+    {
+      kind: "log group",
+      rule: /^[A-Za-z0-9_.#/-]+$/,
+      max: 512,
+      pool: poolLogGroupName,
+      tenant: (p, id) => [tenantLogGroupName(p, id)],
+      caseInsensitive: false,
+    },
   ];
 
-  it.each(POOL_KINDS)("pool $kind: valid for every prefix, distinct per prefix, and never a tenant's", ({ rule, max, pool, tenant, caseInsensitive }) => {
-    const norm = (n: string) => (caseInsensitive ? n.toLowerCase() : n);
-    fc.assert(
-      fc.property(prefixArb, prefixArb, tenantIdArb, (prefix, other, id) => {
-        const n = pool(prefix);
-        expect(n).toMatch(rule);
-        expect(n.length).toBeLessThanOrEqual(max);
-        if (other !== prefix) expect(norm(pool(other))).not.toBe(norm(n));
-        for (const t of tenant(prefix, id)) expect(norm(t)).not.toBe(norm(n));
-      }),
-      { numRuns: 500 },
-    );
-    // The tenant ids most likely to collide: the pool's own words.
-    for (const id of ["pool", "POOL", "pool-task", "pool-exec", "pool-tenant-access", "tenant-access", "task", "exec"]) {
-      for (const t of tenant("abcdefghij", id)) expect(norm(t)).not.toBe(norm(pool("abcdefghij")));
-    }
-  });
+  it.each(POOL_KINDS)(
+    "pool $kind: valid for every prefix, distinct per prefix, and never a tenant's",
+    ({ rule, max, pool, tenant, caseInsensitive }) => {
+      const norm = (n: string) => (caseInsensitive ? n.toLowerCase() : n);
+      fc.assert(
+        fc.property(prefixArb, prefixArb, tenantIdArb, (prefix, other, id) => {
+          const n = pool(prefix);
+          expect(n).toMatch(rule);
+          expect(n.length).toBeLessThanOrEqual(max);
+          if (other !== prefix) expect(norm(pool(other))).not.toBe(norm(n));
+          for (const t of tenant(prefix, id)) expect(norm(t)).not.toBe(norm(n));
+        }),
+        { numRuns: 500 },
+      );
+      // The tenant ids most likely to collide: the pool's own words.
+      for (const id of ["pool", "POOL", "pool-task", "pool-exec", "pool-tenant-access", "tenant-access", "task", "exec"]) {
+        for (const t of tenant("abcdefghij", id)) expect(norm(t)).not.toBe(norm(pool("abcdefghij")));
+      }
+    },
+  );
 
   it("pool roles are three distinct names, within IAM's 64 characters for the longest prefix", () => {
     const roles = (["task", "exec", "tenant-access"] as const).map((p) => poolRoleName("abcdefghij", p));

@@ -3,7 +3,14 @@ import { describe, expect, it } from "vitest";
 import { canonicalJson } from "../../src/tenants/record.js";
 import { POOL_STACK_OUTPUT_KEYS, poolStackOutputs, poolStackTemplate, type PoolStackInput } from "../../src/tiers/pool-template.js";
 import { stackName, targetGroupName } from "../../src/tiers/naming.js";
-import { ABAC_ITEM_ACTIONS, MAX_PRIORITY, MAX_TENANT_PRIORITY, POOL_CATCH_ALL_PRIORITY, stackHash, tenantStackTemplate } from "../../src/tiers/stack-template.js";
+import {
+  ABAC_ITEM_ACTIONS,
+  MAX_PRIORITY,
+  MAX_TENANT_PRIORITY,
+  POOL_CATCH_ALL_PRIORITY,
+  stackHash,
+  tenantStackTemplate,
+} from "../../src/tiers/stack-template.js";
 
 const base: PoolStackInput = {
   namePrefix: "saas",
@@ -20,7 +27,8 @@ function resource(name: string, input: PoolStackInput = base): Resource {
   if (r === undefined) throw new Error(`no resource ${name}`);
   return r;
 }
-const tagsOf = (r: Resource) => Object.fromEntries(((r.Properties["Tags"] ?? []) as { Key: string; Value: string }[]).map((t) => [t.Key, t.Value]));
+const tagsOf = (r: Resource) =>
+  Object.fromEntries(((r.Properties["Tags"] ?? []) as { Key: string; Value: string }[]).map((t) => [t.Key, t.Value]));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- loose JSON
 const statements = (doc: any): any[] => doc.Statement;
 
@@ -65,7 +73,9 @@ describe("poolStackTemplate: contents", () => {
   });
 
   it("keys the pooled tables exactly like a silo tenant's, so an item moves between tiers unchanged", () => {
-    const silo = tenantStackTemplate({ tenantId: "acme", tier: "advanced", namePrefix: "saas", vpcId: base.vpcId }).template["Resources"] as Record<string, Resource>;
+    const silo = tenantStackTemplate({ tenantId: "acme", tier: "advanced", namePrefix: "saas", vpcId: base.vpcId }).template[
+      "Resources"
+    ] as Record<string, Resource>;
     for (const id of ["OrdersTable", "ProductsTable"]) {
       const { TableName: _p, Tags: _pt, ...pool } = resource(id).Properties;
       const { TableName: _s, Tags: _st, ...tenant } = silo[id]!.Properties;
@@ -91,7 +101,12 @@ describe("poolStackTemplate: contents", () => {
     expect(grants).toHaveLength(1);
     expect(grants[0]!.Properties["Roles"]).toEqual([{ Ref: "TaskRole" }]);
     expect(statements(grants[0]!.Properties["PolicyDocument"])).toEqual([
-      { Sid: "TenantScopedSessionsOnly", Effect: "Allow", Action: ["sts:AssumeRole", "sts:TagSession"], Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } },
+      {
+        Sid: "TenantScopedSessionsOnly",
+        Effect: "Allow",
+        Action: ["sts:AssumeRole", "sts:TagSession"],
+        Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] },
+      },
     ]);
   });
 
@@ -212,7 +227,9 @@ describe("poolStackTemplate: the StackProvider's shape", () => {
     expect(t.stackName).toBe("saas-pool");
     expect(t.templateBody).toBe(canonicalJson(t.template));
     expect(t.hash).toBe(stackHash(t.templateBody, t.parameters, t.tags));
-    expect(poolStackTemplate({ vpcId: base.vpcId, listenerArn: base.listenerArn, namePrefix: "saas", logRetentionDays: 30 }).hash).toBe(t.hash);
+    expect(poolStackTemplate({ vpcId: base.vpcId, listenerArn: base.listenerArn, namePrefix: "saas", logRetentionDays: 30 }).hash).toBe(
+      t.hash,
+    );
   });
 
   it.each([

@@ -134,7 +134,12 @@ describe("PriorityAllocator", () => {
     expect(await a.allocate("t1")).toBe(1);
     expect(await a.get("t2")).toBe(2);
     expect(await a.get("nobody")).toBeUndefined();
-    expect(table.allocations()).toEqual(new Map([["t1", 1], ["t2", 2]]));
+    expect(table.allocations()).toEqual(
+      new Map([
+        ["t1", 1],
+        ["t2", 2],
+      ]),
+    );
   });
 
   it("reuses a released number, and releasing twice is harmless", async () => {
@@ -145,7 +150,14 @@ describe("PriorityAllocator", () => {
     expect(await a.get("b")).toBeUndefined();
     expect(await a.allocate("d")).toBe(2);
     expect(await a.allocate("e")).toBe(4);
-    expect(table.allocations()).toEqual(new Map([["a", 1], ["c", 3], ["d", 2], ["e", 4]]));
+    expect(table.allocations()).toEqual(
+      new Map([
+        ["a", 1],
+        ["c", 3],
+        ["d", 2],
+        ["e", 4],
+      ]),
+    );
   });
 
   it("reuses a number another controller released once its view is rescanned", async () => {
@@ -209,7 +221,11 @@ describe("PriorityAllocator", () => {
   it("concurrent allocate and release of many tenants keep the table consistent and reuse freed numbers", async () => {
     const workers = Array.from({ length: 4 }, () => allocator());
     await Promise.all(workers.map((w, i) => Promise.all(Array.from({ length: 25 }, (_, j) => w.allocate(`t-${i}-${j}`)))));
-    await Promise.all(workers.map((w, i) => Promise.all(Array.from({ length: 25 }, (_, j) => (j % 2 === 0 ? w.release(`t-${i}-${j}`) : Promise.resolve(true))))));
+    await Promise.all(
+      workers.map((w, i) =>
+        Promise.all(Array.from({ length: 25 }, (_, j) => (j % 2 === 0 ? w.release(`t-${i}-${j}`) : Promise.resolve(true)))),
+      ),
+    );
     const afterRelease = table.allocations();
     expect(afterRelease.size).toBe(4 * 12);
     const fresh = allocator(); // scans, sees the holes
@@ -249,10 +265,17 @@ describe("PriorityAllocator", () => {
   });
 
   it("wraps AWS errors with what it was doing, keeping the name", async () => {
-    ddbMock.on(GetItemCommand).rejects(Object.assign(new Error("slow down"), { name: "ProvisionedThroughputExceededException", $metadata: { httpStatusCode: 400 } }));
+    ddbMock
+      .on(GetItemCommand)
+      .rejects(
+        Object.assign(new Error("slow down"), { name: "ProvisionedThroughputExceededException", $metadata: { httpStatusCode: 400 } }),
+      );
     const err = await allocator()
       .allocate("t")
-      .then(() => new Error("expected a failure"), (e: unknown) => e as Error);
+      .then(
+        () => new Error("expected a failure"),
+        (e: unknown) => e as Error,
+      );
     expect(err.name).toBe("ProvisionedThroughputExceededException");
     expect(err.message).toContain("tenant t");
   });

@@ -23,7 +23,14 @@ import { isRetryable } from "../../src/operator/errors.js";
 import { LeaseLostError, UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
 import { EcsProvider, StaleObservationError } from "../../src/providers/ecs.js";
 import { CLIENT_TOKEN_LENGTH } from "../../src/providers/ecs-shapes.js";
-import type { Action, DesiredService, DesiredServiceConnect, DesiredTaskDefinition, Footprint, ObservedState } from "../../src/tiers/model.js";
+import type {
+  Action,
+  DesiredService,
+  DesiredServiceConnect,
+  DesiredTaskDefinition,
+  Footprint,
+  ObservedState,
+} from "../../src/tiers/model.js";
 
 const REGION = "us-east-1";
 const ACCOUNT = "123456789012";
@@ -54,7 +61,9 @@ function fence(): Fence & { calls: number } {
 /** DescribeClusters answers every asked name as an ACTIVE managed cluster unless listed as missing. */
 function clustersExist(missing: readonly string[] = []) {
   ecsMock.on(DescribeClustersCommand).callsFake((input: { clusters: string[] }) => ({
-    clusters: input.clusters.filter((c) => !missing.includes(c)).map((c) => ({ clusterName: c, clusterArn: clusterArn(c), status: "ACTIVE", tags: tags(MANAGED) })),
+    clusters: input.clusters
+      .filter((c) => !missing.includes(c))
+      .map((c) => ({ clusterName: c, clusterArn: clusterArn(c), status: "ACTIVE", tags: tags(MANAGED) })),
     failures: input.clusters.filter((c) => missing.includes(c)).map((c) => ({ arn: clusterArn(c), reason: "MISSING" })),
   }));
 }
@@ -68,7 +77,17 @@ function service(cluster: string, name: string, overrides: Partial<Service> = {}
     desiredCount: 1,
     runningCount: 1,
     taskDefinition: tdArn("t1-orders", 1),
-    deployments: [{ id: "ecs-svc/1", status: "PRIMARY", rolloutState: "COMPLETED", desiredCount: 1, runningCount: 1, failedTasks: 0, taskDefinition: tdArn("t1-orders", 1) }],
+    deployments: [
+      {
+        id: "ecs-svc/1",
+        status: "PRIMARY",
+        rolloutState: "COMPLETED",
+        desiredCount: 1,
+        runningCount: 1,
+        failedTasks: 0,
+        taskDefinition: tdArn("t1-orders", 1),
+      },
+    ],
     tags: tags({ ...MANAGED, app: "orders" }),
     ...overrides,
   };
@@ -89,7 +108,8 @@ function taskDefinitionsAre(defs: Record<string, { rev: number; hash: string | u
     const name = input.taskDefinition.split("/").pop() ?? "";
     const family = name.split(":")[0] ?? "";
     const def = defs[family];
-    if (def === undefined) throw new ClientException({ message: "Unable to describe task definition.", $metadata: { httpStatusCode: 400 } });
+    if (def === undefined)
+      throw new ClientException({ message: "Unable to describe task definition.", $metadata: { httpStatusCode: 400 } });
     return {
       taskDefinition: { family, taskDefinitionArn: tdArn(family, def.rev), revision: def.rev, status: "ACTIVE" },
       tags: tags(def.hash === undefined ? MANAGED : { ...MANAGED, "content-hash": def.hash }),
@@ -121,7 +141,15 @@ const desiredTd: DesiredTaskDefinition = {
   app: "orders",
   cpu: "256",
   memory: "512",
-  containers: [{ name: "orders", image: "repo/orders:1.0", essential: true, portMappings: [{ name: "http", containerPort: 3010, protocol: "tcp" }], environment: [{ name: "TENANT_ID", value: "t1" }] }],
+  containers: [
+    {
+      name: "orders",
+      image: "repo/orders:1.0",
+      essential: true,
+      portMappings: [{ name: "http", containerPort: 3010, protocol: "tcp" }],
+      environment: [{ name: "TENANT_ID", value: "t1" }],
+    },
+  ],
   tags: { ...MANAGED, app: "orders" },
   contentHash: "hash-v1",
 };
@@ -188,8 +216,25 @@ describe("EcsProvider.observe mapping", () => {
         status: "DRAINING",
         runningCount: 2,
         deployments: [
-          { id: "d2", status: "PRIMARY", rolloutState: "FAILED", rolloutStateReason: "circuit breaker", desiredCount: 2, runningCount: 0, failedTasks: 4, taskDefinition: tdArn("t1-orders", 2) },
-          { id: "d1", status: "ACTIVE", rolloutState: "COMPLETED", desiredCount: 2, runningCount: 2, failedTasks: 0, taskDefinition: tdArn("t1-orders", 1) },
+          {
+            id: "d2",
+            status: "PRIMARY",
+            rolloutState: "FAILED",
+            rolloutStateReason: "circuit breaker",
+            desiredCount: 2,
+            runningCount: 0,
+            failedTasks: 4,
+            taskDefinition: tdArn("t1-orders", 2),
+          },
+          {
+            id: "d1",
+            status: "ACTIVE",
+            rolloutState: "COMPLETED",
+            desiredCount: 2,
+            runningCount: 2,
+            failedTasks: 0,
+            taskDefinition: tdArn("t1-orders", 1),
+          },
         ],
       }),
     ]);
@@ -226,13 +271,21 @@ describe("EcsProvider.observe mapping", () => {
     await provider.observe(fp);
     expect(ecsMock.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(1);
 
-    ecsMock.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 2), revision: 2 } });
-    await provider.apply([{ kind: "registerTaskDefinition", taskDefinition: { ...desiredTd, contentHash: "hash-v2" }, reason: "image changed" }], EMPTY, fence());
+    ecsMock
+      .on(RegisterTaskDefinitionCommand)
+      .resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 2), revision: 2 } });
+    await provider.apply(
+      [{ kind: "registerTaskDefinition", taskDefinition: { ...desiredTd, contentHash: "hash-v2" }, reason: "image changed" }],
+      EMPTY,
+      fence(),
+    );
     // The service now runs revision 2: its hash and the family's latest come from the register.
     servicesAre([service("saas-advanced", "t1-orders", { taskDefinition: tdArn("t1-orders", 2) })]);
     const observed = await provider.observe(fp);
     expect(ecsMock.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(1);
-    expect(observed.taskDefinitions).toEqual([expect.objectContaining({ arn: tdArn("t1-orders", 2), revision: 2, contentHash: "hash-v2" })]);
+    expect(observed.taskDefinitions).toEqual([
+      expect.objectContaining({ arn: tdArn("t1-orders", 2), revision: 2, contentHash: "hash-v2" }),
+    ]);
     expect(observed.services[0]?.taskDefinitionContentHash).toBe("hash-v2");
   });
 
@@ -241,7 +294,10 @@ describe("EcsProvider.observe mapping", () => {
     taskDefinitionsAre({ "t1-orders": { rev: 3, hash: "hash-v3" } });
     ecsMock
       .on(DescribeTaskDefinitionCommand, { taskDefinition: tdArn("t1-orders", 1), include: ["TAGS"] })
-      .resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 1), revision: 1, status: "ACTIVE" }, tags: tags({ "content-hash": "hash-v1" }) });
+      .resolves({
+        taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 1), revision: 1, status: "ACTIVE" },
+        tags: tags({ "content-hash": "hash-v1" }),
+      });
     servicesAre([service("saas-advanced", "t1-orders")]);
     const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
     expect((await provider.observe(fp)).services[0]?.taskDefinitionContentHash).toBe("hash-v1");
@@ -258,10 +314,27 @@ describe("EcsProvider eventual consistency after create", () => {
     taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
     const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
     const before = await provider.observe(fp);
-    ecsMock.on(CreateServiceCommand).callsFake((input: { serviceName: string; desiredCount: number; taskDefinition: string; tags: { key: string; value: string }[] }) => ({
-      service: { serviceName: input.serviceName, serviceArn: serviceArn("saas-advanced", input.serviceName), status: "ACTIVE", desiredCount: input.desiredCount, runningCount: 0, taskDefinition: input.taskDefinition, tags: input.tags, deployments: [] },
-    }));
-    await provider.apply([{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }], before, fence());
+    ecsMock
+      .on(CreateServiceCommand)
+      .callsFake(
+        (input: { serviceName: string; desiredCount: number; taskDefinition: string; tags: { key: string; value: string }[] }) => ({
+          service: {
+            serviceName: input.serviceName,
+            serviceArn: serviceArn("saas-advanced", input.serviceName),
+            status: "ACTIVE",
+            desiredCount: input.desiredCount,
+            runningCount: 0,
+            taskDefinition: input.taskDefinition,
+            tags: input.tags,
+            deployments: [],
+          },
+        }),
+      );
+    await provider.apply(
+      [{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }],
+      before,
+      fence(),
+    );
     return provider.observe(fp);
   }
 
@@ -269,7 +342,14 @@ describe("EcsProvider eventual consistency after create", () => {
     const after = await createOrders();
     expect(after.services).toHaveLength(1);
     const s = after.services[0];
-    expect(s).toMatchObject({ name: "t1-orders", status: "ACTIVE", runningCount: 0, desiredCount: 1, taskDefinitionArn: tdArn("t1-orders", 1), taskDefinitionContentHash: "hash-v1" });
+    expect(s).toMatchObject({
+      name: "t1-orders",
+      status: "ACTIVE",
+      runningCount: 0,
+      desiredCount: 1,
+      taskDefinitionArn: tdArn("t1-orders", 1),
+      taskDefinitionContentHash: "hash-v1",
+    });
     expect(s?.deployments[0]).toMatchObject({ status: "PRIMARY", rolloutState: "IN_PROGRESS", runningCount: 0 });
     expect(s?.tags["managed-by"]).toBe("ecs-tenant-operator");
   });
@@ -284,14 +364,25 @@ describe("EcsProvider eventual consistency after create", () => {
   it("tells a predecessor still shown as INACTIVE from our own service deleted behind our back", async () => {
     const created = new Date(1_700_000_000_000);
     ecsMock.on(CreateServiceCommand).resolves({
-      service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders"), status: "ACTIVE", desiredCount: 1, createdAt: created, deployments: [{ id: "ecs-svc/ours", status: "PRIMARY" }] },
+      service: {
+        serviceName: "t1-orders",
+        serviceArn: serviceArn("saas-advanced", "t1-orders"),
+        status: "ACTIVE",
+        desiredCount: 1,
+        createdAt: created,
+        deployments: [{ id: "ecs-svc/ours", status: "PRIMARY" }],
+      },
     });
     clustersExist();
     taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
     const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
     servicesAre([]);
     const before = await provider.observe(fp);
-    await provider.apply([{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }], before, fence());
+    await provider.apply(
+      [{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }],
+      before,
+      fence(),
+    );
 
     // ECS still shows the older, deleted service of that name: ours is on its way.
     servicesAre([service("saas-advanced", "t1-orders", { status: "INACTIVE", createdAt: new Date(created.getTime() - 60_000) })]);
@@ -318,11 +409,17 @@ describe("EcsProvider.apply", () => {
   };
 
   beforeEach(() => {
-    ecsMock.on(CreateServiceCommand).resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders") } });
+    ecsMock
+      .on(CreateServiceCommand)
+      .resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders") } });
   });
 
   it("creates a Fargate awsvpc service with circuit breaker, tags and the observed revision", async () => {
-    const out = await provider.apply([{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }], observedWithTd, fence());
+    const out = await provider.apply(
+      [{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }],
+      observedWithTd,
+      fence(),
+    );
     const input = ecsMock.commandCalls(CreateServiceCommand)[0]?.args[0].input;
     expect(input).toMatchObject({
       cluster: "saas-advanced",
@@ -340,7 +437,9 @@ describe("EcsProvider.apply", () => {
   });
 
   it("runs the revision registered earlier in the same apply, with content-hash tag and awslogs only when a log group is set", async () => {
-    ecsMock.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 2), revision: 2 } });
+    ecsMock
+      .on(RegisterTaskDefinitionCommand)
+      .resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 2), revision: 2 } });
     const td = { ...desiredTd, containers: [{ ...desiredTd.containers[0]!, logGroup: "/saas/t1" }], taskRoleArn: "arn:aws:iam::1:role/t1" };
     const out = await provider.apply(
       [
@@ -351,7 +450,14 @@ describe("EcsProvider.apply", () => {
       fence(),
     );
     const reg = ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input;
-    expect(reg).toMatchObject({ family: "t1-orders", cpu: "256", memory: "512", networkMode: "awsvpc", requiresCompatibilities: ["FARGATE"], taskRoleArn: "arn:aws:iam::1:role/t1" });
+    expect(reg).toMatchObject({
+      family: "t1-orders",
+      cpu: "256",
+      memory: "512",
+      networkMode: "awsvpc",
+      requiresCompatibilities: ["FARGATE"],
+      taskRoleArn: "arn:aws:iam::1:role/t1",
+    });
     expect(reg?.executionRoleArn).toBeUndefined();
     expect(reg?.tags).toContainEqual({ key: "content-hash", value: "hash-v1" });
     expect(reg?.containerDefinitions?.[0]?.logConfiguration).toEqual({
@@ -363,11 +469,18 @@ describe("EcsProvider.apply", () => {
 
     ecsMock.resetHistory();
     await provider.apply([{ kind: "registerTaskDefinition", taskDefinition: desiredTd, reason: "new" }], EMPTY, fence());
-    expect(ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input.containerDefinitions?.[0]?.logConfiguration).toBeUndefined();
+    expect(
+      ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input.containerDefinitions?.[0]?.logConfiguration,
+    ).toBeUndefined();
   });
 
   it("sends the same clientToken when the same create is retried, and another when the spec differs", async () => {
-    const create = (s: DesiredService): Action => ({ kind: "createService", service: s, taskDefinitionFamily: "t1-orders", reason: "missing" });
+    const create = (s: DesiredService): Action => ({
+      kind: "createService",
+      service: s,
+      taskDefinitionFamily: "t1-orders",
+      reason: "missing",
+    });
     await provider.apply([create(desiredService())], observedWithTd, fence());
     await provider.apply([create(desiredService())], observedWithTd, fence());
     await provider.apply([create(desiredService({ desiredCount: 2 }))], observedWithTd, fence());
@@ -390,16 +503,30 @@ describe("EcsProvider.apply", () => {
   });
 
   it("treats 'Creation of service was not idempotent' as the service already existing", async () => {
-    ecsMock.on(CreateServiceCommand).rejects(new InvalidParameterException({ message: "Creation of service was not idempotent.", $metadata: { httpStatusCode: 400 } }));
-    const out = await provider.apply([{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }], observedWithTd, fence());
+    ecsMock
+      .on(CreateServiceCommand)
+      .rejects(new InvalidParameterException({ message: "Creation of service was not idempotent.", $metadata: { httpStatusCode: 400 } }));
+    const out = await provider.apply(
+      [{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }],
+      observedWithTd,
+      fence(),
+    );
     expect(out.created).toEqual([]);
   });
 
   it("updates only the fields in the action", async () => {
     ecsMock.on(UpdateServiceCommand).resolves({});
     const observed: ObservedState = { ...observedWithTd, services: [observedService()] };
-    await provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", desiredCount: 3, reason: "scale" }], observed, fence());
-    await provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", taskDefinitionFamily: "t1-orders", reason: "roll" }], observed, fence());
+    await provider.apply(
+      [{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", desiredCount: 3, reason: "scale" }],
+      observed,
+      fence(),
+    );
+    await provider.apply(
+      [{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", taskDefinitionFamily: "t1-orders", reason: "roll" }],
+      observed,
+      fence(),
+    );
     const inputs = ecsMock.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input);
     expect(inputs[0]).toEqual({ cluster: "saas-advanced", service: "t1-orders", desiredCount: 3 });
     expect(inputs[1]).toEqual({ cluster: "saas-advanced", service: "t1-orders", taskDefinition: tdArn("t1-orders", 1) });
@@ -414,7 +541,10 @@ describe("EcsProvider.apply", () => {
     };
     const cases: { reason: string; action: Action }[] = [
       { reason: "delete service", action: { kind: "deleteService", cluster: "saas-advanced", name: "t1-orders", reason: "x" } },
-      { reason: "update service", action: { kind: "updateService", cluster: "saas-advanced", name: "t1-orders", desiredCount: 0, reason: "x" } },
+      {
+        reason: "update service",
+        action: { kind: "updateService", cluster: "saas-advanced", name: "t1-orders", desiredCount: 0, reason: "x" },
+      },
       { reason: "delete cluster", action: { kind: "deleteCluster", cluster: "legacy", reason: "x" } },
     ];
     for (const c of cases) {
@@ -426,10 +556,16 @@ describe("EcsProvider.apply", () => {
   });
 
   it("deletes with force=false and treats not-found and already-INACTIVE as done", async () => {
-    ecsMock.on(DeleteServiceCommand).rejects(new ServiceNotFoundException({ message: "Service not found.", $metadata: { httpStatusCode: 400 } }));
+    ecsMock
+      .on(DeleteServiceCommand)
+      .rejects(new ServiceNotFoundException({ message: "Service not found.", $metadata: { httpStatusCode: 400 } }));
     const observed: ObservedState = { ...observedWithTd, services: [observedService({ desiredCount: 0 })] };
     await provider.apply([{ kind: "deleteService", cluster: "saas-advanced", name: "t1-orders", reason: "x" }], observed, fence());
-    expect(ecsMock.commandCalls(DeleteServiceCommand)[0]?.args[0].input).toEqual({ cluster: "saas-advanced", service: "t1-orders", force: false });
+    expect(ecsMock.commandCalls(DeleteServiceCommand)[0]?.args[0].input).toEqual({
+      cluster: "saas-advanced",
+      service: "t1-orders",
+      force: false,
+    });
 
     ecsMock.resetHistory();
     const inactive: ObservedState = { ...observedWithTd, services: [observedService({ status: "INACTIVE" })] };
@@ -438,15 +574,25 @@ describe("EcsProvider.apply", () => {
   });
 
   it("surfaces ClusterContainsServicesException as a retryable error and a missing cluster as done", async () => {
-    const observed: ObservedState = { clusters: [{ name: "saas-t1", arn: clusterArn("saas-t1"), status: "ACTIVE", tags: MANAGED }], services: [], taskDefinitions: [] };
-    ecsMock.on(DeleteClusterCommand).rejectsOnce(new ClusterContainsServicesException({ message: "still has services", $metadata: { httpStatusCode: 400 } }));
-    const err = await provider.apply([{ kind: "deleteCluster", cluster: "saas-t1", reason: "x" }], observed, fence()).catch((e: unknown) => e);
+    const observed: ObservedState = {
+      clusters: [{ name: "saas-t1", arn: clusterArn("saas-t1"), status: "ACTIVE", tags: MANAGED }],
+      services: [],
+      taskDefinitions: [],
+    };
+    ecsMock
+      .on(DeleteClusterCommand)
+      .rejectsOnce(new ClusterContainsServicesException({ message: "still has services", $metadata: { httpStatusCode: 400 } }));
+    const err = await provider
+      .apply([{ kind: "deleteCluster", cluster: "saas-t1", reason: "x" }], observed, fence())
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).name).toBe("ClusterContainsServicesException");
     expect((err as Error).message).toContain("saas-t1");
     expect(isRetryable(err)).toBe(true);
 
-    ecsMock.on(DeleteClusterCommand).rejects(Object.assign(new Error("Cluster not found."), { name: "ClusterNotFoundException", $metadata: { httpStatusCode: 400 } }));
+    ecsMock
+      .on(DeleteClusterCommand)
+      .rejects(Object.assign(new Error("Cluster not found."), { name: "ClusterNotFoundException", $metadata: { httpStatusCode: 400 } }));
     await expect(provider.apply([{ kind: "deleteCluster", cluster: "saas-t1", reason: "x" }], observed, fence())).resolves.toBeDefined();
   });
 
@@ -459,7 +605,10 @@ describe("EcsProvider.apply", () => {
     ];
     await provider.apply(actions, observedWithTd, f);
     expect(f.calls).toBe(2);
-    expect(ecsMock.commandCalls(CreateClusterCommand)[0]?.args[0].input).toMatchObject({ clusterName: "saas-t1", capacityProviders: ["FARGATE"] });
+    expect(ecsMock.commandCalls(CreateClusterCommand)[0]?.args[0].input).toMatchObject({
+      clusterName: "saas-t1",
+      capacityProviders: ["FARGATE"],
+    });
 
     ecsMock.resetHistory();
     let allowed = 1;
@@ -475,7 +624,11 @@ describe("EcsProvider.apply", () => {
 
   it("asks for a fresh observe when a service to update was not observed", async () => {
     await expect(
-      provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", desiredCount: 1, reason: "x" }], EMPTY, fence()),
+      provider.apply(
+        [{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", desiredCount: 1, reason: "x" }],
+        EMPTY,
+        fence(),
+      ),
     ).rejects.toBeInstanceOf(StaleObservationError);
   });
 });
@@ -492,7 +645,10 @@ describe("EcsProvider and Service Connect", () => {
     enabled: true,
     namespace: NS.arn,
     services: [{ portName: "orders", discoveryName: "orders-api", clientAliases: [{ port: 3010, dnsName: `orders-api.${NS.name}.sc` }] }],
-    logConfiguration: { logDriver: "awslogs" as const, options: { "awslogs-group": "/ecs/saas/tenant/t1", "awslogs-region": REGION, "awslogs-stream-prefix": "orders-sc" } },
+    logConfiguration: {
+      logDriver: "awslogs" as const,
+      options: { "awslogs-group": "/ecs/saas/tenant/t1", "awslogs-region": REGION, "awslogs-stream-prefix": "orders-sc" },
+    },
   };
   const observedWithTd: ObservedState = {
     clusters: [],
@@ -501,10 +657,30 @@ describe("EcsProvider and Service Connect", () => {
   };
 
   it("creates a service with its serviceConnectConfiguration, and a client-only one with no services", async () => {
-    ecsMock.on(CreateServiceCommand).resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders") } });
-    await provider.apply([{ kind: "createService", service: desiredService({ serviceConnect: SERVER }), taskDefinitionFamily: "t1-orders", reason: "missing" }], observedWithTd, fence());
+    ecsMock
+      .on(CreateServiceCommand)
+      .resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders") } });
     await provider.apply(
-      [{ kind: "createService", service: desiredService({ name: "t1-rproxy", app: "rproxy", serviceConnect: { namespace: NS, servers: [] } }), taskDefinitionFamily: "t1-orders", reason: "missing" }],
+      [
+        {
+          kind: "createService",
+          service: desiredService({ serviceConnect: SERVER }),
+          taskDefinitionFamily: "t1-orders",
+          reason: "missing",
+        },
+      ],
+      observedWithTd,
+      fence(),
+    );
+    await provider.apply(
+      [
+        {
+          kind: "createService",
+          service: desiredService({ name: "t1-rproxy", app: "rproxy", serviceConnect: { namespace: NS, servers: [] } }),
+          taskDefinitionFamily: "t1-orders",
+          reason: "missing",
+        },
+      ],
       observedWithTd,
       fence(),
     );
@@ -512,7 +688,11 @@ describe("EcsProvider and Service Connect", () => {
     expect(server?.serviceConnectConfiguration).toEqual(SERVER_CONFIG);
     expect(client?.serviceConnectConfiguration).toEqual({ enabled: true, namespace: NS.arn, services: [] });
     // A different Service Connect is a different create: another clientToken.
-    await provider.apply([{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }], observedWithTd, fence());
+    await provider.apply(
+      [{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }],
+      observedWithTd,
+      fence(),
+    );
     const tokens = ecsMock.commandCalls(CreateServiceCommand).map((c) => c.args[0].input.clientToken);
     expect(tokens[2]).not.toBe(tokens[0]);
   });
@@ -524,7 +704,13 @@ describe("EcsProvider and Service Connect", () => {
       service("saas-advanced", "t1-orders", {
         deployments: [
           { id: "old", status: "ACTIVE", taskDefinition: tdArn("t1-orders", 1) },
-          { id: "new", status: "PRIMARY", rolloutState: "IN_PROGRESS", taskDefinition: tdArn("t1-orders", 1), serviceConnectConfiguration: SERVER_CONFIG },
+          {
+            id: "new",
+            status: "PRIMARY",
+            rolloutState: "IN_PROGRESS",
+            taskDefinition: tdArn("t1-orders", 1),
+            serviceConnectConfiguration: SERVER_CONFIG,
+          },
         ],
       }),
       service("saas-advanced", "t1-users"),
@@ -543,41 +729,78 @@ describe("EcsProvider and Service Connect", () => {
     clustersExist();
     servicesAre([]);
     taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
-    ecsMock.on(CreateServiceCommand).resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders"), status: "ACTIVE", deployments: [] } });
+    ecsMock
+      .on(CreateServiceCommand)
+      .resolves({
+        service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders"), status: "ACTIVE", deployments: [] },
+      });
     const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
-    await provider.apply([{ kind: "createService", service: desiredService({ serviceConnect: SERVER }), taskDefinitionFamily: "t1-orders", reason: "missing" }], await provider.observe(fp), fence());
-    expect((await provider.observe(fp)).services[0]?.serviceConnect).toMatchObject({ enabled: true, namespace: NS.arn, servers: SERVER.servers });
+    await provider.apply(
+      [
+        {
+          kind: "createService",
+          service: desiredService({ serviceConnect: SERVER }),
+          taskDefinitionFamily: "t1-orders",
+          reason: "missing",
+        },
+      ],
+      await provider.observe(fp),
+      fence(),
+    );
+    expect((await provider.observe(fp)).services[0]?.serviceConnect).toMatchObject({
+      enabled: true,
+      namespace: NS.arn,
+      servers: SERVER.servers,
+    });
   });
 
   it("updates Service Connect whole, or turns it off", async () => {
     ecsMock.on(UpdateServiceCommand).resolves({});
     const observed: ObservedState = { ...observedWithTd, services: [observedService()] };
-    await provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", serviceConnect: SERVER, reason: "on" }], observed, fence());
-    await provider.apply([{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", serviceConnect: "disable", reason: "off" }], observed, fence());
+    await provider.apply(
+      [{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", serviceConnect: SERVER, reason: "on" }],
+      observed,
+      fence(),
+    );
+    await provider.apply(
+      [{ kind: "updateService", cluster: "saas-advanced", name: "t1-orders", serviceConnect: "disable", reason: "off" }],
+      observed,
+      fence(),
+    );
     const inputs = ecsMock.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input);
     expect(inputs[0]).toEqual({ cluster: "saas-advanced", service: "t1-orders", serviceConnectConfiguration: SERVER_CONFIG });
     expect(inputs[1]).toEqual({ cluster: "saas-advanced", service: "t1-orders", serviceConnectConfiguration: { enabled: false } });
   });
 
   it("registers the task definition with its runtimePlatform and http port mappings", async () => {
-    ecsMock.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 2), revision: 2 } });
+    ecsMock
+      .on(RegisterTaskDefinitionCommand)
+      .resolves({ taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 2), revision: 2 } });
     const td: DesiredTaskDefinition = {
       ...desiredTd,
       runtimePlatform: { cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" },
-      containers: [{ ...desiredTd.containers[0]!, portMappings: [{ name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" }] }],
+      containers: [
+        { ...desiredTd.containers[0]!, portMappings: [{ name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" }] },
+      ],
     };
     await provider.apply([{ kind: "registerTaskDefinition", taskDefinition: td, reason: "new" }], EMPTY, fence());
     const reg = ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input;
     expect(reg?.runtimePlatform).toEqual({ cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" });
-    expect(reg?.containerDefinitions?.[0]?.portMappings).toEqual([{ name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" }]);
+    expect(reg?.containerDefinitions?.[0]?.portMappings).toEqual([
+      { name: "orders", containerPort: 3010, protocol: "tcp", appProtocol: "http" },
+    ]);
   });
 });
 
 describe("EcsProvider.inventory", () => {
   it("collects tenant ids of managed services (paginated) and managed clusters, ignoring foreign and INACTIVE ones", async () => {
     const arns = Array.from({ length: 12 }, (_, i) => serviceArn("saas-advanced", `s${i}`));
-    ecsMock.on(ListServicesCommand, { cluster: "saas-advanced", maxResults: 100 }).resolves({ serviceArns: arns.slice(0, 7), nextToken: "p2" });
-    ecsMock.on(ListServicesCommand, { cluster: "saas-advanced", maxResults: 100, nextToken: "p2" }).resolves({ serviceArns: arns.slice(7) });
+    ecsMock
+      .on(ListServicesCommand, { cluster: "saas-advanced", maxResults: 100 })
+      .resolves({ serviceArns: arns.slice(0, 7), nextToken: "p2" });
+    ecsMock
+      .on(ListServicesCommand, { cluster: "saas-advanced", maxResults: 100, nextToken: "p2" })
+      .resolves({ serviceArns: arns.slice(7) });
     ecsMock.on(DescribeServicesCommand).callsFake((input: { services: string[] }) => ({
       services: input.services.map((arn) => {
         const i = Number(arn.split("/s").pop());

@@ -10,20 +10,34 @@ let publisher: EventBridgePublisher;
 
 beforeEach(() => {
   ebMock.reset();
-  publisher = new EventBridgePublisher(new EventBridgeClient({ region: "us-east-1" }), { eventBusName: "sbt-bus", source: "sbt.application.plane", backoffMs: 1, retries: 2 });
+  publisher = new EventBridgePublisher(new EventBridgeClient({ region: "us-east-1" }), {
+    eventBusName: "sbt-bus",
+    source: "sbt.application.plane",
+    backoffMs: 1,
+    retries: 2,
+  });
 });
 
 const event = (tenantId: string, detailType: StatusEvent["detailType"] = "sbt_aws_provisionSuccess"): StatusEvent => ({
   detailType,
-  detail: { tenantId, tenantRegistrationId: `reg-${tenantId}`, jobOutput: { tenantData: {}, tenantRegistrationData: { registrationStatus: "Created" } }, specHash: "abc" },
+  detail: {
+    tenantId,
+    tenantRegistrationId: `reg-${tenantId}`,
+    jobOutput: { tenantData: {}, tenantRegistrationData: { registrationStatus: "Created" } },
+    specHash: "abc",
+  },
 });
 
 const sentTenants = (call: number) =>
-  (ebMock.commandCalls(PutEventsCommand)[call]?.args[0].input.Entries ?? []).map((e: PutEventsRequestEntry) => (JSON.parse(e.Detail ?? "{}") as { tenantId: string }).tenantId);
+  (ebMock.commandCalls(PutEventsCommand)[call]?.args[0].input.Entries ?? []).map(
+    (e: PutEventsRequestEntry) => (JSON.parse(e.Detail ?? "{}") as { tenantId: string }).tenantId,
+  );
 
 describe("EventBridgePublisher", () => {
   it("sends SBT-shaped entries in batches of at most 10", async () => {
-    ebMock.on(PutEventsCommand).callsFake((i: { Entries: unknown[] }) => ({ FailedEntryCount: 0, Entries: i.Entries.map((_, n) => ({ EventId: `e${n}` })) }));
+    ebMock
+      .on(PutEventsCommand)
+      .callsFake((i: { Entries: unknown[] }) => ({ FailedEntryCount: 0, Entries: i.Entries.map((_, n) => ({ EventId: `e${n}` })) }));
     await publisher.publish(Array.from({ length: 23 }, (_, i) => event(`t${i}`)));
     const calls = ebMock.commandCalls(PutEventsCommand);
     expect(calls.map((c) => c.args[0].input.Entries?.length)).toEqual([10, 10, 3]);
@@ -35,7 +49,15 @@ describe("EventBridgePublisher", () => {
   it("retries only the entries that came back with an ErrorCode", async () => {
     ebMock
       .on(PutEventsCommand)
-      .resolvesOnce({ FailedEntryCount: 2, Entries: [{ EventId: "1" }, { ErrorCode: "InternalFailure", ErrorMessage: "x" }, { EventId: "3" }, { ErrorCode: "ThrottlingException" }] })
+      .resolvesOnce({
+        FailedEntryCount: 2,
+        Entries: [
+          { EventId: "1" },
+          { ErrorCode: "InternalFailure", ErrorMessage: "x" },
+          { EventId: "3" },
+          { ErrorCode: "ThrottlingException" },
+        ],
+      })
       .resolves({ FailedEntryCount: 0, Entries: [{ EventId: "2" }, { EventId: "4" }] });
     await publisher.publish([event("a"), event("b"), event("c"), event("d")]);
     expect(sentTenants(0)).toEqual(["a", "b", "c", "d"]);
@@ -46,11 +68,15 @@ describe("EventBridgePublisher", () => {
   it("gives up after the retries and throws a retryable error naming what failed", async () => {
     ebMock.on(PutEventsCommand).callsFake((i: { Entries: PutEventsRequestEntry[] }) => ({
       FailedEntryCount: 1,
-      Entries: i.Entries.map((e) => (e.Detail?.includes('"b"') ? { ErrorCode: "InternalFailure", ErrorMessage: "try later" } : { EventId: "ok" })),
+      Entries: i.Entries.map((e) =>
+        e.Detail?.includes('"b"') ? { ErrorCode: "InternalFailure", ErrorMessage: "try later" } : { EventId: "ok" },
+      ),
     }));
     const err = await publisher.publish([event("a"), event("b", "sbt_aws_deprovisionFailure")]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EventPublishError);
-    expect((err as EventPublishError).failed).toEqual([{ detailType: "sbt_aws_deprovisionFailure", tenantId: "b", errorCode: "InternalFailure", errorMessage: "try later" }]);
+    expect((err as EventPublishError).failed).toEqual([
+      { detailType: "sbt_aws_deprovisionFailure", tenantId: "b", errorCode: "InternalFailure", errorMessage: "try later" },
+    ]);
     expect((err as Error).message).toContain("tenant b");
     expect(isRetryable(err)).toBe(true);
     // first try plus two retries, the later ones carrying only "b"

@@ -26,7 +26,15 @@ beforeEach(() => {
   ddbMock.reset();
   streamsMock.reset();
   changes = [];
-  ddbMock.on(DescribeTableCommand).resolves({ Table: { TableName: "tenants", LatestStreamArn: STREAM, StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" } } });
+  ddbMock
+    .on(DescribeTableCommand)
+    .resolves({
+      Table: {
+        TableName: "tenants",
+        LatestStreamArn: STREAM,
+        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+      },
+    });
 });
 
 afterEach(async () => {
@@ -34,10 +42,23 @@ afterEach(async () => {
   source = undefined;
 });
 
-const openShard = (id: string, parent?: string): Shard => ({ ShardId: id, SequenceNumberRange: { StartingSequenceNumber: "1" }, ...(parent ? { ParentShardId: parent } : {}) });
-const closedShard = (id: string): Shard => ({ ShardId: id, SequenceNumberRange: { StartingSequenceNumber: "1", EndingSequenceNumber: "9" } });
+const openShard = (id: string, parent?: string): Shard => ({
+  ShardId: id,
+  SequenceNumberRange: { StartingSequenceNumber: "1" },
+  ...(parent ? { ParentShardId: parent } : {}),
+});
+const closedShard = (id: string): Shard => ({
+  ShardId: id,
+  SequenceNumberRange: { StartingSequenceNumber: "1", EndingSequenceNumber: "9" },
+});
 
-function record(seq: string, eventName: "INSERT" | "MODIFY" | "REMOVE", tenantId: string, newImage?: Record<string, unknown>, oldImage?: Record<string, unknown>): _Record {
+function record(
+  seq: string,
+  eventName: "INSERT" | "MODIFY" | "REMOVE",
+  tenantId: string,
+  newImage?: Record<string, unknown>,
+  oldImage?: Record<string, unknown>,
+): _Record {
   return {
     eventName,
     dynamodb: {
@@ -57,13 +78,18 @@ function iteratorsEcho() {
 }
 
 function start(options: DynamoStreamSourceOptions = {}): Promise<void> {
-  source = new DynamoStreamSource(new DynamoDBClient({ region: "us-east-1" }), new DynamoDBStreamsClient({ region: "us-east-1" }), "tenants", {
-    pollIntervalMs: 2,
-    backoffInitialMs: 1,
-    backoffMaxMs: 5,
-    discoverIntervalMs: 60_000,
-    ...options,
-  });
+  source = new DynamoStreamSource(
+    new DynamoDBClient({ region: "us-east-1" }),
+    new DynamoDBStreamsClient({ region: "us-east-1" }),
+    "tenants",
+    {
+      pollIntervalMs: 2,
+      backoffInitialMs: 1,
+      backoffMaxMs: 5,
+      discoverIntervalMs: 60_000,
+      ...options,
+    },
+  );
   return source.start((c) => changes.push(...c));
 }
 
@@ -76,12 +102,14 @@ describe("DynamoStreamSource", () => {
     iteratorsEcho();
     let expired = false;
     streamsMock.on(GetRecordsCommand).callsFake((i: { ShardIterator: string }) => {
-      if (i.ShardIterator === "s1|LATEST|") return { Records: [record("100", "INSERT", "t1", { tenantId: "t1", tier: "basic" })], NextShardIterator: "s1-next" };
+      if (i.ShardIterator === "s1|LATEST|")
+        return { Records: [record("100", "INSERT", "t1", { tenantId: "t1", tier: "basic" })], NextShardIterator: "s1-next" };
       if (i.ShardIterator === "s1-next" && !expired) {
         expired = true;
         throw new ExpiredIteratorException({ message: "Iterator expired", $metadata: { httpStatusCode: 400 } });
       }
-      if (i.ShardIterator === "s1|AFTER_SEQUENCE_NUMBER|100") return { Records: [record("101", "INSERT", "t2", { tenantId: "t2", tier: "basic" })], NextShardIterator: "s1-idle" };
+      if (i.ShardIterator === "s1|AFTER_SEQUENCE_NUMBER|100")
+        return { Records: [record("101", "INSERT", "t2", { tenantId: "t2", tier: "basic" })], NextShardIterator: "s1-idle" };
       return { Records: [], NextShardIterator: "s1-idle" };
     });
     await start();
@@ -98,13 +126,18 @@ describe("DynamoStreamSource", () => {
     iteratorsEcho();
     let throttles = 0;
     streamsMock.on(GetRecordsCommand).callsFake((i: { ShardIterator: string }) => {
-      if (i.ShardIterator === "s1|LATEST|") return { Records: [record("7", "MODIFY", "t1", { tenantId: "t1", tier: "premium" }, { tenantId: "t1", tier: "basic" })], NextShardIterator: "s1-next" };
+      if (i.ShardIterator === "s1|LATEST|")
+        return {
+          Records: [record("7", "MODIFY", "t1", { tenantId: "t1", tier: "premium" }, { tenantId: "t1", tier: "basic" })],
+          NextShardIterator: "s1-next",
+        };
       if (i.ShardIterator === "s1-next") {
         throttles++;
         now += 10 * 60_000; // a long outage: the iterator in hand is now 10 minutes older each time
         throw new LimitExceededException({ message: "slow down", $metadata: { httpStatusCode: 400 } });
       }
-      if (i.ShardIterator === "s1|AFTER_SEQUENCE_NUMBER|7") return { Records: [record("8", "REMOVE", "t1", undefined, { tenantId: "t1", tier: "premium" })], NextShardIterator: "s1-idle" };
+      if (i.ShardIterator === "s1|AFTER_SEQUENCE_NUMBER|7")
+        return { Records: [record("8", "REMOVE", "t1", undefined, { tenantId: "t1", tier: "premium" })], NextShardIterator: "s1-idle" };
       return { Records: [], NextShardIterator: "s1-idle" };
     });
     await start({ now: () => now });
@@ -125,7 +158,8 @@ describe("DynamoStreamSource", () => {
         split = true;
         return { Records: [record("5", "INSERT", "parent", { tenantId: "parent", tier: "basic" })] }; // no NextShardIterator: closed
       }
-      if (i.ShardIterator === "s2|TRIM_HORIZON|") return { Records: [record("20", "INSERT", "child", { tenantId: "child", tier: "basic" })], NextShardIterator: "s2-idle" };
+      if (i.ShardIterator === "s2|TRIM_HORIZON|")
+        return { Records: [record("20", "INSERT", "child", { tenantId: "child", tier: "basic" })], NextShardIterator: "s2-idle" };
       return { Records: [], NextShardIterator: "s2-idle" };
     });
     // discoverIntervalMs is a minute: only the closing shard can have triggered the second DescribeStream.
@@ -144,7 +178,12 @@ describe("DynamoStreamSource", () => {
       .resolvesOnce({ Records: [record("2", "INSERT", "b", { tenantId: "b" })], NextShardIterator: "n2" })
       .resolves({ Records: [], NextShardIterator: "n3" });
     const seen: string[] = [];
-    source = new DynamoStreamSource(new DynamoDBClient({ region: "us-east-1" }), new DynamoDBStreamsClient({ region: "us-east-1" }), "tenants", { pollIntervalMs: 2 });
+    source = new DynamoStreamSource(
+      new DynamoDBClient({ region: "us-east-1" }),
+      new DynamoDBStreamsClient({ region: "us-east-1" }),
+      "tenants",
+      { pollIntervalMs: 2 },
+    );
     await source.start((c) => {
       seen.push(...c.map((x) => x.tenantId));
       throw new Error("handler bug");
@@ -163,7 +202,12 @@ describe("toTenantChange and isSpecChange", () => {
   const spec = { tenantId: "t1", tier: "advanced", tenantName: "One", apps: { orders: { desiredCount: 2 } } };
 
   it.each([
-    { reason: "a status-only write is no spec change", newImage: { ...spec, status: { phase: "Ready" } }, oldImage: { ...spec, status: { phase: "Provisioning" } }, expected: false },
+    {
+      reason: "a status-only write is no spec change",
+      newImage: { ...spec, status: { phase: "Ready" } },
+      oldImage: { ...spec, status: { phase: "Provisioning" } },
+      expected: false,
+    },
     { reason: "an edit of a spec field is", newImage: { ...spec, tier: "premium" }, oldImage: spec, expected: true },
     { reason: "a new item is", newImage: spec, oldImage: undefined, expected: true },
     { reason: "an unknown attribute changing is not", newImage: { ...spec, note: "b" }, oldImage: { ...spec, note: "a" }, expected: false },
@@ -186,7 +230,9 @@ describe("toTenantChange and isSpecChange", () => {
   });
 
   it("carries the deleted item's phase and registration id, so a purge of a Deprovisioned tenant is not announced twice", () => {
-    const change = toTenantChange(record("2", "REMOVE", "t1", undefined, { ...spec, tenantRegistrationId: "reg-1", status: { phase: "Deprovisioned" } }));
+    const change = toTenantChange(
+      record("2", "REMOVE", "t1", undefined, { ...spec, tenantRegistrationId: "reg-1", status: { phase: "Deprovisioned" } }),
+    );
     expect(change).toMatchObject({ kind: "remove", oldPhase: "Deprovisioned", oldRegistrationId: "reg-1" });
   });
 });

@@ -7,7 +7,11 @@ describe("validateRecord", () => {
   it.each([
     { reason: "SBT sends upper-case tiers", item: { ...valid, tier: "PREMIUM" }, tier: "premium" },
     { reason: "UUID ids starting with a digit are fine", item: valid, tier: "basic" },
-    { reason: "unknown attributes are kept and ignored", item: { ...valid, tier: "advanced", sbtaws_tenantConfig: "x", status: { phase: "Ready" } }, tier: "advanced" },
+    {
+      reason: "unknown attributes are kept and ignored",
+      item: { ...valid, tier: "advanced", sbtaws_tenantConfig: "x", status: { phase: "Ready" } },
+      tier: "advanced",
+    },
   ])("accepts: $reason", ({ item, tier }) => {
     const v = validateRecord(item);
     expect(v.ok).toBe(true);
@@ -24,9 +28,24 @@ describe("validateRecord", () => {
     { reason: "tenantId too long", item: { ...valid, tenantId: "x".repeat(65) }, field: "tenantId", fix: "1 to 64" },
     { reason: "missing tenantName", item: { tenantId: "t1", tier: "basic" }, field: "tenantName", fix: "required" },
     { reason: "sbtaws_active as string", item: { ...valid, sbtaws_active: "false" }, field: "sbtaws_active", fix: "boolean" },
-    { reason: "negative desiredCount", item: { ...valid, apps: { orders: { desiredCount: -1 } } }, field: "apps.orders.desiredCount", fix: "0 or more" },
-    { reason: "unknown app", item: { ...valid, apps: { billing: { desiredCount: 1 } } }, field: "apps", fix: "orders, products, users, rproxy" },
-    { reason: "bad version tag", item: { ...valid, apps: { users: { version: "-bad tag" } } }, field: "apps.users.version", fix: "image tag" },
+    {
+      reason: "negative desiredCount",
+      item: { ...valid, apps: { orders: { desiredCount: -1 } } },
+      field: "apps.orders.desiredCount",
+      fix: "0 or more",
+    },
+    {
+      reason: "unknown app",
+      item: { ...valid, apps: { billing: { desiredCount: 1 } } },
+      field: "apps",
+      fix: "orders, products, users, rproxy",
+    },
+    {
+      reason: "bad version tag",
+      item: { ...valid, apps: { users: { version: "-bad tag" } } },
+      field: "apps.users.version",
+      fix: "image tag",
+    },
   ])("rejects $reason, naming the field and the fix", ({ item, field, fix }) => {
     const v = validateRecord(item);
     expect(v.ok).toBe(false);

@@ -8,7 +8,12 @@ const RULE = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/
 const TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/acme-rproxy/1";
 const TG2 = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/acme-rproxy-2/2";
 
-const forward = (priority = 7, targetGroupArn = TG): DesiredRoute => ({ tenantId: "acme", listenerArn: LISTENER, priority, action: { kind: "forward", targetGroupArn } });
+const forward = (priority = 7, targetGroupArn = TG): DesiredRoute => ({
+  tenantId: "acme",
+  listenerArn: LISTENER,
+  priority,
+  action: { kind: "forward", targetGroupArn },
+});
 const deny = (priority = 7): DesiredRoute => ({ tenantId: "acme", listenerArn: LISTENER, priority, action: { kind: "deny" } });
 const observed = (over: Partial<ObservedRoute> = {}): ObservedRoute => ({
   ruleArn: RULE,
@@ -30,11 +35,46 @@ describe("decideRoute", () => {
     calls: string[];
     says: RegExp;
   }[] = [
-    { reason: "a basic tenant without a rule is served by the pool: nothing to do", desired: undefined, observed: undefined, kind: "ready", calls: [], says: /pool/ },
-    { reason: "a silo tenant without a rule gets one", desired: forward(), observed: undefined, kind: "create", calls: ["elasticloadbalancing:CreateRule"], says: /priority 7/ },
-    { reason: "a suspended tenant without a rule gets a deny rule", desired: deny(), observed: undefined, kind: "create", calls: ["elasticloadbalancing:CreateRule"], says: /403/ },
-    { reason: "a rule that already forwards to the right group at the right priority is left alone", desired: forward(), observed: observed(), kind: "ready", calls: [], says: /forwards to/ },
-    { reason: "a deny rule already in place is left alone", desired: deny(), observed: observed({ action: { kind: "deny" } }), kind: "ready", calls: [], says: /403/ },
+    {
+      reason: "a basic tenant without a rule is served by the pool: nothing to do",
+      desired: undefined,
+      observed: undefined,
+      kind: "ready",
+      calls: [],
+      says: /pool/,
+    },
+    {
+      reason: "a silo tenant without a rule gets one",
+      desired: forward(),
+      observed: undefined,
+      kind: "create",
+      calls: ["elasticloadbalancing:CreateRule"],
+      says: /priority 7/,
+    },
+    {
+      reason: "a suspended tenant without a rule gets a deny rule",
+      desired: deny(),
+      observed: undefined,
+      kind: "create",
+      calls: ["elasticloadbalancing:CreateRule"],
+      says: /403/,
+    },
+    {
+      reason: "a rule that already forwards to the right group at the right priority is left alone",
+      desired: forward(),
+      observed: observed(),
+      kind: "ready",
+      calls: [],
+      says: /forwards to/,
+    },
+    {
+      reason: "a deny rule already in place is left alone",
+      desired: deny(),
+      observed: observed({ action: { kind: "deny" } }),
+      kind: "ready",
+      calls: [],
+      says: /403/,
+    },
     {
       reason: "suspending a silo tenant flips its forward to a deny: one ModifyRule",
       desired: deny(),
@@ -97,7 +137,14 @@ describe("decideRoute", () => {
       calls: ["elasticloadbalancing:DeleteRule"],
       says: /pool/,
     },
-    { reason: "a silo tenant moved to basic loses its forward rule", desired: undefined, observed: observed(), kind: "delete", calls: ["elasticloadbalancing:DeleteRule"], says: /pool/ },
+    {
+      reason: "a silo tenant moved to basic loses its forward rule",
+      desired: undefined,
+      observed: observed(),
+      kind: "delete",
+      calls: ["elasticloadbalancing:DeleteRule"],
+      says: /pool/,
+    },
     {
       reason: "a rule on a listener the tenant is no longer placed on is deleted (a rule cannot move)",
       desired: forward(),

@@ -11,7 +11,10 @@ const desired: DesiredStack = {
   hash: HASH,
 };
 
-function observed(status: string, o: { hashTag?: string | undefined; managed?: boolean; lastFailure?: StackFailure; noUpdatesFor?: string; statusReason?: string } = {}): ObservedStack {
+function observed(
+  status: string,
+  o: { hashTag?: string | undefined; managed?: boolean; lastFailure?: StackFailure; noUpdatesFor?: string; statusReason?: string } = {},
+): ObservedStack {
   const hashTag = "hashTag" in o ? o.hashTag : HASH;
   return {
     stackName: "saas-acme",
@@ -20,7 +23,11 @@ function observed(status: string, o: { hashTag?: string | undefined; managed?: b
     statusReason: o.statusReason,
     outputs: { TaskRoleArn: "arn:role" },
     hashTag,
-    tags: { ...(o.managed === false ? {} : { "managed-by": "ecs-tenant-operator" }), "tenant-id": "acme", ...(hashTag !== undefined ? { "template-hash": hashTag } : {}) },
+    tags: {
+      ...(o.managed === false ? {} : { "managed-by": "ecs-tenant-operator" }),
+      "tenant-id": "acme",
+      ...(hashTag !== undefined ? { "template-hash": hashTag } : {}),
+    },
     lastFailure: o.lastFailure,
     noUpdatesFor: o.noUpdatesFor,
   };
@@ -28,7 +35,11 @@ function observed(status: string, o: { hashTag?: string | undefined; managed?: b
 
 const createFailed: StackFailure = { reason: "TargetGroup: name taken", resource: "TargetGroup", hashPrefix: HASH.slice(0, 16) };
 const deleteFailed: StackFailure = { reason: "TargetGroup: in use by a listener", resource: "TargetGroup", hashPrefix: undefined };
-const thisUpdateFailed: StackFailure = { reason: "TaskRole: Policy document is malformed", resource: "TaskRole", hashPrefix: HASH.slice(0, 16) };
+const thisUpdateFailed: StackFailure = {
+  reason: "TaskRole: Policy document is malformed",
+  resource: "TaskRole",
+  hashPrefix: HASH.slice(0, 16),
+};
 const olderUpdateFailed: StackFailure = { ...thisUpdateFailed, hashPrefix: OTHER.slice(0, 16) };
 const foreignUpdateFailed: StackFailure = { ...thisUpdateFailed, hashPrefix: undefined };
 
@@ -53,17 +64,32 @@ describe("decideStack with a desired stack", () => {
       observed: o("CREATE_COMPLETE", { managed: false, hashTag: OTHER }),
       want: { kind: "fail", terminal: true, reason: "stack saas-acme exists without managed-by=ecs-tenant-operator; not touching it" },
     },
-    { reason: "an unmanaged stack fails even when it is busy or dead", observed: o("ROLLBACK_COMPLETE", { managed: false }), want: { kind: "fail", terminal: true } },
-    ...IN_PROGRESS.map((status) => ({ reason: `${status}: wait for CloudFormation`, observed: o(status, { hashTag: OTHER }), want: { kind: "wait", status } })),
+    {
+      reason: "an unmanaged stack fails even when it is busy or dead",
+      observed: o("ROLLBACK_COMPLETE", { managed: false }),
+      want: { kind: "fail", terminal: true },
+    },
+    ...IN_PROGRESS.map((status) => ({
+      reason: `${status}: wait for CloudFormation`,
+      observed: o(status, { hashTag: OTHER }),
+      want: { kind: "wait", status },
+    })),
     ...["ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"].map((status) => ({
       reason: `${status}: a dead create is deleted, reported as a retryable failure, and created again once gone`,
       observed: o(status, { lastFailure: createFailed }),
-      want: { kind: "delete", observed: o(status, { lastFailure: createFailed }), recovering: { reason: "TargetGroup: name taken", resource: "TargetGroup" } },
+      want: {
+        kind: "delete",
+        observed: o(status, { lastFailure: createFailed }),
+        recovering: { reason: "TargetGroup: name taken", resource: "TargetGroup" },
+      },
     })),
     {
       reason: "a dead create without a resource event reports the stack's own status",
       observed: o("ROLLBACK_COMPLETE", { statusReason: "The following resource(s) failed to create: [X]." }),
-      want: { kind: "delete", recovering: { reason: "stack is ROLLBACK_COMPLETE: The following resource(s) failed to create: [X].", resource: undefined } },
+      want: {
+        kind: "delete",
+        recovering: { reason: "stack is ROLLBACK_COMPLETE: The following resource(s) failed to create: [X].", resource: undefined },
+      },
     },
     {
       reason: "DELETE_FAILED: the delete is retried, reported as retryable",
@@ -80,8 +106,16 @@ describe("decideStack with a desired stack", () => {
       observed: o(status),
       want: { kind: "ready", observed: o(status) },
     })),
-    { reason: "a changed hash is updated", observed: o("CREATE_COMPLETE", { hashTag: OTHER }), want: { kind: "update", desired, observed: o("CREATE_COMPLETE", { hashTag: OTHER }) } },
-    { reason: "a stack without a hash tag (older operator) is updated", observed: o("UPDATE_COMPLETE", { hashTag: undefined }), want: { kind: "update" } },
+    {
+      reason: "a changed hash is updated",
+      observed: o("CREATE_COMPLETE", { hashTag: OTHER }),
+      want: { kind: "update", desired, observed: o("CREATE_COMPLETE", { hashTag: OTHER }) },
+    },
+    {
+      reason: "a stack without a hash tag (older operator) is updated",
+      observed: o("UPDATE_COMPLETE", { hashTag: undefined }),
+      want: { kind: "update" },
+    },
     { reason: "rolled back to exactly what is desired now: ready", observed: o("UPDATE_ROLLBACK_COMPLETE"), want: { kind: "ready" } },
     ...["UPDATE_ROLLBACK_COMPLETE", "UPDATE_FAILED"].map((status) => ({
       reason: `${status} after our update for this very hash failed: terminal, not resent`,
@@ -108,7 +142,11 @@ describe("decideStack with a desired stack", () => {
       observed: o("UPDATE_COMPLETE", { hashTag: OTHER, noUpdatesFor: "c".repeat(64) }),
       want: { kind: "update" },
     },
-    { reason: "a status we do not know is terminal, not guessed at", observed: o("SOMETHING_NEW"), want: { kind: "fail", terminal: true, reason: "stack saas-acme is in unexpected status SOMETHING_NEW" } },
+    {
+      reason: "a status we do not know is terminal, not guessed at",
+      observed: o("SOMETHING_NEW"),
+      want: { kind: "fail", terminal: true, reason: "stack saas-acme is in unexpected status SOMETHING_NEW" },
+    },
   ])("$reason", ({ observed: seen, want }) => {
     const step = decideStack(desired, seen);
     expect(step).toMatchObject(want);
@@ -119,9 +157,24 @@ describe("decideStack with a desired stack", () => {
 describe("decideStack with no desired stack (removal)", () => {
   it.each<{ reason: string; observed: ObservedStack | undefined; want: object; recovering?: boolean }>([
     { reason: "absent: gone", observed: undefined, want: { kind: "gone" } },
-    { reason: "complete: deleted", observed: observed("UPDATE_COMPLETE"), want: { kind: "delete", observed: observed("UPDATE_COMPLETE") }, recovering: false },
-    { reason: "rolled back update: deleted", observed: observed("UPDATE_ROLLBACK_COMPLETE", { hashTag: OTHER }), want: { kind: "delete" }, recovering: false },
-    { reason: "dead create: deleted, not reported as a failure", observed: observed("ROLLBACK_COMPLETE", { lastFailure: createFailed }), want: { kind: "delete" }, recovering: false },
+    {
+      reason: "complete: deleted",
+      observed: observed("UPDATE_COMPLETE"),
+      want: { kind: "delete", observed: observed("UPDATE_COMPLETE") },
+      recovering: false,
+    },
+    {
+      reason: "rolled back update: deleted",
+      observed: observed("UPDATE_ROLLBACK_COMPLETE", { hashTag: OTHER }),
+      want: { kind: "delete" },
+      recovering: false,
+    },
+    {
+      reason: "dead create: deleted, not reported as a failure",
+      observed: observed("ROLLBACK_COMPLETE", { lastFailure: createFailed }),
+      want: { kind: "delete" },
+      recovering: false,
+    },
     { reason: "stuck rollback: deleted", observed: observed("UPDATE_ROLLBACK_FAILED"), want: { kind: "delete" }, recovering: false },
     {
       reason: "DELETE_FAILED: deleted again, reported as retryable",
@@ -129,7 +182,11 @@ describe("decideStack with no desired stack (removal)", () => {
       want: { kind: "delete", recovering: { reason: "TargetGroup: in use by a listener", resource: "TargetGroup" } },
       recovering: true,
     },
-    ...["UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS", "CREATE_IN_PROGRESS"].map((status) => ({ reason: `${status}: wait, then delete`, observed: observed(status), want: { kind: "wait", status } })),
+    ...["UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS", "CREATE_IN_PROGRESS"].map((status) => ({
+      reason: `${status}: wait, then delete`,
+      observed: observed(status),
+      want: { kind: "wait", status },
+    })),
     {
       reason: "unmanaged: never deleted",
       observed: observed("CREATE_COMPLETE", { managed: false }),
@@ -173,7 +230,11 @@ describe("needsLastFailure", () => {
   it("is true exactly when the last failure can change what decideStack does, so observe reads events only then", () => {
     let needed = 0;
     for (const v of variants) {
-      const base = observed(v.status, { managed: v.managed, hashTag: v.hashTag, ...(v.noUpdatesFor !== undefined ? { noUpdatesFor: v.noUpdatesFor } : {}) });
+      const base = observed(v.status, {
+        managed: v.managed,
+        hashTag: v.hashTag,
+        ...(v.noUpdatesFor !== undefined ? { noUpdatesFor: v.noUpdatesFor } : {}),
+      });
       // The observation a step carries is left out: only the decision counts.
       const decision = (step: unknown) => JSON.stringify(step, (key, value: unknown) => (key === "observed" ? undefined : value));
       const without = decision(decideStack(v.want, base));
@@ -191,9 +252,27 @@ describe("needsLastFailure", () => {
 
   it.each([
     { reason: "a healthy stack costs no event read", status: "CREATE_COMPLETE", hashTag: HASH, want: desired, needs: false },
-    { reason: "a rollback to exactly what is wanted costs no event read", status: "UPDATE_ROLLBACK_COMPLETE", hashTag: HASH, want: desired, needs: false },
-    { reason: "a rollback away from what is wanted needs the failed update's hash", status: "UPDATE_ROLLBACK_COMPLETE", hashTag: OTHER, want: desired, needs: true },
-    { reason: "removing a dead create does not report why it died", status: "ROLLBACK_COMPLETE", hashTag: HASH, want: undefined, needs: false },
+    {
+      reason: "a rollback to exactly what is wanted costs no event read",
+      status: "UPDATE_ROLLBACK_COMPLETE",
+      hashTag: HASH,
+      want: desired,
+      needs: false,
+    },
+    {
+      reason: "a rollback away from what is wanted needs the failed update's hash",
+      status: "UPDATE_ROLLBACK_COMPLETE",
+      hashTag: OTHER,
+      want: desired,
+      needs: true,
+    },
+    {
+      reason: "removing a dead create does not report why it died",
+      status: "ROLLBACK_COMPLETE",
+      hashTag: HASH,
+      want: undefined,
+      needs: false,
+    },
     { reason: "a failed delete reports why", status: "DELETE_FAILED", hashTag: HASH, want: undefined, needs: true },
   ])("$reason", ({ status, hashTag, want, needs }) => {
     const { lastFailure: _, ...seen } = observed(status, { hashTag });

@@ -106,11 +106,19 @@ describe("StackProvider.ensure", () => {
   });
 
   it.each([
-    { reason: "a create that raced another one", error: new AlreadyExistsException({ message: "exists", $metadata: {} }), want: { kind: "inProgress" } },
+    {
+      reason: "a create that raced another one",
+      error: new AlreadyExistsException({ message: "exists", $metadata: {} }),
+      want: { kind: "inProgress" },
+    },
     {
       reason: "a template CloudFormation refuses",
       error: cfnError("ValidationError", "Template format error: Unresolved resource dependencies [Nope]"),
-      want: { kind: "failed", terminal: true, reason: "CreateStack refused: Template format error: Unresolved resource dependencies [Nope]" },
+      want: {
+        kind: "failed",
+        terminal: true,
+        reason: "CreateStack refused: Template format error: Unresolved resource dependencies [Nope]",
+      },
     },
   ])("CreateStack answering $reason", async ({ error, want }) => {
     cfnMock.on(DescribeStacksCommand).rejects(missing());
@@ -122,20 +130,27 @@ describe("StackProvider.ensure", () => {
     cfnMock.on(DescribeStacksCommand).rejects(cfnError("Throttling", "Rate exceeded"));
     const err = await provider()
       .ensure(desired)
-      .then(() => new Error("expected a failure"), (e: unknown) => e as Error);
+      .then(
+        () => new Error("expected a failure"),
+        (e: unknown) => e as Error,
+      );
     expect(err.name).toBe("Throttling");
     expect(err.message).toContain(desired.stackName);
   });
 
-  it.each(["CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS"])(
-    "%s: in progress, no write, never waits",
-    async (status) => {
-      cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack(status, { hash: "old" })] });
-      expect(await provider().ensure(desired)).toEqual({ kind: "inProgress", status });
-      expect(writes()).toEqual({ create: 0, update: 0, delete: 0 });
-      expect(cfnMock.calls()).toHaveLength(1);
-    },
-  );
+  it.each([
+    "CREATE_IN_PROGRESS",
+    "UPDATE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "UPDATE_ROLLBACK_IN_PROGRESS",
+    "ROLLBACK_IN_PROGRESS",
+    "DELETE_IN_PROGRESS",
+  ])("%s: in progress, no write, never waits", async (status) => {
+    cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack(status, { hash: "old" })] });
+    expect(await provider().ensure(desired)).toEqual({ kind: "inProgress", status });
+    expect(writes()).toEqual({ create: 0, update: 0, delete: 0 });
+    expect(cfnMock.calls()).toHaveLength(1);
+  });
 
   it.each(["CREATE_COMPLETE", "UPDATE_COMPLETE"])("%s with the desired hash: ready with outputs, one DescribeStacks", async (status) => {
     cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack(status)] });
@@ -176,7 +191,10 @@ describe("StackProvider.ensure", () => {
   });
 
   it("ROLLBACK_COMPLETE after a failed create: reports the first failure, deletes, then creates again once gone", async () => {
-    cfnMock.on(DescribeStacksCommand).resolvesOnce({ Stacks: [stack("ROLLBACK_COMPLETE")] }).rejects(missing());
+    cfnMock
+      .on(DescribeStacksCommand)
+      .resolvesOnce({ Stacks: [stack("ROLLBACK_COMPLETE")] })
+      .rejects(missing());
     cfnMock.on(DescribeStackEventsCommand).resolves({
       StackEvents: events(
         `create-${desired.hash.slice(0, 16)}-x`,
@@ -249,7 +267,12 @@ describe("StackProvider.ensure", () => {
       StackEvents: events(
         "delete-x",
         [desired.stackName, STACK, "DELETE_IN_PROGRESS", "User Initiated"],
-        ["TargetGroup", "AWS::ElasticLoadBalancingV2::TargetGroup", "DELETE_FAILED", "Target group is currently in use by a listener or a rule"],
+        [
+          "TargetGroup",
+          "AWS::ElasticLoadBalancingV2::TargetGroup",
+          "DELETE_FAILED",
+          "Target group is currently in use by a listener or a rule",
+        ],
         [desired.stackName, STACK, "DELETE_FAILED", "The following resource(s) failed to delete: [TargetGroup]."],
       ),
     });
@@ -286,11 +309,36 @@ describe("StackProvider.ensure", () => {
 describe("StackProvider.remove", () => {
   it.each([
     { reason: "absent", describe: () => cfnMock.on(DescribeStacksCommand).rejects(missing()), want: { kind: "gone" }, deletes: 0 },
-    { reason: "DELETE_COMPLETE", describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("DELETE_COMPLETE")] }), want: { kind: "gone" }, deletes: 0 },
-    { reason: "being deleted", describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("DELETE_IN_PROGRESS")] }), want: { kind: "inProgress", status: "DELETE_IN_PROGRESS" }, deletes: 0 },
-    { reason: "being updated", describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS")] }), want: { kind: "inProgress", status: "UPDATE_IN_PROGRESS" }, deletes: 0 },
-    { reason: "complete", describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_COMPLETE")] }), want: { kind: "inProgress", status: "DELETE_IN_PROGRESS" }, deletes: 1 },
-    { reason: "rolled back", describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_ROLLBACK_COMPLETE")] }), want: { kind: "inProgress", status: "DELETE_IN_PROGRESS" }, deletes: 1 },
+    {
+      reason: "DELETE_COMPLETE",
+      describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("DELETE_COMPLETE")] }),
+      want: { kind: "gone" },
+      deletes: 0,
+    },
+    {
+      reason: "being deleted",
+      describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("DELETE_IN_PROGRESS")] }),
+      want: { kind: "inProgress", status: "DELETE_IN_PROGRESS" },
+      deletes: 0,
+    },
+    {
+      reason: "being updated",
+      describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS")] }),
+      want: { kind: "inProgress", status: "UPDATE_IN_PROGRESS" },
+      deletes: 0,
+    },
+    {
+      reason: "complete",
+      describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_COMPLETE")] }),
+      want: { kind: "inProgress", status: "DELETE_IN_PROGRESS" },
+      deletes: 1,
+    },
+    {
+      reason: "rolled back",
+      describe: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_ROLLBACK_COMPLETE")] }),
+      want: { kind: "inProgress", status: "DELETE_IN_PROGRESS" },
+      deletes: 1,
+    },
   ])("$reason", async ({ describe: arrange, want, deletes }) => {
     arrange();
     cfnMock.on(DeleteStackCommand).resolves({});
@@ -310,7 +358,8 @@ describe("what real CloudFormation does over a tenant's life (calls counted)", (
     cfnMock.on(DescribeStacksCommand).callsFake(() => {
       if (current === undefined) throw missing();
       if (current.status.endsWith("_IN_PROGRESS") && ++current.reads > readsPerOperation) {
-        current = current.status === "DELETE_IN_PROGRESS" ? undefined : { ...current, status: current.status.replace("_IN_PROGRESS", "_COMPLETE") };
+        current =
+          current.status === "DELETE_IN_PROGRESS" ? undefined : { ...current, status: current.status.replace("_IN_PROGRESS", "_COMPLETE") };
         if (current === undefined) throw missing();
       }
       return { Stacks: [stack(current.status, { hash: current.hash })] };
@@ -372,7 +421,9 @@ describe("failureFromEvents", () => {
       ["TaskRole", "AWS::IAM::Role", "UPDATE_FAILED", "new failure"],
       [desired.stackName, STACK, "UPDATE_ROLLBACK_COMPLETE"],
     );
-    expect(failureFromEvents([...latest, ...older], { stackId: STACK_ID, status: "UPDATE_ROLLBACK_COMPLETE", statusReason: undefined })).toEqual({
+    expect(
+      failureFromEvents([...latest, ...older], { stackId: STACK_ID, status: "UPDATE_ROLLBACK_COMPLETE", statusReason: undefined }),
+    ).toEqual({
       reason: "TaskRole: new failure",
       resource: "TaskRole",
       hashPrefix: "bbbbbbbbbbbbbbbb",
@@ -380,13 +431,17 @@ describe("failureFromEvents", () => {
   });
 
   it("falls back to the stack's own reason", () => {
-    expect(failureFromEvents([], { stackId: STACK_ID, status: "DELETE_FAILED", statusReason: "something" })).toMatchObject({ reason: "stack is DELETE_FAILED: something", resource: undefined });
+    expect(failureFromEvents([], { stackId: STACK_ID, status: "DELETE_FAILED", statusReason: "something" })).toMatchObject({
+      reason: "stack is DELETE_FAILED: something",
+      resource: undefined,
+    });
   });
 });
 
 describe("tenantctl plan and the controller decide alike", () => {
   /** The same settings as `desired`, so the infra's template is `desired` exactly. */
-  const infra = () => new CloudFormationTenantInfra(provider(), { namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: desired.parameters["VpcId"]! });
+  const infra = () =>
+    new CloudFormationTenantInfra(provider(), { namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: desired.parameters["VpcId"]! });
   const held = { assertHeld() {} };
   const failedOp = (operation: "create" | "update" | "delete") =>
     events(
@@ -402,10 +457,30 @@ describe("tenantctl plan and the controller decide alike", () => {
       .map((name) => `cloudformation:${name}`);
 
   it.each([
-    { reason: "absent", arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()), tier: "advanced" as const, call: "cloudformation:CreateStack" },
-    { reason: "steady", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE")] }), tier: "advanced" as const, call: undefined },
-    { reason: "hash changed", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_COMPLETE", { hash: "old" })] }), tier: "advanced" as const, call: "cloudformation:UpdateStack" },
-    { reason: "busy", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS", { hash: "old" })] }), tier: "advanced" as const, call: undefined },
+    {
+      reason: "absent",
+      arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()),
+      tier: "advanced" as const,
+      call: "cloudformation:CreateStack",
+    },
+    {
+      reason: "steady",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE")] }),
+      tier: "advanced" as const,
+      call: undefined,
+    },
+    {
+      reason: "hash changed",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_COMPLETE", { hash: "old" })] }),
+      tier: "advanced" as const,
+      call: "cloudformation:UpdateStack",
+    },
+    {
+      reason: "busy",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS", { hash: "old" })] }),
+      tier: "advanced" as const,
+      call: undefined,
+    },
     {
       reason: "dead create",
       arrange: () => {
@@ -443,10 +518,30 @@ describe("tenantctl plan and the controller decide alike", () => {
       tier: "advanced" as const,
       call: undefined,
     },
-    { reason: "unmanaged", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE", { managed: false, hash: "old" })] }), tier: "advanced" as const, call: undefined },
-    { reason: "offboarded, stack complete", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE")] }), tier: undefined, call: "cloudformation:DeleteStack" },
-    { reason: "offboarded, stack busy", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS")] }), tier: undefined, call: undefined },
-    { reason: "offboarded, stack unmanaged", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE", { managed: false })] }), tier: undefined, call: undefined },
+    {
+      reason: "unmanaged",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE", { managed: false, hash: "old" })] }),
+      tier: "advanced" as const,
+      call: undefined,
+    },
+    {
+      reason: "offboarded, stack complete",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE")] }),
+      tier: undefined,
+      call: "cloudformation:DeleteStack",
+    },
+    {
+      reason: "offboarded, stack busy",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("UPDATE_IN_PROGRESS")] }),
+      tier: undefined,
+      call: undefined,
+    },
+    {
+      reason: "offboarded, stack unmanaged",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [stack("CREATE_COMPLETE", { managed: false })] }),
+      tier: undefined,
+      call: undefined,
+    },
     {
       reason: "offboarded, delete failed",
       arrange: () => {
@@ -456,7 +551,12 @@ describe("tenantctl plan and the controller decide alike", () => {
       tier: undefined,
       call: "cloudformation:DeleteStack",
     },
-    { reason: "offboarded, stack gone", arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()), tier: undefined, call: undefined },
+    {
+      reason: "offboarded, stack gone",
+      arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()),
+      tier: undefined,
+      call: undefined,
+    },
   ])("$reason: plan lists exactly the stack write the controller then makes", async ({ arrange, tier, call }) => {
     arrange();
     cfnMock.on(CreateStackCommand).resolves({ StackId: STACK_ID });
@@ -475,7 +575,8 @@ describe("tenantctl plan and the controller decide alike", () => {
 
 describe("tenantctl plan :pool and the controller decide alike", () => {
   const pool = poolStackTemplate({ namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: "vpc-0123456789abcdef0" });
-  const infra = () => new CloudFormationTenantInfra(provider(), { namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: "vpc-0123456789abcdef0" });
+  const infra = () =>
+    new CloudFormationTenantInfra(provider(), { namePrefix: "saas", listenerArn: LISTENER_ARN, vpcId: "vpc-0123456789abcdef0" });
   const POOL_ID = `arn:aws:cloudformation:us-east-1:123456789012:stack/${pool.stackName}/11111111-2222-3333-4444-555555555555`;
   const poolStack = (status: string, hash: string): Stack => ({
     StackId: POOL_ID,
@@ -497,8 +598,16 @@ describe("tenantctl plan :pool and the controller decide alike", () => {
 
   it.each([
     { reason: "absent", arrange: () => cfnMock.on(DescribeStacksCommand).rejects(missing()), call: "cloudformation:CreateStack" },
-    { reason: "hash changed", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [poolStack("UPDATE_COMPLETE", "old")] }), call: "cloudformation:UpdateStack" },
-    { reason: "busy", arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [poolStack("CREATE_IN_PROGRESS", "old")] }), call: undefined },
+    {
+      reason: "hash changed",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [poolStack("UPDATE_COMPLETE", "old")] }),
+      call: "cloudformation:UpdateStack",
+    },
+    {
+      reason: "busy",
+      arrange: () => cfnMock.on(DescribeStacksCommand).resolves({ Stacks: [poolStack("CREATE_IN_PROGRESS", "old")] }),
+      call: undefined,
+    },
   ])("$reason: previewPool lists exactly the write ensurePool then makes", async ({ arrange, call }) => {
     arrange();
     cfnMock.on(CreateStackCommand).resolves({ StackId: POOL_ID });
@@ -510,7 +619,9 @@ describe("tenantctl plan :pool and the controller decide alike", () => {
 
     expect(await infra().ensurePool({ assertHeld() {} })).toMatchObject({ kind: "inProgress" });
     const sent = [...cfnMock.commandCalls(CreateStackCommand), ...cfnMock.commandCalls(UpdateStackCommand)];
-    expect(sent.map((c) => c.args[0].input.StackName)).toEqual(call === undefined ? [] : [call === "cloudformation:CreateStack" ? pool.stackName : POOL_ID]);
+    expect(sent.map((c) => c.args[0].input.StackName)).toEqual(
+      call === undefined ? [] : [call === "cloudformation:CreateStack" ? pool.stackName : POOL_ID],
+    );
     expect(sent.every((c) => c.args[0].input.TemplateBody === pool.templateBody)).toBe(true);
   });
 });

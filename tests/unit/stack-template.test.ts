@@ -77,11 +77,21 @@ describe("tenantStackTemplate: contents", () => {
     const grant = resource("TaskRolePolicy").Properties;
     expect(grant["Roles"]).toEqual([{ Ref: "TaskRole" }]);
     expect(grant["PolicyDocument"].Statement).toEqual([
-      { Sid: "TenantScopedSessionsOnly", Effect: "Allow", Action: ["sts:AssumeRole", "sts:TagSession"], Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] } },
+      {
+        Sid: "TenantScopedSessionsOnly",
+        Effect: "Allow",
+        Action: ["sts:AssumeRole", "sts:TagSession"],
+        Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] },
+      },
     ]);
     const trust = resource("TenantAccessRole").Properties["AssumeRolePolicyDocument"].Statement;
     expect(trust).toEqual([
-      { Effect: "Allow", Principal: { AWS: { "Fn::GetAtt": ["TaskRole", "Arn"] } }, Action: ["sts:AssumeRole", "sts:TagSession"], Condition: { Null: { "aws:RequestTag/tenant": "false" } } },
+      {
+        Effect: "Allow",
+        Principal: { AWS: { "Fn::GetAtt": ["TaskRole", "Arn"] } },
+        Action: ["sts:AssumeRole", "sts:TagSession"],
+        Condition: { Null: { "aws:RequestTag/tenant": "false" } },
+      },
     ]);
   });
 
@@ -109,7 +119,9 @@ describe("tenantStackTemplate: contents", () => {
   it("roles are assumable by ECS tasks only", () => {
     for (const id of ["TaskRole", "ExecutionRole"]) {
       const trust = resource(id).Properties["AssumeRolePolicyDocument"];
-      expect(trust.Statement).toEqual([expect.objectContaining({ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole" })]);
+      expect(trust.Statement).toEqual([
+        expect.objectContaining({ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole" }),
+      ]);
     }
     const exec = JSON.stringify(resource("ExecutionRole").Properties["Policies"]);
     expect(exec).toContain('"Resource":{"Fn::GetAtt":["LogGroup","Arn"]}');

@@ -4,12 +4,25 @@ import type { Plan } from "../../src/tiers/model.js";
 import type { TenantSpec } from "../../src/tenants/record.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 
-const spec: TenantSpec = { tenantId: "t1", tier: "advanced", tenantName: "Acme", tenantRegistrationId: "reg-1", sbtaws_active: true, suspended: false, apps: {} };
+const spec: TenantSpec = {
+  tenantId: "t1",
+  tier: "advanced",
+  tenantName: "Acme",
+  tenantRegistrationId: "reg-1",
+  sbtaws_active: true,
+  suspended: false,
+  apps: {},
+};
 const converged: Plan = { actions: [], waitingFor: [], problems: [], converged: true };
 const rolling: Plan = { actions: [], waitingFor: ["orders: 0/1 running"], problems: [], converged: false };
 const broken: Plan = { actions: [], waitingFor: [], problems: ["orders: rollout FAILED: tasks failed to start"], converged: false };
 const now = new Date("2026-11-27T10:00:00Z");
-const planned = (plan: Plan, s: TenantSpec = spec): Situation => ({ kind: "planned", spec: s, plan, arns: { serviceArns: [], taskDefinitionArns: [] } });
+const planned = (plan: Plan, s: TenantSpec = spec): Situation => ({
+  kind: "planned",
+  spec: s,
+  plan,
+  arns: { serviceArns: [], taskDefinitionArns: [] },
+});
 const types = (d: ReturnType<typeof decide>) => d.events.map((e) => e.detailType);
 
 describe("decide", () => {
@@ -18,7 +31,12 @@ describe("decide", () => {
     expect(first.status.phase).toBe("Ready");
     expect(types(first)).toContain("sbt_aws_provisionSuccess");
     const success = first.events.find((e) => e.detailType === "sbt_aws_provisionSuccess");
-    expect(success?.detail).toMatchObject({ tenantId: "t1", tenantRegistrationId: "reg-1", specHash: "h1", jobOutput: { tenantRegistrationData: { registrationStatus: "Created" } } });
+    expect(success?.detail).toMatchObject({
+      tenantId: "t1",
+      tenantRegistrationId: "reg-1",
+      specHash: "h1",
+      jobOutput: { tenantRegistrationData: { registrationStatus: "Created" } },
+    });
 
     const again = decide({ tenantId: "t1", specHash: "h1", previous: first.status, now }, planned(converged));
     expect(again.events).toEqual([]);
@@ -29,7 +47,10 @@ describe("decide", () => {
   });
 
   it("reports an invalid record as Failed with the message and a failure event", () => {
-    const d = decide({ tenantId: "t1", specHash: "h1", previous: undefined, now }, { kind: "invalid", message: "tier: tier must be basic, advanced or premium", registrationId: "reg-9" });
+    const d = decide(
+      { tenantId: "t1", specHash: "h1", previous: undefined, now },
+      { kind: "invalid", message: "tier: tier must be basic, advanced or premium", registrationId: "reg-9" },
+    );
     expect(d.status.phase).toBe("Failed");
     expect(d.status.message).toContain("tier must be basic");
     const failure = d.events.find((e) => e.detailType === "sbt_aws_provisionFailure");

@@ -58,7 +58,13 @@ const LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/a
 /** The templates to lint, named; the longest prefix and a 64-character id push every name to its limit. */
 const TEMPLATES: Readonly<Record<string, string>> = {
   "tenant-uuid-advanced": tenantStackTemplate({ tenantId: UUID, tier: "advanced", namePrefix: "saas", vpcId: VPC }).templateBody,
-  "tenant-longest-premium": tenantStackTemplate({ tenantId: `9${"a_".repeat(31)}B`, tier: "premium", namePrefix: "abcdefghij", vpcId: VPC, logRetentionDays: 3653 }).templateBody,
+  "tenant-longest-premium": tenantStackTemplate({
+    tenantId: `9${"a_".repeat(31)}B`,
+    tier: "premium",
+    namePrefix: "abcdefghij",
+    vpcId: VPC,
+    logRetentionDays: 3653,
+  }).templateBody,
   "pool-saas": poolStackTemplate({ namePrefix: "saas", listenerArn: LISTENER, vpcId: VPC }).templateBody,
   "pool-longest": poolStackTemplate({ namePrefix: "abcdefghij", listenerArn: LISTENER, vpcId: VPC, logRetentionDays: 1 }).templateBody,
 };
@@ -88,7 +94,9 @@ describe("generated CloudFormation templates pass cfn-lint", () => {
 
   it("tenant and pool templates: exit code 0 and no finding of any level", async () => {
     const run = await lint(Object.keys(TEMPLATES).map((name) => join(dir, `${name}.json`)));
-    const readable = run.findings.map((f) => `${f.Rule.Id} ${f.Level} ${f.Filename.replace(dir, "")} ${(f.Location.Path ?? []).join("/")}: ${f.Message}`);
+    const readable = run.findings.map(
+      (f) => `${f.Rule.Id} ${f.Level} ${f.Filename.replace(dir, "")} ${(f.Location.Path ?? []).join("/")}: ${f.Message}`,
+    );
     expect(readable).toEqual([]);
     expect(run.code, run.stderr).toBe(0);
   });

@@ -4,7 +4,11 @@ import { formatRestored, parseRestoreArgs, tablesOf } from "../../src/cli/comman
 
 describe("tenantctl restore: arguments", () => {
   it("reads the tenant and the location, adding the prefix's trailing slash", () => {
-    expect(parseRestoreArgs(["t1", "--from", "s3://backups/tenants/t1"])).toEqual({ tenantId: "t1", from: { bucket: "backups", prefix: "tenants/t1/" }, output: "text" });
+    expect(parseRestoreArgs(["t1", "--from", "s3://backups/tenants/t1"])).toEqual({
+      tenantId: "t1",
+      from: { bucket: "backups", prefix: "tenants/t1/" },
+      output: "text",
+    });
     expect(parseRestoreArgs(["t1", "--from=s3://backups/x/", "-o", "json"])).toMatchObject({ output: "json" });
   });
 
@@ -25,7 +29,11 @@ describe("tenantctl restore: the tenant's tables", () => {
   it.each([
     { reason: "no status yet", item: { tenantId: "t1" }, match: /^tenant\/t1 has no status\.tables: .*nothing was restored$/ },
     { reason: "a status without tables", item: { tenantId: "t1", status: { phase: "Provisioning" } }, match: /has no status\.tables/ },
-    { reason: "tables missing an app", item: { tenantId: "t1", status: { tables: { orders: "o" } } }, match: /malformed status\.tables .*products/ },
+    {
+      reason: "tables missing an app",
+      item: { tenantId: "t1", status: { tables: { orders: "o" } } },
+      match: /malformed status\.tables .*products/,
+    },
   ])("says so clearly when the record has $reason", ({ item, match }) => {
     const r = tablesOf(item, "t1");
     expect(r.ok).toBe(false);
@@ -33,15 +41,28 @@ describe("tenantctl restore: the tenant's tables", () => {
   });
 
   it("takes status.tables as they are", () => {
-    expect(tablesOf({ status: { tables: { orders: "pool-orders", products: "pool-products" } } }, "t1")).toEqual({ ok: true, tables: { orders: "pool-orders", products: "pool-products" } });
+    expect(tablesOf({ status: { tables: { orders: "pool-orders", products: "pool-products" } } }, "t1")).toEqual({
+      ok: true,
+      tables: { orders: "pool-orders", products: "pool-products" },
+    });
   });
 
   it("prints counts per table", () => {
-    const text = formatRestored("t1", { bucket: "b", prefix: "x/" }, { orders: "o-t", products: "p-t" }, { orders: 12, products: 3 }, "text");
+    const text = formatRestored(
+      "t1",
+      { bucket: "b", prefix: "x/" },
+      { orders: "o-t", products: "p-t" },
+      { orders: 12, products: 3 },
+      "text",
+    );
     expect(text).toMatch(/^restored tenant\/t1 from s3:\/\/b\/x\/\n/);
     expect(text).toMatch(/orders\s+o-t\s+12/);
     expect(text).toMatch(/products\s+p-t\s+3/);
-    expect(JSON.parse(formatRestored("t1", { bucket: "b", prefix: "x/" }, { orders: "o-t", products: "p-t" }, { orders: 12, products: 3 }, "json"))).toEqual({
+    expect(
+      JSON.parse(
+        formatRestored("t1", { bucket: "b", prefix: "x/" }, { orders: "o-t", products: "p-t" }, { orders: 12, products: 3 }, "json"),
+      ),
+    ).toEqual({
       tenantId: "t1",
       from: "s3://b/x/",
       tables: { orders: { table: "o-t", items: 12 }, products: { table: "p-t", items: 3 } },

@@ -1,19 +1,45 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
-import { LeaseLostError, type EventPublisher, type Fence, type InfraPort, type InfraRemoval, type InfraState, type RawTenantItem, type StatusEvent, type TenantDataPort, type TenantStore } from "../../src/operator/ports.js";
+import {
+  LeaseLostError,
+  type EventPublisher,
+  type Fence,
+  type InfraPort,
+  type InfraRemoval,
+  type InfraState,
+  type RawTenantItem,
+  type StatusEvent,
+  type TenantDataPort,
+  type TenantStore,
+} from "../../src/operator/ports.js";
 import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
-import { ConvergingEcs, FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeNamespaces, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
+import {
+  ConvergingEcs,
+  FakeClaims,
+  FakeData,
+  FakeIdentity,
+  FakePriorities,
+  FakeNamespaces,
+  FakeRemovals,
+  FakeRoutes,
+} from "../support/fake-ports.js";
 
 /**
  * The tenant's data through its life, against in-memory ports that keep
  * their promises: tier moves in every direction, crashes at every step,
  * reversals, suspension, case-insensitive id clashes, offboarding exports.
  */
-const settings = { namePrefix: "saas", poolCluster: "saas-pool", advancedCluster: "saas-advanced", subnets: ["subnet-1"], securityGroups: ["sg-1"] };
+const settings = {
+  namePrefix: "saas",
+  poolCluster: "saas-pool",
+  advancedCluster: "saas-advanced",
+  subnets: ["subnet-1"],
+  securityGroups: ["sg-1"],
+};
 const LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/alb/1/2";
 const POOL = poolTables("saas");
 const signal = new AbortController().signal;
@@ -116,9 +142,26 @@ function world(options: { drainMs?: number } = {}) {
   const fence: Fence = { assertHeld() {} };
   const controller = (dataPort: TenantDataPort = data, f: Fence = fence) =>
     new TenantReconciler({
-      store, ecs, infra, events, fence: f, data: dataPort, claims, identity, removals, namespaces, account: { region: "us-east-1", accountId: "123456789012" }, backupBucket: "backups", drainMs: options.drainMs ?? 0, now: () => clock.now,
+      store,
+      ecs,
+      infra,
+      events,
+      fence: f,
+      data: dataPort,
+      claims,
+      identity,
+      removals,
+      namespaces,
+      account: { region: "us-east-1", accountId: "123456789012" },
+      backupBucket: "backups",
+      drainMs: options.drainMs ?? 0,
+      now: () => clock.now,
       routes: new TenantRoutes(rules, priorities, LISTENER),
-      catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), pollMs: 1, maxPollMs: 1,
+      catalogue: defaultCatalogue,
+      settings,
+      log: pino({ level: "silent" }),
+      pollMs: 1,
+      maxPollMs: 1,
     });
   return { store, data, ecs, infra, rules, priorities, claims, identity, removals, namespaces, events, controller, clock };
 }
@@ -169,7 +212,10 @@ describe("tier moves", () => {
     const status = w.store.status("acme");
     expect(status).toMatchObject({ phase: "Ready", tables: silo, servingTier: "advanced" });
     expect(status.migration).toBeUndefined();
-    expect(w.rules.of("acme")?.action).toEqual({ kind: "forward", targetGroupArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/acme/1" });
+    expect(w.rules.of("acme")?.action).toEqual({
+      kind: "forward",
+      targetGroupArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/acme/1",
+    });
     expect(w.events.types("acme")).toEqual(["sbt_aws_provisionSuccess", "sbt_aws_provisionSuccess"]);
   });
 
@@ -229,24 +275,30 @@ describe("tier moves", () => {
     expect(w.data.items(siloTables("saas", "late").orders, "late").map((i) => i.orderId)).toContain("o-77");
   });
 
-  it.each(["openCapture", "backfill", "catchUp", "itemHashes", "purge"] as const)("survives a crash in %s: a restarted controller resumes and loses nothing", async (method) => {
-    const w = world();
-    w.store.items.set("crash", { tenantId: "crash", tier: "basic", tenantName: "Crash" });
-    await settle(w.controller(), "crash");
-    seed(w, POOL, "crash", 25);
-    w.store.edit("crash", { tier: "advanced" });
-    w.data.failNext = { method, error: Object.assign(new Error(`crash in ${method}`), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
-    const first = w.controller();
-    for (let i = 0; i < 5 && w.data.failNext !== undefined; i++) await first.reconcile("crash", signal);
-    expect(w.data.failNext).toBeUndefined(); // the crash happened
-    w.data.write(POOL.orders, order("crash", 500)); // the app keeps writing to the pool meanwhile
-    await settle(w.controller(), "crash"); // a new process over the same world
-    const silo = siloTables("saas", "crash");
-    expect(w.data.items(silo.orders, "crash")).toHaveLength(26);
-    expect(w.data.items(silo.products, "crash")).toHaveLength(25);
-    expect(w.data.items(POOL.orders, "crash")).toEqual([]);
-    expect(w.store.status("crash")).toMatchObject({ phase: "Ready", tables: silo });
-  });
+  it.each(["openCapture", "backfill", "catchUp", "itemHashes", "purge"] as const)(
+    "survives a crash in %s: a restarted controller resumes and loses nothing",
+    async (method) => {
+      const w = world();
+      w.store.items.set("crash", { tenantId: "crash", tier: "basic", tenantName: "Crash" });
+      await settle(w.controller(), "crash");
+      seed(w, POOL, "crash", 25);
+      w.store.edit("crash", { tier: "advanced" });
+      w.data.failNext = {
+        method,
+        error: Object.assign(new Error(`crash in ${method}`), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }),
+      };
+      const first = w.controller();
+      for (let i = 0; i < 5 && w.data.failNext !== undefined; i++) await first.reconcile("crash", signal);
+      expect(w.data.failNext).toBeUndefined(); // the crash happened
+      w.data.write(POOL.orders, order("crash", 500)); // the app keeps writing to the pool meanwhile
+      await settle(w.controller(), "crash"); // a new process over the same world
+      const silo = siloTables("saas", "crash");
+      expect(w.data.items(silo.orders, "crash")).toHaveLength(26);
+      expect(w.data.items(silo.products, "crash")).toHaveLength(25);
+      expect(w.data.items(POOL.orders, "crash")).toEqual([]);
+      expect(w.store.status("crash")).toMatchObject({ phase: "Ready", tables: silo });
+    },
+  );
 
   it("a move reversed before its flip is aborted: the partial copy goes, the source never stopped serving", async () => {
     const w = world();
@@ -257,7 +309,10 @@ describe("tier moves", () => {
     seed(w, silo, "rev", 10);
     w.store.edit("rev", { tier: "basic" });
     // Stop after the backfill copied into the pool, before verify/flip.
-    w.data.failNext = { method: "catchUp", error: Object.assign(new Error("slow"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
+    w.data.failNext = {
+      method: "catchUp",
+      error: Object.assign(new Error("slow"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }),
+    };
     await r.reconcile("rev", signal);
     expect(w.store.status("rev").migration?.step).toBe("catchup");
     expect(w.data.items(POOL.orders, "rev")).toHaveLength(10);
@@ -283,7 +338,10 @@ describe("tier moves", () => {
     w.data.remove(silo.orders, order("back", 0));
     w.store.edit("back", { tier: "basic" });
     await settle(r, "back");
-    const ids = w.data.items(POOL.orders, "back").map((i) => i.orderId).sort();
+    const ids = w.data
+      .items(POOL.orders, "back")
+      .map((i) => i.orderId)
+      .sort();
     expect(ids).toContain("o-900");
     expect(ids).not.toContain("o-0");
     expect(ids).toHaveLength(8);
@@ -302,7 +360,10 @@ describe("tier moves", () => {
       get(target, prop) {
         if (prop === "backfill") {
           return async () => {
-            throw Object.assign(new Error("AccessDenied on the target"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 400 } });
+            throw Object.assign(new Error("AccessDenied on the target"), {
+              name: "AccessDeniedException",
+              $metadata: { httpStatusCode: 400 },
+            });
           };
         }
         const value: unknown = Reflect.get(target, prop, target);
@@ -350,7 +411,12 @@ describe("suspension", () => {
     await r.reconcile("ss", signal);
     // The deny went in before any service was scaled down.
     expect(w.rules.calls).toEqual(["update ss deny"]);
-    expect(w.ecs.applied.flat().filter((a) => a.kind === "updateService").every((a) => a.kind === "updateService" && a.desiredCount === 0)).toBe(true);
+    expect(
+      w.ecs.applied
+        .flat()
+        .filter((a) => a.kind === "updateService")
+        .every((a) => a.kind === "updateService" && a.desiredCount === 0),
+    ).toBe(true);
     await settle(r, "ss");
     expect(w.store.status("ss").phase).toBe("Suspended");
     expect([...w.ecs.services.values()].filter((s) => s.name.includes("-ss-")).every((s) => s.desiredCount === 0)).toBe(true);
@@ -387,37 +453,43 @@ describe("tenant ids equal ignoring case", () => {
 });
 
 describe("offboarding", () => {
-  it.each(["basic", "premium"] as const)("exports a %s tenant's items before deleting them, names the export, and a restore brings them back", async (tier) => {
-    const w = world();
-    const r = w.controller();
-    w.store.items.set("off", { tenantId: "off", tier, tenantName: "Off", tenantRegistrationId: "reg-off" });
-    await settle(r, "off");
-    const tables = tier === "basic" ? POOL : siloTables("saas", "off");
-    seed(w, tables, "off", 12);
-    seed(w, POOL, "stay", 2);
-    w.store.edit("off", { sbtaws_active: false });
-    await settle(r, "off");
-    const status = w.store.status("off");
-    expect(status.phase).toBe("Deprovisioned");
-    expect(status.backup).toMatchObject({ location: expect.stringMatching(/^s3:\/\/backups\/offboarded\/off\//), counts: { orders: 12, products: 12 } });
-    expect(w.data.items(POOL.orders, "off")).toEqual([]);
-    expect(w.data.tables.has(siloTables("saas", "off").orders)).toBe(false);
-    expect(w.data.items(POOL.orders, "stay")).toHaveLength(2);
-    expect(w.infra.stacks.has("off")).toBe(false);
-    expect(w.claims.holders.has("off")).toBe(false);
-    expect(w.priorities.taken.has("off")).toBe(false);
-    const done = w.events.sent.find((e) => e.detailType === "sbt_aws_deprovisionSuccess");
-    expect(done?.detail.backup?.location).toBe(status.backup?.location);
-    // Export strictly before deletion.
-    const exportAt = w.data.calls.findIndex((c) => c.startsWith("export"));
-    const firstDelete = w.data.calls.findIndex((c) => c.startsWith("purge") || c.startsWith("drop"));
-    expect(exportAt).toBeGreaterThanOrEqual(0);
-    expect(exportAt).toBeLessThan(firstDelete);
+  it.each(["basic", "premium"] as const)(
+    "exports a %s tenant's items before deleting them, names the export, and a restore brings them back",
+    async (tier) => {
+      const w = world();
+      const r = w.controller();
+      w.store.items.set("off", { tenantId: "off", tier, tenantName: "Off", tenantRegistrationId: "reg-off" });
+      await settle(r, "off");
+      const tables = tier === "basic" ? POOL : siloTables("saas", "off");
+      seed(w, tables, "off", 12);
+      seed(w, POOL, "stay", 2);
+      w.store.edit("off", { sbtaws_active: false });
+      await settle(r, "off");
+      const status = w.store.status("off");
+      expect(status.phase).toBe("Deprovisioned");
+      expect(status.backup).toMatchObject({
+        location: expect.stringMatching(/^s3:\/\/backups\/offboarded\/off\//),
+        counts: { orders: 12, products: 12 },
+      });
+      expect(w.data.items(POOL.orders, "off")).toEqual([]);
+      expect(w.data.tables.has(siloTables("saas", "off").orders)).toBe(false);
+      expect(w.data.items(POOL.orders, "stay")).toHaveLength(2);
+      expect(w.infra.stacks.has("off")).toBe(false);
+      expect(w.claims.holders.has("off")).toBe(false);
+      expect(w.priorities.taken.has("off")).toBe(false);
+      const done = w.events.sent.find((e) => e.detailType === "sbt_aws_deprovisionSuccess");
+      expect(done?.detail.backup?.location).toBe(status.backup?.location);
+      // Export strictly before deletion.
+      const exportAt = w.data.calls.findIndex((c) => c.startsWith("export"));
+      const firstDelete = w.data.calls.findIndex((c) => c.startsWith("purge") || c.startsWith("drop"));
+      expect(exportAt).toBeGreaterThanOrEqual(0);
+      expect(exportAt).toBeLessThan(firstDelete);
 
-    const url = new URL(status.backup?.location ?? "");
-    await w.data.restore("off", { bucket: url.host, prefix: url.pathname.slice(1) }, POOL);
-    expect(w.data.items(POOL.orders, "off")).toHaveLength(12);
-  });
+      const url = new URL(status.backup?.location ?? "");
+      await w.data.restore("off", { bucket: url.host, prefix: url.pathname.slice(1) }, POOL);
+      expect(w.data.items(POOL.orders, "off")).toHaveLength(12);
+    },
+  );
 
   it("never re-exports over a finished export after a crash in the deletion", async () => {
     const w = world();
@@ -425,7 +497,10 @@ describe("offboarding", () => {
     await settle(w.controller(), "once");
     seed(w, POOL, "once", 5);
     w.store.edit("once", { sbtaws_active: false });
-    w.data.failNext = { method: "purge", error: Object.assign(new Error("crash"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
+    w.data.failNext = {
+      method: "purge",
+      error: Object.assign(new Error("crash"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }),
+    };
     await w.controller().reconcile("once", signal);
     await settle(w.controller(), "once");
     expect(w.data.calls.filter((c) => c.startsWith("export"))).toHaveLength(1);
@@ -511,7 +586,10 @@ describe("a deleted record", () => {
     const first = w.controller();
     first.noteRemoved("del", "reg-del");
     // The export fails once; then the process "dies" (a new one knows nothing in memory).
-    w.data.failNext = { method: "exportTenant", error: Object.assign(new Error("crash"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }) };
+    w.data.failNext = {
+      method: "exportTenant",
+      error: Object.assign(new Error("crash"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }),
+    };
     await first.reconcile("del", signal);
     expect(w.removals.items.has("del")).toBe(true);
 
@@ -562,7 +640,8 @@ describe("a tenant that never stops writing", () => {
     const silo = siloTables("saas", "bad-copy");
     // Something corrupts the target copy behind the mover's back, without a stream record on the source.
     w.data.duringItemHashes = () => {
-      if (w.data.tables.has(silo.orders)) w.data.tables.get(silo.orders)?.set("bad-copy#o-0", { tenantId: "bad-copy", orderId: "o-0", total: -1 });
+      if (w.data.tables.has(silo.orders))
+        w.data.tables.get(silo.orders)?.set("bad-copy#o-0", { tenantId: "bad-copy", orderId: "o-0", total: -1 });
     };
     w.store.edit("bad-copy", { tier: "advanced" });
     for (let i = 0; i < 4; i++) await r.reconcile("bad-copy", signal);

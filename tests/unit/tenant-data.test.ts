@@ -31,7 +31,13 @@ beforeEach(() => {
   streamsMock.reset();
 });
 
-const mover = () => new DynamoTenantData(new DynamoDBClient({ region: "us-east-1" }), new DynamoDBStreamsClient({ region: "us-east-1" }), new S3Client({ region: "us-east-1" }), { retry: FAST });
+const mover = () =>
+  new DynamoTenantData(
+    new DynamoDBClient({ region: "us-east-1" }),
+    new DynamoDBStreamsClient({ region: "us-east-1" }),
+    new S3Client({ region: "us-east-1" }),
+    { retry: FAST },
+  );
 const put = (id: string, tenantId = "a"): WriteRequest => ({ PutRequest: { Item: { tenantId: { S: tenantId }, orderId: { S: id } } } });
 
 describe("writeBatch", () => {
@@ -54,17 +60,26 @@ describe("writeBatch", () => {
     { reason: "ProvisionedThroughputExceededException", name: "ProvisionedThroughputExceededException" },
     { reason: "ThrottlingException", name: "ThrottlingException" },
   ])("backs off and retries the whole batch on $reason", async ({ name }) => {
-    ddb.on(BatchWriteItemCommand).rejectsOnce(Object.assign(new Error("slow down"), { name })).resolves({});
+    ddb
+      .on(BatchWriteItemCommand)
+      .rejectsOnce(Object.assign(new Error("slow down"), { name }))
+      .resolves({});
     await writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, FAST);
     expect(ddb.commandCalls(BatchWriteItemCommand)).toHaveLength(2);
   });
 
   it("gives up on a batch that makes no progress after maxAttempts, and at once on a non-retryable error", async () => {
     ddb.on(BatchWriteItemCommand).resolves({ UnprocessedItems: { t: [put("1")] } });
-    await expect(writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, { ...FAST, maxAttempts: 3 })).rejects.toThrow(/still unprocessed after 3 attempts/);
+    await expect(
+      writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, { ...FAST, maxAttempts: 3 }),
+    ).rejects.toThrow(/still unprocessed after 3 attempts/);
     ddb.reset();
-    ddb.on(BatchWriteItemCommand).rejects(Object.assign(new Error("bad key"), { name: "ValidationException", $metadata: { httpStatusCode: 400 } }));
-    await expect(writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, FAST)).rejects.toMatchObject({ name: "ValidationException" });
+    ddb
+      .on(BatchWriteItemCommand)
+      .rejects(Object.assign(new Error("bad key"), { name: "ValidationException", $metadata: { httpStatusCode: 400 } }));
+    await expect(writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, FAST)).rejects.toMatchObject({
+      name: "ValidationException",
+    });
     expect(ddb.commandCalls(BatchWriteItemCommand)).toHaveLength(1);
   });
 
@@ -77,7 +92,8 @@ describe("writeBatch", () => {
 
 describe("backfill", () => {
   it("queries strongly consistently on the tenant, pages through, and writes batches of 25", async () => {
-    const page = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ tenantId: { S: "a" }, orderId: { S: `o${from + i}` } }));
+    const page = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ tenantId: { S: "a" }, orderId: { S: `o${from + i}` } }));
     ddb
       .on(QueryCommand)
       .resolvesOnce({ Items: page(0, 30), LastEvaluatedKey: { tenantId: { S: "a" }, orderId: { S: "o29" } } })
@@ -92,7 +108,13 @@ describe("backfill", () => {
   });
 });
 
-function rec(seq: string, eventName: "INSERT" | "MODIFY" | "REMOVE", tenantId: string, orderId: string, extra: Record<string, unknown> = {}): _Record {
+function rec(
+  seq: string,
+  eventName: "INSERT" | "MODIFY" | "REMOVE",
+  tenantId: string,
+  orderId: string,
+  extra: Record<string, unknown> = {},
+): _Record {
   const keys = { tenantId: { S: tenantId }, orderId: { S: orderId } };
   return {
     eventName,
@@ -127,7 +149,10 @@ describe("tenantWrites", () => {
   });
 
   it("refuses a stream without new images rather than copying nothing", () => {
-    const keysOnly: _Record = { eventName: "MODIFY", dynamodb: { SequenceNumber: "1", Keys: { tenantId: { S: "a" }, orderId: { S: "o" } }, StreamViewType: "KEYS_ONLY" } };
+    const keysOnly: _Record = {
+      eventName: "MODIFY",
+      dynamodb: { SequenceNumber: "1", Keys: { tenantId: { S: "a" }, orderId: { S: "o" } }, StreamViewType: "KEYS_ONLY" },
+    };
     expect(() => tenantWrites([keysOnly], "a", "t")).toThrow(/KEYS_ONLY/);
   });
 });
@@ -140,9 +165,17 @@ const shard = (id: string, parent?: string, end?: string): Shard => ({
 
 describe("lineageOrder", () => {
   it.each([
-    { reason: "children listed before their parents", shards: [shard("c1", "p"), shard("c2", "p"), shard("p", "g"), shard("g")], order: ["g", "p", "c1", "c2"] },
+    {
+      reason: "children listed before their parents",
+      shards: [shard("c1", "p"), shard("c2", "p"), shard("p", "g"), shard("g")],
+      order: ["g", "p", "c1", "c2"],
+    },
     { reason: "a parent that was trimmed away", shards: [shard("c", "gone"), shard("d")], order: ["c", "d"] },
-    { reason: "two lineages, each in order", shards: [shard("x2", "x1"), shard("y2", "y1"), shard("y1"), shard("x1")], order: ["x1", "x2", "y1", "y2"] },
+    {
+      reason: "two lineages, each in order",
+      shards: [shard("x2", "x1"), shard("y2", "y1"), shard("y1"), shard("x1")],
+      order: ["x1", "x2", "y1", "y2"],
+    },
   ])("puts every parent before its children: $reason", ({ shards, order }) => {
     expect(lineageOrder(shards).map((s) => s.ShardId)).toEqual(order);
   });
@@ -150,16 +183,32 @@ describe("lineageOrder", () => {
 
 describe("openCapture and catchUp", () => {
   beforeEach(() => {
-    ddb.on(DescribeTableCommand).resolves({ Table: { TableName: "pool-orders", LatestStreamArn: STREAM, StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" } } });
+    ddb
+      .on(DescribeTableCommand)
+      .resolves({
+        Table: {
+          TableName: "pool-orders",
+          LatestStreamArn: STREAM,
+          StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+        },
+      });
     ddb.on(BatchWriteItemCommand).resolves({});
   });
 
   it("openCapture takes a closed shard's end and reads an open shard to its present end", async () => {
-    streamsMock.on(DescribeStreamCommand).resolves({ StreamDescription: { Shards: [shard("old", undefined, "50"), shard("new", "old"), shard("empty")] } });
+    streamsMock
+      .on(DescribeStreamCommand)
+      .resolves({ StreamDescription: { Shards: [shard("old", undefined, "50"), shard("new", "old"), shard("empty")] } });
     streamsMock.on(GetShardIteratorCommand, { ShardId: "new", ShardIteratorType: "TRIM_HORIZON" }).resolves({ ShardIterator: "it-new-0" });
-    streamsMock.on(GetShardIteratorCommand, { ShardId: "empty", ShardIteratorType: "TRIM_HORIZON" }).resolves({ ShardIterator: "it-empty-0" });
-    streamsMock.on(GetRecordsCommand, { ShardIterator: "it-new-0" }).resolves({ Records: [rec("60", "INSERT", "a", "o1"), rec("61", "INSERT", "b", "o1")], NextShardIterator: "it-new-1" });
-    streamsMock.on(GetRecordsCommand, { ShardIterator: "it-new-1" }).resolves({ Records: [rec("62", "INSERT", "a", "o2")], NextShardIterator: "it-new-2" });
+    streamsMock
+      .on(GetShardIteratorCommand, { ShardId: "empty", ShardIteratorType: "TRIM_HORIZON" })
+      .resolves({ ShardIterator: "it-empty-0" });
+    streamsMock
+      .on(GetRecordsCommand, { ShardIterator: "it-new-0" })
+      .resolves({ Records: [rec("60", "INSERT", "a", "o1"), rec("61", "INSERT", "b", "o1")], NextShardIterator: "it-new-1" });
+    streamsMock
+      .on(GetRecordsCommand, { ShardIterator: "it-new-1" })
+      .resolves({ Records: [rec("62", "INSERT", "a", "o2")], NextShardIterator: "it-new-2" });
     streamsMock.on(GetRecordsCommand, { ShardIterator: "it-new-2" }).resolves({ Records: [], NextShardIterator: "it-new-3" });
     streamsMock.on(GetRecordsCommand, { ShardIterator: "it-empty-0" }).resolves({ Records: [], NextShardIterator: "it-empty-1" });
     const cp = await mover().openCapture("pool-orders");
@@ -169,11 +218,21 @@ describe("openCapture and catchUp", () => {
   });
 
   it("catchUp reads parents before children, new shards from TRIM_HORIZON, known ones after their checkpoint, and writes the tenant's changes only", async () => {
-    streamsMock.on(DescribeStreamCommand).resolves({ StreamDescription: { Shards: [shard("child", "parent"), shard("parent", undefined, "20"), shard("done", undefined, "9")] } });
-    streamsMock.on(GetShardIteratorCommand, { ShardId: "parent", ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: "10" }).resolves({ ShardIterator: "p" });
+    streamsMock
+      .on(DescribeStreamCommand)
+      .resolves({
+        StreamDescription: { Shards: [shard("child", "parent"), shard("parent", undefined, "20"), shard("done", undefined, "9")] },
+      });
+    streamsMock
+      .on(GetShardIteratorCommand, { ShardId: "parent", ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: "10" })
+      .resolves({ ShardIterator: "p" });
     streamsMock.on(GetShardIteratorCommand, { ShardId: "child", ShardIteratorType: "TRIM_HORIZON" }).resolves({ ShardIterator: "c" });
-    streamsMock.on(GetRecordsCommand, { ShardIterator: "p" }).resolves({ Records: [rec("11", "INSERT", "a", "o1"), rec("20", "INSERT", "b", "o9")] });
-    streamsMock.on(GetRecordsCommand, { ShardIterator: "c" }).resolves({ Records: [rec("21", "REMOVE", "a", "o1")], NextShardIterator: "c2" });
+    streamsMock
+      .on(GetRecordsCommand, { ShardIterator: "p" })
+      .resolves({ Records: [rec("11", "INSERT", "a", "o1"), rec("20", "INSERT", "b", "o9")] });
+    streamsMock
+      .on(GetRecordsCommand, { ShardIterator: "c" })
+      .resolves({ Records: [rec("21", "REMOVE", "a", "o1")], NextShardIterator: "c2" });
     streamsMock.on(GetRecordsCommand, { ShardIterator: "c2" }).resolves({ Records: [], NextShardIterator: "c3" });
 
     const out = await mover().catchUp("a", "pool-orders", "silo-orders", { streamArn: STREAM, shards: { parent: "10", done: "9" } }, held);
@@ -193,11 +252,19 @@ describe("openCapture and catchUp", () => {
 
   it("replaces an expired iterator after the last record applied", async () => {
     streamsMock.on(DescribeStreamCommand).resolves({ StreamDescription: { Shards: [shard("s")] } });
-    streamsMock.on(GetShardIteratorCommand, { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: "5" }).resolves({ ShardIterator: "i0" });
-    streamsMock.on(GetShardIteratorCommand, { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: "6" }).resolves({ ShardIterator: "i2" });
-    streamsMock.on(GetRecordsCommand, { ShardIterator: "i0" }).resolves({ Records: [rec("6", "INSERT", "a", "o1")], NextShardIterator: "i1" });
+    streamsMock
+      .on(GetShardIteratorCommand, { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: "5" })
+      .resolves({ ShardIterator: "i0" });
+    streamsMock
+      .on(GetShardIteratorCommand, { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: "6" })
+      .resolves({ ShardIterator: "i2" });
+    streamsMock
+      .on(GetRecordsCommand, { ShardIterator: "i0" })
+      .resolves({ Records: [rec("6", "INSERT", "a", "o1")], NextShardIterator: "i1" });
     streamsMock.on(GetRecordsCommand, { ShardIterator: "i1" }).rejects(new ExpiredIteratorException({ message: "expired", $metadata: {} }));
-    streamsMock.on(GetRecordsCommand, { ShardIterator: "i2" }).resolves({ Records: [rec("7", "INSERT", "a", "o2")], NextShardIterator: "i3" });
+    streamsMock
+      .on(GetRecordsCommand, { ShardIterator: "i2" })
+      .resolves({ Records: [rec("7", "INSERT", "a", "o2")], NextShardIterator: "i3" });
     streamsMock.on(GetRecordsCommand, { ShardIterator: "i3" }).resolves({ Records: [], NextShardIterator: "i4" });
     const out = await mover().catchUp("a", "pool-orders", "silo", { streamArn: STREAM, shards: { s: "5" } }, held);
     expect(out).toMatchObject({ applied: 2, checkpoint: { streamArn: STREAM, shards: { s: "7" } } });
@@ -207,7 +274,9 @@ describe("openCapture and catchUp", () => {
   it("says the capture is lost when the checkpoint fell out of the stream's retention", async () => {
     streamsMock.on(DescribeStreamCommand).resolves({ StreamDescription: { Shards: [shard("s")] } });
     streamsMock.on(GetShardIteratorCommand).rejects(new TrimmedDataAccessException({ message: "trimmed", $metadata: {} }));
-    await expect(mover().catchUp("a", "pool-orders", "silo", { streamArn: STREAM, shards: { s: "5" } }, held)).rejects.toBeInstanceOf(CaptureLostError);
+    await expect(mover().catchUp("a", "pool-orders", "silo", { streamArn: STREAM, shards: { s: "5" } }, held)).rejects.toBeInstanceOf(
+      CaptureLostError,
+    );
   });
 
   it("openCapture throws for a table without a stream", async () => {
@@ -268,10 +337,22 @@ describe("isRetryable", () => {
   it.each([
     { reason: "a DynamoDB throttle", err: Object.assign(new Error("x"), { name: "ProvisionedThroughputExceededException" }), retry: true },
     { reason: "a streams throttle", err: Object.assign(new Error("x"), { name: "LimitExceededException" }), retry: true },
-    { reason: "a server error", err: Object.assign(new Error("x"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }), retry: true },
+    {
+      reason: "a server error",
+      err: Object.assign(new Error("x"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }),
+      retry: true,
+    },
     { reason: "a reset connection", err: Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), retry: true },
-    { reason: "a validation error", err: Object.assign(new Error("x"), { name: "ValidationException", $metadata: { httpStatusCode: 400 } }), retry: false },
-    { reason: "a missing table", err: Object.assign(new Error("x"), { name: "ResourceNotFoundException", $metadata: { httpStatusCode: 400 } }), retry: false },
+    {
+      reason: "a validation error",
+      err: Object.assign(new Error("x"), { name: "ValidationException", $metadata: { httpStatusCode: 400 } }),
+      retry: false,
+    },
+    {
+      reason: "a missing table",
+      err: Object.assign(new Error("x"), { name: "ResourceNotFoundException", $metadata: { httpStatusCode: 400 } }),
+      retry: false,
+    },
     { reason: "a bug of ours", err: new TypeError("undefined is not a function"), retry: false },
   ])("$reason: $retry", ({ err, retry }) => {
     expect(isRetryable(err)).toBe(retry);

@@ -2,7 +2,20 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
 import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
-import { LeaseLostError, type InfraPort, type InfraRemoval, type InfraState, type TenantInfra, type ApplyOutcome, type EcsPort, type EventPublisher, type Fence, type RawTenantItem, type StatusEvent, type TenantStore } from "../../src/operator/ports.js";
+import {
+  LeaseLostError,
+  type InfraPort,
+  type InfraRemoval,
+  type InfraState,
+  type TenantInfra,
+  type ApplyOutcome,
+  type EcsPort,
+  type EventPublisher,
+  type Fence,
+  type RawTenantItem,
+  type StatusEvent,
+  type TenantStore,
+} from "../../src/operator/ports.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import type { Action, ObservedState } from "../../src/tiers/model.js";
 import { desiredForTenant, tenantNamespaceName } from "../../src/tiers/desired.js";
@@ -11,7 +24,13 @@ import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
 import { FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeNamespaces, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
 
-const settings = { namePrefix: "saas", poolCluster: "saas-pool", advancedCluster: "saas-advanced", subnets: ["subnet-1"], securityGroups: ["sg-1"] };
+const settings = {
+  namePrefix: "saas",
+  poolCluster: "saas-pool",
+  advancedCluster: "saas-advanced",
+  subnets: ["subnet-1"],
+  securityGroups: ["sg-1"],
+};
 const empty: ObservedState = { clusters: [], services: [], taskDefinitions: [] };
 const LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/alb/1/2";
 
@@ -125,8 +144,24 @@ function setup(leader = true) {
   };
   const routes = new TenantRoutes(ruleApi, new FakePriorities(), LISTENER);
   const r = new TenantReconciler({
-    store, ecs, infra, events, fence, data, routes, claims, identity: new FakeIdentity(), removals: new FakeRemovals(), namespaces: new FakeNamespaces(), account: { region: "us-east-1", accountId: "123456789012" }, backupBucket: "backups", drainMs: 0,
-    catalogue: defaultCatalogue, settings, log: pino({ level: "silent" }), degradeAfterFailures: 3,
+    store,
+    ecs,
+    infra,
+    events,
+    fence,
+    data,
+    routes,
+    claims,
+    identity: new FakeIdentity(),
+    removals: new FakeRemovals(),
+    namespaces: new FakeNamespaces(),
+    account: { region: "us-east-1", accountId: "123456789012" },
+    backupBucket: "backups",
+    drainMs: 0,
+    catalogue: defaultCatalogue,
+    settings,
+    log: pino({ level: "silent" }),
+    degradeAfterFailures: 3,
   });
   return { store, ecs, events, fence, infra, data, ruleApi, claims, r };
 }
@@ -143,21 +178,58 @@ function steady(record: Record<string, unknown>): ObservedState {
     region: "us-east-1",
     accountId: "123456789012",
     tenantAccessRoleArn: INFRA.tenantAccessRoleArn,
-    identity: { userPoolId: `us-east-1_${id}`, appClientId: `client-${id}`, issuer: `https://cognito-idp.us-east-1.amazonaws.com/us-east-1_${id}` },
+    identity: {
+      userPoolId: `us-east-1_${id}`,
+      appClientId: `client-${id}`,
+      issuer: `https://cognito-idp.us-east-1.amazonaws.com/us-east-1_${id}`,
+    },
     namespace: { name: namespaceName, arn: `arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-${namespaceName}` },
   };
   const d = desiredForTenant(v.spec, defaultCatalogue, settings, v.spec.tier === "basic" ? undefined : INFRA, context);
   return {
     clusters: d.clusters.map((c) => ({ name: c.name, arn: `arn:cluster/${c.name}`, status: "ACTIVE", tags: c.tags })),
-    taskDefinitions: d.taskDefinitions.map((t) => ({ family: t.family, arn: `arn:td/${t.family}:1`, revision: 1, contentHash: t.contentHash, tags: t.tags })),
+    taskDefinitions: d.taskDefinitions.map((t) => ({
+      family: t.family,
+      arn: `arn:td/${t.family}:1`,
+      revision: 1,
+      contentHash: t.contentHash,
+      tags: t.tags,
+    })),
     services: d.services.map((s) => {
       const td = d.taskDefinitions.find((t) => t.family === s.taskDefinitionFamily);
       const arn = `arn:td/${s.taskDefinitionFamily}:1`;
       return {
-        cluster: s.cluster, name: s.name, arn: `arn:svc/${s.name}`, status: "ACTIVE" as const, desiredCount: s.desiredCount, runningCount: s.desiredCount,
-        taskDefinitionArn: arn, taskDefinitionContentHash: td?.contentHash, tags: s.tags,
-        ...(s.serviceConnect ? { serviceConnect: { enabled: true, namespace: s.serviceConnect.namespace.arn, servers: s.serviceConnect.servers, log: s.serviceConnect.log } } : {}),
-        deployments: [{ id: "d1", status: "PRIMARY" as const, rolloutState: "COMPLETED" as const, rolloutStateReason: undefined, desiredCount: s.desiredCount, runningCount: s.desiredCount, failedTasks: 0, taskDefinitionArn: arn }],
+        cluster: s.cluster,
+        name: s.name,
+        arn: `arn:svc/${s.name}`,
+        status: "ACTIVE" as const,
+        desiredCount: s.desiredCount,
+        runningCount: s.desiredCount,
+        taskDefinitionArn: arn,
+        taskDefinitionContentHash: td?.contentHash,
+        tags: s.tags,
+        ...(s.serviceConnect
+          ? {
+              serviceConnect: {
+                enabled: true,
+                namespace: s.serviceConnect.namespace.arn,
+                servers: s.serviceConnect.servers,
+                log: s.serviceConnect.log,
+              },
+            }
+          : {}),
+        deployments: [
+          {
+            id: "d1",
+            status: "PRIMARY" as const,
+            rolloutState: "COMPLETED" as const,
+            rolloutStateReason: undefined,
+            desiredCount: s.desiredCount,
+            runningCount: s.desiredCount,
+            failedTasks: 0,
+            taskDefinitionArn: arn,
+          },
+        ],
       };
     }),
   };
@@ -255,14 +327,24 @@ describe("TenantReconciler", () => {
     await r.reconcile("s1", signal);
     const registered = ecs.applied[0]?.flatMap((a) => (a.kind === "registerTaskDefinition" ? [a.taskDefinition] : [])) ?? [];
     expect(registered).toHaveLength(4);
-    const env = (app: string) => Object.fromEntries(registered.find((t) => t.app === app)?.containers[0]?.environment.map((e) => [e.name, e.value]) ?? []);
+    const env = (app: string) =>
+      Object.fromEntries(registered.find((t) => t.app === app)?.containers[0]?.environment.map((e) => [e.name, e.value]) ?? []);
     for (const td of registered) {
       expect(td).toMatchObject({ taskRoleArn: INFRA.taskRoleArn, executionRoleArn: INFRA.executionRoleArn });
       expect(td.containers[0]?.logGroup).toBe(INFRA.logGroupName);
       // What the reference images read, from the tenant's own pool (premium at onboarding).
-      expect(env(td.app)).toMatchObject({ AWS_REGION: "us-east-1", AWS_ACCOUNT_ID: "123456789012", COGNITO_USER_POOL_ID: "us-east-1_s1", COGNITO_CLIENT_ID: "client-s1" });
+      expect(env(td.app)).toMatchObject({
+        AWS_REGION: "us-east-1",
+        AWS_ACCOUNT_ID: "123456789012",
+        COGNITO_USER_POOL_ID: "us-east-1_s1",
+        COGNITO_CLIENT_ID: "client-s1",
+      });
     }
-    expect(env("orders")).toMatchObject({ TABLE_NAME: "orders-t", IAM_ROLE_ARN: INFRA.tenantAccessRoleArn, REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}' });
+    expect(env("orders")).toMatchObject({
+      TABLE_NAME: "orders-t",
+      IAM_ROLE_ARN: INFRA.tenantAccessRoleArn,
+      REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: '{"tenant":"custom:tenantId"}',
+    });
     expect(env("products")).toMatchObject({ TABLE_NAME: "products-t", IAM_ROLE_ARN: INFRA.tenantAccessRoleArn });
     expect(env("rproxy")["NAMESPACE"]).toBe(tenantNamespaceName("saas", "s1"));
     const rproxy = ecs.applied[0]?.find((a) => a.kind === "createService" && a.service.app === "rproxy");

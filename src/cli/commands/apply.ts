@@ -115,7 +115,10 @@ export function parseRecords(text: string): { ok: true; records: unknown[] } | {
     if ("errors" in doc && doc.errors.length > 0) {
       const first = doc.errors[0];
       const pos = first?.linePos?.[0];
-      return { ok: false, message: `not valid JSON or YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ""}: ${first?.message.split("\n")[0] ?? ""}` };
+      return {
+        ok: false,
+        message: `not valid JSON or YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ""}: ${first?.message.split("\n")[0] ?? ""}`,
+      };
     }
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) continue; // an empty document, e.g. after a trailing ---
@@ -172,7 +175,9 @@ function lastApplied(stored: Readonly<Item> | undefined): string[] {
 
 /** Attributes of the file that apply sets (the key is in the Key). */
 function appliedFields(desired: Readonly<Item>): string[] {
-  return Object.keys(desired).filter((k) => k !== "tenantId" && k !== LAST_APPLIED && desired[k] !== undefined).sort();
+  return Object.keys(desired)
+    .filter((k) => k !== "tenantId" && k !== LAST_APPLIED && desired[k] !== undefined)
+    .sort();
 }
 
 /** True when writing `desired` would change no attribute the file sets and remove nothing the last apply set. */
@@ -188,7 +193,12 @@ export function sameAsStored(stored: Readonly<Item>, desired: Readonly<Item>): b
  * by whether the item existed when read, so a concurrent create or delete is
  * noticed and the record is looked at again rather than misreported.
  */
-async function applyRecord(documents: DynamoDBDocumentClient, table: string, record: Readonly<Item>, dryRun: boolean): Promise<ApplyResult> {
+async function applyRecord(
+  documents: DynamoDBDocumentClient,
+  table: string,
+  record: Readonly<Item>,
+  dryRun: boolean,
+): Promise<ApplyResult> {
   const tenantId = record["tenantId"] as string;
   for (let attempt = 1; ; attempt++) {
     const stored = (await documents.send(new GetCommand({ TableName: table, Key: { tenantId }, ConsistentRead: true }))).Item;

@@ -2,7 +2,16 @@ import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { sleep } from "../../providers/aws-errors.js";
 import type { Command } from "../command.js";
-import { createCliClients, durationSchema, explainAwsError, interruptSignal, loadClientConfig, parseCommandArgs, type ClientConfig, type CliClients } from "../client-config.js";
+import {
+  createCliClients,
+  durationSchema,
+  explainAwsError,
+  interruptSignal,
+  loadClientConfig,
+  parseCommandArgs,
+  type ClientConfig,
+  type CliClients,
+} from "../client-config.js";
 import { fail, oneLine } from "../format.js";
 import { checkTenantId, readTenant } from "./get.js";
 
@@ -83,7 +92,13 @@ async function deactivate(clients: CliClients, config: ClientConfig, tenantId: s
   return out.Attributes?.["sbtaws_active"] !== false;
 }
 
-async function purge(io: Parameters<Command["run"]>[1], clients: CliClients, config: ClientConfig, tenantId: string, timeoutMs: number): Promise<number> {
+async function purge(
+  io: Parameters<Command["run"]>[1],
+  clients: CliClients,
+  config: ClientConfig,
+  tenantId: string,
+  timeoutMs: number,
+): Promise<number> {
   const stop = interruptSignal(timeoutMs);
   let lastSeen = "";
   try {
@@ -135,7 +150,11 @@ async function purge(io: Parameters<Command["run"]>[1], clients: CliClients, con
       if (stop.signal.aborted) break;
     }
     if (stop.interrupted()) return fail(io, "delete", `interrupted; tenant/${tenantId} is still offboarding and its record was kept`, 130);
-    return fail(io, "delete", `timed out after ${Number((timeoutMs / 1000).toFixed(1))}s waiting for tenant/${tenantId} to be Deprovisioned (last seen: ${lastSeen || "no status"}); the record was kept`);
+    return fail(
+      io,
+      "delete",
+      `timed out after ${Number((timeoutMs / 1000).toFixed(1))}s waiting for tenant/${tenantId} to be Deprovisioned (last seen: ${lastSeen || "no status"}); the record was kept`,
+    );
   } finally {
     stop.dispose();
   }

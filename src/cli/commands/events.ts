@@ -57,7 +57,11 @@ export const eventsCommand: Command = {
       try {
         tail = await ensureEventTail(clients, config.eventBusName, config.eventSource);
       } catch (err) {
-        return fail(io, "events", explainAwsError(err, config, `setting up ${tailName(config.eventBusName)} on bus ${config.eventBusName}`));
+        return fail(
+          io,
+          "events",
+          explainAwsError(err, config, `setting up ${tailName(config.eventBusName)} on bus ${config.eventBusName}`),
+        );
       }
       for (;;) {
         let wait = DRAIN_WAIT_SECONDS;
@@ -73,7 +77,10 @@ export const eventsCommand: Command = {
           if (stop?.signal.aborted === true) return 0;
           return fail(io, "events", explainAwsError(err, config, `reading queue ${tail.queueName}`));
         }
-        for (const r of received) io.stdout.write(`${output === "json" ? (r.event !== undefined ? JSON.stringify(r.event) : JSON.stringify({ body: r.body })) : formatEventLine(r)}\n`);
+        for (const r of received)
+          io.stdout.write(
+            `${output === "json" ? (r.event !== undefined ? JSON.stringify(r.event) : JSON.stringify({ body: r.body })) : formatEventLine(r)}\n`,
+          );
         try {
           await acknowledge(clients.sqs, tail.queueUrl, received);
         } catch (err) {

@@ -97,7 +97,14 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
   sfield("Phase", str(status["phase"]) ?? "-");
   sfield("Message", oneLine(str(status["message"]) ?? "-"));
   const observed = str(status["observedSpecHash"]);
-  sfield("Observed spec hash", observed === undefined ? "-" : observed === specHash ? `${observed} (current)` : `${observed} (stale: the controller has not acted on the current spec yet)`);
+  sfield(
+    "Observed spec hash",
+    observed === undefined
+      ? "-"
+      : observed === specHash
+        ? `${observed} (current)`
+        : `${observed} (stale: the controller has not acted on the current spec yet)`,
+  );
   const at = str(status["lastReconciledAt"]);
   sfield("Last reconciled", at === undefined ? "-" : `${at} (${formatAge(at, now)} ago)`);
   const tables = obj(status["tables"]);
@@ -107,9 +114,14 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
     const counts = obj(migration["counts"]);
     const copied = (app: string) => {
       const c = obj(counts?.[app]);
-      return c === undefined ? "-" : `${String(c["copied"] ?? 0)} copied, ${String(c["applied"] ?? 0)} changes${c["verified"] !== undefined ? `, ${String(c["verified"])} verified` : ""}`;
+      return c === undefined
+        ? "-"
+        : `${String(c["copied"] ?? 0)} copied, ${String(c["applied"] ?? 0)} changes${c["verified"] !== undefined ? `, ${String(c["verified"])} verified` : ""}`;
     };
-    sfield("Tier move", `${str(migration["from"]) ?? "?"} -> ${str(migration["to"]) ?? "?"}, step ${str(migration["step"]) ?? "?"} (started ${formatAge(str(migration["startedAt"]), now)} ago)`);
+    sfield(
+      "Tier move",
+      `${str(migration["from"]) ?? "?"} -> ${str(migration["to"]) ?? "?"}, step ${str(migration["step"]) ?? "?"} (started ${formatAge(str(migration["startedAt"]), now)} ago)`,
+    );
     lines.push(`    orders: ${copied("orders")}; products: ${copied("products")}`);
   }
   const route = obj(status["route"]);
@@ -117,7 +129,10 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
   const backup = obj(status["backup"]);
   if (backup !== undefined) {
     const counts = obj(backup["counts"]);
-    sfield("Backup", `${str(backup["location"]) ?? "-"} (orders ${String(counts?.["orders"] ?? "-")}, products ${String(counts?.["products"] ?? "-")}; restore with: tenantctl restore ${str(item["tenantId"]) ?? "ID"} --from ${str(backup["location"]) ?? "s3://..."})`);
+    sfield(
+      "Backup",
+      `${str(backup["location"]) ?? "-"} (orders ${String(counts?.["orders"] ?? "-")}, products ${String(counts?.["products"] ?? "-")}; restore with: tenantctl restore ${str(item["tenantId"]) ?? "ID"} --from ${str(backup["location"]) ?? "s3://..."})`,
+    );
   }
   const arns: [string, unknown][] = [
     ["Cluster ARN", status["clusterArn"]],
@@ -142,7 +157,12 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
       formatAge(str(c["lastTransitionTime"]), now),
       str(c["message"]) ?? "",
     ]);
-    lines.push(indent(renderTable(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows, { width: width === undefined ? undefined : width - 4 }), "    "));
+    lines.push(
+      indent(
+        renderTable(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows, { width: width === undefined ? undefined : width - 4 }),
+        "    ",
+      ),
+    );
   }
   return `${lines.join("\n")}\n`;
 }

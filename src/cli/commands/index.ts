@@ -10,4 +10,14 @@ import { planCommand } from "./plan.js";
 import { restoreCommand } from "./restore.js";
 
 /** Every tenantctl subcommand, in the order `tenantctl --help` lists them. */
-export const commands: readonly Command[] = [applyCommand, getCommand, listCommand, deleteCommand, restoreCommand, planCommand, eventsCommand, controllerCommand, localCommand];
+export const commands: readonly Command[] = [
+  applyCommand,
+  getCommand,
+  listCommand,
+  deleteCommand,
+  restoreCommand,
+  planCommand,
+  eventsCommand,
+  controllerCommand,
+  localCommand,
+];

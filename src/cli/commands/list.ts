@@ -3,7 +3,16 @@ import { z } from "zod";
 import { sleep } from "../../providers/aws-errors.js";
 import { canonicalJson } from "../../tenants/record.js";
 import type { Command, Io } from "../command.js";
-import { createCliClients, explainAwsError, interruptSignal, loadClientConfig, outputSchema, parseCommandArgs, secondsSchema, type OutputFormat } from "../client-config.js";
+import {
+  createCliClients,
+  explainAwsError,
+  interruptSignal,
+  loadClientConfig,
+  outputSchema,
+  parseCommandArgs,
+  secondsSchema,
+  type OutputFormat,
+} from "../client-config.js";
 import { fail, formatAge, isTerminal, renderData, renderTable, terminalWidth } from "../format.js";
 
 /** `tenantctl list`: every tenant and its phase, once or as a watch. */

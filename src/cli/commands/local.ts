@@ -16,7 +16,13 @@ import { untilSignal } from "../signals.js";
 export const DEMO_TENANTS = [
   { tenantId: "demo-basic", tier: "basic", tenantName: "Demo Basic Co", tenantRegistrationId: "reg-demo-basic" },
   { tenantId: "demo-advanced", tier: "advanced", tenantName: "Demo Advanced Co", tenantRegistrationId: "reg-demo-advanced" },
-  { tenantId: "demo-premium", tier: "premium", tenantName: "Demo Premium Co", tenantRegistrationId: "reg-demo-premium", apps: { orders: { desiredCount: 2 } } },
+  {
+    tenantId: "demo-premium",
+    tier: "premium",
+    tenantName: "Demo Premium Co",
+    tenantRegistrationId: "reg-demo-premium",
+    apps: { orders: { desiredCount: 2 } },
+  },
 ] as const;
 
 const flagsSchema = z.object({
@@ -45,10 +51,19 @@ Options:
   --throttling    enforce ECS's API throttling buckets
 Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as for the controller.`,
   async run(args, io) {
-    const { flags } = parseFlags(args, { port: { type: "string" }, demo: { type: "boolean" }, speed: { type: "string" }, throttling: { type: "boolean" } }, flagsSchema);
+    const { flags } = parseFlags(
+      args,
+      { port: { type: "string" }, demo: { type: "boolean" }, speed: { type: "string" }, throttling: { type: "boolean" } },
+      flagsSchema,
+    );
     const level = io.env["LOG_LEVEL"] ?? "info";
     const log = createLogger(level);
-    const cloud = await startLocalCloud({ port: flags.port, speed: flags.speed, throttling: flags.throttling, log: log.child({ component: "localcloud" }) });
+    const cloud = await startLocalCloud({
+      port: flags.port,
+      speed: flags.speed,
+      throttling: flags.throttling,
+      log: log.child({ component: "localcloud" }),
+    });
     try {
       const awsEnv = localAwsEnv(cloud.endpoint);
       // The SDK's default credential chain must find credentials; moto accepts any.
@@ -57,13 +72,25 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
       const names = loadAccountNames(env);
       const clients = createAwsClients({ region: names.region, endpoint: cloud.endpoint });
       const account = await bootstrapAccount(clients, names);
-      const config = loadConfig({ ...env, SUBNETS: account.subnets.join(","), SECURITY_GROUPS: account.securityGroups.join(","), LISTENER_ARN: account.listenerArn, VPC_ID: account.vpcId });
+      const config = loadConfig({
+        ...env,
+        SUBNETS: account.subnets.join(","),
+        SECURITY_GROUPS: account.securityGroups.join(","),
+        LISTENER_ARN: account.listenerArn,
+        VPC_ID: account.vpcId,
+      });
       // Subscribe `tenantctl events` now, so it shows every event since the start, the demo's included.
       await ensureEventTail(clients, config.eventBusName, config.eventSource);
       if (flags.demo) {
         for (const t of DEMO_TENANTS) {
           await clients.dynamodb
-            .send(new PutItemCommand({ TableName: config.tenantsTable, Item: marshall(t), ConditionExpression: "attribute_not_exists(tenantId)" }))
+            .send(
+              new PutItemCommand({
+                TableName: config.tenantsTable,
+                Item: marshall(t),
+                ConditionExpression: "attribute_not_exists(tenantId)",
+              }),
+            )
             .catch((err: unknown) => {
               if (!(err instanceof Error && err.name === "ConditionalCheckFailedException")) throw err;
             });

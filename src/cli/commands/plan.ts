@@ -118,9 +118,19 @@ function describePlan(key: string, plan: Plan, infraCalls: readonly PlannedCall[
   if (invalid !== undefined) return `${title}: invalid record, nothing will be changed: ${invalid}\n\n`;
   const calls = [...infraCalls, ...plan.actions.map((a) => ({ ...apiCallOf(a), reason: a.reason }))];
   const upToDate = calls.length === 0 && plan.converged;
-  const summary = upToDate ? (noRecord ? "no such record and nothing left to remove" : "up to date, no calls") : `${calls.length} call(s)${noRecord ? " to remove what the deleted record left" : ""}`;
+  const summary = upToDate
+    ? noRecord
+      ? "no such record and nothing left to remove"
+      : "up to date, no calls"
+    : `${calls.length} call(s)${noRecord ? " to remove what the deleted record left" : ""}`;
   const lines = [`${title}: ${summary}`];
-  if (calls.length > 0) lines.push(renderTable(["CALL", "TARGET", "REASON"], calls.map((c) => [c.call, c.target, c.reason])));
+  if (calls.length > 0)
+    lines.push(
+      renderTable(
+        ["CALL", "TARGET", "REASON"],
+        calls.map((c) => [c.call, c.target, c.reason]),
+      ),
+    );
   for (const w of plan.waitingFor) lines.push(`  waiting: ${w}`);
   for (const p of plan.problems) lines.push(`  problem: ${p}`);
   return `${lines.join("\n")}\n\n`;

@@ -5,7 +5,15 @@ import { z } from "zod";
 import { BackupError, DynamoTenantData, formatS3Location, parseS3Location } from "../../data/index.js";
 import { DATA_APPS, type BackupLocation, type DataApp, type TableSet } from "../../operator/ports.js";
 import type { Command, Io } from "../command.js";
-import { createCliClients, explainAwsError, loadClientConfig, outputSchema, parseCommandArgs, type ClientConfig, type OutputFormat } from "../client-config.js";
+import {
+  createCliClients,
+  explainAwsError,
+  loadClientConfig,
+  outputSchema,
+  parseCommandArgs,
+  type ClientConfig,
+  type OutputFormat,
+} from "../client-config.js";
 import { fail, renderData, renderTable } from "../format.js";
 import { checkTenantId, readTenant } from "./get.js";
 
@@ -36,14 +44,18 @@ const options = {
   output: { type: "string", short: "o" },
 } as const;
 
-const locationSchema = z.string({ error: (issue) => (issue.input === undefined ? "required: the export's location, s3://bucket/prefix/" : "must be an S3 location") }).transform((text, ctx): BackupLocation => {
-  try {
-    return parseS3Location(text);
-  } catch (err) {
-    ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
-    return z.NEVER;
-  }
-});
+const locationSchema = z
+  .string({
+    error: (issue) => (issue.input === undefined ? "required: the export's location, s3://bucket/prefix/" : "must be an S3 location"),
+  })
+  .transform((text, ctx): BackupLocation => {
+    try {
+      return parseS3Location(text);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
 
 export const flagsSchema = z.object({
   from: locationSchema,
@@ -66,7 +78,10 @@ export function parseRestoreArgs(args: readonly string[]): RestoreRequest {
 }
 
 /** The tenant's current tables from its record, or why there are none. */
-export function tablesOf(item: Readonly<Record<string, unknown>>, tenantId: string): { readonly ok: true; readonly tables: TableSet } | { readonly ok: false; readonly message: string } {
+export function tablesOf(
+  item: Readonly<Record<string, unknown>>,
+  tenantId: string,
+): { readonly ok: true; readonly tables: TableSet } | { readonly ok: false; readonly message: string } {
   const status = item["status"];
   const tables = status !== null && typeof status === "object" ? (status as Record<string, unknown>)["tables"] : undefined;
   if (tables === undefined) {
@@ -76,14 +91,31 @@ export function tablesOf(item: Readonly<Record<string, unknown>>, tenantId: stri
     };
   }
   const parsed = tablesSchema.safeParse(tables);
-  if (!parsed.success) return { ok: false, message: `tenant/${tenantId} has a malformed status.tables (${z.prettifyError(parsed.error).replace(/\n/g, " ")}); nothing was restored` };
+  if (!parsed.success)
+    return {
+      ok: false,
+      message: `tenant/${tenantId} has a malformed status.tables (${z.prettifyError(parsed.error).replace(/\n/g, " ")}); nothing was restored`,
+    };
   return { ok: true, tables: parsed.data };
 }
 
 /** The counts per table, as a person or a script wants them. */
-export function formatRestored(tenantId: string, from: BackupLocation, tables: TableSet, counts: Readonly<Record<DataApp, number>>, output: OutputFormat): string {
+export function formatRestored(
+  tenantId: string,
+  from: BackupLocation,
+  tables: TableSet,
+  counts: Readonly<Record<DataApp, number>>,
+  output: OutputFormat,
+): string {
   if (output !== "text") {
-    return renderData({ tenantId, from: formatS3Location(from), tables: Object.fromEntries(DATA_APPS.map((app) => [app, { table: tables[app], items: counts[app] }])) }, output);
+    return renderData(
+      {
+        tenantId,
+        from: formatS3Location(from),
+        tables: Object.fromEntries(DATA_APPS.map((app) => [app, { table: tables[app], items: counts[app] }])),
+      },
+      output,
+    );
   }
   const rows = DATA_APPS.map((app) => [app, tables[app], String(counts[app])]);
   return `restored tenant/${tenantId} from ${formatS3Location(from)}\n${renderTable(["APP", "TABLE", "ITEMS"], rows)}\n`;
@@ -130,7 +162,10 @@ export const restoreCommand: Command = {
  * same endpoint, region and credentials (src/cli/client-config.ts). A custom
  * endpoint (the local cloud) serves S3 by path, not by bucket host name.
  */
-function dataClients(config: ClientConfig, env: Io["env"]): { dynamodb: DynamoDBClient; streams: DynamoDBStreamsClient; s3: S3Client; destroy(): void } {
+function dataClients(
+  config: ClientConfig,
+  env: Io["env"],
+): { dynamodb: DynamoDBClient; streams: DynamoDBStreamsClient; s3: S3Client; destroy(): void } {
   const accessKeyId = env["AWS_ACCESS_KEY_ID"];
   const secretAccessKey = env["AWS_SECRET_ACCESS_KEY"];
   const sessionToken = env["AWS_SESSION_TOKEN"];

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DATA_APPS, type DataApp } from "../operator/ports.js";
+import { DATA_APPS, type DataApp } from "../ports.js";
 import { APP_NAMES, type AppName, type AppOverride } from "../tenants/record.js";
 
 /**

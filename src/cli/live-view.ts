@@ -1,4 +1,4 @@
-import type { TenantStore } from "../operator/ports.js";
+import type { TenantStore } from "../ports.js";
 import type { TenantStatus } from "../tenants/status.js";
 import { renderTable } from "./format.js";
 

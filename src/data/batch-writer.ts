@@ -1,5 +1,5 @@
 import { BatchWriteItemCommand, type DynamoDBClient, type WriteRequest } from "@aws-sdk/client-dynamodb";
-import type { Fence } from "../operator/ports.js";
+import type { Fence } from "../ports.js";
 import { wrapAwsError } from "../providers/aws-errors.js";
 import { backoff, isRetryable, type RetryPolicy } from "./retry.js";
 

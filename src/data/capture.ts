@@ -7,7 +7,7 @@ import {
   type DynamoDBStreamsClient,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
-import type { CaptureCheckpoint, Fence } from "../operator/ports.js";
+import type { CaptureCheckpoint, Fence } from "../ports.js";
 import { errorName } from "../providers/aws-errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { canonicalItem, type Item } from "./dynamo-json.js";

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { describeTable, keyNames } from "./tables.js";
-import type { TableDigest } from "../operator/ports.js";
+import type { TableDigest } from "../ports.js";
 import { canonicalItem } from "./dynamo-json.js";
 import type { RetryPolicy } from "./retry.js";
 import { tenantPages } from "./tenant-query.js";

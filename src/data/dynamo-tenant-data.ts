@@ -12,7 +12,7 @@ import type {
   TableDigest,
   TableSet,
   TenantDataPort,
-} from "../operator/ports.js";
+} from "../ports.js";
 import { backfill } from "./backfill.js";
 import type { BatchWriterOptions } from "./batch-writer.js";
 import { catchUp, openCapture, type CaptureOptions } from "./capture.js";

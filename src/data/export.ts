@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { DATA_APPS, type BackupLocation, type BackupManifest, type DataApp, type Fence, type TableSet } from "../operator/ports.js";
+import { DATA_APPS, type BackupLocation, type BackupManifest, type DataApp, type Fence, type TableSet } from "../ports.js";
 import { exportLine } from "./dynamo-json.js";
 import { dataObjectKey, formatS3Location, manifestKey } from "./location.js";
 import { withRetry, type RetryPolicy } from "./retry.js";

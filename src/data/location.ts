@@ -1,4 +1,4 @@
-import type { BackupLocation } from "../operator/ports.js";
+import type { BackupLocation } from "../ports.js";
 
 /**
  * s3://bucket/prefix/ <-> BackupLocation. The prefix always ends with "/"

@@ -9,7 +9,7 @@ import {
   type DataApp,
   type Fence,
   type TableSet,
-} from "../operator/ports.js";
+} from "../ports.js";
 import { errorName } from "../providers/aws-errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { parseExportLine, type Item } from "./dynamo-json.js";

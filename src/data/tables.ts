@@ -5,7 +5,7 @@ import {
   type DynamoDBClient,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
-import { UnmanagedResourceError, type Fence } from "../operator/ports.js";
+import { UnmanagedResourceError, type Fence } from "../ports.js";
 import { errorName } from "../providers/aws-errors.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 

@@ -1,4 +1,4 @@
-import { LeaseLostError, UnmanagedResourceError } from "./ports.js";
+import { LeaseLostError, UnmanagedResourceError } from "../ports.js";
 import { TierMoveStepError } from "./tier-move-runner.js";
 
 /**

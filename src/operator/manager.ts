@@ -5,7 +5,7 @@ import { WorkQueue } from "../reconciler/queue.js";
 import type { ReconcileResult } from "../reconciler/result.js";
 import { POOL_KEY } from "../tiers/desired.js";
 import { describeError } from "./errors.js";
-import type { EcsPort, TenantChange, TenantChangeSource, TenantStore } from "./ports.js";
+import type { EcsPort, TenantChange, TenantChangeSource, TenantStore } from "../ports.js";
 import type { TenantReconciler } from "./tenant-reconciler.js";
 
 export interface ManagerOptions {

@@ -1,7 +1,7 @@
 import type { Phase, TenantStatus, Condition } from "../tenants/status.js";
 import { mergeConditions } from "../tenants/status.js";
 import type { Plan } from "../tiers/model.js";
-import type { DetailType, StatusEvent } from "./ports.js";
+import type { DetailType, StatusEvent } from "../ports.js";
 import type { TenantSpec } from "../tenants/record.js";
 
 /**

@@ -51,7 +51,7 @@ import {
   type TenantDataPort,
   type TenantInfra,
   type TenantStore,
-} from "./ports.js";
+} from "../ports.js";
 import { decide, type DataFields, type OwnedArns, type Situation } from "./status-policy.js";
 import { servingHome, siloTierNow, startMove, steerMove, describeMove } from "./tier-move.js";
 import { TierMoveRunner } from "./tier-move-runner.js";

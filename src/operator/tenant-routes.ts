@@ -1,4 +1,4 @@
-import type { DesiredRoute, Fence, PlannedCall, RouteAction, RoutePort } from "./ports.js";
+import type { DesiredRoute, Fence, PlannedCall, RouteAction, RoutePort } from "../ports.js";
 import { decideRoute, routeCalls } from "../tiers/route-decide.js";
 import type { TenantStatus } from "../tenants/status.js";
 

@@ -2,7 +2,7 @@ import type { MigrationStatus } from "../tenants/status.js";
 import { homeOf } from "../tiers/data-home.js";
 import { isBeforeFlip } from "./tier-move.js";
 import { CaptureLostError } from "../data/errors.js";
-import { DATA_APPS, type DataApp, type Fence, type TenantDataPort } from "./ports.js";
+import { DATA_APPS, type DataApp, type Fence, type TenantDataPort } from "../ports.js";
 
 /**
  * Runs the steps of a tier move, each ending in a durable checkpoint

@@ -1,5 +1,5 @@
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { CaseClaimPort, ClaimResult, Fence } from "../operator/ports.js";
+import type { CaseClaimPort, ClaimResult, Fence } from "../ports.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 
 /**

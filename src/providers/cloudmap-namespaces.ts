@@ -9,7 +9,7 @@ import {
   type NamespaceSummary,
   type ServiceDiscoveryClient,
 } from "@aws-sdk/client-servicediscovery";
-import { UnmanagedResourceError, type Fence, type NamespacePort, type NamespaceRef } from "../operator/ports.js";
+import { UnmanagedResourceError, type Fence, type NamespacePort, type NamespaceRef } from "../ports.js";
 import { isManaged, MANAGED_BY_KEY, MANAGED_BY_VALUE, type Tags } from "../tiers/model.js";
 import { doing, errorName, messageOf, wrapAwsError } from "./aws-errors.js";
 

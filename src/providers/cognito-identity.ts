@@ -25,7 +25,7 @@ import {
   type IdentityPort,
   type TenantAdmin,
   type UserPoolRef,
-} from "../operator/ports.js";
+} from "../ports.js";
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY } from "../tiers/model.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 

@@ -11,8 +11,8 @@ import {
   type ECSClient,
   type Service,
 } from "@aws-sdk/client-ecs";
-import type { ApplyOutcome, EcsPort, Fence } from "../operator/ports.js";
-import { UnmanagedResourceError } from "../operator/ports.js";
+import type { ApplyOutcome, EcsPort, Fence } from "../ports.js";
+import { UnmanagedResourceError } from "../ports.js";
 import {
   CONTENT_HASH_KEY,
   isManaged,

@@ -1,5 +1,5 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
-import type { EventPublisher, StatusEvent } from "../operator/ports.js";
+import type { EventPublisher, StatusEvent } from "../ports.js";
 import { chunks, sleep, wrapAwsError } from "./aws-errors.js";
 
 /** PutEvents accepts at most 10 entries per call. */

@@ -16,7 +16,7 @@ import {
   type ObservedRoute,
   type RouteAction,
   type RoutePort,
-} from "../operator/ports.js";
+} from "../ports.js";
 import { isManaged, MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY, type Tags } from "../tiers/model.js";
 import { sameAction } from "../tiers/route-decide.js";
 import { TENANT_HEADER } from "../tiers/stack-template.js";

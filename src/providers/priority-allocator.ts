@@ -6,7 +6,7 @@ import {
   type DynamoDBClient,
   type TransactionCanceledException,
 } from "@aws-sdk/client-dynamodb";
-import type { Fence } from "../operator/ports.js";
+import type { Fence } from "../ports.js";
 import { MAX_TENANT_PRIORITY, MIN_PRIORITY } from "../tiers/stack-template.js";
 import { errorName, sleep, wrapAwsError } from "./aws-errors.js";
 

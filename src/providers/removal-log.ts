@@ -6,7 +6,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
-import type { Fence, Removal, RemovalLog } from "../operator/ports.js";
+import type { Fence, Removal, RemovalLog } from "../ports.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 
 /**

@@ -8,7 +8,7 @@ import {
   type Stack,
   type StackEvent,
 } from "@aws-sdk/client-cloudformation";
-import type { Fence } from "../operator/ports.js";
+import type { Fence } from "../ports.js";
 import {
   execute,
   observeAndDecide,

@@ -1,5 +1,5 @@
 import type { PoolInfra } from "../tiers/model.js";
-import type { Fence, InfraPort, InfraRemoval, InfraState, PlannedCall, PoolInfraState, TenantInfra } from "../operator/ports.js";
+import type { Fence, InfraPort, InfraRemoval, InfraState, PlannedCall, PoolInfraState, TenantInfra } from "../ports.js";
 import { poolStackName, stackName } from "../tiers/naming.js";
 import { observeAndDecide, plannedCall } from "../reconciler/external.js";
 import { decideStack } from "../tiers/stack-decide.js";

@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { Fence, RawTenantItem, TenantStore } from "../operator/ports.js";
+import type { Fence, RawTenantItem, TenantStore } from "../ports.js";
 import type { TenantStatus } from "../tenants/status.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 

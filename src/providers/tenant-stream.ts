@@ -9,7 +9,7 @@ import {
 } from "@aws-sdk/client-dynamodb-streams";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { Logger } from "../log.js";
-import type { TenantChange, TenantChangeSource } from "../operator/ports.js";
+import type { TenantChange, TenantChangeSource } from "../ports.js";
 import { hashSpec } from "../tenants/record.js";
 import { errorName, httpStatusOf, isThrottle, sleep, wrapAwsError } from "./aws-errors.js";
 

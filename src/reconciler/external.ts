@@ -1,4 +1,4 @@
-import type { Fence } from "../operator/ports.js";
+import type { Fence } from "../ports.js";
 
 /**
  * One kind of external resource, driven the way crossplane-runtime drives an

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { LeaseLostError, type Fence } from "../operator/ports.js";
+import { LeaseLostError, type Fence } from "../ports.js";
 import { systemTimers, type Timers } from "./queue.js";
 
 /** A lease as a store last saw it. Times are epoch milliseconds. */

@@ -1,4 +1,4 @@
-import type { DesiredRoute, ObservedRoute, PlannedCall, RouteAction } from "../operator/ports.js";
+import type { DesiredRoute, ObservedRoute, PlannedCall, RouteAction } from "../ports.js";
 
 /**
  * What one tenant's listener rule needs next (docs/design.md "Contract:

@@ -1,6 +1,6 @@
 import { DynamoDBClient, GetItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LeaseLostError, type Fence } from "../../src/operator/ports.js";
+import { LeaseLostError, type Fence } from "../../src/ports.js";
 import { CaseClaims } from "../../src/providers/case-claims.js";
 import { ensureLeaseTable } from "../../src/providers/dynamodb-lease-store.js";
 import { startMoto, type MotoServer } from "../support/moto.js";

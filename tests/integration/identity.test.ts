@@ -6,7 +6,7 @@ import {
   ListUsersInGroupCommand,
 } from "@aws-sdk/client-cognito-identity-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
+import { UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { CognitoIdentity, sharedPoolName, tenantPoolName } from "../../src/providers/cognito-identity.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 

@@ -1,7 +1,7 @@
 import { CreateTableCommand, DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { LeaseLostError, type Fence, type RawTenantItem, type TenantChange } from "../../src/operator/ports.js";
+import { LeaseLostError, type Fence, type RawTenantItem, type TenantChange } from "../../src/ports.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import { createAwsClients, type AwsClients } from "../../src/providers/aws-clients.js";
 import { CallCounter } from "../../src/providers/call-counter.js";

@@ -1,7 +1,7 @@
 import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand } from "@aws-sdk/client-ec2";
 import { CreateClusterCommand, DescribeServicesCommand } from "@aws-sdk/client-ecs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
+import { UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { createAwsClients, type AwsClients } from "../../src/providers/aws-clients.js";
 import { CallCounter, diffSnapshots, totalOf } from "../../src/providers/call-counter.js";
 import { EcsProvider } from "../../src/providers/ecs.js";

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LeaseLostError, type Fence } from "../../src/operator/ports.js";
+import { LeaseLostError, type Fence } from "../../src/ports.js";
 import { ensureLeaseTable } from "../../src/providers/dynamodb-lease-store.js";
 import { DynamoRemovalLog } from "../../src/providers/removal-log.js";
 import { startMoto, type MotoServer } from "../support/moto.js";

@@ -7,7 +7,7 @@ import {
   type Rule,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UnmanagedResourceError, type DesiredRoute, type Fence } from "../../src/operator/ports.js";
+import { UnmanagedResourceError, type DesiredRoute, type Fence } from "../../src/ports.js";
 import { ListenerRoutes, PriorityInUseError } from "../../src/providers/listener-routes.js";
 import { decideRoute } from "../../src/tiers/route-decide.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";

@@ -8,7 +8,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
 import { LOCAL_CREDENTIALS } from "../../src/localcloud/index.js";
-import { UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
+import { UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { CloudMapNamespaces } from "../../src/providers/cloudmap-namespaces.js";
 import { EcsProvider } from "../../src/providers/ecs.js";
 import { tenantRecordSchema } from "../../src/tenants/record.js";

@@ -24,7 +24,7 @@ import {
   type DataApp,
   type Fence,
   type TableSet,
-} from "../../src/operator/ports.js";
+} from "../../src/ports.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
 
 type Item = Record<string, AttributeValue>;

@@ -16,7 +16,7 @@ import {
   type TableDigest,
   type TableSet,
   type TenantDataPort,
-} from "../../src/operator/ports.js";
+} from "../../src/ports.js";
 import type {
   AdminResult,
   ApplyOutcome,
@@ -27,7 +27,7 @@ import type {
   RemovalLog,
   TenantAdmin,
   UserPoolRef,
-} from "../../src/operator/ports.js";
+} from "../../src/ports.js";
 import type { Priorities } from "../../src/operator/tenant-routes.js";
 import type {
   Action,

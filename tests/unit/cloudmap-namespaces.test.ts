@@ -12,7 +12,7 @@ import {
 } from "@aws-sdk/client-servicediscovery";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { LeaseLostError, UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
+import { LeaseLostError, UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { CloudMapNamespaces, requestIdFor } from "../../src/providers/cloudmap-namespaces.js";
 
 const sdMock = mockClient(ServiceDiscoveryClient);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Fence } from "../../src/operator/ports.js";
+import type { Fence } from "../../src/ports.js";
 import {
   execute,
   observeAndDecide,

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { LeaseLostError } from "../../src/operator/ports.js";
+import { LeaseLostError } from "../../src/ports.js";
 import { InMemoryLeaseStore, LeaderLease, type LeaseStore } from "../../src/reconciler/lease.js";
 
 const D = 3000; // lease duration; renew and retry every 1000, safety margin 300

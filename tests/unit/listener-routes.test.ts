@@ -13,7 +13,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRetryable } from "../../src/operator/errors.js";
-import { LeaseLostError, UnmanagedResourceError, type DesiredRoute, type Fence, type ObservedRoute } from "../../src/operator/ports.js";
+import { LeaseLostError, UnmanagedResourceError, type DesiredRoute, type Fence, type ObservedRoute } from "../../src/ports.js";
 import { fromActions, ListenerRoutes, listenerOf, PriorityInUseError } from "../../src/providers/listener-routes.js";
 
 const elbMock = mockClient(ElasticLoadBalancingV2Client);

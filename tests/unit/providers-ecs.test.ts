@@ -20,7 +20,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { isRetryable } from "../../src/operator/errors.js";
-import { LeaseLostError, UnmanagedResourceError, type Fence } from "../../src/operator/ports.js";
+import { LeaseLostError, UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { EcsProvider, StaleObservationError } from "../../src/providers/ecs.js";
 import { CLIENT_TOKEN_LENGTH } from "../../src/providers/ecs-shapes.js";
 import type {

@@ -2,7 +2,7 @@ import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from 
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { isRetryable } from "../../src/operator/errors.js";
-import type { StatusEvent } from "../../src/operator/ports.js";
+import type { StatusEvent } from "../../src/ports.js";
 import { EventBridgePublisher, EventPublishError } from "../../src/providers/event-publisher.js";
 
 const ebMock = mockClient(EventBridgeClient);

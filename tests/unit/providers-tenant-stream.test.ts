@@ -12,7 +12,7 @@ import {
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { TenantChange } from "../../src/operator/ports.js";
+import type { TenantChange } from "../../src/ports.js";
 import { hashSpec } from "../../src/tenants/record.js";
 import { DynamoStreamSource, isSpecChange, toTenantChange, type DynamoStreamSourceOptions } from "../../src/providers/tenant-stream.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DesiredRoute, ObservedRoute } from "../../src/operator/ports.js";
+import type { DesiredRoute, ObservedRoute } from "../../src/ports.js";
 import { decideRoute, routeCalls, type RouteStep } from "../../src/tiers/route-decide.js";
 
 const LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas/1/2";

@@ -12,7 +12,7 @@ import {
   type StatusEvent,
   type TenantDataPort,
   type TenantStore,
-} from "../../src/operator/ports.js";
+} from "../../src/ports.js";
 import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import type { TenantStatus } from "../../src/tenants/status.js";

@@ -18,7 +18,7 @@ import { canonicalItem, exportLine, parseExportLine } from "../../src/data/dynam
 import { CaptureLostError, DynamoTenantData } from "../../src/data/index.js";
 import { parseS3Location } from "../../src/data/location.js";
 import { backoffDelay, DEFAULT_RETRY, isRetryable } from "../../src/data/retry.js";
-import type { Fence } from "../../src/operator/ports.js";
+import type { Fence } from "../../src/ports.js";
 
 const ddb = mockClient(DynamoDBClient);
 const streamsMock = mockClient(DynamoDBStreamsClient);

@@ -15,7 +15,7 @@ import {
   type RawTenantItem,
   type StatusEvent,
   type TenantStore,
-} from "../../src/operator/ports.js";
+} from "../../src/ports.js";
 import type { TenantStatus } from "../../src/tenants/status.js";
 import type { Action, ObservedState } from "../../src/tiers/model.js";
 import { desiredForTenant, tenantNamespaceName } from "../../src/tiers/desired.js";

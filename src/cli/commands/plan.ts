@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { loadConfig } from "../../config.js";
 import { createLogger } from "../../log.js";
-import { LeaseLostError, type Fence, type PlannedCall, type TenantStore } from "../../operator/ports.js";
+import { LeaseLostError, type Fence, type PlannedCall, type TenantStore } from "../../ports.js";
 import { loadCatalogueFile, tenantInfra, tenantParts } from "../../operator/run-controller.js";
 import { TenantReconciler } from "../../operator/tenant-reconciler.js";
 import { createAwsClients } from "../../providers/aws-clients.js";

@@ -3,7 +3,7 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { BackupError, DynamoTenantData, formatS3Location, parseS3Location } from "../../data/index.js";
-import { DATA_APPS, type BackupLocation, type DataApp, type TableSet } from "../../operator/ports.js";
+import { DATA_APPS, type BackupLocation, type DataApp, type TableSet } from "../../ports.js";
 import type { Command, Io } from "../command.js";
 import {
   createCliClients,

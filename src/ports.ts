@@ -1,5 +1,5 @@
-import type { Action, Footprint, ObservedState, PoolInfra, SiloInfra } from "../tiers/model.js";
-import type { TenantStatus } from "../tenants/status.js";
+import type { Action, Footprint, ObservedState, PoolInfra, SiloInfra } from "./tiers/model.js";
+import type { TenantStatus } from "./tenants/status.js";
 
 /**
  * The seams between the operator's reconcile logic and the AWS adapters in

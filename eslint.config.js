@@ -20,7 +20,9 @@ export default tseslint.config(
   {
     // Ports are a leaf (src/ports.ts): adapters and the generic reconciler machinery never reach into the operator.
     files: ["src/reconciler/**", "src/providers/**", "src/data/**", "src/tiers/**", "src/apps/**", "src/tenants/**", "src/ports.ts"],
-    rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/*"], message: "Import from src/ports.ts instead." }] }] },
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/*"], message: "Import from src/ports.ts instead." }] }],
+    },
   },
   { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
 );

@@ -3,16 +3,7 @@ import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { errorName, httpStatusOf, wrapAwsError } from "../providers/aws-errors.js";
 import { manifestKey } from "./location.js";
-import type {
-  BackupLocation,
-  BackupManifest,
-  CaptureCheckpoint,
-  DataApp,
-  Fence,
-  TableDigest,
-  TableSet,
-  TenantDataPort,
-} from "../ports.js";
+import type { BackupLocation, BackupManifest, CaptureCheckpoint, DataApp, Fence, TableDigest, TableSet, TenantDataPort } from "../ports.js";
 import { backfill } from "./backfill.js";
 import type { BatchWriterOptions } from "./batch-writer.js";
 import { catchUp, openCapture, type CaptureOptions } from "./capture.js";

@@ -1,15 +1,7 @@
 import type { DynamoDBClient, WriteRequest } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import {
-  DATA_APPS,
-  SORT_KEYS,
-  type BackupLocation,
-  type BackupManifest,
-  type DataApp,
-  type Fence,
-  type TableSet,
-} from "../ports.js";
+import { DATA_APPS, SORT_KEYS, type BackupLocation, type BackupManifest, type DataApp, type Fence, type TableSet } from "../ports.js";
 import { errorName } from "../providers/aws-errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { parseExportLine, type Item } from "./dynamo-json.js";

@@ -18,14 +18,7 @@ import {
   type CognitoIdentityProviderClient,
   type UserPoolDescriptionType,
 } from "@aws-sdk/client-cognito-identity-provider";
-import {
-  UnmanagedResourceError,
-  type AdminResult,
-  type Fence,
-  type IdentityPort,
-  type TenantAdmin,
-  type UserPoolRef,
-} from "../ports.js";
+import { UnmanagedResourceError, type AdminResult, type Fence, type IdentityPort, type TenantAdmin, type UserPoolRef } from "../ports.js";
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY } from "../tiers/model.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 

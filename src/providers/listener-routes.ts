@@ -9,14 +9,7 @@ import {
   type ElasticLoadBalancingV2Client,
   type Rule,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
-import {
-  UnmanagedResourceError,
-  type DesiredRoute,
-  type Fence,
-  type ObservedRoute,
-  type RouteAction,
-  type RoutePort,
-} from "../ports.js";
+import { UnmanagedResourceError, type DesiredRoute, type Fence, type ObservedRoute, type RouteAction, type RoutePort } from "../ports.js";
 import { isManaged, MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY, type Tags } from "../tiers/model.js";
 import { sameAction } from "../tiers/route-decide.js";
 import { TENANT_HEADER } from "../tiers/stack-template.js";

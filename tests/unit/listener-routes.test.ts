@@ -140,14 +140,12 @@ describe("ListenerRoutes.observe", () => {
   });
 
   it("returns the lowest priority when several rules carry the header (the one ALB applies)", async () => {
-    elbMock
-      .on(DescribeRulesCommand)
-      .resolves({
-        Rules: [
-          headerRule("late", 40, ["acme"]),
-          headerRule("early", 8, ["acme"], [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "403" } }]),
-        ],
-      });
+    elbMock.on(DescribeRulesCommand).resolves({
+      Rules: [
+        headerRule("late", 40, ["acme"]),
+        headerRule("early", 8, ["acme"], [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "403" } }]),
+      ],
+    });
     elbMock.on(DescribeTagsCommand).resolves({ TagDescriptions: [{ ResourceArn: ruleArn("early"), Tags: [] }] });
     const got = await new ListenerRoutes(elbv2).observe("acme", LISTENER);
     expect(got).toMatchObject({ ruleArn: ruleArn("early"), priority: 8, action: { kind: "deny" }, managed: false });

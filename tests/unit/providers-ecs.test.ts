@@ -292,12 +292,10 @@ describe("EcsProvider.observe mapping", () => {
   it("describes the revision a service runs by arn when it is not the family's latest, once", async () => {
     clustersExist();
     taskDefinitionsAre({ "t1-orders": { rev: 3, hash: "hash-v3" } });
-    ecsMock
-      .on(DescribeTaskDefinitionCommand, { taskDefinition: tdArn("t1-orders", 1), include: ["TAGS"] })
-      .resolves({
-        taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 1), revision: 1, status: "ACTIVE" },
-        tags: tags({ "content-hash": "hash-v1" }),
-      });
+    ecsMock.on(DescribeTaskDefinitionCommand, { taskDefinition: tdArn("t1-orders", 1), include: ["TAGS"] }).resolves({
+      taskDefinition: { family: "t1-orders", taskDefinitionArn: tdArn("t1-orders", 1), revision: 1, status: "ACTIVE" },
+      tags: tags({ "content-hash": "hash-v1" }),
+    });
     servicesAre([service("saas-advanced", "t1-orders")]);
     const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
     expect((await provider.observe(fp)).services[0]?.taskDefinitionContentHash).toBe("hash-v1");
@@ -729,11 +727,9 @@ describe("EcsProvider and Service Connect", () => {
     clustersExist();
     servicesAre([]);
     taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
-    ecsMock
-      .on(CreateServiceCommand)
-      .resolves({
-        service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders"), status: "ACTIVE", deployments: [] },
-      });
+    ecsMock.on(CreateServiceCommand).resolves({
+      service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders"), status: "ACTIVE", deployments: [] },
+    });
     const fp = footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] });
     await provider.apply(
       [

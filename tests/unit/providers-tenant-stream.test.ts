@@ -26,15 +26,13 @@ beforeEach(() => {
   ddbMock.reset();
   streamsMock.reset();
   changes = [];
-  ddbMock
-    .on(DescribeTableCommand)
-    .resolves({
-      Table: {
-        TableName: "tenants",
-        LatestStreamArn: STREAM,
-        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
-      },
-    });
+  ddbMock.on(DescribeTableCommand).resolves({
+    Table: {
+      TableName: "tenants",
+      LatestStreamArn: STREAM,
+      StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+    },
+  });
 });
 
 afterEach(async () => {

@@ -183,15 +183,13 @@ describe("lineageOrder", () => {
 
 describe("openCapture and catchUp", () => {
   beforeEach(() => {
-    ddb
-      .on(DescribeTableCommand)
-      .resolves({
-        Table: {
-          TableName: "pool-orders",
-          LatestStreamArn: STREAM,
-          StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
-        },
-      });
+    ddb.on(DescribeTableCommand).resolves({
+      Table: {
+        TableName: "pool-orders",
+        LatestStreamArn: STREAM,
+        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
+      },
+    });
     ddb.on(BatchWriteItemCommand).resolves({});
   });
 
@@ -218,11 +216,9 @@ describe("openCapture and catchUp", () => {
   });
 
   it("catchUp reads parents before children, new shards from TRIM_HORIZON, known ones after their checkpoint, and writes the tenant's changes only", async () => {
-    streamsMock
-      .on(DescribeStreamCommand)
-      .resolves({
-        StreamDescription: { Shards: [shard("child", "parent"), shard("parent", undefined, "20"), shard("done", undefined, "9")] },
-      });
+    streamsMock.on(DescribeStreamCommand).resolves({
+      StreamDescription: { Shards: [shard("child", "parent"), shard("parent", undefined, "20"), shard("done", undefined, "9")] },
+    });
     streamsMock
       .on(GetShardIteratorCommand, { ShardId: "parent", ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: "10" })
       .resolves({ ShardIterator: "p" });

@@ -50,6 +50,26 @@ export interface TenantStatus {
   readonly identity?: { readonly userPoolId: string; readonly appClientId: string; readonly shared: boolean };
   /** True once the lower-cased tenant id is durably claimed for this tenant (routing cannot cross tenants). */
   readonly caseClaimed?: boolean;
+  /** When the tenant entered its current phase, for "time in phase" and stuck-tenant alarms. */
+  readonly phaseSince?: string;
+  /**
+   * The last failed reconcile of this tenant, transient or not, until one succeeds:
+   * what failed, how it was classified, how many tries in a row failed, and when the next one is due.
+   */
+  readonly lastError?: LastError;
+}
+
+export interface LastError {
+  readonly message: string;
+  /** The error's class as the reconciler sorted it: `transient` (retried with backoff) or `terminal` (needs a fix). */
+  readonly kind: "transient" | "terminal";
+  /** The error type's name, e.g. `ThrottlingException`. */
+  readonly type: string;
+  readonly at: string;
+  /** Failed attempts in a row, this one included. */
+  readonly retries: number;
+  /** When the controller tries again (its backoff), if it does on its own. */
+  readonly nextAttemptAt?: string;
 }
 
 /** The steps of a tier move, in order; `abort` undoes a move reversed before its flip. */

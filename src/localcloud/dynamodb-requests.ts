@@ -1,10 +1,10 @@
+import { asRecord, type Json } from "./json.js";
+
 /**
  * Reading DynamoDB requests for the local cloud: which tables a request names
  * (so faults can target one table), and how a throttled table answers a
  * BatchWriteItem (part written, the rest handed back as UnprocessedItems).
  */
-
-type Json = Record<string, unknown>;
 
 /**
  * The tables a DynamoDB (or DynamoDB Streams) request names: TableName,
@@ -74,8 +74,4 @@ export function withUnprocessed(answer: Json, unprocessed: Readonly<Record<strin
   }
   for (const [table, writes] of Object.entries(unprocessed)) merged[table] = [...(merged[table] ?? []), ...writes];
   return { ...answer, UnprocessedItems: merged };
-}
-
-function asRecord(value: unknown): Json | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
 }

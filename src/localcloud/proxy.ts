@@ -28,6 +28,12 @@ export interface AwsRequest {
   readonly protocol: Protocol;
 }
 
+/** Where forward() sends a request: moto, on loopback. */
+export interface Upstream {
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface HttpAnswer {
   /** The request's method; a HEAD answer keeps moto's content-length (the size of what a GET would return). */
   readonly method?: string;
@@ -99,7 +105,7 @@ export function describeRequest(method: string, url: string, headers: IncomingHt
 }
 
 /** Passes the request to moto as it came (the Host header too, so URLs moto builds point back at us). */
-export function forward(upstream: { readonly host: string; readonly port: number }, req: AwsRequest): Promise<HttpAnswer> {
+export function forward(upstream: Upstream, req: AwsRequest): Promise<HttpAnswer> {
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;

@@ -4,7 +4,8 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { parseArgs } from "node:util";
 import { writeAll } from "../src/data/batch-writer.js";
 import { DEFAULT_RETRY, DynamoTenantData } from "../src/data/index.js";
-import { LOCAL_CREDENTIALS, LOCAL_REGION, startLocalCloud } from "../src/localcloud/index.js";
+import { localTarget, startLocalCloud } from "../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../src/providers/aws-clients.js";
 import { machineInfo } from "./machine.js";
 
 /**
@@ -38,10 +39,10 @@ const itemBytes = Number(args["item-bytes"]);
 
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 const cloud = await startLocalCloud({ port: 0, speed: 0 });
-const config = { endpoint: cloud.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
-const dynamodb = new DynamoDBClient(config);
-const streams = new DynamoDBStreamsClient(config);
-const s3 = new S3Client({ ...config, forcePathStyle: true });
+const target = localTarget(cloud.endpoint);
+const dynamodb = awsClient(DynamoDBClient, target, RETRIES.standard);
+const streams = awsClient(DynamoDBStreamsClient, target, RETRIES.standard);
+const s3 = awsClient(S3Client, target, RETRIES.standard);
 const data = new DynamoTenantData(dynamodb, streams, s3, { writeConcurrency: concurrency });
 const held = { assertHeld: () => undefined };
 

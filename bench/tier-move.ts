@@ -1,5 +1,4 @@
 import { DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
-import { Agent } from "node:http";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
@@ -7,7 +6,8 @@ import { pino } from "pino";
 import { writeAll } from "../src/data/batch-writer.js";
 import { DEFAULT_RETRY } from "../src/data/index.js";
 import { loadConfig } from "../src/config.js";
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from "../src/localcloud/index.js";
+import { LOCAL_CREDENTIALS, localTarget } from "../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../src/providers/aws-clients.js";
 import { startController, type RunningController } from "../src/operator/run-controller.js";
 import type { MigrationStatus, TenantStatus } from "../src/tenants/status.js";
 import { poolTableName, siloTableName } from "../src/tiers/naming.js";
@@ -208,13 +208,8 @@ async function measure(n: number): Promise<MoveResult> {
      * behind a busy moto must not delay the reads that stand in for routing,
      * and the app's pile-up must not wait on the SDK's 50 default sockets.
      */
-    const appDdb = new DynamoDBClient({
-      endpoint: cloud.endpoint,
-      region: LOCAL_REGION,
-      credentials: LOCAL_CREDENTIALS,
-      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 1000 }) },
-    });
-    const statusDdb = new DynamoDBClient({ endpoint: cloud.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const appDdb = awsClient(DynamoDBClient, localTarget(cloud.endpoint), { ...RETRIES.standard, maxSockets: 1000 });
+    const statusDdb = awsClient(DynamoDBClient, localTarget(cloud.endpoint), RETRIES.standard);
     closers.push(
       () => appDdb.destroy(),
       () => statusDdb.destroy(),

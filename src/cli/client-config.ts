@@ -5,6 +5,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { ConfigError, configSchema } from "../config.js";
+import { awsClient, credentialsFromEnv, RETRIES, type AwsTarget } from "../providers/aws-clients.js";
 import { UsageError, type Io } from "./command.js";
 import { parseFlags } from "./flags.js";
 
@@ -70,20 +71,12 @@ export interface CliClients {
  * own environment (tests, embedding) does not silently use the process's.
  */
 export function createCliClients(config: ClientConfig, env: Io["env"]): CliClients {
-  const accessKeyId = env["AWS_ACCESS_KEY_ID"];
-  const secretAccessKey = env["AWS_SECRET_ACCESS_KEY"];
-  const sessionToken = env["AWS_SESSION_TOKEN"];
-  const base = {
-    region: config.region,
-    // A person waits on these calls: a few quick retries, not the controller's adaptive backoff.
-    maxAttempts: 3,
-    ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
-    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
-  };
-  const dynamodb = new DynamoDBClient(base);
+  const target = cliTarget(config, env);
+  // A person waits on these calls: a few quick retries, not the controller's adaptive backoff.
+  const dynamodb = awsClient(DynamoDBClient, target, RETRIES.standard);
   const documents = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
-  const eventbridge = new EventBridgeClient(base);
-  const sqs = new SQSClient(base);
+  const eventbridge = awsClient(EventBridgeClient, target, RETRIES.standard);
+  const sqs = awsClient(SQSClient, target, RETRIES.standard);
   return {
     dynamodb,
     documents,
@@ -95,6 +88,11 @@ export function createCliClients(config: ClientConfig, env: Io["env"]): CliClien
       sqs.destroy();
     },
   };
+}
+
+/** The controller's endpoint and region, with credentials from io.env when it carries keys. */
+export function cliTarget(config: ClientConfig, env: Io["env"]): AwsTarget {
+  return { region: config.region, endpoint: config.endpoint, credentials: credentialsFromEnv(env) };
 }
 
 /** The output formats of commands whose output is data. */

@@ -1,6 +1,7 @@
 import { CloudFormationClient, DescribeStackResourcesCommand, GetTemplateCommand } from "@aws-sdk/client-cloudformation";
 import { DeleteRuleCommand, DeleteTargetGroupCommand, ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import type { Logger } from "pino";
+import { awsClient, RETRIES } from "../providers/aws-clients.js";
 
 /**
  * moto's DeleteStack leaves some of the stack's resources behind, listener
@@ -30,9 +31,9 @@ export class CloudFormationGaps {
   readonly #log: Logger | undefined;
 
   constructor(motoEndpoint: string, region: string, log?: Logger) {
-    const config = { endpoint: motoEndpoint, region, credentials: { accessKeyId: "test", secretAccessKey: "test" }, maxAttempts: 1 };
-    this.#cfn = new CloudFormationClient(config);
-    this.#elbv2 = new ElasticLoadBalancingV2Client(config);
+    const moto = { endpoint: motoEndpoint, region, credentials: { accessKeyId: "test", secretAccessKey: "test" } };
+    this.#cfn = awsClient(CloudFormationClient, moto, RETRIES.none);
+    this.#elbv2 = awsClient(ElasticLoadBalancingV2Client, moto, RETRIES.none);
     this.#log = log;
   }
 

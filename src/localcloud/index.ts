@@ -5,6 +5,7 @@ import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balan
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "pino";
+import { awsClient, RETRIES, type AwsTarget } from "../providers/aws-clients.js";
 import type { BootstrapClients } from "./bootstrap.js";
 import { startEcsScheduler, type SchedulerControl, type SchedulerMode } from "./ecs-scheduler.js";
 import type { SimTiming } from "./ecs-simulation.js";
@@ -90,17 +91,21 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
 /** The bootstrap's clients, S3 included. */
 export type LocalAwsClients = BootstrapClients & { readonly s3: S3Client };
 
+/** Where a client reaches the local cloud: its endpoint, with throwaway credentials. */
+export function localTarget(endpoint: string, region = LOCAL_REGION): AwsTarget {
+  return { endpoint, region, credentials: LOCAL_CREDENTIALS };
+}
+
 /** SDK clients for the bootstrap (and anything else) pointed at a local endpoint with throwaway credentials. */
 export function localAwsClients(endpoint: string, region = LOCAL_REGION): LocalAwsClients {
-  const config = { endpoint, region, credentials: LOCAL_CREDENTIALS };
+  const target = localTarget(endpoint, region);
   return {
-    ec2: new EC2Client(config),
-    dynamodb: new DynamoDBClient(config),
-    eventbridge: new EventBridgeClient(config),
-    ecs: new ECSClient(config),
-    elbv2: new ElasticLoadBalancingV2Client(config),
-    // moto answers on one host, so the bucket goes in the path, not the host name.
-    s3: new S3Client({ ...config, forcePathStyle: true }),
+    ec2: awsClient(EC2Client, target, RETRIES.standard),
+    dynamodb: awsClient(DynamoDBClient, target, RETRIES.standard),
+    eventbridge: awsClient(EventBridgeClient, target, RETRIES.standard),
+    ecs: awsClient(ECSClient, target, RETRIES.standard),
+    elbv2: awsClient(ElasticLoadBalancingV2Client, target, RETRIES.standard),
+    s3: awsClient(S3Client, target, RETRIES.standard),
   };
 }
 

@@ -1,3 +1,5 @@
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { CloudFormationClient } from "@aws-sdk/client-cloudformation";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
@@ -10,7 +12,6 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { ServiceDiscoveryClient } from "@aws-sdk/client-servicediscovery";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { HandlerExecutionContext, MiddlewareStack } from "@smithy/types";
-import type { Config } from "../config.js";
 import type { CallCounter, CallKind, CallOutcome } from "./call-counter.js";
 import { errorName, isThrottle } from "./aws-errors.js";
 
@@ -40,34 +41,98 @@ export interface AwsClientOptions {
   readonly retryMode?: "adaptive" | "standard";
   /** HTTP attempts per logical call, the first included. @default 5 */
   readonly maxAttempts?: number;
+  /** Open sockets per client, for a client that must not queue behind the SDK's default of 50. */
+  readonly maxSockets?: number;
 }
 
-export function createAwsClients(
-  config: Pick<Config, "region" | "endpoint">,
-  counter?: CallCounter,
-  options: AwsClientOptions = {},
-): AwsClients {
+/** How a client retries, by who waits on the answer. */
+export const RETRIES = {
+  /** The controller: adaptive backoff, five attempts (see AwsClientOptions). */
+  controller: { retryMode: "adaptive", maxAttempts: 5 },
+  /** A person or a test waits: the SDK's own default, three attempts with standard backoff. */
+  standard: { retryMode: "standard", maxAttempts: 3 },
+  /** The first answer is the answer: fault-injection tests and the local cloud's own cleanup. */
+  none: { retryMode: "standard", maxAttempts: 1 },
+} as const satisfies Record<string, Required<Pick<AwsClientOptions, "retryMode" | "maxAttempts">>>;
+
+export interface AwsCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+}
+
+/** Where and as whom a client talks. */
+export interface AwsTarget {
+  readonly region: string;
+  /** An endpoint override (the local cloud); unset means AWS's own endpoints. */
+  readonly endpoint?: string | undefined;
+  /** Fixed credentials; unset means the SDK's default provider chain (task role, profile, environment). */
+  readonly credentials?: AwsCredentials | undefined;
+}
+
+/** The configuration every client is built with; awsClientConfig() is the one place it is decided. */
+export interface AwsClientConfig {
+  readonly region: string;
+  readonly retryMode: "adaptive" | "standard";
+  readonly maxAttempts: number;
+  readonly endpoint?: string;
+  readonly credentials?: AwsCredentials;
+  /** Set with an endpoint override: a local endpoint has no per-bucket host names. Clients other than S3 ignore it. */
+  readonly forcePathStyle?: true;
+  readonly requestHandler?: { readonly httpAgent: HttpAgent; readonly httpsAgent: HttpsAgent };
+}
+
+export function awsClientConfig(target: AwsTarget, retries: AwsClientOptions = {}): AwsClientConfig {
   // The SDK reads AWS_ENDPOINT_URL by itself too; passing the configured one
   // explicitly makes the validated config, not the environment, authoritative.
-  const base = {
-    region: config.region,
-    retryMode: options.retryMode ?? "adaptive",
-    maxAttempts: options.maxAttempts ?? 5,
-    ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
+  return {
+    region: target.region,
+    retryMode: retries.retryMode ?? RETRIES.controller.retryMode,
+    maxAttempts: retries.maxAttempts ?? RETRIES.controller.maxAttempts,
+    ...(target.endpoint !== undefined ? { endpoint: target.endpoint, forcePathStyle: true } : {}),
+    ...(target.credentials !== undefined ? { credentials: target.credentials } : {}),
+    ...(retries.maxSockets !== undefined
+      ? {
+          requestHandler: {
+            httpAgent: new HttpAgent({ keepAlive: true, maxSockets: retries.maxSockets }),
+            httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: retries.maxSockets }),
+          },
+        }
+      : {}),
   };
+}
+
+/** One SDK client, e.g. awsClient(DynamoDBClient, target, RETRIES.standard). Every client in the repo is built here or by createAwsClients. */
+export function awsClient<C>(Client: new (config: AwsClientConfig) => C, target: AwsTarget, retries: AwsClientOptions): C {
+  return new Client(awsClientConfig(target, retries));
+}
+
+/**
+ * Credentials from an environment that carries keys, so a command run
+ * in-process with its own environment (tests, embedding) does not silently
+ * use the process's; undefined otherwise (the SDK's default chain).
+ */
+export function credentialsFromEnv(env: Readonly<Record<string, string | undefined>>): AwsCredentials | undefined {
+  const accessKeyId = env["AWS_ACCESS_KEY_ID"];
+  const secretAccessKey = env["AWS_SECRET_ACCESS_KEY"];
+  const sessionToken = env["AWS_SESSION_TOKEN"];
+  return accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } : undefined;
+}
+
+export function createAwsClients(config: AwsTarget, counter?: CallCounter, options: AwsClientOptions = {}): AwsClients {
+  const make = <C>(Client: new (config: AwsClientConfig) => C): C => awsClient(Client, config, options);
   const clients = {
-    ecs: new ECSClient(base),
-    dynamodb: new DynamoDBClient(base),
-    streams: new DynamoDBStreamsClient(base),
-    eventbridge: new EventBridgeClient(base),
-    cloudformation: new CloudFormationClient(base),
-    sqs: new SQSClient(base),
-    ec2: new EC2Client(base),
-    elbv2: new ElasticLoadBalancingV2Client(base),
-    // Path-style addressing with an endpoint override: a local endpoint has no per-bucket host names.
-    s3: new S3Client({ ...base, forcePathStyle: config.endpoint !== undefined }),
-    cognito: new CognitoIdentityProviderClient(base),
-    servicediscovery: new ServiceDiscoveryClient(base),
+    ecs: make(ECSClient),
+    dynamodb: make(DynamoDBClient),
+    streams: make(DynamoDBStreamsClient),
+    eventbridge: make(EventBridgeClient),
+    cloudformation: make(CloudFormationClient),
+    sqs: make(SQSClient),
+    ec2: make(EC2Client),
+    elbv2: make(ElasticLoadBalancingV2Client),
+    s3: make(S3Client),
+    cognito: make(CognitoIdentityProviderClient),
+    servicediscovery: make(ServiceDiscoveryClient),
   };
   if (counter !== undefined) {
     for (const [service, client] of Object.entries(clients)) instrumentClient(client, service, counter);

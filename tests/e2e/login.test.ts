@@ -6,9 +6,10 @@ import {
   ListUserPoolsCommand,
 } from "@aws-sdk/client-cognito-identity-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LOCAL_CREDENTIALS } from "../../src/localcloud/index.js";
+import { localTarget } from "../../src/localcloud/index.js";
 import { eventually, type ReceivedEvent } from "../support/event-sink.js";
 import { startHarness, type OperatorHarness } from "../support/operator.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 /**
  * The login round trip as SBT and the reference web app do it: the
@@ -23,7 +24,7 @@ const API = "https://api.example.test/prod/";
 
 beforeAll(async () => {
   h = await startHarness({ API_GATEWAY_URL: API });
-  cognito = new CognitoIdentityProviderClient({ endpoint: h.cloud.endpoint, region: h.config.region, credentials: LOCAL_CREDENTIALS });
+  cognito = awsClient(CognitoIdentityProviderClient, localTarget(h.cloud.endpoint, h.config.region), RETRIES.standard);
 });
 afterAll(async () => {
   cognito?.destroy();

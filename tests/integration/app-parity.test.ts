@@ -2,7 +2,7 @@ import { DescribeServicesCommand, DescribeTaskDefinitionCommand } from "@aws-sdk
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { ListNamespacesCommand, ServiceDiscoveryClient } from "@aws-sdk/client-servicediscovery";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LOCAL_CREDENTIALS } from "../../src/localcloud/index.js";
+import { localTarget } from "../../src/localcloud/index.js";
 import { poolNamespaceName, tenantNamespaceName } from "../../src/tiers/desired.js";
 import {
   poolServiceName,
@@ -13,6 +13,7 @@ import {
 } from "../../src/tiers/naming.js";
 import { eventually } from "../support/event-sink.js";
 import { startHarness, type OperatorHarness } from "../support/operator.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 /**
  * The reference architecture's images must run unchanged: every container
@@ -26,9 +27,9 @@ let iam: IAMClient;
 let cloudmap: ServiceDiscoveryClient;
 beforeAll(async () => {
   h = await startHarness();
-  const config = { endpoint: h.cloud.endpoint, region: h.config.region, credentials: LOCAL_CREDENTIALS };
-  iam = new IAMClient(config);
-  cloudmap = new ServiceDiscoveryClient(config);
+  const target = localTarget(h.cloud.endpoint, h.config.region);
+  iam = awsClient(IAMClient, target, RETRIES.standard);
+  cloudmap = awsClient(ServiceDiscoveryClient, target, RETRIES.standard);
 });
 afterAll(async () => {
   iam?.destroy();

@@ -4,6 +4,8 @@ import { LeaseLostError, type Fence } from "../../src/ports.js";
 import { CaseClaims } from "../../src/providers/case-claims.js";
 import { ensureLeaseTable } from "../../src/providers/dynamodb-lease-store.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
+import { localTarget } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 const TABLE = "tenants-operator";
 const held: Fence = { assertHeld: () => undefined };
@@ -18,11 +20,7 @@ let client: DynamoDBClient;
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new DynamoDBClient({
-    region: "us-east-1",
-    endpoint: moto.endpoint,
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-  });
+  client = awsClient(DynamoDBClient, localTarget(moto.endpoint), RETRIES.standard);
   await ensureLeaseTable(client, TABLE);
 });
 

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { CognitoIdentity, sharedPoolName, tenantPoolName } from "../../src/providers/cognito-identity.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
+import { localTarget } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 const held: Fence = { assertHeld() {} };
 let moto: MotoServer;
@@ -17,11 +19,7 @@ const identity = () => new CognitoIdentity(client, { namePrefix: "idt", region: 
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new CognitoIdentityProviderClient({
-    endpoint: moto.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-  });
+  client = awsClient(CognitoIdentityProviderClient, localTarget(moto.endpoint), RETRIES.standard);
 });
 afterAll(async () => {
   client?.destroy();

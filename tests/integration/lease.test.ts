@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DynamoDbLeaseStore, ensureLeaseTable } from "../../src/providers/dynamodb-lease-store.js";
 import { LeaderLease } from "../../src/reconciler/lease.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
+import { localTarget } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 const TABLE = "tenants-operator";
 const D = 2000; // short, yet with headroom for a loaded 2-core CI machine
@@ -20,11 +22,7 @@ function newLease(holder: string, name: string): LeaderLease {
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new DynamoDBClient({
-    endpoint: moto.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-  });
+  client = awsClient(DynamoDBClient, localTarget(moto.endpoint), RETRIES.standard);
   await ensureLeaseTable(client, TABLE);
   store = new DynamoDbLeaseStore(client, TABLE);
 });

@@ -11,7 +11,8 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { LOCAL_CREDENTIALS, startLocalCloud, type LocalCloud } from "../../src/localcloud/index.js";
+import { localTarget, startLocalCloud, type LocalCloud } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 /**
  * DynamoDB through the local cloud keeps DynamoDB's promises: a condition and
@@ -57,9 +58,8 @@ const pks = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `
 
 beforeAll(async () => {
   cloud = await startLocalCloud({ port: 0, speed: 0 });
-  const config = { endpoint: cloud.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS, maxAttempts: 1 };
-  ddb = new DynamoDBClient(config);
-  streams = new DynamoDBStreamsClient(config);
+  ddb = awsClient(DynamoDBClient, localTarget(cloud.endpoint), RETRIES.none);
+  streams = awsClient(DynamoDBStreamsClient, localTarget(cloud.endpoint), RETRIES.none);
   await Promise.all([createTable("races"), createTable("copy-dst"), createTable("copy-other")]);
 });
 

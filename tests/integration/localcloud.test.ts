@@ -31,8 +31,9 @@ import {
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { bootstrapAccount, LOCAL_CREDENTIALS, MotoNotFoundError, startLocalCloud } from "../../src/localcloud/index.js";
+import { bootstrapAccount, localTarget, MotoNotFoundError, startLocalCloud } from "../../src/localcloud/index.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 let cloud: TestCloud;
 let ecs: ECSClient;
@@ -42,7 +43,7 @@ let ecsOnce: ECSClient;
 beforeAll(async () => {
   cloud = await startTestCloud();
   ecs = cloud.clients.ecs;
-  ecsOnce = new ECSClient({ endpoint: cloud.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+  ecsOnce = awsClient(ECSClient, localTarget(cloud.endpoint), RETRIES.none);
 });
 
 afterAll(async () => {

@@ -13,6 +13,8 @@ import { poolRoleName } from "../../src/tiers/naming.js";
 import { poolStackOutputs, poolStackTemplate, type PoolInfra } from "../../src/tiers/pool-template.js";
 import { tenantStackOutputs, tenantStackTemplate, type StackTemplate, type TenantStackOutputs } from "../../src/tiers/stack-template.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
+import { localTarget } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 /**
  * The pool stack and a tenant stack through plain CloudFormation calls in the
@@ -32,10 +34,10 @@ const TENANT = "0b7e6d1c-8a59-4f3e-9d21-5c4b3a291807";
 
 beforeAll(async () => {
   cloud = await startTestCloud();
-  const base = { region: cloud.config.region, endpoint: cloud.endpoint, credentials: { accessKeyId: "test", secretAccessKey: "test" } };
-  cfn = new CloudFormationClient(base);
-  dynamodb = new DynamoDBClient(base);
-  iam = new IAMClient(base);
+  const target = localTarget(cloud.endpoint, cloud.config.region);
+  cfn = awsClient(CloudFormationClient, target, RETRIES.standard);
+  dynamodb = awsClient(DynamoDBClient, target, RETRIES.standard);
+  iam = awsClient(IAMClient, target, RETRIES.standard);
   const prefix = cloud.config.namePrefix;
   pool = poolStackTemplate({ namePrefix: prefix, listenerArn: cloud.account.listenerArn, vpcId: cloud.account.vpcId });
   tenant = tenantStackTemplate({ tenantId: TENANT, tier: "advanced", namePrefix: prefix, vpcId: cloud.account.vpcId });

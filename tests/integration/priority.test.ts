@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureLeaseTable } from "../../src/providers/dynamodb-lease-store.js";
 import { PriorityAllocator } from "../../src/providers/priority-allocator.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
+import { localTarget } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 const TABLE = "tenants-operator";
 let moto: MotoServer;
@@ -10,11 +12,7 @@ let client: DynamoDBClient;
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new DynamoDBClient({
-    region: "us-east-1",
-    endpoint: moto.endpoint,
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-  });
+  client = awsClient(DynamoDBClient, localTarget(moto.endpoint), RETRIES.standard);
   serializeRequests(client);
   await ensureLeaseTable(client, TABLE);
 });

@@ -4,6 +4,8 @@ import { LeaseLostError, type Fence } from "../../src/ports.js";
 import { ensureLeaseTable } from "../../src/providers/dynamodb-lease-store.js";
 import { DynamoRemovalLog } from "../../src/providers/removal-log.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
+import { localTarget } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 const TABLE = "removals-operator";
 const held: Fence = { assertHeld() {} };
@@ -13,11 +15,7 @@ let log: DynamoRemovalLog;
 
 beforeAll(async () => {
   moto = await startMoto();
-  client = new DynamoDBClient({
-    endpoint: moto.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-  });
+  client = awsClient(DynamoDBClient, localTarget(moto.endpoint), RETRIES.standard);
   await ensureLeaseTable(client, TABLE);
   log = new DynamoRemovalLog(client, TABLE);
 });

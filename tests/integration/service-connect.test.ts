@@ -7,7 +7,7 @@ import {
 } from "@aws-sdk/client-servicediscovery";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
-import { LOCAL_CREDENTIALS } from "../../src/localcloud/index.js";
+import { localTarget } from "../../src/localcloud/index.js";
 import { UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { CloudMapNamespaces } from "../../src/providers/cloudmap-namespaces.js";
 import { EcsProvider } from "../../src/providers/ecs.js";
@@ -17,6 +17,7 @@ import { diff } from "../../src/tiers/diff.js";
 import type { AppContext, NamespaceInfo } from "../../src/tiers/model.js";
 import { premiumClusterName, serviceName, taskDefinitionFamily } from "../../src/tiers/naming.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 const fence: Fence = { assertHeld: () => undefined };
 const TENANT = "sc-t1";
@@ -29,7 +30,7 @@ let settings: TierSettings;
 
 beforeAll(async () => {
   cloud = await startTestCloud();
-  sd = new ServiceDiscoveryClient({ endpoint: cloud.endpoint, region: cloud.config.region, credentials: LOCAL_CREDENTIALS });
+  sd = awsClient(ServiceDiscoveryClient, localTarget(cloud.endpoint, cloud.config.region), RETRIES.standard);
   namespaces = new CloudMapNamespaces(sd);
   provider = new EcsProvider(cloud.clients.ecs, { region: cloud.config.region });
   settings = cloud.config;

@@ -9,6 +9,8 @@ import { CallCounter } from "../../src/providers/call-counter.js";
 import { StackProvider, TEMPLATE_HASH_TAG, type EnsureResult } from "../../src/providers/stack-provider.js";
 import { STACK_OUTPUT_KEYS, tenantStackOutputs, tenantStackTemplate, type TenantStackInput } from "../../src/tiers/stack-template.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
+import { localTarget } from "../../src/localcloud/index.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 let cloud: TestCloud;
 let cfn: CloudFormationClient;
@@ -18,9 +20,9 @@ let stacks: StackProvider;
 
 beforeAll(async () => {
   cloud = await startTestCloud();
-  const base = { region: cloud.config.region, endpoint: cloud.endpoint, credentials: { accessKeyId: "test", secretAccessKey: "test" } };
-  cfn = new CloudFormationClient(base);
-  dynamodb = new DynamoDBClient(base);
+  const target = localTarget(cloud.endpoint, cloud.config.region);
+  cfn = awsClient(CloudFormationClient, target, RETRIES.standard);
+  dynamodb = awsClient(DynamoDBClient, target, RETRIES.standard);
   counter = new CallCounter();
   instrumentClient(cfn, "cloudformation", counter);
   stacks = new StackProvider(cfn);

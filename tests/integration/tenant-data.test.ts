@@ -15,7 +15,7 @@ import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { restoreCommand } from "../../src/cli/commands/restore.js";
 import { BackupError, DynamoTenantData } from "../../src/data/index.js";
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from "../../src/localcloud/index.js";
+import { localTarget } from "../../src/localcloud/index.js";
 import {
   LeaseLostError,
   SORT_KEYS,
@@ -26,6 +26,7 @@ import {
   type TableSet,
 } from "../../src/ports.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
+import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 
 type Item = Record<string, AttributeValue>;
 
@@ -43,10 +44,10 @@ let tableCount = 0;
 
 beforeAll(async () => {
   cloud = await startTestCloud();
-  const config = { endpoint: cloud.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
-  dynamodb = new DynamoDBClient(config);
-  streams = new DynamoDBStreamsClient(config);
-  s3 = new S3Client({ ...config, forcePathStyle: true });
+  const target = localTarget(cloud.endpoint);
+  dynamodb = awsClient(DynamoDBClient, target, RETRIES.standard);
+  streams = awsClient(DynamoDBStreamsClient, target, RETRIES.standard);
+  s3 = awsClient(S3Client, target, RETRIES.standard);
   data = new DynamoTenantData(dynamodb, streams, s3, { retry: FAST });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
 }, 120_000);
@@ -246,7 +247,7 @@ describe("tier move: backfill and change capture", () => {
     await seed(throttledSource, aItems.slice(0, 120));
     const fresh = await createTable("orders");
     // No SDK retries: every injected throttle reaches the mover's own backoff.
-    const bare = new DynamoDBClient({ endpoint: cloud.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+    const bare = awsClient(DynamoDBClient, localTarget(cloud.endpoint), RETRIES.none);
     try {
       const mover = new DynamoTenantData(bare, streams, s3, { retry: FAST });
       cloud.control.setFaults([

@@ -1,9 +1,10 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { DescribeClustersCommand } from "@aws-sdk/client-ecs";
+import { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { isRetryable } from "../../src/operator/errors.js";
-import { createAwsClients } from "../../src/providers/aws-clients.js";
+import { awsClient, awsClientConfig, createAwsClients, credentialsFromEnv, RETRIES } from "../../src/providers/aws-clients.js";
 import { CallCounter, diffSnapshots, totalOf, type CallEvent } from "../../src/providers/call-counter.js";
 
 /**
@@ -102,6 +103,59 @@ describe("createAwsClients", () => {
       expect(ep?.hostname, name).toBe("127.0.0.1");
     }
     clients.destroy();
+  });
+});
+
+describe("awsClientConfig", () => {
+  const creds = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" };
+  it.each([
+    {
+      reason: "AWS itself: region and the controller's retries only, credentials left to the SDK's chain",
+      target: { region: "eu-west-1" },
+      retries: {},
+      want: { region: "eu-west-1", retryMode: "adaptive", maxAttempts: 5 },
+    },
+    {
+      reason: "an endpoint override also addresses S3 by path: a local endpoint has no bucket host names",
+      target: { region: "us-east-1", endpoint: "http://127.0.0.1:4566", credentials: creds },
+      retries: RETRIES.none,
+      want: {
+        region: "us-east-1",
+        retryMode: "standard",
+        maxAttempts: 1,
+        endpoint: "http://127.0.0.1:4566",
+        forcePathStyle: true,
+        credentials: creds,
+      },
+    },
+    {
+      reason: "a person waits: the SDK's own three standard attempts",
+      target: { region: "us-east-1" },
+      retries: RETRIES.standard,
+      want: { region: "us-east-1", retryMode: "standard", maxAttempts: 3 },
+    },
+  ])("$reason", ({ target, retries, want }) => {
+    expect(awsClientConfig(target, retries)).toEqual(want);
+  });
+
+  it("gives a client built by awsClient the target's endpoint, region and credentials", async () => {
+    const s3 = awsClient(S3Client, { region: "eu-west-1", endpoint, credentials: creds }, RETRIES.none);
+    expect(await s3.config.region()).toBe("eu-west-1");
+    expect((await s3.config.endpoint?.())?.hostname).toBe("127.0.0.1");
+    expect(s3.config.forcePathStyle).toBe(true);
+    expect(await s3.config.maxAttempts()).toBe(1);
+    expect((await s3.config.credentials()).accessKeyId).toBe("AKIDEXAMPLE");
+    s3.destroy();
+  });
+
+  it("takes credentials from an environment only when it carries both keys", () => {
+    expect(credentialsFromEnv({ AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "b", AWS_SESSION_TOKEN: "t" })).toEqual({
+      accessKeyId: "a",
+      secretAccessKey: "b",
+      sessionToken: "t",
+    });
+    expect(credentialsFromEnv({ AWS_ACCESS_KEY_ID: "a" })).toBeUndefined();
+    expect(credentialsFromEnv({ AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "" })).toBeUndefined();
   });
 });
 

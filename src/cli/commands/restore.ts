@@ -3,9 +3,11 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { BackupError, DynamoTenantData, formatS3Location, parseS3Location } from "../../data/index.js";
+import { awsClient, RETRIES } from "../../providers/aws-clients.js";
 import { DATA_APPS, type BackupLocation, type DataApp, type TableSet } from "../../ports.js";
 import type { Command, Io } from "../command.js";
 import {
+  cliTarget,
   createCliClients,
   explainAwsError,
   loadClientConfig,
@@ -166,17 +168,10 @@ function dataClients(
   config: ClientConfig,
   env: Io["env"],
 ): { dynamodb: DynamoDBClient; streams: DynamoDBStreamsClient; s3: S3Client; destroy(): void } {
-  const accessKeyId = env["AWS_ACCESS_KEY_ID"];
-  const secretAccessKey = env["AWS_SECRET_ACCESS_KEY"];
-  const sessionToken = env["AWS_SESSION_TOKEN"];
-  const base = {
-    region: config.region,
-    ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
-    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
-  };
-  const dynamodb = new DynamoDBClient(base);
-  const streams = new DynamoDBStreamsClient(base);
-  const s3 = new S3Client({ ...base, forcePathStyle: config.endpoint !== undefined });
+  const target = cliTarget(config, env);
+  const dynamodb = awsClient(DynamoDBClient, target, RETRIES.standard);
+  const streams = awsClient(DynamoDBStreamsClient, target, RETRIES.standard);
+  const s3 = awsClient(S3Client, target, RETRIES.standard);
   return {
     dynamodb,
     streams,

@@ -19,7 +19,7 @@ import {
   type SimState,
   type SimTiming,
 } from "./ecs-simulation.js";
-import { CloudFormationGaps, stackNameOf, withTagsInMetadata } from "./cloudformation-gaps.js";
+import { CloudFormationGaps, stackNameOf, templateBodyOf, withTagsInMetadata } from "./cloudformation-gaps.js";
 import { splitBatchWrite, tablesNamed, withUnprocessed } from "./dynamodb-requests.js";
 import { FifoMutex, isDynamoDbTarget, mustSerialize } from "./dynamodb-serializer.js";
 import { FaultInjector, type FaultHit, type FaultRule } from "./faults.js";
@@ -298,7 +298,10 @@ class LocalEcsScheduler implements EcsScheduler {
     if (isDynamoDbTarget(target)) return send(res, await this.#dynamoDb(call, dynamoDbInput, fault?.unprocessed));
     if (!this.#simulate) return send(res, await forward(this.#moto, call));
     if (call.service === "cloudformation" && call.action === "DeleteStack") return send(res, await this.#deleteStack(call));
-    if (call.service === "cloudformation" && call.action === "UpdateStack") return send(res, await this.#updateStack(call));
+    if (call.service === "cloudformation" && call.action === "UpdateStack")
+      return send(res, await this.#mended(call, await this.#updateStack(call)));
+    if (call.service === "cloudformation" && call.action === "CreateStack")
+      return send(res, await this.#mended(call, await forward(this.#moto, call)));
     send(res, isEcs ? await this.#ecs(call) : await forward(this.#moto, call));
   }
 
@@ -352,6 +355,24 @@ class LocalEcsScheduler implements EcsScheduler {
     if (answer.status < 400 || !answer.body.toString("utf8").includes("No updates are to be performed")) return answer;
     const retry = withTagsInMetadata(call.body);
     return retry === undefined ? answer : forward(this.#moto, { ...call, body: retry });
+  }
+
+  /**
+   * After a CreateStack or UpdateStack moto accepted: makes what moto's
+   * CloudFormation skipped or flattened (cloudformation-gaps.ts). moto
+   * finishes a stack operation before answering, so it is all there now.
+   */
+  async #mended(call: AwsRequest, answer: HttpAnswer): Promise<HttpAnswer> {
+    const name = stackNameOf(call.body);
+    if (answer.status >= 300 || name === undefined) return answer;
+    try {
+      await this.#cfnGaps.afterCreateOrUpdate(name, templateBodyOf(call.body));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#log?.error({ err, stack: name }, "local cloud could not make what moto's CloudFormation skipped");
+      return awsError(call, "InternalFailure", `stack ${name}: ${message}`, 500);
+    }
+    return answer;
   }
 
   async #deleteStack(call: AwsRequest): Promise<HttpAnswer> {

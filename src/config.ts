@@ -122,6 +122,28 @@ export const configSchema = z.object({
     .optional(),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
+  /**
+   * The CloudFormation service role the tenant and pool stacks are created,
+   * updated and deleted with (RoleARN). Unset: CloudFormation acts with the
+   * controller's own credentials. @default unset
+   */
+  CFN_ROLE_ARN: z
+    .string()
+    .regex(
+      /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/,
+      "CFN_ROLE_ARN must be an IAM role ARN such as arn:aws:iam::123456789012:role/ecs-tenant-operator/cfn",
+    )
+    .optional(),
+  /** Whether tenant tasks get a public IP (awsvpc assignPublicIp). @default "DISABLED" */
+  ASSIGN_PUBLIC_IP: z.enum(["ENABLED", "DISABLED"], { error: "ASSIGN_PUBLIC_IP must be ENABLED or DISABLED" }).default("DISABLED"),
+  /** The tenants table's stream; skips the DescribeTable that finds it. @default the table's latest stream */
+  TENANTS_STREAM_ARN: z
+    .string()
+    .regex(
+      /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]{3,255}\/stream\/[^/]+$/,
+      "TENANTS_STREAM_ARN must be a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>)",
+    )
+    .optional(),
 });
 
 export type RawConfig = z.input<typeof configSchema>;
@@ -151,6 +173,9 @@ export interface Config {
   readonly backupBucket: string;
   readonly migrationDrainSeconds: number;
   readonly apiGatewayUrl: string;
+  readonly cfnRoleArn: string | undefined;
+  readonly assignPublicIp: "ENABLED" | "DISABLED";
+  readonly tenantsStreamArn: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -163,8 +188,15 @@ export class ConfigError extends Error {
 /** Reads and validates the configuration; throws ConfigError with one line per bad variable. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
   const c = parseEnv(configSchema, env);
+  const names = namesOf(c);
+  const streamTable = c.TENANTS_STREAM_ARN?.split("/")[1];
+  if (streamTable !== undefined && streamTable !== names.tenantsTable) {
+    throw new ConfigError([
+      `TENANTS_STREAM_ARN is the stream of table ${streamTable}, but TENANTS_TABLE is ${names.tenantsTable}: give the stream of ${names.tenantsTable}, or unset TENANTS_STREAM_ARN`,
+    ]);
+  }
   return {
-    ...namesOf(c),
+    ...names,
     endpoint: c.AWS_ENDPOINT_URL,
     eventSource: c.EVENT_SOURCE,
     subnets: c.SUBNETS,
@@ -181,6 +213,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     catalogueFile: c.CATALOGUE_FILE,
     migrationDrainSeconds: c.MIGRATION_DRAIN_SECONDS,
     apiGatewayUrl: c.API_GATEWAY_URL ?? "",
+    cfnRoleArn: c.CFN_ROLE_ARN,
+    assignPublicIp: c.ASSIGN_PUBLIC_IP,
+    tenantsStreamArn: c.TENANTS_STREAM_ARN,
   };
 }
 

@@ -52,7 +52,8 @@ export interface ControllerTuning {
 
 /** The tenant and pool infrastructure stacks. */
 export function tenantInfra(config: Config, clients: Pick<AwsClients, "cloudformation">): CloudFormationTenantInfra {
-  return new CloudFormationTenantInfra(new StackProvider(clients.cloudformation), {
+  const stacks = new StackProvider(clients.cloudformation, config.cfnRoleArn !== undefined ? { roleArn: config.cfnRoleArn } : {});
+  return new CloudFormationTenantInfra(stacks, {
     namePrefix: config.namePrefix,
     listenerArn: config.listenerArn,
     vpcId: config.vpcId,
@@ -133,6 +134,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     store,
     changes: new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, {
       log,
+      ...(config.tenantsStreamArn !== undefined ? { streamArn: config.tenantsStreamArn } : {}),
       ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}),
     }),
     ecs,

@@ -368,7 +368,11 @@ export class EcsProvider implements EcsPort {
           desiredCount: service.desiredCount,
           launchType: "FARGATE",
           networkConfiguration: {
-            awsvpcConfiguration: { subnets: [...service.subnets], securityGroups: [...service.securityGroups], assignPublicIp: "DISABLED" },
+            awsvpcConfiguration: {
+              subnets: [...service.subnets],
+              securityGroups: [...service.securityGroups],
+              assignPublicIp: service.assignPublicIp,
+            },
           },
           ...(service.loadBalancer !== undefined ? { loadBalancers: [{ ...service.loadBalancer }] } : {}),
           ...(service.serviceConnect !== undefined

@@ -129,7 +129,17 @@ describe("desiredForTenant", () => {
       desiredCount: 1,
       subnets: settings.subnets,
       securityGroups: settings.securityGroups,
+      assignPublicIp: "DISABLED",
     });
+  });
+
+  it("gives every service, silo and pooled, the configured public IP setting", () => {
+    const open = { ...settings, assignPublicIp: "ENABLED" as const };
+    const silo = desiredForTenant(spec({ tier: "premium" }), defaultCatalogue, open);
+    const pool = desiredPool(defaultCatalogue, open);
+    const all = [...silo.services, ...pool.services];
+    expect(all.length).toBe(8);
+    expect(new Set(all.map((s) => s.assignPublicIp))).toEqual(new Set(["ENABLED"]));
   });
 
   it("applies a record's version and desiredCount overrides to that app only", () => {
@@ -292,7 +302,7 @@ describe("the reference images' environment (with an AppContext)", () => {
   it("follows a catalogue entry that asks for other variables and another table", () => {
     const custom = loadCatalogue({
       apps: {
-        ...JSON.parse(JSON.stringify(defaultCatalogue.apps)),
+        ...(JSON.parse(JSON.stringify(defaultCatalogue.apps)) as Record<string, unknown>),
         users: { ...defaultCatalogue.apps.users, storage: "products", environment: ["TABLE_NAME", "NAMESPACE"] },
       },
     });
@@ -453,7 +463,7 @@ describe("loadCatalogue", () => {
     },
   ])("rejects $reason, naming the field", ({ edit, field }) => {
     const apps = { ...raw.apps };
-    for (const [app, patch] of Object.entries(edit)) apps[app] = { ...apps[app], ...patch };
+    for (const [app, patch] of Object.entries(edit)) apps[app] = { ...apps[app], ...(patch as Record<string, unknown>) };
     expect(() => loadCatalogue({ apps })).toThrow(CatalogueError);
     expect(() => loadCatalogue({ apps })).toThrow(field);
   });

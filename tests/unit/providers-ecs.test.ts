@@ -132,6 +132,7 @@ const desiredService = (overrides: Partial<DesiredService> = {}): DesiredService
   desiredCount: 1,
   subnets: ["subnet-0a"],
   securityGroups: ["sg-0a"],
+  assignPublicIp: "DISABLED",
   tags: { ...MANAGED, app: "orders" },
   ...overrides,
 });
@@ -470,6 +471,21 @@ describe("EcsProvider.apply", () => {
     expect(
       ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input.containerDefinitions?.[0]?.logConfiguration,
     ).toBeUndefined();
+  });
+
+  it("gives the tasks a public IP only when the service says ENABLED (ASSIGN_PUBLIC_IP), with its own clientToken", async () => {
+    const create = (s: DesiredService): Action => ({
+      kind: "createService",
+      service: s,
+      taskDefinitionFamily: "t1-orders",
+      reason: "missing",
+    });
+    await provider.apply([create(desiredService({ assignPublicIp: "ENABLED" }))], observedWithTd, fence());
+    await provider.apply([create(desiredService())], observedWithTd, fence());
+    const inputs = ecsMock.commandCalls(CreateServiceCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => i.networkConfiguration?.awsvpcConfiguration?.assignPublicIp)).toEqual(["ENABLED", "DISABLED"]);
+    // A create that differs only in the public IP is another request, not a retry of the first.
+    expect(inputs[0]?.clientToken).not.toBe(inputs[1]?.clientToken);
   });
 
   it("sends the same clientToken when the same create is retried, and another when the spec differs", async () => {

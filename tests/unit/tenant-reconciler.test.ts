@@ -295,9 +295,12 @@ describe("TenantReconciler", () => {
     store.items.set("t5", { tenantId: "t5", tier: "advanced", tenantName: "T5" });
     ecs.fail = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
     for (let i = 0; i < 2; i++) expect((await r.reconcile("t5", signal)).kind).toBe("failed");
-    expect(store.writes).toEqual([]);
+    // Below the threshold only lastError is written: a tenant never reported is Pending, and SBT hears nothing.
+    expect(store.writes.map((w) => w.phase)).toEqual(["Pending", "Pending"]);
+    expect(store.writes.at(-1)?.lastError).toMatchObject({ kind: "transient", type: "ThrottlingException", retries: 2 });
+    expect(events.sent).toEqual([]);
     await r.reconcile("t5", signal);
-    expect(store.writes.at(-1)?.phase).toBe("Degraded");
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Degraded", lastError: { retries: 3 } });
     expect(events.sent.map((e) => e.detailType)).toContain("sbt_aws_provisionFailure");
   });
 

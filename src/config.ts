@@ -122,6 +122,18 @@ export const configSchema = z.object({
     .optional(),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
+  /** Write CloudWatch Embedded Metric Format lines to stdout (the deployment template sets it true). @default false */
+  EMF_METRICS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "EMF_METRICS must be true or false" }))
+    .transform((v) => v === "true")
+    .default(false),
+  /** Seconds between two EMF lines. @default 60 */
+  EMF_INTERVAL_SECONDS: positiveInt("EMF_INTERVAL_SECONDS", 60, 3600),
+  /** A tenant outside Ready, Suspended and Deprovisioned for longer than this is stuck (metric TenantsStuck). @default 900 */
+  STUCK_AFTER_SECONDS: positiveInt("STUCK_AFTER_SECONDS", 900, 604_800),
 });
 
 export type RawConfig = z.input<typeof configSchema>;
@@ -151,6 +163,9 @@ export interface Config {
   readonly backupBucket: string;
   readonly migrationDrainSeconds: number;
   readonly apiGatewayUrl: string;
+  readonly emfMetrics: boolean;
+  readonly emfIntervalSeconds: number;
+  readonly stuckAfterSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -181,6 +196,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     catalogueFile: c.CATALOGUE_FILE,
     migrationDrainSeconds: c.MIGRATION_DRAIN_SECONDS,
     apiGatewayUrl: c.API_GATEWAY_URL ?? "",
+    emfMetrics: c.EMF_METRICS,
+    emfIntervalSeconds: c.EMF_INTERVAL_SECONDS,
+    stuckAfterSeconds: c.STUCK_AFTER_SECONDS,
   };
 }
 

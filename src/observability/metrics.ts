@@ -69,8 +69,6 @@ export class Metrics implements QueueMetricsProvider {
   readonly #wqDepth: Gauge<"name">;
   readonly #wqLatency: Histogram<"name">;
   readonly #wqWork: Histogram<"name">;
-  readonly #wqUnfinished: Gauge<"name">;
-  readonly #wqLongest: Gauge<"name">;
   readonly #wqRetries: Counter<"name">;
   /** Work in progress of each named queue, read at collection. */
   readonly #inProgress = new Map<string, () => InProgress>();
@@ -160,7 +158,12 @@ export class Metrics implements QueueMetricsProvider {
 
     // client-go's workqueue metrics, with controller-runtime's names and help.
     const name = ["name"] as const;
-    this.#wqAdds = new Counter({ name: "workqueue_adds_total", help: "Total number of adds handled by workqueue", labelNames: name, registers });
+    this.#wqAdds = new Counter({
+      name: "workqueue_adds_total",
+      help: "Total number of adds handled by workqueue",
+      labelNames: name,
+      registers,
+    });
     this.#wqDepth = new Gauge({ name: "workqueue_depth", help: "Current depth of workqueue", labelNames: name, registers });
     this.#wqLatency = new Histogram({
       name: "workqueue_queue_duration_seconds",
@@ -177,7 +180,8 @@ export class Metrics implements QueueMetricsProvider {
       registers,
     });
     const inProgress = this.#inProgress;
-    this.#wqUnfinished = new Gauge({
+    // Read at collection from each queue's work in progress, as client-go updates them on a ticker.
+    new Gauge({
       name: "workqueue_unfinished_work_seconds",
       help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration. Large values indicate stuck threads. One can deduce the number of stuck threads by observing the rate at which this increases.",
       labelNames: name,
@@ -186,7 +190,7 @@ export class Metrics implements QueueMetricsProvider {
         for (const [queue, read] of inProgress) this.set({ name: queue }, read().unfinishedSeconds);
       },
     });
-    this.#wqLongest = new Gauge({
+    new Gauge({
       name: "workqueue_longest_running_processor_seconds",
       help: "How many seconds has the longest running processor for workqueue been running.",
       labelNames: name,

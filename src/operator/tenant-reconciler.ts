@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Catalogue } from "../apps/catalogue.js";
 import { failed, requeueAfter, done, type ReconcileContext, type ReconcileResult } from "../reconciler/result.js";
 import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
-import { PHASES, type LastError, type MigrationStatus, type Phase, type TenantStatus } from "../tenants/status.js";
+import { PHASES, type LastError, type Phase, type TenantStatus } from "../tenants/status.js";
 import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
 import {
   desiredForTenant,
@@ -277,10 +277,6 @@ export class TenantReconciler {
     return { plan: diff(desired, observed, footprint), desired, observed };
   }
 
-  async #planPool() {
-    return this.#plan(desiredPool(this.#o.catalogue, this.#o.settings), footprintForPool(this.#o.settings));
-  }
-
   /**
    * The pool key: the pool stack first (pooled tables, roles, log group,
    * target group, catch-all rule), then the pooled services wired to it.
@@ -485,7 +481,9 @@ export class TenantReconciler {
     const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
     const desired =
       siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
-    let { plan, observed } = await this.#plan(desired, footprint);
+    const planned = await this.#plan(desired, footprint);
+    const observed = planned.observed;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
@@ -719,7 +717,9 @@ export class TenantReconciler {
   async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
-    let { plan, observed } = await this.#plan(NOTHING, footprint);
+    const planned = await this.#plan(NOTHING, footprint);
+    const observed = planned.observed;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     // Durable before anything is removed: a restart from here on still
     // finishes the offboarding and owes SBT its announcement (ADR 0003).

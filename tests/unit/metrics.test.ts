@@ -149,7 +149,10 @@ describe("Metrics", () => {
     expect(sample(m, work, `${work}_count`, q)).toBe(1);
     expect(sample(m, work, `${work}_sum`, q)).toBeCloseTo(0.5, 9);
     // client-go's buckets: 1e-8 s to 1000 s by powers of ten.
-    const les = m.get(work)?.samples.filter((x) => x.name === `${work}_bucket`).map((x) => (x.labels["le"] === "+Inf" ? Infinity : Number(x.labels["le"])));
+    const les = m
+      .get(work)
+      ?.samples.filter((x) => x.name === `${work}_bucket`)
+      .map((x) => (x.labels["le"] === "+Inf" ? Infinity : Number(x.labels["le"])));
     expect(les).toEqual([1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100, 1000, Infinity]);
     expect(sample(m, "workqueue_unfinished_work_seconds", "workqueue_unfinished_work_seconds", q)).toBeCloseTo(7, 9);
     expect(sample(m, "workqueue_longest_running_processor_seconds", "workqueue_longest_running_processor_seconds", q)).toBeCloseTo(7, 9);

@@ -95,7 +95,10 @@ describe("EventBridgePublisher", () => {
     });
     ebMock
       .on(PutEventsCommand)
-      .resolvesOnce({ FailedEntryCount: 2, Entries: [{ ErrorCode: "InternalFailure" }, { EventId: "2" }, { ErrorCode: "InternalFailure" }] })
+      .resolvesOnce({
+        FailedEntryCount: 2,
+        Entries: [{ ErrorCode: "InternalFailure" }, { EventId: "2" }, { ErrorCode: "InternalFailure" }],
+      })
       .resolvesOnce({ FailedEntryCount: 1, Entries: [{ EventId: "1" }, { ErrorCode: "InternalFailure" }] });
     await expect(counted.publish([event("a"), event("b"), event("c")])).rejects.toBeInstanceOf(EventPublishError);
     // a got through on its retry; c did not.

@@ -65,7 +65,7 @@ function record(
       ...(newImage ? { NewImage: marshall(newImage) } : {}),
       ...(oldImage ? { OldImage: marshall(oldImage) } : {}),
     },
-  } as _Record;
+  };
 }
 
 /** GetShardIterator answers "<shard>|<type>|<seq>" so tests can tell which iterator a GetRecords used. */
@@ -202,7 +202,11 @@ describe("DynamoStreamSource", () => {
       if (fail) p?.reject(v);
       else p?.resolve(v);
     };
-    const idle = new DynamoStreamSource(new DynamoDBClient({ region: "us-east-1" }), new DynamoDBStreamsClient({ region: "us-east-1" }), "t");
+    const idle = new DynamoStreamSource(
+      new DynamoDBClient({ region: "us-east-1" }),
+      new DynamoDBStreamsClient({ region: "us-east-1" }),
+      "t",
+    );
     expect(idle.lagSeconds()).toBeUndefined(); // not started: not reading
     await start({ now: () => now });
     expect(source?.lagSeconds()).toBe(0); // LATEST: caught up at start

@@ -329,7 +329,7 @@ describe("TenantReconciler", () => {
     infra.state = { kind: "inProgress", status: "stack saas-s1 CREATE_IN_PROGRESS" };
     expect((await r.reconcile("s1", signal)).kind).toBe("requeueAfter");
     expect(ecs.applied).toEqual([]);
-    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", message: expect.stringContaining("CREATE_IN_PROGRESS") });
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", message: expect.stringContaining("CREATE_IN_PROGRESS") as unknown });
 
     infra.state = { kind: "ready", infra: INFRA };
     await r.reconcile("s1", signal);
@@ -368,7 +368,10 @@ describe("TenantReconciler", () => {
     infra.state = { kind: "failed", reason: "stack saas-s2 ROLLBACK_COMPLETE: OrdersTable: Table already exists", terminal: false };
     expect(await r.reconcile("s2", signal)).toMatchObject({ kind: "failed", terminal: false });
     expect(ecs.applied).toEqual([]);
-    expect(store.writes.at(-1)).toMatchObject({ phase: "Degraded", message: expect.stringContaining("OrdersTable: Table already exists") });
+    expect(store.writes.at(-1)).toMatchObject({
+      phase: "Degraded",
+      message: expect.stringContaining("OrdersTable: Table already exists") as unknown,
+    });
     // The same write carries the failed attempt.
     expect(store.writes).toHaveLength(1);
     expect(store.writes[0]?.lastError).toMatchObject({ kind: "transient", type: "StackOperationFailed", retries: 1 });

@@ -32,6 +32,7 @@ import {
 import { describeError, errorType, InvalidRecordError, isRetryable, StackFailedError } from "./errors.js";
 import {
   DATA_APPS,
+  LeaseLostError,
   type ApplyOutcome,
   type CaseClaimPort,
   type IdentityPort,
@@ -879,7 +880,8 @@ export class TenantReconciler {
     const error = err instanceof Error ? err : new Error(String(err));
     const retryable = isRetryable(err);
     let retries = (context?.failures ?? 0) + 1;
-    if (key !== POOL_KEY) {
+    // Without the lease no write may land; the leader will report what it sees.
+    if (key !== POOL_KEY && !(err instanceof LeaseLostError)) {
       try {
         const item = await this.#o.store.get(key);
         const v = item ? validateRecord(item) : undefined;

@@ -47,6 +47,12 @@ export function describeError(err: unknown): string {
   return String(err);
 }
 
+/** True for the loss of the lease, wrapped or not: nothing may be written then. */
+export function isLeaseLost(err: unknown): boolean {
+  if (err instanceof TierMoveStepError) return isLeaseLost(err.cause);
+  return err instanceof LeaseLostError;
+}
+
 /** The name an error is known by in status.lastError.type: a wrapper (a tier move's step) goes by what it wraps. */
 export function errorType(err: unknown): string {
   if (err instanceof TierMoveStepError) return errorType(err.cause);

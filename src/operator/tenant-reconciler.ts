@@ -29,10 +29,9 @@ import {
   type ObservedState,
   type Plan,
 } from "../tiers/model.js";
-import { describeError, errorType, InvalidRecordError, isRetryable, StackFailedError } from "./errors.js";
+import { describeError, errorType, InvalidRecordError, isLeaseLost, isRetryable, StackFailedError } from "./errors.js";
 import {
   DATA_APPS,
-  LeaseLostError,
   type ApplyOutcome,
   type CaseClaimPort,
   type IdentityPort,
@@ -881,7 +880,7 @@ export class TenantReconciler {
     const retryable = isRetryable(err);
     let retries = (context?.failures ?? 0) + 1;
     // Without the lease no write may land; the leader will report what it sees.
-    if (key !== POOL_KEY && !(err instanceof LeaseLostError)) {
+    if (key !== POOL_KEY && !isLeaseLost(err)) {
       try {
         const item = await this.#o.store.get(key);
         const v = item ? validateRecord(item) : undefined;

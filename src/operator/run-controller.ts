@@ -50,8 +50,6 @@ export interface ControllerTuning {
   readonly http?: boolean;
   /** Bound on in-flight reconciles at shutdown. @default 20000 */
   readonly shutdownTimeoutMs?: number;
-  /** Where EMF lines go when EMF_METRICS is true. @default stdout */
-  readonly emfWrite?: (line: string) => void;
 }
 
 /** The tenant and pool infrastructure stacks. */
@@ -177,7 +175,6 @@ export async function startController(config: Config, log: Logger, tuning: Contr
           refresh();
           return metrics.takeEmfValues();
         },
-        ...(tuning.emfWrite ? { write: tuning.emfWrite } : {}),
         onError: (err) => log.warn({ err: describeError(err) }, "could not write the EMF metrics line"),
       })
     : undefined;

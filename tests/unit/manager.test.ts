@@ -8,6 +8,9 @@ import { InMemoryLeaseStore, LeaderLease } from "../../src/reconciler/lease.js";
 import { done } from "../../src/reconciler/result.js";
 import { parseExposition, sample } from "../support/prom-text.js";
 
+/** Generous: these machines are loaded; a wait's length proves nothing here. */
+const SLOW = { timeout: 10_000 };
+
 /** A table whose scan the test can break. */
 class Store implements TenantStore {
   broken = false;
@@ -63,7 +66,7 @@ describe("Manager resync age", () => {
     const { m, advance } = setup(store);
     expect(m.resyncAgeSeconds()).toBeUndefined(); // not leader yet
     await m.start();
-    await vi.waitFor(() => expect(m.ready).toBe(true));
+    await vi.waitFor(() => expect(m.ready).toBe(true), SLOW);
     expect(m.resyncAgeSeconds()).toBe(0);
     advance(30_000);
     expect(m.resyncAgeSeconds()).toBe(30);
@@ -83,7 +86,7 @@ describe("Manager resync age", () => {
     store.broken = true;
     const { m, advance } = setup(store);
     await m.start();
-    await vi.waitFor(() => expect(m.role).toBe("leader"));
+    await vi.waitFor(() => expect(m.role).toBe("leader"), SLOW);
     advance(90_000);
     expect(m.ready).toBe(false);
     expect(m.resyncAgeSeconds()).toBe(90);
@@ -93,16 +96,14 @@ describe("Manager resync age", () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const { m } = setup(new Store(), metrics);
     await m.start();
-    await vi.waitFor(() => expect(m.ready).toBe(true));
+    await vi.waitFor(() => expect(m.ready).toBe(true), SLOW);
     const text = parseExposition(await metrics.render());
     // The pool key and the two records, added by the initial resync.
-    await vi.waitFor(async () =>
-      expect(
-        sample(parseExposition(await metrics.render()), "workqueue_work_duration_seconds", "workqueue_work_duration_seconds_count", {
-          name: "tenant",
-        }),
-      ).toBe(3),
-    );
+    const worked = async () =>
+      sample(parseExposition(await metrics.render()), "workqueue_work_duration_seconds", "workqueue_work_duration_seconds_count", {
+        name: "tenant",
+      });
+    await vi.waitFor(async () => expect(await worked()).toBe(3), SLOW);
     expect(sample(text, "workqueue_adds_total", "workqueue_adds_total", { name: "tenant" })).toBe(3);
   });
 });

@@ -16,6 +16,9 @@ import type { TenantChange } from "../../src/ports.js";
 import { hashSpec } from "../../src/tenants/record.js";
 import { DynamoStreamSource, isSpecChange, toTenantChange, type DynamoStreamSourceOptions } from "../../src/providers/tenant-stream.js";
 
+/** Generous: these machines are loaded; a wait's length proves nothing here. */
+const SLOW = { timeout: 10_000 };
+
 const STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/tenants/stream/2024-01-01T00:00:00.000";
 const ddbMock = mockClient(DynamoDBClient);
 const streamsMock = mockClient(DynamoDBStreamsClient);
@@ -197,7 +200,7 @@ describe("DynamoStreamSource", () => {
     const pending: { resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
     streamsMock.on(GetRecordsCommand).callsFake(() => new Promise((resolve, reject) => pending.push({ resolve, reject })));
     const answer = async (v: unknown, fail = false) => {
-      await vi.waitFor(() => expect(pending.length).toBeGreaterThan(0));
+      await vi.waitFor(() => expect(pending.length).toBeGreaterThan(0), SLOW);
       const p = pending.shift();
       if (fail) p?.reject(v);
       else p?.resolve(v);
@@ -216,11 +219,11 @@ describe("DynamoStreamSource", () => {
     const old = { ...record("1", "INSERT", "a", { tenantId: "a" }) };
     old.dynamodb = { ...old.dynamodb, ApproximateCreationDateTime: new Date(now - 42_000) };
     await answer({ Records: [old], NextShardIterator: "n1" });
-    await vi.waitFor(() => expect(changes).toHaveLength(1));
+    await vi.waitFor(() => expect(changes).toHaveLength(1), SLOW);
     expect(source?.lagSeconds()).toBe(42);
 
     await answer({ Records: [], NextShardIterator: "n2" });
-    await vi.waitFor(() => expect(source?.lagSeconds()).toBe(0));
+    await vi.waitFor(() => expect(source?.lagSeconds()).toBe(0), SLOW);
 
     // The next read is throttled, and the ones after it too: the lag grows from the last good read.
     await answer(new LimitExceededException({ message: "slow down", $metadata: { httpStatusCode: 400 } }), true);
@@ -230,7 +233,7 @@ describe("DynamoStreamSource", () => {
     now += 30_000;
     expect(source?.lagSeconds()).toBe(60);
     await answer({ Records: [], NextShardIterator: "n3" });
-    await vi.waitFor(() => expect(source?.lagSeconds()).toBe(0));
+    await vi.waitFor(() => expect(source?.lagSeconds()).toBe(0), SLOW);
 
     const stopping = source?.stop();
     for (const p of pending.splice(0)) p.resolve({ Records: [], NextShardIterator: "n4" });

@@ -28,6 +28,9 @@ import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
 import { FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeNamespaces, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
 
+/** Generous: these machines are loaded; a wait's length proves nothing here. */
+const SLOW = { timeout: 10_000 };
+
 const settings = {
   namePrefix: "saas",
   poolCluster: "saas-pool",
@@ -462,7 +465,7 @@ describe("status.lastError", () => {
     controller.start();
     controller.enqueue(["e1"]);
     for (let n = 1; n <= 5; n++) {
-      await vi.waitFor(() => expect(results).toHaveLength(n));
+      await vi.waitFor(() => expect(results).toHaveLength(n), SLOW);
       const lastError = store.writes.at(-1)?.lastError;
       expect(lastError).toMatchObject({ kind: "transient", type: "ThrottlingException", message: "Rate exceeded", retries: n });
       // nextAttemptAt is when the queue's timer is actually due.
@@ -487,7 +490,7 @@ describe("status.lastError", () => {
 
     ecs.fail = undefined;
     expect(timers.fireNext()).toBe(12_000);
-    await vi.waitFor(() => expect(results).toHaveLength(6));
+    await vi.waitFor(() => expect(results).toHaveLength(6), SLOW);
     expect(results[5]?.kind).toBe("requeueAfter");
     expect(store.writes.at(-1)?.phase).toBe("Provisioning");
     expect(store.writes.at(-1)).not.toHaveProperty("lastError");

@@ -144,6 +144,18 @@ export const configSchema = z.object({
       "TENANTS_STREAM_ARN must be a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>)",
     )
     .optional(),
+  /** Write CloudWatch Embedded Metric Format lines to stdout (the deployment template sets it true). @default false */
+  EMF_METRICS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "EMF_METRICS must be true or false" }))
+    .transform((v) => v === "true")
+    .default(false),
+  /** Seconds between two EMF lines. @default 60 */
+  EMF_INTERVAL_SECONDS: positiveInt("EMF_INTERVAL_SECONDS", 60, 3600),
+  /** A tenant outside Ready, Suspended and Deprovisioned for longer than this is stuck (metric TenantsStuck). @default 900 */
+  STUCK_AFTER_SECONDS: positiveInt("STUCK_AFTER_SECONDS", 900, 604_800),
 });
 
 export type RawConfig = z.input<typeof configSchema>;
@@ -176,6 +188,9 @@ export interface Config {
   readonly cfnRoleArn: string | undefined;
   readonly assignPublicIp: "ENABLED" | "DISABLED";
   readonly tenantsStreamArn: string | undefined;
+  readonly emfMetrics: boolean;
+  readonly emfIntervalSeconds: number;
+  readonly stuckAfterSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -216,6 +231,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     cfnRoleArn: c.CFN_ROLE_ARN,
     assignPublicIp: c.ASSIGN_PUBLIC_IP,
     tenantsStreamArn: c.TENANTS_STREAM_ARN,
+    emfMetrics: c.EMF_METRICS,
+    emfIntervalSeconds: c.EMF_INTERVAL_SECONDS,
+    stuckAfterSeconds: c.STUCK_AFTER_SECONDS,
   };
 }
 

@@ -46,3 +46,31 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
 }
+
+/** True for the loss of the lease, wrapped or not: nothing may be written then. */
+export function isLeaseLost(err: unknown): boolean {
+  if (err instanceof TierMoveStepError) return isLeaseLost(err.cause);
+  return err instanceof LeaseLostError;
+}
+
+/** The name an error is known by in status.lastError.type: a wrapper (a tier move's step) goes by what it wraps. */
+export function errorType(err: unknown): string {
+  if (err instanceof TierMoveStepError) return errorType(err.cause);
+  return err instanceof Error ? err.name : typeof err;
+}
+
+/** A tenant record that fails validation: only an edit of the record helps. */
+export class InvalidRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidTenantRecord";
+  }
+}
+
+/** A stack operation CloudFormation reported failed, worth another attempt (a rollback that can be retried). */
+export class StackFailedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StackOperationFailed";
+  }
+}

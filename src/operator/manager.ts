@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { Controller } from "../reconciler/controller.js";
 import type { LeaderLease } from "../reconciler/lease.js";
 import { WorkQueue } from "../reconciler/queue.js";
+import type { QueueMetricsProvider } from "../reconciler/queue-metrics.js";
 import type { ReconcileResult } from "../reconciler/result.js";
 import { POOL_KEY } from "../tiers/desired.js";
 import { describeError } from "./errors.js";
@@ -23,7 +24,14 @@ export interface ManagerOptions {
   readonly onResult?: (key: string, result: ReconcileResult, durationMs: number) => void;
   /** Bound on waiting for in-flight reconciles at shutdown. @default 20000 */
   readonly shutdownTimeoutMs?: number;
+  /** Where the work queue (named "tenant") reports its workqueue_* metrics. @default none */
+  readonly queueMetrics?: QueueMetricsProvider;
+  /** @default Date.now */
+  readonly now?: () => number;
 }
+
+/** The work queue's name in its metrics, as controller-runtime names a queue after its controller. */
+export const QUEUE_NAME = "tenant";
 
 /** How soon a failed initial sync or resync is tried again. */
 const RESYNC_RETRY_MS = 5000;
@@ -43,6 +51,9 @@ export class Manager {
   #resyncTimer: NodeJS.Timeout | undefined;
   #synced = false;
   #changesStarted = false;
+  /** When this process began leading, and when a resync last queued everything (epoch ms). */
+  #leadingSince: number | undefined;
+  #lastResyncAt: number | undefined;
   #transition: Promise<void> = Promise.resolve();
   readonly #listeners = new Set<(role: Role) => void>();
 
@@ -63,14 +74,29 @@ export class Manager {
     return this.#queue?.len() ?? 0;
   }
 
+  /**
+   * Seconds since a resync last queued every tenant, counted from no earlier
+   * than the start of this leadership (a failing initial sync ages from
+   * there). Undefined unless leader: a standby does not resync.
+   */
+  resyncAgeSeconds(): number | undefined {
+    if (this.#role !== "leader" || this.#leadingSince === undefined) return undefined;
+    const since = Math.max(this.#leadingSince, this.#lastResyncAt ?? 0);
+    return Math.max(0, this.#now() - since) / 1000;
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+
   onRoleChange(listener: (role: Role) => void): void {
     this.#listeners.add(listener);
   }
 
   async start(): Promise<void> {
     const lease = this.#o.lease;
-    lease.onAcquired(() => this.#enqueueTransition(() => this.#lead()));
-    lease.onLost(() => this.#enqueueTransition(() => this.#standBy("lease lost")));
+    lease.onAcquired(() => void this.#enqueueTransition(() => this.#lead()));
+    lease.onLost(() => void this.#enqueueTransition(() => this.#standBy("lease lost")));
     await lease.start();
     if (!lease.isLeader && this.#role === "starting") this.#setRole("standby");
   }
@@ -104,7 +130,7 @@ export class Manager {
   async #lead(): Promise<void> {
     if (this.#role === "stopped" || this.#role === "leader") return;
     this.#o.log.info("acquired leader lease; starting reconcilers");
-    const queue = new WorkQueue<string>();
+    const queue = new WorkQueue<string>({ name: QUEUE_NAME, ...(this.#o.queueMetrics ? { metrics: this.#o.queueMetrics } : {}) });
     const controller = new Controller<string>({
       queue,
       reconciler: this.#o.reconciler.reconcile,
@@ -115,6 +141,7 @@ export class Manager {
     this.#queue = queue;
     this.#controller = controller;
     this.#synced = false;
+    this.#leadingSince = this.#now();
     this.#setRole("leader");
     controller.start();
     // The stream starts before the scan: a change made during the scan is then
@@ -152,6 +179,7 @@ export class Manager {
     this.#controller = undefined;
     this.#queue = undefined;
     this.#synced = false;
+    this.#leadingSince = undefined;
   }
 
   #onChanges(changes: readonly TenantChange[]): void {
@@ -173,7 +201,7 @@ export class Manager {
   async #resync(): Promise<boolean> {
     const queue = this.#queue;
     if (!queue) return false;
-    const started = Date.now();
+    const started = this.#now();
     const seen = new Set<string>();
     try {
       queue.add(POOL_KEY, "resync");
@@ -191,7 +219,8 @@ export class Manager {
       const owners = await this.#o.ecs.inventory(this.#o.sharedClusters);
       const orphans = [...owners].filter((id) => !seen.has(id));
       for (const id of orphans) queue.add(id, "resync");
-      this.#o.log.info({ tenants: seen.size, orphans: orphans.length, ms: Date.now() - started }, "resync queued");
+      this.#lastResyncAt = this.#now();
+      this.#o.log.info({ tenants: seen.size, orphans: orphans.length, ms: this.#lastResyncAt - started }, "resync queued");
       return true;
     } catch (err) {
       this.#o.log.error({ err: describeError(err) }, "resync failed; retrying soon");

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { defaultCatalogue, loadCatalogue, type Catalogue } from "../apps/catalogue.js";
 import type { Config } from "../config.js";
 import { startHttpServer } from "../http/server.js";
+import { EmfEmitter } from "../observability/emf.js";
 import { Metrics } from "../observability/metrics.js";
 import { createAwsClients, type AwsClients } from "../providers/aws-clients.js";
 import { CallCounter } from "../providers/call-counter.js";
@@ -24,6 +25,7 @@ import { DynamoStreamSource } from "../providers/tenant-stream.js";
 import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
 import { Manager } from "./manager.js";
 import { TenantReconciler } from "./tenant-reconciler.js";
+import { describeError } from "./errors.js";
 
 export interface RunningController {
   readonly manager: Manager;
@@ -122,7 +124,11 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     ecs,
     infra: tenantInfra(config, clients),
     ...tenantParts(config, clients),
-    events: new EventBridgePublisher(clients.eventbridge, { eventBusName: config.eventBusName, source: config.eventSource }),
+    events: new EventBridgePublisher(clients.eventbridge, {
+      eventBusName: config.eventBusName,
+      source: config.eventSource,
+      onUndelivered: (n) => metrics.eventPublishFailed(n),
+    }),
     fence: lease,
     catalogue,
     settings: config,
@@ -130,13 +136,14 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     ...(tuning.pollMs !== undefined ? { pollMs: tuning.pollMs } : {}),
     ...(tuning.maxPollMs !== undefined ? { maxPollMs: tuning.maxPollMs } : {}),
   });
+  const changes = new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, {
+    log,
+    ...(config.tenantsStreamArn !== undefined ? { streamArn: config.tenantsStreamArn } : {}),
+    ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}),
+  });
   const manager = new Manager({
     store,
-    changes: new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, {
-      log,
-      ...(config.tenantsStreamArn !== undefined ? { streamArn: config.tenantsStreamArn } : {}),
-      ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}),
-    }),
+    changes,
     ecs,
     reconciler,
     lease,
@@ -145,9 +152,34 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     resyncMs: config.resyncSeconds * 1000,
     sharedClusters: [config.poolCluster, config.advancedCluster],
     onResult: (_key, result, ms) => metrics.observeReconcile(result, ms),
+    queueMetrics: metrics,
     ...(tuning.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
   });
   manager.onRoleChange((role) => metrics.setLeader(role === "leader"));
+  let stopping: Promise<void> | undefined;
+  // A graceful stop releases the lease too; only a loss while leading counts.
+  lease.onLost(() => {
+    if (stopping === undefined) metrics.leaseLost();
+  });
+  /** Gauges read from their sources, before each scrape and each EMF line. */
+  const refresh = () => {
+    metrics.setQueueDepth(manager.queueDepth);
+    metrics.setTenantsByPhase(reconciler.phaseCounts());
+    metrics.setPhaseTimes(reconciler.phaseTimes(), Date.now(), config.stuckAfterSeconds * 1000);
+    metrics.setStreamLag(changes.lagSeconds());
+    metrics.setResyncAge(manager.resyncAgeSeconds());
+  };
+  const emf = config.emfMetrics
+    ? new EmfEmitter({
+        operator: config.namePrefix,
+        intervalMs: config.emfIntervalSeconds * 1000,
+        sample: () => {
+          refresh();
+          return metrics.takeEmfValues();
+        },
+        onError: (err) => log.warn({ err: describeError(err) }, "could not write the EMF metrics line"),
+      })
+    : undefined;
 
   const http =
     tuning.http === false
@@ -159,20 +191,19 @@ export async function startController(config: Config, log: Logger, tuning: Contr
             "/metrics": {
               contentType: metrics.contentType,
               render: () => {
-                metrics.setQueueDepth(manager.queueDepth);
-                metrics.setTenantsByPhase(reconciler.phaseCounts());
+                refresh();
                 return metrics.render();
               },
             },
           },
         );
   await manager.start();
+  emf?.start();
   log.info(
     { role: manager.role, holder: lease.holder, httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName },
     "controller started",
   );
 
-  let stopping: Promise<void> | undefined;
   return {
     manager,
     reconciler,
@@ -184,6 +215,8 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     stop: () =>
       (stopping ??= (async () => {
         await manager.stop();
+        // The last line carries what happened since the one before.
+        emf?.stop();
         await http?.close();
         clients.destroy();
         log.info("controller stopped");

@@ -1,4 +1,4 @@
-import type { Phase, TenantStatus, Condition } from "../tenants/status.js";
+import type { Phase, TenantStatus, Condition, LastError } from "../tenants/status.js";
 import { mergeConditions } from "../tenants/status.js";
 import type { Plan } from "../tiers/model.js";
 import type { DetailType, StatusEvent } from "../ports.js";
@@ -17,6 +17,8 @@ export interface Observation {
   readonly now: Date;
   /** API_GATEWAY_URL: the tenant's API, for SBT's tenantConfig. @default "" */
   readonly apiGatewayUrl?: string;
+  /** This reconcile's failure, if it failed; absent, a previous one is cleared (the reconcile got through). */
+  readonly lastError?: LastError;
 }
 
 export type Situation =
@@ -146,6 +148,9 @@ export function decide(obs: Observation, situation: Situation): Decision {
     observedSpecHash: obs.specHash,
     message,
     lastReconciledAt: at,
+    // A status written before phaseSince existed starts counting at its next write.
+    phaseSince: prev?.phase === phase ? (prev.phaseSince ?? at) : at,
+    ...(obs.lastError !== undefined ? { lastError: obs.lastError } : {}),
     ...(arns?.clusterArn ? { clusterArn: arns.clusterArn } : {}),
     ...(arns ? { serviceArns: [...arns.serviceArns].sort(), taskDefinitionArns: [...arns.taskDefinitionArns].sort() } : {}),
     ...(arns?.stackArn ? { stackArn: arns.stackArn } : {}),
@@ -155,6 +160,32 @@ export function decide(obs: Observation, situation: Situation): Decision {
   return { status, events, changed: prev === undefined || semantic(prev) !== semantic(status) };
 }
 
+/**
+ * The status after a failed reconcile that is not reported as a phase of its
+ * own (a transient failure below the Degraded threshold): the previous status
+ * untouched, spec hash and announcements included, so nothing is announced
+ * and nothing looks observed that was not, plus lastError. A tenant never
+ * reported before is Pending, so `tenantctl` shows why it is not progressing.
+ */
+export function failureStatus(obs: Pick<Observation, "specHash" | "previous" | "now">, lastError: LastError): TenantStatus {
+  const prev = obs.previous;
+  const at = obs.now.toISOString();
+  if (prev !== undefined) return { ...prev, phaseSince: prev.phaseSince ?? at, lastError };
+  const message = `first reconcile failed; retrying: ${lastError.type}: ${lastError.message}`;
+  return {
+    phase: "Pending",
+    conditions: [
+      { ...cond("Valid", true, "RecordValid", ""), lastTransitionTime: at },
+      { ...cond("Ready", "unknown", "ReconcileError", message), lastTransitionTime: at },
+    ],
+    observedSpecHash: obs.specHash,
+    message,
+    lastReconciledAt: at,
+    phaseSince: at,
+    lastError,
+  };
+}
+
 /** The previous data fields, overridden by the ones the situation sets (an explicit undefined clears one). */
 function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined): Pick<TenantStatus, (typeof DATA_KEYS)[number]> {
   const out: Record<string, unknown> = {};
@@ -162,7 +193,7 @@ function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined
     const value = next !== undefined && key in next ? next[key] : prev?.[key];
     if (value !== undefined) out[key] = value;
   }
-  return out as Pick<TenantStatus, (typeof DATA_KEYS)[number]>;
+  return out;
 }
 
 function semantic(s: TenantStatus): string {

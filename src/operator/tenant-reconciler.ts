@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import type { Catalogue } from "../apps/catalogue.js";
-import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/result.js";
+import { failed, requeueAfter, done, type ReconcileContext, type ReconcileResult } from "../reconciler/result.js";
 import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
-import { PHASES, type MigrationStatus, type Phase, type TenantStatus } from "../tenants/status.js";
+import { PHASES, type LastError, type Phase, type TenantStatus } from "../tenants/status.js";
 import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
 import {
   desiredForTenant,
@@ -29,7 +29,7 @@ import {
   type ObservedState,
   type Plan,
 } from "../tiers/model.js";
-import { describeError, isRetryable } from "./errors.js";
+import { describeError, errorType, InvalidRecordError, isLeaseLost, isRetryable, StackFailedError } from "./errors.js";
 import {
   DATA_APPS,
   type ApplyOutcome,
@@ -52,7 +52,7 @@ import {
   type TenantInfra,
   type TenantStore,
 } from "../ports.js";
-import { decide, type DataFields, type OwnedArns, type Situation } from "./status-policy.js";
+import { decide, failureStatus, type DataFields, type OwnedArns, type Situation } from "./status-policy.js";
 import { servingHome, siloTierNow, startMove, steerMove, describeMove } from "./tier-move.js";
 import { TierMoveRunner } from "./tier-move-runner.js";
 import type { TenantRoutes } from "./tenant-routes.js";
@@ -117,11 +117,10 @@ export class TenantReconciler {
   readonly #now: () => Date;
   /** Removals seen on the stream, until their reconcile records them in the RemovalLog (the durable copy). */
   readonly #noted = new Map<string, { readonly registrationId?: string; readonly removedAt: string }>();
-  readonly #failures = new Map<string, number>();
   /** Consecutive reconciles that found a key only waiting on ECS: its next look comes later each time. */
   readonly #waits = new Map<string, number>();
-  /** Last phase written per tenant, for the tenants-by-phase gauge. */
-  readonly #phases = new Map<string, Phase>();
+  /** Last phase written per tenant and since when (epoch ms), for the tenants-by-phase and time-in-phase gauges. */
+  readonly #phases = new Map<string, { readonly phase: Phase; readonly since: number }>();
 
   constructor(options: TenantReconcilerOptions) {
     this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, drainMs: 30_000, ...options };
@@ -132,8 +131,13 @@ export class TenantReconciler {
   /** Tenants by the phase this process last saw or wrote. */
   phaseCounts(): Record<Phase, number> {
     const counts = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
-    for (const phase of this.#phases.values()) counts[phase] += 1;
+    for (const { phase } of this.#phases.values()) counts[phase] += 1;
     return counts;
+  }
+
+  /** Each tenant's phase as this process last saw or wrote it, and since when (epoch ms, from status.phaseSince). */
+  phaseTimes(): readonly { readonly phase: Phase; readonly since: number }[] {
+    return [...this.#phases.values()];
   }
 
   /** The stream saw the item removed: a deprovisionSuccess is owed once its resources are gone. */
@@ -146,13 +150,16 @@ export class TenantReconciler {
       });
   }
 
-  readonly reconcile = async (key: string, _signal: AbortSignal): Promise<ReconcileResult> => {
+  /**
+   * The queue's context says how many attempts in a row failed before this
+   * one and what backoff comes next, for status.lastError; called without
+   * one (a test, a one-off), a failure counts from the status alone.
+   */
+  readonly reconcile = async (key: string, _signal: AbortSignal, context?: ReconcileContext): Promise<ReconcileResult> => {
     try {
-      const result = key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key);
-      this.#failures.delete(key);
-      return result;
+      return key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key, context);
     } catch (err) {
-      return this.#onError(key, err);
+      return this.#onError(key, err, context);
     }
   };
 
@@ -270,10 +277,6 @@ export class TenantReconciler {
     return { plan: diff(desired, observed, footprint), desired, observed };
   }
 
-  async #planPool() {
-    return this.#plan(desiredPool(this.#o.catalogue, this.#o.settings), footprintForPool(this.#o.settings));
-  }
-
   /**
    * The pool key: the pool stack first (pooled tables, roles, log group,
    * target group, catch-all rule), then the pooled services wired to it.
@@ -303,7 +306,7 @@ export class TenantReconciler {
     return this.#next(POOL_KEY, plan, "pool converging");
   }
 
-  async #reconcileTenant(tenantId: string): Promise<ReconcileResult> {
+  async #reconcileTenant(tenantId: string, context: ReconcileContext | undefined): Promise<ReconcileResult> {
     const item = await this.#o.store.get(tenantId);
     if (item === undefined) return this.#reconcileDeleted(tenantId);
 
@@ -312,14 +315,22 @@ export class TenantReconciler {
     if (!validation.ok) {
       // A bad record never changes or removes what the tenant already has: we
       // report and stop here, before observing or planning anything.
-      await this.#report(tenantId, previous, validation.specHash, {
-        kind: "invalid",
-        message: validation.message,
-        registrationId: typeof item["tenantRegistrationId"] === "string" ? item["tenantRegistrationId"] : undefined,
-      });
-      return failed(new Error(`invalid tenant record ${tenantId}: ${validation.message}`), true);
+      const error = new InvalidRecordError(`invalid tenant record ${tenantId}: ${validation.message}`);
+      await this.#report(
+        tenantId,
+        previous,
+        validation.specHash,
+        {
+          kind: "invalid",
+          message: validation.message,
+          registrationId: typeof item["tenantRegistrationId"] === "string" ? item["tenantRegistrationId"] : undefined,
+        },
+        // No attempt is scheduled: only an edit of the record (or a resync) brings it back.
+        this.#lastError(error, "terminal", previous, context, undefined),
+      );
+      return failed(error, true);
     }
-    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {} };
+    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {}, context };
     if (!t.spec.sbtaws_active) return this.#offboard(t);
 
     // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
@@ -418,8 +429,17 @@ export class TenantReconciler {
       const state = await this.#o.infra.ensure(tenantId, siloTier, this.#o.fence);
       if (state.kind !== "ready") {
         const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
-        await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns: previousArns(previous), data: t.data });
-        if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
+        // A failed stack operation that another attempt may get past is a failed reconcile, retried with backoff.
+        const retry = state.kind === "failed" && !state.terminal ? new StackFailedError(state.reason) : undefined;
+        const lastError = retry && this.#lastError(retry, "transient", previous, t.context, t.context?.retryDelayMs());
+        await this.#report(
+          tenantId,
+          previous,
+          t.specHash,
+          { kind: "planned", spec, plan, arns: previousArns(previous), data: t.data },
+          lastError,
+        );
+        if (retry) return failed(retry, false);
         return this.#next(tenantId, plan, "infrastructure stack");
       }
       infra = state.infra;
@@ -461,7 +481,9 @@ export class TenantReconciler {
     const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
     const desired =
       siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
-    let { plan, observed } = await this.#plan(desired, footprint);
+    const planned = await this.#plan(desired, footprint);
+    const observed = planned.observed;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
@@ -695,7 +717,9 @@ export class TenantReconciler {
   async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
-    let { plan, observed } = await this.#plan(NOTHING, footprint);
+    const planned = await this.#plan(NOTHING, footprint);
+    const observed = planned.observed;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     // Durable before anything is removed: a restart from here on still
     // finishes the offboarding and owes SBT its announcement (ADR 0003).
@@ -798,9 +822,26 @@ export class TenantReconciler {
     return { plan, backup };
   }
 
-  async #report(tenantId: string, previous: TenantStatus | undefined, specHash: string, situation: Situation): Promise<void> {
-    const decision = decide({ tenantId, specHash, previous, now: this.#now(), apiGatewayUrl: this.#o.apiGatewayUrl ?? "" }, situation);
-    this.#phases.set(tenantId, decision.status.phase);
+  /** Writes the status the situation calls for (with lastError when this reconcile failed) and sends its events. */
+  async #report(
+    tenantId: string,
+    previous: TenantStatus | undefined,
+    specHash: string,
+    situation: Situation,
+    lastError?: LastError,
+  ): Promise<void> {
+    const decision = decide(
+      {
+        tenantId,
+        specHash,
+        previous,
+        now: this.#now(),
+        apiGatewayUrl: this.#o.apiGatewayUrl ?? "",
+        ...(lastError !== undefined ? { lastError } : {}),
+      },
+      situation,
+    );
+    this.#track(tenantId, decision.status);
     // Events first, then the status that records them as sent: a crash in
     // between re-sends (at least once) rather than losing the announcement.
     await this.#publish(decision.events);
@@ -822,26 +863,78 @@ export class TenantReconciler {
     await this.#o.events.publish(events);
   }
 
-  async #onError(key: string, err: unknown): Promise<ReconcileResult> {
+  #track(tenantId: string, status: TenantStatus): void {
+    const since = status.phaseSince !== undefined ? Date.parse(status.phaseSince) : NaN;
+    this.#phases.set(tenantId, { phase: status.phase, since: Number.isNaN(since) ? this.#now().getTime() : since });
+  }
+
+  /**
+   * Every failure is written on the tenant (status.lastError: what, how many
+   * in a row, when the next attempt is), one write per failed attempt, which
+   * the backoff bounds. Transient trouble keeps the phase while the queue
+   * retries; once it persists, or when it cannot go away by waiting, the
+   * tenant is Degraded and SBT is told.
+   */
+  async #onError(key: string, err: unknown, context: ReconcileContext | undefined): Promise<ReconcileResult> {
     const error = err instanceof Error ? err : new Error(String(err));
     const retryable = isRetryable(err);
-    const count = (this.#failures.get(key) ?? 0) + 1;
-    this.#failures.set(key, count);
-    this.#o.log.warn({ key, err: describeError(err), retryable, consecutiveFailures: count }, "reconcile failed");
-    // Transient trouble is the queue's business (backoff). Once it persists,
-    // or when it cannot go away by waiting, the tenant and SBT are told.
-    if (key !== POOL_KEY && (!retryable || count >= this.#o.degradeAfterFailures)) {
+    let retries = (context?.failures ?? 0) + 1;
+    // Without the lease no write may land; the leader will report what it sees.
+    if (key !== POOL_KEY && !isLeaseLost(err)) {
       try {
         const item = await this.#o.store.get(key);
         const v = item ? validateRecord(item) : undefined;
         if (item && v?.ok) {
-          await this.#report(key, readStatus(item), v.specHash, { kind: "error", spec: v.spec, message: describeError(err) });
+          const previous = readStatus(item);
+          const lastError = retryable
+            ? this.#lastError(error, "transient", previous, context, context?.retryDelayMs())
+            : this.#lastError(error, "terminal", previous, context, this.#o.problemPollMs);
+          retries = lastError.retries;
+          if (!retryable || retries >= this.#o.degradeAfterFailures) {
+            await this.#report(key, previous, v.specHash, { kind: "error", spec: v.spec, message: describeError(err) }, lastError);
+          } else {
+            await this.#writeFailure(key, previous, v.specHash, lastError);
+          }
         }
       } catch (reportErr) {
         this.#o.log.warn({ key, err: describeError(reportErr) }, "could not report reconcile failure on the tenant");
       }
     }
-    return retryable ? failed(error, false) : requeueAfter(this.#o.problemPollMs, describeError(err));
+    this.#o.log.warn({ key, err: describeError(err), retryable, consecutiveFailures: retries }, "reconcile failed");
+    // Waiting cannot fix what is not retryable, but a person can without editing the record (a tag, a permission): look again slowly.
+    return retryable ? failed(error, false) : failed(error, true, this.#o.problemPollMs);
+  }
+
+  /**
+   * The failure of this attempt as status.lastError. Failed attempts in a
+   * row: the queue's count, or the status's when that is higher (the queue
+   * forgets on a terminal failure and at a new leader; a success clears the
+   * status's). `retryInMs`: when the next attempt comes, if one is scheduled.
+   */
+  #lastError(
+    error: Error,
+    kind: LastError["kind"],
+    previous: TenantStatus | undefined,
+    context: ReconcileContext | undefined,
+    retryInMs: number | undefined,
+  ): LastError {
+    const now = this.#now();
+    return {
+      message: error.message,
+      kind,
+      type: errorType(error),
+      at: now.toISOString(),
+      retries: Math.max(context?.failures ?? 0, previous?.lastError?.retries ?? 0) + 1,
+      ...(retryInMs !== undefined ? { nextAttemptAt: new Date(now.getTime() + retryInMs).toISOString() } : {}),
+    };
+  }
+
+  /** A failure that leaves the phase as it is: only lastError changes (no events: nothing new is known about the tenant). */
+  async #writeFailure(tenantId: string, previous: TenantStatus | undefined, specHash: string, lastError: LastError): Promise<void> {
+    const status = failureStatus({ specHash, previous, now: this.#now() }, lastError);
+    this.#track(tenantId, status);
+    const written = await this.#o.store.writeStatus(tenantId, status, this.#o.fence);
+    if (!written) this.#o.log.info({ tenantId }, "record deleted while reconciling; failure not written");
   }
 
   #logPlan(key: string, plan: Plan): void {
@@ -863,6 +956,8 @@ interface Turn {
   /** The status as last written (refreshed after each checkpoint). */
   previous: TenantStatus | undefined;
   data: DataFields;
+  /** What the queue knows of earlier attempts, for a failure's lastError. */
+  readonly context: ReconcileContext | undefined;
 }
 
 /**

@@ -5,6 +5,7 @@ import { ConfigError } from "../config.js";
 import { didYouMean } from "../suggest.js";
 import { UsageError, type Command, type Io } from "./command.js";
 import { commands } from "./commands/index.js";
+import { setupHint } from "./client-config.js";
 
 /** tenantctl: the operator's command line. `tenantctl <command> --help` for each command. */
 function usage(): string {
@@ -62,7 +63,9 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       io.stderr.write(`tenantctl ${name}: ${err.message}\n`);
       return 2;
     }
-    io.stderr.write(`tenantctl ${name}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}\n`);
+    // A setup problem (no endpoint, no credentials) gets its fix rather than the SDK's words.
+    const hint = setupHint(err, { endpoint: io.env["AWS_ENDPOINT_URL"] || undefined, region: io.env["AWS_REGION"] || undefined });
+    io.stderr.write(`tenantctl ${name}: ${hint ?? (err instanceof Error ? `${err.name}: ${err.message}` : String(err))}\n`);
     return 1;
   }
 }

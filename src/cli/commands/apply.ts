@@ -60,7 +60,7 @@ export const applyCommand: Command = {
   usage,
   async run(args, io) {
     const { flags } = parseCommandArgs(args, options, flagsSchema, { min: 0, max: 0, names: "" });
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
 
     let text: string;
     try {

@@ -46,7 +46,7 @@ export const eventsCommand: Command = {
   usage,
   async run(args, io) {
     const { flags } = parseCommandArgs(args, options, flagsSchema, { min: 0, max: 0, names: "" });
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
     const follow = flags.follow === true || flags["follow-seconds"] !== undefined;
     const output = flags.output ?? "text";
     const clients = createCliClients(config, io.env);

@@ -28,7 +28,7 @@ export const getCommand: Command = {
   async run(args, io) {
     const { flags, positionals } = parseCommandArgs(args, options, flagsSchema, { min: 1, max: 1, names: "tenant ID" });
     const tenantId = checkTenantId(positionals[0]);
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
     const clients = createCliClients(config, io.env);
     let item: Item | undefined;
     try {

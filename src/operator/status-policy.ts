@@ -1,5 +1,5 @@
-import type { Phase, TenantStatus, Condition } from "../tenants/status.js";
-import { mergeConditions } from "../tenants/status.js";
+import type { Phase, TenantStatus, Condition, RecentEvent } from "../tenants/status.js";
+import { mergeConditions, RECENT_EVENT_REASON_CHARS, RECENT_EVENTS_KEPT } from "../tenants/status.js";
 import type { Plan } from "../tiers/model.js";
 import type { DetailType, StatusEvent } from "../ports.js";
 import type { TenantSpec } from "../tenants/record.js";
@@ -140,6 +140,7 @@ export function decide(obs: Observation, situation: Situation): Decision {
   }
 
   const arns = situation.kind === "planned" ? situation.arns : undefined;
+  const recentEvents = remember(prev?.recentEvents, events, at);
   const status: TenantStatus = {
     phase,
     conditions: stamped,
@@ -150,9 +151,24 @@ export function decide(obs: Observation, situation: Situation): Decision {
     ...(arns ? { serviceArns: [...arns.serviceArns].sort(), taskDefinitionArns: [...arns.taskDefinitionArns].sort() } : {}),
     ...(arns?.stackArn ? { stackArn: arns.stackArn } : {}),
     ...(marker !== undefined ? { announced: marker } : {}),
+    ...(recentEvents.length > 0 ? { recentEvents } : {}),
     ...data,
   };
   return { status, events, changed: prev === undefined || semantic(prev) !== semantic(status) };
+}
+
+/**
+ * The tenant's last few events, this decision's appended: written with the
+ * status, which is written after the events are sent, so the list never
+ * shows an event that was not published (a crash in between re-sends it).
+ */
+function remember(previous: readonly RecentEvent[] | undefined, events: readonly StatusEvent[], at: string): RecentEvent[] {
+  const added = events.map((e): RecentEvent => ({
+    detailType: e.detailType,
+    at,
+    ...(e.detail.reason ? { reason: e.detail.reason.slice(0, RECENT_EVENT_REASON_CHARS) } : {}),
+  }));
+  return [...(previous ?? []), ...added].slice(-RECENT_EVENTS_KEPT);
 }
 
 /** The previous data fields, overridden by the ones the situation sets (an explicit undefined clears one). */
@@ -162,7 +178,7 @@ function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined
     const value = next !== undefined && key in next ? next[key] : prev?.[key];
     if (value !== undefined) out[key] = value;
   }
-  return out as Pick<TenantStatus, (typeof DATA_KEYS)[number]>;
+  return out;
 }
 
 function semantic(s: TenantStatus): string {

@@ -201,23 +201,31 @@ export const secondsSchema = z.coerce
   .max(86_400, "must be at most 86400");
 
 /**
- * An AbortSignal that fires on SIGINT (Ctrl-C) or after `limitMs`, whichever
- * comes first; dispose() removes the handler so a finished command leaves no trace.
+ * An AbortSignal that fires on SIGINT (Ctrl-C) or SIGTERM (a supervisor, `kill`), or after
+ * `limitMs`, whichever comes first, so a command can clean up what it made before it exits.
+ * Each handler runs once: a second signal while cleaning up ends the process at once.
+ * dispose() removes the handlers so a finished command leaves no trace.
  */
 export function interruptSignal(limitMs?: number): { readonly signal: AbortSignal; readonly interrupted: () => boolean; dispose(): void } {
   const controller = new AbortController();
   let interrupted = false;
-  const onSigint = () => {
+  const off = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  function onSignal() {
+    off();
     interrupted = true;
     controller.abort(new Error("interrupted"));
-  };
-  process.once("SIGINT", onSigint);
+  }
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const timer = limitMs !== undefined ? setTimeout(() => controller.abort(new Error("time limit reached")), limitMs) : undefined;
   return {
     signal: controller.signal,
     interrupted: () => interrupted,
     dispose: () => {
-      process.off("SIGINT", onSigint);
+      off();
       if (timer !== undefined) clearTimeout(timer);
     },
   };

@@ -17,7 +17,9 @@ function usage(): string {
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
     "Run `tenantctl <command> --help` for a command's options; `tenantctl --version` for the version.",
-    "AWS endpoint, region and credentials come from the environment (AWS_ENDPOINT_URL=http://127.0.0.1:4566 for the local default).",
+    "AWS endpoint, region and credentials come from the environment and your AWS profile, as for the AWS CLI",
+    "(AWS_ENDPOINT_URL=http://127.0.0.1:4566 for the local default; AWS_REGION, AWS_DEFAULT_REGION or the profile's region).",
+    "Exit codes: 0 done, 1 failed, 2 a usage or configuration error.",
   ].join("\n");
 }
 

@@ -20,12 +20,12 @@ const positiveInt = (name: string, def: number, max = 1_000_000) =>
     .max(max, `${name} must be at most ${max}`)
     .default(def);
 
+/** An AWS region name such as us-east-1 or ap-southeast-2. */
+export const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
 export const configSchema = z.object({
   /** @default "us-east-1" */
-  AWS_REGION: z
-    .string()
-    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "AWS_REGION must look like us-east-1")
-    .default("us-east-1"),
+  AWS_REGION: z.string().regex(REGION_PATTERN, "AWS_REGION must look like us-east-1").default("us-east-1"),
   /** Optional endpoint override; the SDK reads it too. Used for the local AWS. */
   AWS_ENDPOINT_URL: z.url({ error: "AWS_ENDPOINT_URL must be a URL such as http://127.0.0.1:4566" }).optional(),
   /** @default "tenants" */

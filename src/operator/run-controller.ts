@@ -7,6 +7,7 @@ import { EmfEmitter } from "../observability/emf.js";
 import { Metrics } from "../observability/metrics.js";
 import { createAwsClients, type AwsClients } from "../providers/aws-clients.js";
 import { CallCounter } from "../providers/call-counter.js";
+import { publishSettings, settingsOf } from "../providers/controller-settings.js";
 import { DynamoDbLeaseStore } from "../providers/dynamodb-lease-store.js";
 import { DynamoTenantData } from "../data/dynamo-tenant-data.js";
 import { CaseClaims } from "../providers/case-claims.js";
@@ -119,6 +120,18 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   const ecs = new EcsProvider(clients.ecs, { region: config.region });
   // Another leader may have registered revisions meanwhile: forget what this process cached.
   lease.onAcquired(() => ecs.invalidateCaches());
+  // The acting controller's settings, for `tenantctl plan` on a workstation (src/providers/controller-settings.ts).
+  lease.onAcquired((token) => {
+    const settings = settingsOf(config, catalogue, {
+      holder: lease.holder,
+      token,
+      accountId: accountOf(config.listenerArn),
+      now: new Date(),
+    });
+    publishSettings(clients.dynamodb, config.leaseTable, settings).catch((err: unknown) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not publish the controller's settings for tenantctl plan"),
+    );
+  });
   const reconciler = new TenantReconciler({
     store,
     ecs,

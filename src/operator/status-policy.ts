@@ -1,5 +1,5 @@
-import type { Phase, TenantStatus, Condition, LastError } from "../tenants/status.js";
-import { mergeConditions } from "../tenants/status.js";
+import type { Phase, TenantStatus, Condition, LastError, RecentEvent } from "../tenants/status.js";
+import { mergeConditions, RECENT_EVENT_REASON_CHARS, RECENT_EVENTS_KEPT } from "../tenants/status.js";
 import type { Plan } from "../tiers/model.js";
 import type { DetailType, StatusEvent } from "../ports.js";
 import type { TenantSpec } from "../tenants/record.js";
@@ -142,6 +142,7 @@ export function decide(obs: Observation, situation: Situation): Decision {
   }
 
   const arns = situation.kind === "planned" ? situation.arns : undefined;
+  const recentEvents = remember(prev?.recentEvents, events, at);
   const status: TenantStatus = {
     phase,
     conditions: stamped,
@@ -155,6 +156,7 @@ export function decide(obs: Observation, situation: Situation): Decision {
     ...(arns ? { serviceArns: [...arns.serviceArns].sort(), taskDefinitionArns: [...arns.taskDefinitionArns].sort() } : {}),
     ...(arns?.stackArn ? { stackArn: arns.stackArn } : {}),
     ...(marker !== undefined ? { announced: marker } : {}),
+    ...(recentEvents.length > 0 ? { recentEvents } : {}),
     ...data,
   };
   return { status, events, changed: prev === undefined || semantic(prev) !== semantic(status) };
@@ -184,6 +186,20 @@ export function failureStatus(obs: Pick<Observation, "specHash" | "previous" | "
     phaseSince: at,
     lastError,
   };
+}
+
+/**
+ * The tenant's last few events, this decision's appended: written with the
+ * status, which is written after the events are sent, so the list never
+ * shows an event that was not published (a crash in between re-sends it).
+ */
+function remember(previous: readonly RecentEvent[] | undefined, events: readonly StatusEvent[], at: string): RecentEvent[] {
+  const added = events.map((e): RecentEvent => ({
+    detailType: e.detailType,
+    at,
+    ...(e.detail.reason ? { reason: e.detail.reason.slice(0, RECENT_EVENT_REASON_CHARS) } : {}),
+  }));
+  return [...(previous ?? []), ...added].slice(-RECENT_EVENTS_KEPT);
 }
 
 /** The previous data fields, overridden by the ones the situation sets (an explicit undefined clears one). */

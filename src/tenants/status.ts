@@ -57,7 +57,23 @@ export interface TenantStatus {
    * what failed, how it was classified, how many tries in a row failed, and when the next one is due.
    */
   readonly lastError?: LastError;
+  /** The last SBT events sent about this tenant (at most RECENT_EVENTS_KEPT, oldest first), for `tenantctl describe` and `tenantctl events`. */
+  readonly recentEvents?: readonly RecentEvent[];
 }
+
+/** One event the controller published about a tenant, as the tenant's status remembers it. */
+export interface RecentEvent {
+  /** The EventBridge detail-type, e.g. `sbt_aws_provisionSuccess`. */
+  readonly detailType: string;
+  /** When the controller decided to send it (ISO time). */
+  readonly at: string;
+  /** The event's reason, cut to RECENT_EVENT_REASON_CHARS. */
+  readonly reason?: string;
+}
+
+/** Enough to see a tenant's last few transitions, small enough to keep the item far from DynamoDB's 400 KB. */
+export const RECENT_EVENTS_KEPT = 10;
+export const RECENT_EVENT_REASON_CHARS = 200;
 
 export interface LastError {
   readonly message: string;

@@ -141,4 +141,44 @@ describe("decide", () => {
     });
     expect(fresh.conditions.map((c) => `${c.type}=${c.status}`)).toEqual(["Valid=True", "Ready=Unknown"]);
   });
+
+  it("remembers the events it sends in status.recentEvents, oldest first, bounded, carried over when none are sent", () => {
+    const first = decide({ tenantId: "t1", specHash: "h1", previous: undefined, now }, planned(rolling));
+    expect(first.status.recentEvents).toEqual([
+      { detailType: "tenantStatusChanged", at: now.toISOString(), reason: "New -> Provisioning: orders: 0/1 running" },
+    ]);
+    const later = new Date(now.getTime() + 60_000);
+    const ready = decide({ tenantId: "t1", specHash: "h1", previous: first.status, now: later }, planned(converged));
+    // Exactly the events of this decision were added, in the order they are sent.
+    expect(ready.status.recentEvents?.map((e) => [e.detailType, e.at])).toEqual([
+      ["tenantStatusChanged", now.toISOString()],
+      ["sbt_aws_provisionSuccess", later.toISOString()],
+      ["tenantStatusChanged", later.toISOString()],
+    ]);
+    expect(ready.status.recentEvents?.[1]?.reason).toBe("all services steady");
+    // Nothing sent: the list is carried over as it was, and the status is unchanged.
+    const quiet = decide(
+      { tenantId: "t1", specHash: "h1", previous: ready.status, now: new Date(later.getTime() + 60_000) },
+      planned(converged),
+    );
+    expect(quiet.events).toEqual([]);
+    expect(quiet.status.recentEvents).toEqual(ready.status.recentEvents);
+    expect(quiet.changed).toBe(false);
+
+    // Many transitions later only the last 10 are kept, and a long reason is cut.
+    let status = ready.status;
+    for (let i = 0; i < 8; i++) {
+      const at = new Date(later.getTime() + (i + 2) * 60_000);
+      const failing: Plan = { ...broken, problems: [`x${i} `.repeat(100)] };
+      status = decide(
+        { tenantId: "t1", specHash: `h${i + 2}`, previous: status, now: at },
+        planned(i % 2 === 0 ? failing : converged),
+      ).status;
+    }
+    expect(status.recentEvents).toHaveLength(10);
+    const last = status.recentEvents?.[9];
+    expect(last?.at).toBe(new Date(later.getTime() + 9 * 60_000).toISOString());
+    expect(status.recentEvents?.every((e) => (e.reason?.length ?? 0) <= 200)).toBe(true);
+    expect(status.recentEvents?.some((e) => e.reason?.length === 200)).toBe(true);
+  });
 });

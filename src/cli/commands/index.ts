@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
 import { controllerCommand } from "./controller.js";
 import { deleteCommand } from "./delete.js";
+import { describeCommand } from "./describe.js";
 import { eventsCommand } from "./events.js";
 import { getCommand } from "./get.js";
 import { listCommand } from "./list.js";
@@ -13,6 +14,7 @@ import { restoreCommand } from "./restore.js";
 export const commands: readonly Command[] = [
   applyCommand,
   getCommand,
+  describeCommand,
   listCommand,
   deleteCommand,
   restoreCommand,

@@ -7,7 +7,6 @@ import { createLogger } from "../../log.js";
 import { startController } from "../../operator/run-controller.js";
 import { createAwsClients } from "../../providers/aws-clients.js";
 import { DynamoTenantStore } from "../../providers/tenant-store.js";
-import { ensureEventTail } from "../events-tail.js";
 import type { Command } from "../command.js";
 import { parseFlags } from "../flags.js";
 import { startLiveView } from "../live-view.js";
@@ -79,8 +78,6 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
         LISTENER_ARN: account.listenerArn,
         VPC_ID: account.vpcId,
       });
-      // Subscribe `tenantctl events` now, so it shows every event since the start, the demo's included.
-      await ensureEventTail(clients, config.eventBusName, config.eventSource);
       if (flags.demo) {
         for (const t of DEMO_TENANTS) {
           await clients.dynamodb

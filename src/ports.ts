@@ -10,13 +10,8 @@ import type { TenantStatus } from "./tenants/status.js";
 /** A raw tenant item, unmarshalled from DynamoDB, not yet validated. */
 export type RawTenantItem = Readonly<Record<string, unknown>>;
 
-/** Thrown by a fenced write when this controller no longer holds the lease. */
-export class LeaseLostError extends Error {
-  constructor(message = "leader lease lost") {
-    super(message);
-    this.name = "LeaseLostError";
-  }
-}
+// The failures ports promise by type (LeaseLostError from a fence, UnmanagedResourceError from a refusal).
+export { LeaseLostError, UnmanagedResourceError } from "./errors.js";
 
 /** Checked before every write to AWS; throws LeaseLostError when not leader. */
 export interface Fence {
@@ -46,13 +41,6 @@ export interface EcsPort {
   apply(actions: readonly Action[], observed: ObservedState, fence: Fence): Promise<ApplyOutcome>;
   /** Tenant ids owning managed resources in the given shared clusters or in managed clusters: the orphan sweep. */
   inventory(sharedClusters: readonly string[]): Promise<ReadonlySet<string>>;
-}
-
-export class UnmanagedResourceError extends Error {
-  constructor(readonly resource: string) {
-    super(`refusing to modify ${resource}: it lacks the tag managed-by=ecs-tenant-operator`);
-    this.name = "UnmanagedResourceError";
-  }
 }
 
 export interface TenantStore {

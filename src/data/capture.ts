@@ -1,14 +1,16 @@
 import type { AttributeValue, DynamoDBClient, WriteRequest } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
+  ExpiredIteratorException,
   GetRecordsCommand,
   GetShardIteratorCommand,
+  TrimmedDataAccessException,
   type _Record,
   type DynamoDBStreamsClient,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
 import type { CaptureCheckpoint, Fence } from "../ports.js";
-import { errorName } from "../providers/aws-errors.js";
+import { findCause, NotFoundError } from "../errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { canonicalItem, type Item } from "./dynamo-json.js";
 import { CaptureLostError, NoStreamError } from "./errors.js";
@@ -219,9 +221,9 @@ async function readShard(
       );
       return res.ShardIterator;
     } catch (err) {
-      if (errorName(err) === "TrimmedDataAccessException") throw new CaptureLostError(table, shardId, { cause: err });
-      if (errorName(err) === "ResourceNotFoundException" && from === undefined) return undefined;
-      if (errorName(err) === "ResourceNotFoundException") throw new CaptureLostError(table, shardId, { cause: err });
+      if (findCause(err, TrimmedDataAccessException) !== undefined) throw new CaptureLostError(table, shardId, { cause: err });
+      if (err instanceof NotFoundError && from === undefined) return undefined;
+      if (err instanceof NotFoundError) throw new CaptureLostError(table, shardId, { cause: err });
       throw err;
     }
   };
@@ -235,11 +237,11 @@ async function readShard(
       );
     } catch (err) {
       // Iterators last 15 minutes; a slow write of the previous page can outlive one.
-      if (errorName(err) === "ExpiredIteratorException") {
+      if (findCause(err, ExpiredIteratorException) !== undefined) {
         iterator = await acquire();
         continue;
       }
-      if (errorName(err) === "TrimmedDataAccessException") throw new CaptureLostError(table, shardId, { cause: err });
+      if (findCause(err, TrimmedDataAccessException) !== undefined) throw new CaptureLostError(table, shardId, { cause: err });
       throw err;
     }
     const records = res.Records ?? [];

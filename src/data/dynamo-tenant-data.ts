@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { errorName, httpStatusOf, wrapAwsError } from "../providers/aws-errors.js";
+import { awsErrorKind, wrapAwsError } from "../providers/aws-errors.js";
 import { manifestKey } from "./location.js";
 import type { BackupLocation, BackupManifest, CaptureCheckpoint, DataApp, Fence, TableDigest, TableSet, TenantDataPort } from "../ports.js";
 import { backfill } from "./backfill.js";
@@ -93,7 +93,7 @@ export class DynamoTenantData implements TenantDataPort {
       await this.#s3.send(new HeadObjectCommand({ Bucket: at.bucket, Key: manifestKey(at) }));
       return true;
     } catch (err) {
-      if (errorName(err) === "NotFound" || errorName(err) === "NoSuchKey" || httpStatusOf(err) === 404) return false;
+      if (awsErrorKind(err) === "notFound") return false;
       throw wrapAwsError(err, `looking for an export's manifest at s3://${at.bucket}/${manifestKey(at)}`);
     }
   }

@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Fence } from "../ports.js";
-import { errorName } from "../providers/aws-errors.js";
+import { NotFoundError } from "../errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { describeTable, keyNames } from "./tables.js";
 import { tenantPages } from "./tenant-query.js";
@@ -38,7 +38,7 @@ export async function purge(
     }
   } catch (err) {
     // Dropped while we were deleting: nothing of the tenant is left in it either way.
-    if (errorName(err) === "ResourceNotFoundException") return { deleted };
+    if (err instanceof NotFoundError) return { deleted };
     throw err;
   }
   return { deleted };

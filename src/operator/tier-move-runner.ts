@@ -284,8 +284,8 @@ export class TierMoveRunner {
 
 /**
  * A failure inside a tier move's step, naming the step for the tenant's
- * status and SBT's provisionFailure. It does not pretend to be the AWS error
- * it wraps: retry decisions read `cause` (errors.ts).
+ * status and SBT's provisionFailure. Unclassified on purpose: it adds context
+ * only, and the retry decision walks on to its `cause` (src/operator/errors.ts).
  */
 export class TierMoveStepError extends Error {
   constructor(

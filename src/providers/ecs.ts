@@ -13,6 +13,7 @@ import {
 } from "@aws-sdk/client-ecs";
 import type { ApplyOutcome, EcsPort, Fence } from "../ports.js";
 import { UnmanagedResourceError } from "../ports.js";
+import { TransientError } from "../errors.js";
 import {
   CONTENT_HASH_KEY,
   isManaged,
@@ -26,7 +27,7 @@ import {
   type ObservedState,
   type ObservedTaskDefinition,
 } from "../tiers/model.js";
-import { chunks, doing, errorName, messageOf, wrapAwsError } from "./aws-errors.js";
+import { chunks, doing, errorName, isCondition, wrapAwsError } from "./aws-errors.js";
 import { findTenantsWithResources } from "./ecs-inventory.js";
 import { RecentCreates, TaskDefinitionCache } from "./ecs-cache.js";
 import {
@@ -60,16 +61,8 @@ export interface EcsProviderOptions {
   readonly now?: () => number;
 }
 
-/**
- * The service moved or vanished between observe and apply; a fresh observe
- * will plan again. Carries no HTTP status, so it is classified retryable.
- */
-export class StaleObservationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StaleObservationError";
-  }
-}
+/** The service moved or vanished between observe and apply: transient, as a fresh observe will plan again. */
+export class StaleObservationError extends TransientError {}
 
 /**
  * EcsPort on the ECS API (SDK v3). Reads are batched at ECS's limits and task
@@ -408,7 +401,7 @@ export class EcsProvider implements EcsPort {
     } catch (err) {
       // A service of that name exists (made by an earlier attempt with other
       // inputs, or still visible only to ECS): the next observe sees it.
-      if (errorName(err) === "InvalidParameterException" && /not idempotent/i.test(messageOf(err))) return undefined;
+      if (isCondition(err, "serviceNotIdempotent")) return undefined;
       this.#taskDefs.forgetFamily(service.taskDefinitionFamily);
       throw wrapAwsError(err, `creating service ${service.name} in cluster ${service.cluster}`);
     }
@@ -491,8 +484,7 @@ export class EcsProvider implements EcsPort {
       await this.#ecs.send(new DeleteClusterCommand({ cluster: name }));
     } catch (err) {
       if (errorName(err) === "ClusterNotFoundException") return;
-      // ClusterContainsServices/TasksException keep their names through the
-      // wrap and are retryable: services are still draining.
+      // ClusterContainsServices/TasksException wrap as transient: services are still draining.
       throw wrapAwsError(err, `deleting cluster ${name}`);
     }
   }

@@ -31,6 +31,7 @@ import type {
   Footprint,
   ObservedState,
 } from "../../src/tiers/model.js";
+import { TransientError } from "../../src/errors.js";
 
 const REGION = "us-east-1";
 const ACCOUNT = "123456789012";
@@ -583,8 +584,8 @@ describe("EcsProvider.apply", () => {
     const err = await provider
       .apply([{ kind: "deleteCluster", cluster: "saas-t1", reason: "x" }], observed, fence())
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).name).toBe("ClusterContainsServicesException");
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as Error).cause).toBeInstanceOf(ClusterContainsServicesException);
     expect((err as Error).message).toContain("saas-t1");
     expect(isRetryable(err)).toBe(true);
 

@@ -15,6 +15,7 @@ import { StackProvider, TEMPLATE_HASH_TAG, failureFromEvents, type DesiredStack 
 import { CloudFormationTenantInfra } from "../../src/providers/tenant-infra.js";
 import { poolStackTemplate } from "../../src/tiers/pool-template.js";
 import { tenantStackTemplate } from "../../src/tiers/stack-template.js";
+import { TransientError } from "../../src/errors.js";
 
 const cfnMock = mockClient(CloudFormationClient);
 let cfn: CloudFormationClient;
@@ -126,7 +127,7 @@ describe("StackProvider.ensure", () => {
     expect(await provider().ensure(desired)).toMatchObject(want);
   });
 
-  it("throws throttling, wrapped with the stack and keeping its name, for the caller's backoff", async () => {
+  it("throws throttling, wrapped with the stack as a TransientError, for the caller's backoff", async () => {
     cfnMock.on(DescribeStacksCommand).rejects(cfnError("Throttling", "Rate exceeded"));
     const err = await provider()
       .ensure(desired)
@@ -134,7 +135,8 @@ describe("StackProvider.ensure", () => {
         () => new Error("expected a failure"),
         (e: unknown) => e as Error,
       );
-    expect(err.name).toBe("Throttling");
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.cause).toMatchObject({ name: "Throttling" });
     expect(err.message).toContain(desired.stackName);
   });
 

@@ -19,6 +19,7 @@ import { CaptureLostError, DynamoTenantData } from "../../src/data/index.js";
 import { parseS3Location } from "../../src/data/location.js";
 import { backoffDelay, DEFAULT_RETRY, isRetryable } from "../../src/data/retry.js";
 import type { Fence } from "../../src/ports.js";
+import { TerminalError } from "../../src/errors.js";
 
 const ddb = mockClient(DynamoDBClient);
 const streamsMock = mockClient(DynamoDBStreamsClient);
@@ -77,9 +78,9 @@ describe("writeBatch", () => {
     ddb
       .on(BatchWriteItemCommand)
       .rejects(Object.assign(new Error("bad key"), { name: "ValidationException", $metadata: { httpStatusCode: 400 } }));
-    await expect(writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, FAST)).rejects.toMatchObject({
-      name: "ValidationException",
-    });
+    const err = await writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, FAST).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as Error).cause).toMatchObject({ name: "ValidationException" });
     expect(ddb.commandCalls(BatchWriteItemCommand)).toHaveLength(1);
   });
 

@@ -211,6 +211,9 @@ export interface BackupManifest {
  * safe to repeat after a crash; writes call fence.assertHeld() before each
  * batch. Throttling (ProvisionedThroughputExceeded, unprocessed items) is
  * absorbed with backoff, never surfaced as a failure while it clears.
+ * An aborted `signal` (shutdown) ends a long call at its next page, batch or
+ * backoff by throwing the signal's reason; what it wrote stays valid, since
+ * each call is repeated from the caller's last checkpoint.
  */
 export interface TenantDataPort {
   /** The source table's stream position now, before any copying: change capture starts here. Throws if the table has no stream. */
@@ -228,19 +231,20 @@ export interface TenantDataPort {
     target: string,
     from: CaptureCheckpoint,
     fence: Fence,
+    signal?: AbortSignal,
   ): Promise<{
     readonly checkpoint: CaptureCheckpoint;
     readonly applied: number;
     /** Keys (canonical JSON of the key attributes) it wrote or deleted. */ readonly changedKeys: readonly string[];
   }>;
   /** A hash of each of the tenant's items, by key (same key text as changedKeys): a verification can leave out keys that changed while it read. */
-  itemHashes(tenantId: string, table: string): Promise<ReadonlyMap<string, string>>;
+  itemHashes(tenantId: string, table: string, signal?: AbortSignal): Promise<ReadonlyMap<string, string>>;
   /** Count and content hash of the tenant's items in a table (strongly consistent Query). */
-  digest(tenantId: string, table: string): Promise<TableDigest>;
+  digest(tenantId: string, table: string, signal?: AbortSignal): Promise<TableDigest>;
   /** Deletes every item of the tenant from a table; a missing table is nothing to delete. */
-  purge(tenantId: string, table: string, fence: Fence): Promise<{ readonly deleted: number }>;
+  purge(tenantId: string, table: string, fence: Fence, signal?: AbortSignal): Promise<{ readonly deleted: number }>;
   /** Writes the tenant's items to S3 as DynamoDB-export JSON lines plus manifest.json (written last). Overwrites. */
-  exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence): Promise<BackupManifest>;
+  exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence, signal?: AbortSignal): Promise<BackupManifest>;
   /** True when an export's manifest exists at the location: an export that finished. */
   exportExists(at: BackupLocation): Promise<boolean>;
   /** Loads an export into the tables (puts; running it twice changes nothing more). */

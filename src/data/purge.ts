@@ -18,6 +18,7 @@ export async function purge(
   table: string,
   fence: Fence,
   writer: BatchWriterOptions,
+  signal?: AbortSignal,
 ): Promise<{ readonly deleted: number }> {
   const description = await describeTable(client, table, writer.retry);
   if (description === undefined) return { deleted: 0 };
@@ -26,13 +27,14 @@ export async function purge(
     throw new Error(`table ${table} is not keyed by tenantId (its partition key is ${keys[0] ?? "unknown"}); refusing to purge`);
   let deleted = 0;
   try {
-    for await (const page of tenantPages(client, { table, tenantId, keysOnly: keys }, writer.retry)) {
+    for await (const page of tenantPages(client, { table, tenantId, keysOnly: keys }, writer.retry, signal)) {
       await writeAll(
         client,
         table,
         page.map((Key) => ({ DeleteRequest: { Key } })),
         fence,
         writer,
+        signal,
       );
       deleted += page.length;
     }

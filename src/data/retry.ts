@@ -61,6 +61,11 @@ export async function withRetry<T>(what: string, policy: RetryPolicy, call: () =
   }
 }
 
+/** The SDK's per-call options: an aborted signal cuts the HTTP request short. */
+export function sendOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal !== undefined ? { abortSignal: signal } : {};
+}
+
 /** Waits before retry number `attempt`; throws the signal's reason if it was aborted. */
 export async function backoff(policy: RetryPolicy, attempt: number, signal?: AbortSignal): Promise<void> {
   await sleep(backoffDelay(policy, attempt), signal);

@@ -146,12 +146,19 @@ export class TenantReconciler {
       });
   }
 
-  readonly reconcile = async (key: string, _signal: AbortSignal): Promise<ReconcileResult> => {
+  /**
+   * An aborted `signal` (the controller stopping) ends the long steps (copies,
+   * exports, purges) at their next page or batch. Every step before has left
+   * its checkpoint in the status, so the next leader resumes there; the abort
+   * itself is no failure of the tenant's, so nothing is reported.
+   */
+  readonly reconcile = async (key: string, signal: AbortSignal): Promise<ReconcileResult> => {
     try {
-      const result = key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key);
+      const result = key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key, signal);
       this.#failures.delete(key);
       return result;
     } catch (err) {
+      if (signal.aborted) return failed(err instanceof Error ? err : new Error(String(err)), false);
       return this.#onError(key, err);
     }
   };
@@ -303,9 +310,9 @@ export class TenantReconciler {
     return this.#next(POOL_KEY, plan, "pool converging");
   }
 
-  async #reconcileTenant(tenantId: string): Promise<ReconcileResult> {
+  async #reconcileTenant(tenantId: string, signal: AbortSignal): Promise<ReconcileResult> {
     const item = await this.#o.store.get(tenantId);
-    if (item === undefined) return this.#reconcileDeleted(tenantId);
+    if (item === undefined) return this.#reconcileDeleted(tenantId, signal);
 
     const previous = readStatus(item);
     const validation = validateRecord(item);
@@ -319,7 +326,7 @@ export class TenantReconciler {
       });
       return failed(new Error(`invalid tenant record ${tenantId}: ${validation.message}`), true);
     }
-    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {} };
+    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {}, signal };
     if (!t.spec.sbtaws_active) return this.#offboard(t);
 
     // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
@@ -477,6 +484,7 @@ export class TenantReconciler {
       const result = await this.#moves.run(m, {
         tenantId,
         fence: this.#o.fence,
+        signal: t.signal,
         now: this.#now,
         drainMs: this.#o.drainMs,
         stillWanted: async () => {
@@ -621,7 +629,7 @@ export class TenantReconciler {
       const home = knownHome(previous, prefix, tenantId, pool) ?? homeOf(spec.tier);
       const tables = previous?.tables ?? tablesOf(home, prefix, tenantId, pool);
       const location = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/${compactTime(this.#now())}/` };
-      const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#o.fence);
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#o.fence, t.signal);
       // The checkpoint: from here on, deleting the tenant's data loses nothing.
       t.data.backup = {
         location: manifest.location,
@@ -641,7 +649,8 @@ export class TenantReconciler {
     if (plan.converged) {
       // Both homes: a move interrupted by the offboarding may have left items on either side.
       for (const app of DATA_APPS)
-        if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+        if ((await this.#o.data.tableStatus(pool[app])) !== undefined)
+          await this.#o.data.purge(tenantId, pool[app], this.#o.fence, t.signal);
       const pending = await this.#removeSilo(t, plan, true);
       if (pending !== undefined) plan = pending;
     }
@@ -692,7 +701,7 @@ export class TenantReconciler {
   }
 
   /** The item is gone: remove whatever the tenant still owns, then announce it once. */
-  async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
+  async #reconcileDeleted(tenantId: string, signal: AbortSignal): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     let { plan, observed } = await this.#plan(NOTHING, footprint);
@@ -715,7 +724,7 @@ export class TenantReconciler {
     }
     let backup: StatusEvent["detail"]["backup"];
     if (plan.converged && removal !== undefined) {
-      const removed = await this.#removeDeletedTenantData(removal, plan);
+      const removed = await this.#removeDeletedTenantData(removal, plan, signal);
       plan = removed.plan;
       backup = removed.backup;
     } else if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
@@ -750,7 +759,11 @@ export class TenantReconciler {
    * the deletion can never replace a full export with a partial one), then
    * the items, the stack, the retained tables, the rule and the claims go.
    */
-  async #removeDeletedTenantData(removal: Removal, plan: Plan): Promise<{ plan: Plan; backup: StatusEvent["detail"]["backup"] }> {
+  async #removeDeletedTenantData(
+    removal: Removal,
+    plan: Plan,
+    signal: AbortSignal,
+  ): Promise<{ plan: Plan; backup: StatusEvent["detail"]["backup"] }> {
     const { tenantId } = removal;
     const prefix = this.#o.settings.namePrefix;
     const homes: [DataHome, Tables][] = [
@@ -770,11 +783,11 @@ export class TenantReconciler {
         continue;
       }
       const [orders, products] = await Promise.all([
-        this.#o.data.digest(tenantId, tables.orders),
-        this.#o.data.digest(tenantId, tables.products),
+        this.#o.data.digest(tenantId, tables.orders, signal),
+        this.#o.data.digest(tenantId, tables.products, signal),
       ]);
       if (orders.count + products.count === 0) continue;
-      const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#o.fence);
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#o.fence, signal);
       backup ??= {
         location: manifest.location,
         counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount },
@@ -782,7 +795,7 @@ export class TenantReconciler {
     }
     const pool = poolTables(prefix);
     for (const app of DATA_APPS)
-      if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+      if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence, signal);
     await this.#o.routes.removeAny(tenantId, this.#o.fence);
     // Its users: in the shared pool by its group, and its own pool if it had one.
     await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
@@ -863,6 +876,8 @@ interface Turn {
   /** The status as last written (refreshed after each checkpoint). */
   previous: TenantStatus | undefined;
   data: DataFields;
+  /** Aborted when the controller stops: long data steps end early, at a checkpoint. */
+  readonly signal: AbortSignal;
 }
 
 /**

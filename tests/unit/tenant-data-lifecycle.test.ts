@@ -125,7 +125,7 @@ class Events implements EventPublisher {
 }
 
 /** One account's worth of fakes; `controller()` is a fresh process over the same world (a restart). */
-function world(options: { drainMs?: number } = {}) {
+function world(options: { drainMs?: number; degradeAfterFailures?: number } = {}) {
   const clock = { now: new Date("2026-11-30T12:00:00Z") };
   const store = new Store();
   const data = new FakeData();
@@ -155,6 +155,7 @@ function world(options: { drainMs?: number } = {}) {
       account: { region: "us-east-1", accountId: "123456789012" },
       backupBucket: "backups",
       drainMs: options.drainMs ?? 0,
+      ...(options.degradeAfterFailures !== undefined ? { degradeAfterFailures: options.degradeAfterFailures } : {}),
       now: () => clock.now,
       routes: new TenantRoutes(rules, priorities, LISTENER),
       catalogue: defaultCatalogue,
@@ -378,6 +379,54 @@ describe("tier moves", () => {
     expect(status.tables).toEqual(POOL); // still served from the pool
     expect(w.rules.of("bad")).toBeUndefined();
     expect(w.events.types("bad")).toContain("sbt_aws_provisionFailure");
+  });
+
+  it("stops a long backfill promptly when the controller stops, keeping the move's checkpoints and reporting nothing", async () => {
+    // Degraded at the first failure: an abort taken for the tenant's failure would show at once.
+    const w = world({ degradeAfterFailures: 1 });
+    w.store.items.set("long", { tenantId: "long", tier: "basic", tenantName: "Long" });
+    await settle(w.controller(), "long");
+    seed(w, POOL, "long", 12);
+    w.store.edit("long", { tier: "advanced" });
+    let entered = (): void => undefined;
+    const inBackfill = new Promise<void>((resolve) => (entered = resolve));
+    // A copy that only ends when its signal aborts: one that ignored the signal would hang.
+    const endless = new Proxy(w.data, {
+      get(target, prop) {
+        if (prop === "backfill") {
+          return (_tenant: string, _source: string, _target: string, _fence: Fence, s?: AbortSignal) =>
+            new Promise((_resolve, reject) => {
+              entered();
+              s?.addEventListener("abort", () => reject(s.reason as Error), { once: true });
+            });
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as TenantDataPort;
+    const stopping = new AbortController();
+    const r = w.controller(endless);
+    // The first reconciles provision the silo; one of them goes on into the backfill and stays there.
+    let running = r.reconcile("long", stopping.signal);
+    for (let i = 0; i < 20 && (await Promise.race([running.then(() => "returned"), inBackfill.then(() => "copying")])) === "returned"; i++)
+      running = r.reconcile("long", stopping.signal);
+    await inBackfill;
+    const saved = structuredClone(w.store.status("long").migration);
+    expect(saved).toMatchObject({ step: "backfill", checkpoints: { orders: { shards: {} }, products: { shards: {} } } });
+    stopping.abort(new Error("controller stopping"));
+    const hung = new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 20_000).unref());
+    const result = await Promise.race([running, hung]);
+    expect(result).toMatchObject({ kind: "failed", terminal: false });
+    const status = w.store.status("long");
+    expect(status.migration).toEqual(saved); // the capture's checkpoints survive the stop
+    expect(status.phase).not.toBe("Degraded");
+    expect(w.events.types("long")).not.toContain("sbt_aws_provisionFailure");
+
+    // The next leader resumes at the backfill, from the same stream position, and loses nothing.
+    await settle(w.controller(), "long");
+    const silo = siloTables("saas", "long");
+    expect(w.data.items(silo.orders, "long")).toHaveLength(12);
+    expect(w.store.status("long")).toMatchObject({ phase: "Ready", tables: silo });
   });
 });
 

@@ -69,6 +69,7 @@ export function mapService(s: Service, cluster: string, contentHash: string | un
     deployments: deployments.map(mapDeployment),
     ...(connect !== undefined ? { serviceConnect: mapServiceConnect(connect) } : {}),
     tags: fromEcsTags(s.tags),
+    ...(s.createdAt !== undefined ? { createdAt: s.createdAt.toISOString() } : {}),
   };
 }
 

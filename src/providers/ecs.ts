@@ -85,8 +85,6 @@ export class EcsProvider implements EcsPort {
   readonly #fargate: boolean;
   readonly #taskDefs = new TaskDefinitionCache();
   readonly #recent: RecentCreates;
-  /** Per observed state: cluster/name -> identity of a dead service of that name (see clientTokenFor). */
-  readonly #deadServices = new WeakMap<ObservedState, ReadonlyMap<string, string>>();
 
   constructor(ecs: ECSClient, options: EcsProviderOptions) {
     this.#ecs = ecs;
@@ -127,7 +125,6 @@ export class EcsProvider implements EcsPort {
     ]);
 
     const services: ObservedService[] = [];
-    const dead = new Map<string, string>();
     // Dead services need no hash: nothing will be compared against them.
     const running = rawByCluster.flatMap((r) => r.found.filter((s) => s.status !== "INACTIVE"));
     const arns = unique(running.map((s) => s.taskDefinition ?? "").filter((a) => a !== ""));
@@ -137,7 +134,6 @@ export class EcsProvider implements EcsPort {
         const name = s.serviceName ?? "";
         const recent = this.#recent.get(cluster, name);
         if (s.status === "INACTIVE") {
-          dead.set(`${cluster}/${name}`, `${s.serviceArn ?? ""}@${s.createdAt?.toISOString() ?? ""}`);
           // ECS may still show the previous, deleted service of this name
           // right after we created its successor.
           if (recent !== undefined) {
@@ -158,9 +154,7 @@ export class EcsProvider implements EcsPort {
       }
     }
 
-    const state: ObservedState = { clusters, services, taskDefinitions };
-    this.#deadServices.set(state, dead);
-    return state;
+    return { clusters, services, taskDefinitions };
   }
 
   async #describeClusters(names: readonly string[]): Promise<ObservedCluster[]> {
@@ -351,7 +345,9 @@ export class EcsProvider implements EcsPort {
   }
 
   async #createService(service: DesiredService, taskDefinitionArn: string, observed: ObservedState): Promise<string | undefined> {
-    const replaces = this.#deadServices.get(observed)?.get(`${service.cluster}/${service.name}`);
+    // The earlier incarnation of the name, if ECS still shows it INACTIVE: this create is not a retry of its.
+    const dead = observed.services.find((s) => s.cluster === service.cluster && s.name === service.name && s.status === "INACTIVE");
+    const replaces = dead === undefined ? undefined : `${dead.arn}@${dead.createdAt ?? ""}`;
     try {
       const res = await this.#ecs.send(
         new CreateServiceCommand({

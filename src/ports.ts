@@ -290,13 +290,27 @@ export interface RoutePort {
   delete(observed: ObservedRoute, fence: Fence): Promise<void>;
 }
 
-/** Durable claims in the operator table on a tenant id lower-cased: ALB header matching ignores case. */
+/**
+ * Durable claims in the operator table on a tenant id lower-cased: ALB header
+ * matching ignores case. A claim lives from onboarding to the end of
+ * offboarding, so it is also the durable mark of a tenant that still owes an
+ * offboarding once its record is deleted (a restart forgets the stream's REMOVE).
+ */
 export type ClaimResult = { readonly ok: true } | { readonly ok: false; readonly holder: string };
+export interface CaseClaim {
+  readonly tenantId: string;
+  /** The record's tenantRegistrationId when claimed, echoed to SBT if the record is deleted. */
+  readonly registrationId?: string;
+}
 export interface CaseClaimPort {
   /** Claims lower(tenantId) for tenantId (conditional put); idempotent for the same holder. */
-  claim(tenantId: string, fence: Fence): Promise<ClaimResult>;
+  claim(tenantId: string, fence: Fence, registrationId?: string): Promise<ClaimResult>;
   /** Releases the claim if tenantId holds it. */
   release(tenantId: string, fence: Fence): Promise<void>;
+  /** The claim tenantId holds (undefined when none, or when another casing holds it). */
+  get(tenantId: string): Promise<CaseClaim | undefined>;
+  /** Every claim held (a resync compares them with the records). */
+  list(): Promise<readonly CaseClaim[]>;
 }
 
 // ---------------------------------------------------------------------------

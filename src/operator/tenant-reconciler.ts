@@ -339,7 +339,7 @@ export class TenantReconciler {
       t.data.backup = kept;
     }
     if (previous?.caseClaimed !== true) {
-      const claim = await this.#o.claims.claim(tenantId, this.#o.fence);
+      const claim = await this.#o.claims.claim(tenantId, this.#o.fence, t.spec.tenantRegistrationId);
       if (!claim.ok) {
         const message = `tenant id "${tenantId}" equals tenant "${claim.holder}" ignoring case; the load balancer matches the tenantPath header without regard to case, so the two could receive each other's requests. Choose a tenant id that differs from "${claim.holder}" in more than case.`;
         await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "TenantIdCaseConflict", message });
@@ -710,9 +710,13 @@ export class TenantReconciler {
     // finishes the offboarding and owes SBT its announcement (ADR 0003).
     let removal = await this.#o.removals.get(tenantId);
     const noted = this.#noted.get(tenantId);
-    if (removal === undefined && (noted !== undefined || plan.actions.length > 0)) {
-      // The registration id survives the item on the resources' tags.
-      const registrationId = noted?.registrationId ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY);
+    // The tenant's claim on its id lives until its offboarding ends: held
+    // with no record, it says a removal is owed even when the stream's REMOVE
+    // was seen only by a process that is gone (level, not edge).
+    const claim = removal === undefined ? await this.#o.claims.get(tenantId) : undefined;
+    if (removal === undefined && (noted !== undefined || claim !== undefined || plan.actions.length > 0)) {
+      // The registration id survives the item on the claim and on the resources' tags.
+      const registrationId = noted?.registrationId ?? claim?.registrationId ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY);
       removal = await this.#o.removals.record(
         { tenantId, removedAt: noted?.removedAt ?? this.#now().toISOString(), ...(registrationId !== undefined ? { registrationId } : {}) },
         this.#o.fence,
@@ -747,9 +751,14 @@ export class TenantReconciler {
     return done();
   }
 
-  /** Deleted records whose offboarding is not finished: a resync looks at each. */
+  /**
+   * Tenants that may owe an offboarding: recorded removals, and every tenant
+   * holding its id claim (the caller, a resync, leaves out those whose record
+   * it saw; for the rest the reconcile reads the record and decides).
+   */
   async pendingRemovals(): Promise<readonly string[]> {
-    return (await this.#o.removals.list()).map((r) => r.tenantId);
+    const [removals, claims] = await Promise.all([this.#o.removals.list(), this.#o.claims.list()]);
+    return [...new Set([...removals.map((r) => r.tenantId), ...claims.map((c) => c.tenantId)])];
   }
 
   /**

@@ -658,6 +658,36 @@ describe("a deleted record", () => {
   });
 });
 
+describe("a deleted record, the controller restarted before it reconciled the key", () => {
+  it.each([
+    { reason: "a basic tenant (nothing of its own in ECS to find)", tier: "basic" },
+    { reason: "a silo tenant", tier: "advanced" },
+  ] as const)("$reason is still offboarded and announced once, with its registration id", async ({ tier }) => {
+    const w = world();
+    w.store.items.set("lost", { tenantId: "lost", tier, tenantName: "Lost", tenantRegistrationId: "reg-lost" });
+    await settle(w.controller(), "lost");
+    const tables = w.store.status("lost").tables;
+    if (tables === undefined) throw new Error("the tenant has no tables");
+    seed(w, tables, "lost", 4);
+    w.store.items.delete("lost");
+    // The stream's REMOVE reached a process that died before the key's reconcile: what it noted in memory is gone.
+    w.controller().noteRemoved("lost", "reg-lost");
+
+    const next = w.controller();
+    // A resync of the new leader scans the table (no record) and asks the reconciler what else is owed.
+    expect(await next.pendingRemovals()).toContain("lost");
+    await settle(next, "lost");
+    const done = w.events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess" && e.detail.tenantId === "lost");
+    expect(done).toHaveLength(1);
+    expect(done[0]?.detail.tenantRegistrationId).toBe("reg-lost");
+    expect(w.data.items(POOL.orders, "lost")).toEqual([]);
+    expect([...w.data.exports.keys()].some((k) => k.includes("/offboarded/lost/deleted-"))).toBe(true);
+    // Owed no more: a later resync finds nothing, and the claim on the id is free for a new tenant.
+    expect(await next.pendingRemovals()).not.toContain("lost");
+    expect(w.claims.holders.has("lost")).toBe(false);
+  });
+});
+
 describe("a tenant that never stops writing", () => {
   it("is moved all the same: verification leaves out the keys that changed while it read, and nothing is lost", async () => {
     const w = world({ drainMs: 0 });

@@ -142,7 +142,7 @@ export type PoolInfraState =
   | { readonly kind: "failed"; readonly reason: string; readonly terminal: boolean };
 
 /**
- * A tenant's non-ECS infrastructure (issue 3: one CloudFormation stack per
+ * A tenant's non-ECS infrastructure (docs/adr/0005: one CloudFormation stack per
  * advanced or premium tenant, and its listener-rule priority). Never waits:
  * each call makes at most one create/update/delete and reports where it stands.
  */
@@ -164,7 +164,7 @@ export interface InfraPort {
 }
 
 // ---------------------------------------------------------------------------
-// Tenant data (issue 7: tier moves, offboarding exports, restores).
+// Tenant data (docs/design.md "Contract: tenant data": tier moves, offboarding exports, restores).
 // ---------------------------------------------------------------------------
 
 /** The app tables that hold tenant data; every one has partition key tenantId. */

@@ -11,7 +11,7 @@ import { roleName, siloTableName, stackName as tenantStackName, targetGroupName,
  *
  * The listener rule that routes `tenantPath: <tenantId>` to that target group
  * is not in the stack: the controller manages every tenant's rule itself
- * through the ELBv2 API (RoutePort in src/operator/ports.ts), so a routing
+ * through the ELBv2 API (RoutePort in src/ports.ts), so a routing
  * flip during a tier move is one ModifyRule, and a suspended tenant of any
  * tier gets a deny rule without a stack to hang it on.
  *

@@ -124,8 +124,6 @@ export const configSchema = z.object({
   HOLDER_ID: z.string().min(1).max(128).optional(),
 });
 
-export type RawConfig = z.input<typeof configSchema>;
-
 export interface Config {
   readonly region: string;
   readonly endpoint: string | undefined;

@@ -85,7 +85,7 @@ export class CloudFormationGaps {
 }
 
 /** Logical ids with DeletionPolicy Retain in a JSON template; none for a template that is not JSON (this repo sends only JSON). */
-export function retainedLogicalIds(templateBody: string): Set<string> {
+function retainedLogicalIds(templateBody: string): Set<string> {
   let resources: unknown;
   try {
     resources = (JSON.parse(templateBody) as { Resources?: unknown }).Resources;

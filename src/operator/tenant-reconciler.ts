@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Catalogue } from "../apps/catalogue.js";
 import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/result.js";
 import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
-import { PHASES, type MigrationStatus, type Phase, type TenantStatus } from "../tenants/status.js";
+import { PHASES, type Phase, type TenantStatus } from "../tenants/status.js";
 import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
 import {
   desiredForTenant,
@@ -95,13 +95,6 @@ export interface TenantReconcilerOptions {
   readonly problemPollMs?: number;
   /** Consecutive retryable failures after which the tenant is reported Degraded. @default 5 */
   readonly degradeAfterFailures?: number;
-}
-
-/** What one reconcile did, for `tenantctl plan`, logs and tests. */
-export interface ReconcileReport {
-  readonly key: string;
-  readonly plan: Plan | undefined;
-  readonly outcome: ApplyOutcome | undefined;
 }
 
 /**
@@ -275,10 +268,6 @@ export class TenantReconciler {
       taskDefinitionFamilies: footprint.taskDefinitionFamilies.filter((f) => wanted.has(f)),
     });
     return { plan: diff(desired, observed, footprint), desired, observed };
-  }
-
-  async #planPool() {
-    return this.#plan(desiredPool(this.#o.catalogue, this.#o.settings), footprintForPool(this.#o.settings));
   }
 
   /**

@@ -73,7 +73,7 @@ export function mapService(s: Service, cluster: string, contentHash: string | un
   };
 }
 
-export function mapServiceConnect(c: ServiceConnectConfiguration): ObservedServiceConnect {
+function mapServiceConnect(c: ServiceConnectConfiguration): ObservedServiceConnect {
   const options = c.logConfiguration?.logDriver === "awslogs" ? c.logConfiguration.options : undefined;
   const group = options?.["awslogs-group"];
   return {

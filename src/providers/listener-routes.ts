@@ -249,7 +249,7 @@ export class ListenerRoutes implements RoutePort {
 }
 
 /** Exactly one condition, http-header tenantPath (names ignore case, as in HTTP), with exactly the value tenantId. */
-export function isTenantRule(rule: Rule, tenantId: string): boolean {
+function isTenantRule(rule: Rule, tenantId: string): boolean {
   if (rule.IsDefault === true) return false;
   const conditions = rule.Conditions ?? [];
   if (conditions.length !== 1) return false;

@@ -1,4 +1,4 @@
-import type { AppName, Tier } from "../tenants/record.js";
+import type { AppName } from "../tenants/record.js";
 
 /**
  * The data the pure core works on: what should exist (Desired*), what does

@@ -158,8 +158,6 @@ export const configSchema = z.object({
   STUCK_AFTER_SECONDS: positiveInt("STUCK_AFTER_SECONDS", 900, 604_800),
 });
 
-export type RawConfig = z.input<typeof configSchema>;
-
 export interface Config {
   readonly region: string;
   readonly endpoint: string | undefined;

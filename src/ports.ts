@@ -10,13 +10,8 @@ import type { TenantStatus } from "./tenants/status.js";
 /** A raw tenant item, unmarshalled from DynamoDB, not yet validated. */
 export type RawTenantItem = Readonly<Record<string, unknown>>;
 
-/** Thrown by a fenced write when this controller no longer holds the lease. */
-export class LeaseLostError extends Error {
-  constructor(message = "leader lease lost") {
-    super(message);
-    this.name = "LeaseLostError";
-  }
-}
+// The failures ports promise by type (LeaseLostError from a fence, UnmanagedResourceError from a refusal).
+export { LeaseLostError, UnmanagedResourceError } from "./errors.js";
 
 /** Checked before every write to AWS; throws LeaseLostError when not leader. */
 export interface Fence {
@@ -46,13 +41,6 @@ export interface EcsPort {
   apply(actions: readonly Action[], observed: ObservedState, fence: Fence): Promise<ApplyOutcome>;
   /** Tenant ids owning managed resources in the given shared clusters or in managed clusters: the orphan sweep. */
   inventory(sharedClusters: readonly string[]): Promise<ReadonlySet<string>>;
-}
-
-export class UnmanagedResourceError extends Error {
-  constructor(readonly resource: string) {
-    super(`refusing to modify ${resource}: it lacks the tag managed-by=ecs-tenant-operator`);
-    this.name = "UnmanagedResourceError";
-  }
 }
 
 export interface TenantStore {
@@ -154,7 +142,7 @@ export type PoolInfraState =
   | { readonly kind: "failed"; readonly reason: string; readonly terminal: boolean };
 
 /**
- * A tenant's non-ECS infrastructure (issue 3: one CloudFormation stack per
+ * A tenant's non-ECS infrastructure (docs/adr/0005: one CloudFormation stack per
  * advanced or premium tenant, and its listener-rule priority). Never waits:
  * each call makes at most one create/update/delete and reports where it stands.
  */
@@ -176,7 +164,7 @@ export interface InfraPort {
 }
 
 // ---------------------------------------------------------------------------
-// Tenant data (issue 7: tier moves, offboarding exports, restores).
+// Tenant data (docs/design.md "Contract: tenant data": tier moves, offboarding exports, restores).
 // ---------------------------------------------------------------------------
 
 /** The app tables that hold tenant data; every one has partition key tenantId. */
@@ -223,6 +211,9 @@ export interface BackupManifest {
  * safe to repeat after a crash; writes call fence.assertHeld() before each
  * batch. Throttling (ProvisionedThroughputExceeded, unprocessed items) is
  * absorbed with backoff, never surfaced as a failure while it clears.
+ * An aborted `signal` (shutdown) ends a long call at its next page, batch or
+ * backoff by throwing the signal's reason; what it wrote stays valid, since
+ * each call is repeated from the caller's last checkpoint.
  */
 export interface TenantDataPort {
   /** The source table's stream position now, before any copying: change capture starts here. Throws if the table has no stream. */
@@ -240,19 +231,20 @@ export interface TenantDataPort {
     target: string,
     from: CaptureCheckpoint,
     fence: Fence,
+    signal?: AbortSignal,
   ): Promise<{
     readonly checkpoint: CaptureCheckpoint;
     readonly applied: number;
     /** Keys (canonical JSON of the key attributes) it wrote or deleted. */ readonly changedKeys: readonly string[];
   }>;
   /** A hash of each of the tenant's items, by key (same key text as changedKeys): a verification can leave out keys that changed while it read. */
-  itemHashes(tenantId: string, table: string): Promise<ReadonlyMap<string, string>>;
+  itemHashes(tenantId: string, table: string, signal?: AbortSignal): Promise<ReadonlyMap<string, string>>;
   /** Count and content hash of the tenant's items in a table (strongly consistent Query). */
-  digest(tenantId: string, table: string): Promise<TableDigest>;
+  digest(tenantId: string, table: string, signal?: AbortSignal): Promise<TableDigest>;
   /** Deletes every item of the tenant from a table; a missing table is nothing to delete. */
-  purge(tenantId: string, table: string, fence: Fence): Promise<{ readonly deleted: number }>;
+  purge(tenantId: string, table: string, fence: Fence, signal?: AbortSignal): Promise<{ readonly deleted: number }>;
   /** Writes the tenant's items to S3 as DynamoDB-export JSON lines plus manifest.json (written last). Overwrites. */
-  exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence): Promise<BackupManifest>;
+  exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence, signal?: AbortSignal): Promise<BackupManifest>;
   /** True when an export's manifest exists at the location: an export that finished. */
   exportExists(at: BackupLocation): Promise<boolean>;
   /** Loads an export into the tables (puts; running it twice changes nothing more). */
@@ -298,13 +290,27 @@ export interface RoutePort {
   delete(observed: ObservedRoute, fence: Fence): Promise<void>;
 }
 
-/** Durable claims in the operator table on a tenant id lower-cased: ALB header matching ignores case. */
+/**
+ * Durable claims in the operator table on a tenant id lower-cased: ALB header
+ * matching ignores case. A claim lives from onboarding to the end of
+ * offboarding, so it is also the durable mark of a tenant that still owes an
+ * offboarding once its record is deleted (a restart forgets the stream's REMOVE).
+ */
 export type ClaimResult = { readonly ok: true } | { readonly ok: false; readonly holder: string };
+export interface CaseClaim {
+  readonly tenantId: string;
+  /** The record's tenantRegistrationId when claimed, echoed to SBT if the record is deleted. */
+  readonly registrationId?: string;
+}
 export interface CaseClaimPort {
   /** Claims lower(tenantId) for tenantId (conditional put); idempotent for the same holder. */
-  claim(tenantId: string, fence: Fence): Promise<ClaimResult>;
+  claim(tenantId: string, fence: Fence, registrationId?: string): Promise<ClaimResult>;
   /** Releases the claim if tenantId holds it. */
   release(tenantId: string, fence: Fence): Promise<void>;
+  /** The claim tenantId holds (undefined when none, or when another casing holds it). */
+  get(tenantId: string): Promise<CaseClaim | undefined>;
+  /** Every claim held (a resync compares them with the records). */
+  list(): Promise<readonly CaseClaim[]>;
 }
 
 // ---------------------------------------------------------------------------

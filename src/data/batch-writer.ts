@@ -4,7 +4,7 @@ import { wrapAwsError } from "../providers/aws-errors.js";
 import { backoff, isRetryable, type RetryPolicy } from "./retry.js";
 
 /** BatchWriteItem takes at most 25 requests. */
-export const BATCH_SIZE = 25;
+const BATCH_SIZE = 25;
 
 export interface BatchWriterOptions {
   readonly retry: RetryPolicy;

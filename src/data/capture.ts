@@ -1,18 +1,20 @@
 import type { AttributeValue, DynamoDBClient, WriteRequest } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
+  ExpiredIteratorException,
   GetRecordsCommand,
   GetShardIteratorCommand,
+  TrimmedDataAccessException,
   type _Record,
   type DynamoDBStreamsClient,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
 import type { CaptureCheckpoint, Fence } from "../ports.js";
-import { errorName } from "../providers/aws-errors.js";
+import { findCause, NotFoundError } from "../errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { canonicalItem, type Item } from "./dynamo-json.js";
 import { CaptureLostError, NoStreamError } from "./errors.js";
-import { withRetry, type RetryPolicy } from "./retry.js";
+import { sendOptions, withRetry, type RetryPolicy } from "./retry.js";
 import { describeTable } from "./tables.js";
 
 /**
@@ -66,7 +68,7 @@ export async function openCapture(
       continue;
     }
     let last = "";
-    await readShard(streams, streamArn, table, id, { after: undefined }, options, (records) => {
+    await readShard(streams, streamArn, table, id, { after: undefined }, options, undefined, (records) => {
       last = records[records.length - 1]?.dynamodb?.SequenceNumber ?? last;
       return Promise.resolve();
     });
@@ -84,8 +86,9 @@ export async function catchUp(
   from: CaptureCheckpoint,
   fence: Fence,
   options: CaptureOptions,
+  signal?: AbortSignal,
 ): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; readonly changedKeys: readonly string[] }> {
-  const shards = lineageOrder(await describeShards(streams, from.streamArn, source, options.retry));
+  const shards = lineageOrder(await describeShards(streams, from.streamArn, source, options.retry, signal));
   const positions: Record<string, string> = {};
   let applied = 0;
   const changed = new Set<string>();
@@ -98,9 +101,10 @@ export async function catchUp(
       positions[id] = known;
       continue;
     }
-    await readShard(streams, from.streamArn, source, id, { after: known === "" ? undefined : known }, options, async (records) => {
+    const start = { after: known === "" ? undefined : known };
+    await readShard(streams, from.streamArn, source, id, start, options, signal, async (records) => {
       const writes = tenantWrites(records, tenantId, source);
-      if (writes.requests.length > 0) await writeAll(dynamodb, target, writes.requests, fence, options.writer);
+      if (writes.requests.length > 0) await writeAll(dynamodb, target, writes.requests, fence, options.writer, signal);
       applied += writes.records;
       for (const key of writes.keys) changed.add(key);
       // Only once the page is written: a crash before this repeats the page, never skips it.
@@ -174,13 +178,26 @@ export function lineageOrder(shards: readonly Shard[]): Shard[] {
   return out;
 }
 
-async function describeShards(streams: DynamoDBStreamsClient, arn: string, table: string, retry: RetryPolicy): Promise<Shard[]> {
+async function describeShards(
+  streams: DynamoDBStreamsClient,
+  arn: string,
+  table: string,
+  retry: RetryPolicy,
+  signal?: AbortSignal,
+): Promise<Shard[]> {
   const shards: Shard[] = [];
   let exclusiveStart: string | undefined;
   do {
     const start = exclusiveStart;
-    const res = await withRetry(`describing the stream of table ${table}`, retry, () =>
-      streams.send(new DescribeStreamCommand({ StreamArn: arn, ...(start !== undefined ? { ExclusiveStartShardId: start } : {}) })),
+    const res = await withRetry(
+      `describing the stream of table ${table}`,
+      retry,
+      () =>
+        streams.send(
+          new DescribeStreamCommand({ StreamArn: arn, ...(start !== undefined ? { ExclusiveStartShardId: start } : {}) }),
+          sendOptions(signal),
+        ),
+      signal,
     );
     shards.push(...(res.StreamDescription?.Shards ?? []));
     exclusiveStart = res.StreamDescription?.LastEvaluatedShardId;
@@ -200,46 +217,57 @@ async function readShard(
   shardId: string,
   start: StartAt,
   options: CaptureOptions,
+  signal: AbortSignal | undefined,
   onPage: (records: readonly _Record[]) => Promise<void>,
 ): Promise<void> {
   let after = start.after;
   const acquire = async (): Promise<string | undefined> => {
     const from = after;
     try {
-      const res = await withRetry(`getting an iterator on shard ${shardId} of table ${table}`, options.retry, () =>
-        streams.send(
-          new GetShardIteratorCommand({
-            StreamArn: arn,
-            ShardId: shardId,
-            ...(from !== undefined
-              ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: from }
-              : { ShardIteratorType: "TRIM_HORIZON" }),
-          }),
-        ),
+      const res = await withRetry(
+        `getting an iterator on shard ${shardId} of table ${table}`,
+        options.retry,
+        () =>
+          streams.send(
+            new GetShardIteratorCommand({
+              StreamArn: arn,
+              ShardId: shardId,
+              ...(from !== undefined
+                ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: from }
+                : { ShardIteratorType: "TRIM_HORIZON" }),
+            }),
+            sendOptions(signal),
+          ),
+        signal,
       );
       return res.ShardIterator;
     } catch (err) {
-      if (errorName(err) === "TrimmedDataAccessException") throw new CaptureLostError(table, shardId, { cause: err });
-      if (errorName(err) === "ResourceNotFoundException" && from === undefined) return undefined;
-      if (errorName(err) === "ResourceNotFoundException") throw new CaptureLostError(table, shardId, { cause: err });
+      if (findCause(err, TrimmedDataAccessException) !== undefined) throw new CaptureLostError(table, shardId, { cause: err });
+      if (err instanceof NotFoundError && from === undefined) return undefined;
+      if (err instanceof NotFoundError) throw new CaptureLostError(table, shardId, { cause: err });
       throw err;
     }
   };
   let iterator = await acquire();
   while (iterator !== undefined) {
+    // Between pages: what was applied so far is replayed harmlessly from the caller's checkpoint.
+    signal?.throwIfAborted();
     const current = iterator;
     let res;
     try {
-      res = await withRetry(`reading shard ${shardId} of table ${table}`, options.retry, () =>
-        streams.send(new GetRecordsCommand({ ShardIterator: current, Limit: options.recordsPerRead })),
+      res = await withRetry(
+        `reading shard ${shardId} of table ${table}`,
+        options.retry,
+        () => streams.send(new GetRecordsCommand({ ShardIterator: current, Limit: options.recordsPerRead }), sendOptions(signal)),
+        signal,
       );
     } catch (err) {
       // Iterators last 15 minutes; a slow write of the previous page can outlive one.
-      if (errorName(err) === "ExpiredIteratorException") {
+      if (findCause(err, ExpiredIteratorException) !== undefined) {
         iterator = await acquire();
         continue;
       }
-      if (errorName(err) === "TrimmedDataAccessException") throw new CaptureLostError(table, shardId, { cause: err });
+      if (findCause(err, TrimmedDataAccessException) !== undefined) throw new CaptureLostError(table, shardId, { cause: err });
       throw err;
     }
     const records = res.Records ?? [];

@@ -12,10 +12,16 @@ import { tenantPages } from "./tenant-query.js";
  * and each item is hashed in canonical form (src/data/dynamo-json.ts), so
  * equal content gives an equal hash whichever table holds it.
  */
-export async function digest(client: DynamoDBClient, tenantId: string, table: string, retry: RetryPolicy): Promise<TableDigest> {
+export async function digest(
+  client: DynamoDBClient,
+  tenantId: string,
+  table: string,
+  retry: RetryPolicy,
+  signal?: AbortSignal,
+): Promise<TableDigest> {
   const hash = createHash("sha256");
   let count = 0;
-  for await (const page of tenantPages(client, { table, tenantId }, retry)) {
+  for await (const page of tenantPages(client, { table, tenantId }, retry, signal)) {
     for (const item of page) {
       hash.update(canonicalItem(item));
       hash.update("\n");
@@ -35,12 +41,13 @@ export async function itemHashes(
   tenantId: string,
   table: string,
   retry: RetryPolicy,
+  signal?: AbortSignal,
 ): Promise<ReadonlyMap<string, string>> {
   const description = await describeTable(client, table, retry);
   if (description === undefined) throw new Error(`table ${table} does not exist`);
   const keys = keyNames(description);
   const out = new Map<string, string>();
-  for await (const page of tenantPages(client, { table, tenantId }, retry)) {
+  for await (const page of tenantPages(client, { table, tenantId }, retry, signal)) {
     for (const item of page) {
       const key = Object.fromEntries(keys.flatMap((k) => (item[k] !== undefined ? [[k, item[k]]] : [])));
       out.set(canonicalItem(key), createHash("sha256").update(canonicalItem(item)).digest("hex"));

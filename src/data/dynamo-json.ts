@@ -28,7 +28,7 @@ export type JsonItem = Record<string, JsonAttribute>;
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 
-export function toJsonAttribute(v: AttributeValue): JsonAttribute {
+function toJsonAttribute(v: AttributeValue): JsonAttribute {
   if (v.S !== undefined) return { S: v.S };
   if (v.N !== undefined) return { N: v.N };
   if (v.B !== undefined) return { B: b64(v.B) };
@@ -42,14 +42,14 @@ export function toJsonAttribute(v: AttributeValue): JsonAttribute {
   throw new TypeError(`unsupported attribute value type ${Object.keys(v).join(",")}`);
 }
 
-export function toJsonItem(item: Readonly<Item>): JsonItem {
+function toJsonItem(item: Readonly<Item>): JsonItem {
   const out: JsonItem = {};
   for (const [k, v] of Object.entries(item)) out[k] = toJsonAttribute(v);
   return out;
 }
 
 /** Parses one attribute of DynamoDB JSON, checking its shape; `path` names it in the error. */
-export function fromJsonAttribute(value: unknown, path: string): AttributeValue {
+function fromJsonAttribute(value: unknown, path: string): AttributeValue {
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw new TypeError(`${path}: not a DynamoDB JSON attribute`);
   const entries = Object.entries(value);
   const [type, inner] = entries[0] ?? [];
@@ -93,7 +93,7 @@ export function fromJsonAttribute(value: unknown, path: string): AttributeValue 
   }
 }
 
-export function fromJsonItem(value: unknown, path = "Item"): Item {
+function fromJsonItem(value: unknown, path = "Item"): Item {
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw new TypeError(`${path}: not a map of attributes`);
   const out: Item = {};
   for (const [k, v] of Object.entries(value)) out[k] = fromJsonAttribute(v, `${path}.${k}`);

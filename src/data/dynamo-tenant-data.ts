@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { errorName, httpStatusOf, wrapAwsError } from "../providers/aws-errors.js";
+import { awsErrorKind, wrapAwsError } from "../providers/aws-errors.js";
 import { manifestKey } from "./location.js";
 import type { BackupLocation, BackupManifest, CaptureCheckpoint, DataApp, Fence, TableDigest, TableSet, TenantDataPort } from "../ports.js";
 import { backfill } from "./backfill.js";
@@ -68,24 +68,25 @@ export class DynamoTenantData implements TenantDataPort {
     target: string,
     from: CaptureCheckpoint,
     fence: Fence,
+    signal?: AbortSignal,
   ): Promise<{ readonly checkpoint: CaptureCheckpoint; readonly applied: number; readonly changedKeys: readonly string[] }> {
-    return catchUp(this.#dynamodb, this.#streams, tenantId, source, target, from, fence, this.#capture);
+    return catchUp(this.#dynamodb, this.#streams, tenantId, source, target, from, fence, this.#capture, signal);
   }
 
-  digest(tenantId: string, table: string): Promise<TableDigest> {
-    return digest(this.#dynamodb, tenantId, table, this.#writer.retry);
+  digest(tenantId: string, table: string, signal?: AbortSignal): Promise<TableDigest> {
+    return digest(this.#dynamodb, tenantId, table, this.#writer.retry, signal);
   }
 
-  itemHashes(tenantId: string, table: string): Promise<ReadonlyMap<string, string>> {
-    return itemHashes(this.#dynamodb, tenantId, table, this.#writer.retry);
+  itemHashes(tenantId: string, table: string, signal?: AbortSignal): Promise<ReadonlyMap<string, string>> {
+    return itemHashes(this.#dynamodb, tenantId, table, this.#writer.retry, signal);
   }
 
-  purge(tenantId: string, table: string, fence: Fence): Promise<{ readonly deleted: number }> {
-    return purge(this.#dynamodb, tenantId, table, fence, this.#writer);
+  purge(tenantId: string, table: string, fence: Fence, signal?: AbortSignal): Promise<{ readonly deleted: number }> {
+    return purge(this.#dynamodb, tenantId, table, fence, this.#writer, signal);
   }
 
-  exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence): Promise<BackupManifest> {
-    return exportTenant(this.#dynamodb, this.#s3, tenantId, tables, to, fence, this.#export);
+  exportTenant(tenantId: string, tables: TableSet, to: BackupLocation, fence: Fence, signal?: AbortSignal): Promise<BackupManifest> {
+    return exportTenant(this.#dynamodb, this.#s3, tenantId, tables, to, fence, this.#export, signal);
   }
 
   async exportExists(at: BackupLocation): Promise<boolean> {
@@ -93,7 +94,7 @@ export class DynamoTenantData implements TenantDataPort {
       await this.#s3.send(new HeadObjectCommand({ Bucket: at.bucket, Key: manifestKey(at) }));
       return true;
     } catch (err) {
-      if (errorName(err) === "NotFound" || errorName(err) === "NoSuchKey" || httpStatusOf(err) === 404) return false;
+      if (awsErrorKind(err) === "notFound") return false;
       throw wrapAwsError(err, `looking for an export's manifest at s3://${at.bucket}/${manifestKey(at)}`);
     }
   }

@@ -1,3 +1,5 @@
+import { TerminalError, TransientError } from "../errors.js";
+
 /**
  * Errors of the data mover that callers act on by type (style: classified
  * once, by type, never by message).
@@ -6,9 +8,11 @@
 /**
  * The stream no longer holds the records after the checkpoint (DynamoDB keeps
  * 24 hours): changes may have been lost, so the move must start over from a
- * fresh openCapture and backfill. Terminal for this checkpoint.
+ * fresh openCapture and backfill. Terminal for this checkpoint, transient
+ * for the move: the tier-move runner starts it over, and a reconcile that
+ * sees it escape does the same on its next try.
  */
-export class CaptureLostError extends Error {
+export class CaptureLostError extends TransientError {
   constructor(
     readonly table: string,
     readonly shardId: string,
@@ -18,17 +22,11 @@ export class CaptureLostError extends Error {
       `the stream of table ${table} no longer holds shard ${shardId} from the checkpoint on (records older than 24 hours are trimmed); start the copy again from a new capture`,
       options,
     );
-    this.name = "CaptureLostError";
   }
 }
 
 /** A backup that cannot be restored as asked: wrong tenant, missing or corrupt objects. Terminal until the backup or the request changes. */
-export class BackupError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "BackupError";
-  }
-}
+export class BackupError extends TerminalError {}
 
 /** A table without a stream cannot be captured; the move cannot start. */
 export class NoStreamError extends Error {

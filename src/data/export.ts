@@ -3,7 +3,7 @@ import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Cli
 import { DATA_APPS, type BackupLocation, type BackupManifest, type DataApp, type Fence, type TableSet } from "../ports.js";
 import { exportLine } from "./dynamo-json.js";
 import { dataObjectKey, formatS3Location, manifestKey } from "./location.js";
-import { withRetry, type RetryPolicy } from "./retry.js";
+import { sendOptions, withRetry, type RetryPolicy } from "./retry.js";
 import { tenantPages } from "./tenant-query.js";
 
 export interface ExportOptions {
@@ -34,12 +34,16 @@ export async function exportTenant(
   to: BackupLocation,
   fence: Fence,
   options: ExportOptions,
+  signal?: AbortSignal,
 ): Promise<BackupManifest> {
   const where = formatS3Location(to);
   const put = async (key: string, body: string, contentType: string) => {
     fence.assertHeld();
-    await withRetry(`writing ${key} to bucket ${to.bucket}`, options.retry, () =>
-      s3.send(new PutObjectCommand({ Bucket: to.bucket, Key: key, Body: body, ContentType: contentType })),
+    await withRetry(
+      `writing ${key} to bucket ${to.bucket}`,
+      options.retry,
+      () => s3.send(new PutObjectCommand({ Bucket: to.bucket, Key: key, Body: body, ContentType: contentType }), sendOptions(signal)),
+      signal,
     );
   };
   fence.assertHeld();
@@ -63,7 +67,7 @@ export async function exportTenant(
       lines = [];
       bytes = 0;
     };
-    for await (const page of tenantPages(dynamodb, { table, tenantId }, options.retry)) {
+    for await (const page of tenantPages(dynamodb, { table, tenantId }, options.retry, signal)) {
       for (const item of page) {
         const line = exportLine(item);
         lines.push(line);

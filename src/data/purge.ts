@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Fence } from "../ports.js";
-import { errorName } from "../providers/aws-errors.js";
+import { NotFoundError } from "../errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { describeTable, keyNames } from "./tables.js";
 import { tenantPages } from "./tenant-query.js";
@@ -18,6 +18,7 @@ export async function purge(
   table: string,
   fence: Fence,
   writer: BatchWriterOptions,
+  signal?: AbortSignal,
 ): Promise<{ readonly deleted: number }> {
   const description = await describeTable(client, table, writer.retry);
   if (description === undefined) return { deleted: 0 };
@@ -26,19 +27,20 @@ export async function purge(
     throw new Error(`table ${table} is not keyed by tenantId (its partition key is ${keys[0] ?? "unknown"}); refusing to purge`);
   let deleted = 0;
   try {
-    for await (const page of tenantPages(client, { table, tenantId, keysOnly: keys }, writer.retry)) {
+    for await (const page of tenantPages(client, { table, tenantId, keysOnly: keys }, writer.retry, signal)) {
       await writeAll(
         client,
         table,
         page.map((Key) => ({ DeleteRequest: { Key } })),
         fence,
         writer,
+        signal,
       );
       deleted += page.length;
     }
   } catch (err) {
     // Dropped while we were deleting: nothing of the tenant is left in it either way.
-    if (errorName(err) === "ResourceNotFoundException") return { deleted };
+    if (err instanceof NotFoundError) return { deleted };
     throw err;
   }
   return { deleted };

@@ -2,7 +2,7 @@ import type { DynamoDBClient, WriteRequest } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { DATA_APPS, SORT_KEYS, type BackupLocation, type BackupManifest, type DataApp, type Fence, type TableSet } from "../ports.js";
-import { errorName } from "../providers/aws-errors.js";
+import { NotFoundError } from "../errors.js";
 import { writeAll, type BatchWriterOptions } from "./batch-writer.js";
 import { parseExportLine, type Item } from "./dynamo-json.js";
 import { BackupError } from "./errors.js";
@@ -78,7 +78,7 @@ async function readManifest(s3: S3Client, from: BackupLocation, writer: BatchWri
   try {
     text = await getText(s3, from.bucket, key, writer);
   } catch (err) {
-    if (errorName(err) === "NoSuchKey" || errorName(err) === "NoSuchBucket") {
+    if (err instanceof NotFoundError) {
       throw new BackupError(
         `no export at ${formatS3Location(from)}: ${key} not found in bucket ${from.bucket} (an export without its manifest is incomplete)`,
         { cause: err },
@@ -124,7 +124,7 @@ async function readItems(
   try {
     text = await getText(s3, bucket, key, writer);
   } catch (err) {
-    if (errorName(err) === "NoSuchKey")
+    if (err instanceof NotFoundError)
       throw new BackupError(`the backup is incomplete: data object s3://${bucket}/${key} named in the manifest is missing`, { cause: err });
     throw err;
   }

@@ -1,4 +1,4 @@
-import { errorName, httpStatusOf, isThrottle, sleep, wrapAwsError } from "../providers/aws-errors.js";
+import { awsErrorKind, sleep, wrapAwsError } from "../providers/aws-errors.js";
 
 /**
  * How the data mover waits out throttling. A tier move or an export must not
@@ -32,22 +32,14 @@ export function backoffDelay(policy: RetryPolicy, attempt: number): number {
   return Math.round(d / 2 + policy.random() * (d / 2));
 }
 
-const NETWORK_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EAI_AGAIN"]);
-
 /**
- * Throttles and server-side or network faults: waiting helps. Anything else
- * (a bad request, a missing table, a bug of ours) does not, and is thrown at
- * once rather than retried for a minute and a half.
+ * Throttles and server-side or network faults: waiting helps (the boundary's
+ * table, src/providers/aws-errors.ts). Anything else (a bad request, a
+ * missing table, a bug of ours) does not, and is thrown at once rather than
+ * retried for a minute and a half.
  */
 export function isRetryable(err: unknown): boolean {
-  if (isThrottle(err)) return true;
-  const name = errorName(err);
-  if (name === "LimitExceededException" || name === "RequestLimitExceeded" || name === "InternalServerError" || name === "TimeoutError")
-    return true;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  if (typeof code === "string" && NETWORK_CODES.has(code)) return true;
-  const status = httpStatusOf(err);
-  return status !== undefined && status >= 500;
+  return awsErrorKind(err) === "transient";
 }
 
 /**
@@ -67,6 +59,11 @@ export async function withRetry<T>(what: string, policy: RetryPolicy, call: () =
       await sleep(backoffDelay(policy, attempt), signal);
     }
   }
+}
+
+/** The SDK's per-call options: an aborted signal cuts the HTTP request short. */
+export function sendOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal !== undefined ? { abortSignal: signal } : {};
 }
 
 /** Waits before retry number `attempt`; throws the signal's reason if it was aborted. */

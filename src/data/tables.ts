@@ -6,7 +6,7 @@ import {
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import { UnmanagedResourceError, type Fence } from "../ports.js";
-import { errorName } from "../providers/aws-errors.js";
+import { NotFoundError } from "../errors.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 
 export const MANAGED_BY_KEY = "managed-by";
@@ -21,7 +21,7 @@ export async function describeTable(client: DynamoDBClient, table: string, retry
       async () => (await client.send(new DescribeTableCommand({ TableName: table }))).Table,
     );
   } catch (err) {
-    if (errorName(err) === "ResourceNotFoundException") return undefined;
+    if (err instanceof NotFoundError) return undefined;
     throw err;
   }
 }
@@ -54,7 +54,7 @@ export async function dropTable(client: DynamoDBClient, table: string, fence: Fe
   try {
     await withRetry(`deleting table ${table}`, retry, () => client.send(new DeleteTableCommand({ TableName: table })));
   } catch (err) {
-    if (errorName(err) === "ResourceNotFoundException") return;
+    if (err instanceof NotFoundError) return;
     throw err;
   }
 }

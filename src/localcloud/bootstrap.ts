@@ -37,8 +37,8 @@ import { MANAGED_BY_KEY, MANAGED_BY_VALUE } from "../tiers/model.js";
  * localcloud=ecs-tenant-operator), so a re-run reuses rather than duplicates.
  */
 
-export const LOCALCLOUD_TAG_KEY = "localcloud";
-export const LOCALCLOUD_TAG_VALUE = "ecs-tenant-operator";
+const LOCALCLOUD_TAG_KEY = "localcloud";
+const LOCALCLOUD_TAG_VALUE = "ecs-tenant-operator";
 
 export interface BootstrapClients {
   readonly ec2: EC2Client;

@@ -19,7 +19,7 @@
  */
 
 /** The X-Amz-Target prefix of DynamoDB's table and item API (Streams use DynamoDBStreams_20120810). */
-export const DYNAMODB_TARGET = "DynamoDB_20120810";
+const DYNAMODB_TARGET = "DynamoDB_20120810";
 
 const CONCURRENT_READS = /^(GetItem|BatchGetItem|Query|Scan|Describe\w*|List\w*|GetResourcePolicy)$/;
 

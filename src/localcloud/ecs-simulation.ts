@@ -61,7 +61,7 @@ export interface SimTiming {
   readonly drainMs: number;
 }
 
-export const DEFAULT_TIMING: SimTiming = { startDelayMs: 5_000, stepMs: 2_000, drainMs: 10_000 };
+const DEFAULT_TIMING: SimTiming = { startDelayMs: 5_000, stepMs: 2_000, drainMs: 10_000 };
 
 export interface SimState {
   readonly timing: SimTiming;

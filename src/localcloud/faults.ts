@@ -6,7 +6,7 @@ import { z } from "zod";
  * write only part of a BatchWriteItem, so retries, backoff and degraded
  * status can be exercised against a real server.
  */
-export const faultRuleSchema = z
+const faultRuleSchema = z
   .object({
     /** AWS service as signed in the request (ecs, dynamodb, events, ec2, elasticloadbalancing...); any when absent. */
     service: z.string().min(1).optional(),
@@ -46,7 +46,7 @@ export const faultRuleSchema = z
   });
 
 export type FaultRule = z.infer<typeof faultRuleSchema>;
-export const faultRulesSchema = z.array(faultRuleSchema);
+const faultRulesSchema = z.array(faultRuleSchema);
 
 export interface FaultHit {
   readonly latencyMs: number;

@@ -1,45 +1,26 @@
-import { LeaseLostError, UnmanagedResourceError } from "../ports.js";
-import { TierMoveStepError } from "./tier-move-runner.js";
+import { causeChain, ClassifiedError, LeaseLostError, type ErrorKind } from "../errors.js";
+import { awsErrorKind } from "../providers/aws-errors.js";
 
 /**
- * Sorting errors into those that go away by waiting (retry with backoff) and
- * those that need a person or a spec change (report on the tenant, retry slowly).
+ * The operator's retry policy over the error kinds (src/errors.ts): transient
+ * failures go back to the queue with backoff; terminal ones are reported on
+ * the tenant and polled slowly. Decided by type, walking `cause`, so a
+ * wrapper that adds context (a tier move's step) is judged by what it wraps.
  */
-const RETRYABLE_NAMES = new Set([
-  "ThrottlingException",
-  "Throttling",
-  "TooManyRequestsException",
-  "ProvisionedThroughputExceededException",
-  "RequestLimitExceeded",
-  "ServerException",
-  "InternalServerError",
-  "InternalFailure",
-  "ServiceUnavailable",
-  "ServiceUnavailableException",
-  "LimitExceededException",
-  "ClusterContainsServicesException",
-  "ClusterContainsTasksException",
-  "UpdateInProgressException",
-  "TimeoutError",
-  "AbortError",
-]);
-
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_SOCKET"]);
+export function errorKind(err: unknown): ErrorKind {
+  for (const e of causeChain(err)) {
+    if (e instanceof ClassifiedError) return e.kind;
+    // An SDK error that reached here unwrapped is sorted by the same table the boundary uses.
+    const aws = awsErrorKind(e);
+    if (aws !== undefined) return aws === "transient" ? "transient" : "terminal";
+  }
+  // Nothing in the chain says what it is: most likely transport trouble, and
+  // a retry with backoff at least does not make a bug of ours worse.
+  return "transient";
+}
 
 export function isRetryable(err: unknown): boolean {
-  // Wrappers that add context (a tier move's step) are judged by what they wrap.
-  if (err instanceof TierMoveStepError) return isRetryable(err.cause);
-  if (err instanceof LeaseLostError) return true;
-  if (err instanceof UnmanagedResourceError) return false;
-  if (!(err instanceof Error)) return true;
-  if (RETRYABLE_NAMES.has(err.name)) return true;
-  const meta = (err as { $metadata?: { httpStatusCode?: number }; $retryable?: unknown; code?: string }).$metadata;
-  if (meta?.httpStatusCode !== undefined && meta.httpStatusCode >= 500) return true;
-  if ((err as { $retryable?: unknown }).$retryable) return true;
-  const code = (err as { code?: string }).code;
-  if (code !== undefined && NETWORK_CODES.has(code)) return true;
-  // An error without an AWS status code is most likely transport trouble.
-  return meta?.httpStatusCode === undefined;
+  return errorKind(err) === "transient";
 }
 
 export function describeError(err: unknown): string {
@@ -49,14 +30,13 @@ export function describeError(err: unknown): string {
 
 /** True for the loss of the lease, wrapped or not: nothing may be written then. */
 export function isLeaseLost(err: unknown): boolean {
-  if (err instanceof TierMoveStepError) return isLeaseLost(err.cause);
-  return err instanceof LeaseLostError;
+  return causeChain(err).some((e) => e instanceof LeaseLostError);
 }
 
-/** The name an error is known by in status.lastError.type: a wrapper (a tier move's step) goes by what it wraps. */
+/** The name an error is known by in status.lastError.type: wrappers (a tier move's step, a classification) go by what they wrap, the innermost cause. */
 export function errorType(err: unknown): string {
-  if (err instanceof TierMoveStepError) return errorType(err.cause);
-  return err instanceof Error ? err.name : typeof err;
+  const root = causeChain(err).at(-1);
+  return root instanceof Error ? root.name : typeof root;
 }
 
 /** A tenant record that fails validation: only an edit of the record helps. */

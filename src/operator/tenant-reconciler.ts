@@ -97,13 +97,6 @@ export interface TenantReconcilerOptions {
   readonly degradeAfterFailures?: number;
 }
 
-/** What one reconcile did, for `tenantctl plan`, logs and tests. */
-export interface ReconcileReport {
-  readonly key: string;
-  readonly plan: Plan | undefined;
-  readonly outcome: ApplyOutcome | undefined;
-}
-
 /**
  * reconcile(tenantId): read the record, compute what should exist, read what
  * does exist, make the difference, and tell SBT. Level-triggered: it never
@@ -154,11 +147,17 @@ export class TenantReconciler {
    * The queue's context says how many attempts in a row failed before this
    * one and what backoff comes next, for status.lastError; called without
    * one (a test, a one-off), a failure counts from the status alone.
+   *
+   * An aborted `signal` (the controller stopping) ends the long steps (copies,
+   * exports, purges) at their next page or batch. Every step before has left
+   * its checkpoint in the status, so the next leader resumes there; the abort
+   * itself is no failure of the tenant's, so nothing is reported.
    */
-  readonly reconcile = async (key: string, _signal: AbortSignal, context?: ReconcileContext): Promise<ReconcileResult> => {
+  readonly reconcile = async (key: string, signal: AbortSignal, context?: ReconcileContext): Promise<ReconcileResult> => {
     try {
-      return key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key, context);
+      return key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key, signal, context);
     } catch (err) {
+      if (signal.aborted) return failed(err instanceof Error ? err : new Error(String(err)), false);
       return this.#onError(key, err, context);
     }
   };
@@ -306,9 +305,9 @@ export class TenantReconciler {
     return this.#next(POOL_KEY, plan, "pool converging");
   }
 
-  async #reconcileTenant(tenantId: string, context: ReconcileContext | undefined): Promise<ReconcileResult> {
+  async #reconcileTenant(tenantId: string, signal: AbortSignal, context: ReconcileContext | undefined): Promise<ReconcileResult> {
     const item = await this.#o.store.get(tenantId);
-    if (item === undefined) return this.#reconcileDeleted(tenantId);
+    if (item === undefined) return this.#reconcileDeleted(tenantId, signal);
 
     const previous = readStatus(item);
     const validation = validateRecord(item);
@@ -330,7 +329,7 @@ export class TenantReconciler {
       );
       return failed(error, true);
     }
-    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {}, context };
+    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {}, context, signal };
     if (!t.spec.sbtaws_active) return this.#offboard(t);
 
     // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
@@ -343,7 +342,7 @@ export class TenantReconciler {
       t.data.backup = kept;
     }
     if (previous?.caseClaimed !== true) {
-      const claim = await this.#o.claims.claim(tenantId, this.#o.fence);
+      const claim = await this.#o.claims.claim(tenantId, this.#o.fence, t.spec.tenantRegistrationId);
       if (!claim.ok) {
         const message = `tenant id "${tenantId}" equals tenant "${claim.holder}" ignoring case; the load balancer matches the tenantPath header without regard to case, so the two could receive each other's requests. Choose a tenant id that differs from "${claim.holder}" in more than case.`;
         await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "TenantIdCaseConflict", message });
@@ -499,6 +498,7 @@ export class TenantReconciler {
       const result = await this.#moves.run(m, {
         tenantId,
         fence: this.#o.fence,
+        signal: t.signal,
         now: this.#now,
         drainMs: this.#o.drainMs,
         stillWanted: async () => {
@@ -643,7 +643,7 @@ export class TenantReconciler {
       const home = knownHome(previous, prefix, tenantId, pool) ?? homeOf(spec.tier);
       const tables = previous?.tables ?? tablesOf(home, prefix, tenantId, pool);
       const location = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/${compactTime(this.#now())}/` };
-      const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#o.fence);
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#o.fence, t.signal);
       // The checkpoint: from here on, deleting the tenant's data loses nothing.
       t.data.backup = {
         location: manifest.location,
@@ -663,7 +663,8 @@ export class TenantReconciler {
     if (plan.converged) {
       // Both homes: a move interrupted by the offboarding may have left items on either side.
       for (const app of DATA_APPS)
-        if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+        if ((await this.#o.data.tableStatus(pool[app])) !== undefined)
+          await this.#o.data.purge(tenantId, pool[app], this.#o.fence, t.signal);
       const pending = await this.#removeSilo(t, plan, true);
       if (pending !== undefined) plan = pending;
     }
@@ -714,7 +715,7 @@ export class TenantReconciler {
   }
 
   /** The item is gone: remove whatever the tenant still owns, then announce it once. */
-  async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
+  async #reconcileDeleted(tenantId: string, signal: AbortSignal): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     const planned = await this.#plan(NOTHING, footprint);
@@ -725,9 +726,13 @@ export class TenantReconciler {
     // finishes the offboarding and owes SBT its announcement (ADR 0003).
     let removal = await this.#o.removals.get(tenantId);
     const noted = this.#noted.get(tenantId);
-    if (removal === undefined && (noted !== undefined || plan.actions.length > 0)) {
-      // The registration id survives the item on the resources' tags.
-      const registrationId = noted?.registrationId ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY);
+    // The tenant's claim on its id lives until its offboarding ends: held
+    // with no record, it says a removal is owed even when the stream's REMOVE
+    // was seen only by a process that is gone (level, not edge).
+    const claim = removal === undefined ? await this.#o.claims.get(tenantId) : undefined;
+    if (removal === undefined && (noted !== undefined || claim !== undefined || plan.actions.length > 0)) {
+      // The registration id survives the item on the claim and on the resources' tags.
+      const registrationId = noted?.registrationId ?? claim?.registrationId ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY);
       removal = await this.#o.removals.record(
         { tenantId, removedAt: noted?.removedAt ?? this.#now().toISOString(), ...(registrationId !== undefined ? { registrationId } : {}) },
         this.#o.fence,
@@ -739,7 +744,7 @@ export class TenantReconciler {
     }
     let backup: StatusEvent["detail"]["backup"];
     if (plan.converged && removal !== undefined) {
-      const removed = await this.#removeDeletedTenantData(removal, plan);
+      const removed = await this.#removeDeletedTenantData(removal, plan, signal);
       plan = removed.plan;
       backup = removed.backup;
     } else if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
@@ -762,9 +767,14 @@ export class TenantReconciler {
     return done();
   }
 
-  /** Deleted records whose offboarding is not finished: a resync looks at each. */
+  /**
+   * Tenants that may owe an offboarding: recorded removals, and every tenant
+   * holding its id claim (the caller, a resync, leaves out those whose record
+   * it saw; for the rest the reconcile reads the record and decides).
+   */
   async pendingRemovals(): Promise<readonly string[]> {
-    return (await this.#o.removals.list()).map((r) => r.tenantId);
+    const [removals, claims] = await Promise.all([this.#o.removals.list(), this.#o.claims.list()]);
+    return [...new Set([...removals.map((r) => r.tenantId), ...claims.map((c) => c.tenantId)])];
   }
 
   /**
@@ -774,7 +784,11 @@ export class TenantReconciler {
    * the deletion can never replace a full export with a partial one), then
    * the items, the stack, the retained tables, the rule and the claims go.
    */
-  async #removeDeletedTenantData(removal: Removal, plan: Plan): Promise<{ plan: Plan; backup: StatusEvent["detail"]["backup"] }> {
+  async #removeDeletedTenantData(
+    removal: Removal,
+    plan: Plan,
+    signal: AbortSignal,
+  ): Promise<{ plan: Plan; backup: StatusEvent["detail"]["backup"] }> {
     const { tenantId } = removal;
     const prefix = this.#o.settings.namePrefix;
     const homes: [DataHome, Tables][] = [
@@ -794,11 +808,11 @@ export class TenantReconciler {
         continue;
       }
       const [orders, products] = await Promise.all([
-        this.#o.data.digest(tenantId, tables.orders),
-        this.#o.data.digest(tenantId, tables.products),
+        this.#o.data.digest(tenantId, tables.orders, signal),
+        this.#o.data.digest(tenantId, tables.products, signal),
       ]);
       if (orders.count + products.count === 0) continue;
-      const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#o.fence);
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#o.fence, signal);
       backup ??= {
         location: manifest.location,
         counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount },
@@ -806,7 +820,7 @@ export class TenantReconciler {
     }
     const pool = poolTables(prefix);
     for (const app of DATA_APPS)
-      if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence);
+      if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence, signal);
     await this.#o.routes.removeAny(tenantId, this.#o.fence);
     // Its users: in the shared pool by its group, and its own pool if it had one.
     await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
@@ -958,6 +972,8 @@ interface Turn {
   data: DataFields;
   /** What the queue knows of earlier attempts, for a failure's lastError. */
   readonly context: ReconcileContext | undefined;
+  /** Aborted when the controller stops: long data steps end early, at a checkpoint. */
+  readonly signal: AbortSignal;
 }
 
 /**

@@ -29,6 +29,8 @@ export type MoveOutcome = { readonly kind: "wait"; readonly reason: string; read
 export interface MoveHooks {
   readonly tenantId: string;
   readonly fence: Fence;
+  /** Aborted when the controller stops: the move ends at its next step or page, its last checkpoint saved. */
+  readonly signal?: AbortSignal;
   readonly now: () => Date;
   readonly drainMs: number;
   /** True once the target's tables and services are in place and healthy. */
@@ -73,6 +75,8 @@ export class TierMoveRunner {
       move = next;
     };
     for (;;) {
+      // Between steps every checkpoint is saved: the best place to stop.
+      h.signal?.throwIfAborted();
       at.current = move.step;
       switch (move.step) {
         case "provision": {
@@ -88,8 +92,8 @@ export class TierMoveRunner {
         }
         case "backfill": {
           const copied = await this.#perTable(async (app) => {
-            await this.#data.purge(h.tenantId, move.target[app], h.fence);
-            return (await this.#data.backfill(h.tenantId, move.source[app], move.target[app], h.fence)).items;
+            await this.#data.purge(h.tenantId, move.target[app], h.fence, h.signal);
+            return (await this.#data.backfill(h.tenantId, move.source[app], move.target[app], h.fence, h.signal)).items;
           });
           const counts = { orders: { copied: copied.orders, applied: 0 }, products: { copied: copied.products, applied: 0 } };
           await save({ ...move, step: "catchup", counts });
@@ -197,7 +201,7 @@ export class TierMoveRunner {
     let results;
     try {
       results = await this.#perTable(async (app) =>
-        this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence),
+        this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence, h.signal),
       );
     } catch (err) {
       if (!(err instanceof CaptureLostError)) throw err;
@@ -237,15 +241,15 @@ export class TierMoveRunner {
   ): Promise<{ equal: boolean; move: MigrationStatus; verified: Record<DataApp, number> }> {
     const read = await this.#perTable(async (app) => {
       const [source, target] = await Promise.all([
-        this.#data.itemHashes(h.tenantId, move.source[app]),
-        this.#data.itemHashes(h.tenantId, move.target[app]),
+        this.#data.itemHashes(h.tenantId, move.source[app], h.signal),
+        this.#data.itemHashes(h.tenantId, move.target[app], h.signal),
       ]);
       return { source, target };
     });
     const checkpoints = move.checkpoints;
     if (checkpoints === undefined) throw new Error(`tier move of ${h.tenantId} is at ${move.step} without stream checkpoints`);
     const caught = await this.#perTable(async (app) =>
-      this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence),
+      this.#data.catchUp(h.tenantId, move.source[app], move.target[app], checkpoints[app], h.fence, h.signal),
     );
     let equal = true;
     for (const app of DATA_APPS) {
@@ -270,7 +274,7 @@ export class TierMoveRunner {
   /** Deletes one side's copy: the tenant's pooled items, or (through the reconcile's cleanup) its silo stack and tables. */
   async #retireSide(tables: MigrationStatus["source"], home: "pool" | "silo", h: MoveHooks): Promise<boolean> {
     if (home === "silo") return h.siloGone();
-    for (const app of DATA_APPS) await this.#data.purge(h.tenantId, tables[app], h.fence);
+    for (const app of DATA_APPS) await this.#data.purge(h.tenantId, tables[app], h.fence, h.signal);
     return true;
   }
 
@@ -284,8 +288,8 @@ export class TierMoveRunner {
 
 /**
  * A failure inside a tier move's step, naming the step for the tenant's
- * status and SBT's provisionFailure. It does not pretend to be the AWS error
- * it wraps: retry decisions read `cause` (errors.ts).
+ * status and SBT's provisionFailure. Unclassified on purpose: it adds context
+ * only, and the retry decision walks on to its `cause` (src/operator/errors.ts).
  */
 export class TierMoveStepError extends Error {
   constructor(

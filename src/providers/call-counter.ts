@@ -38,7 +38,7 @@ export interface CallFilter {
 
 export type CallListener = (event: CallEvent) => void;
 
-export function callKey(service: string, operation: string, outcome: CallOutcome): string {
+function callKey(service: string, operation: string, outcome: CallOutcome): string {
   return `${service}:${operation}:${outcome}`;
 }
 

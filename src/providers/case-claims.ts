@@ -1,5 +1,12 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { CaseClaimPort, ClaimResult, Fence } from "../ports.js";
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  ScanCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
+import type { CaseClaim, CaseClaimPort, ClaimResult, Fence } from "../ports.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 
 /**
@@ -7,13 +14,15 @@ import { errorName, wrapAwsError } from "./aws-errors.js";
  * would share one route. Before a tenant is routed it claims its id
  * lower-cased, in the operator table (partition key `pk`):
  *
- *   pk = "tenant-id-ci#<tenantId lower-cased>"   tenantId = <exact id>
+ *   pk = "tenant-id-ci#<tenantId lower-cased>"   tenantId = <exact id>, registrationId
  *
  * The item is written only when absent or already ours (one conditional
  * PutItem), so of any number of differently-cased ids claiming at once,
  * exactly one holds it; claiming again is a no-op for the holder. It is
  * released only by its holder (conditional DeleteItem), so the loser of a
- * race can never free the winner's claim.
+ * race can never free the winner's claim. Held from onboarding to the end of
+ * offboarding, it marks a deleted record's tenant as still owed its
+ * offboarding and announcement (with the registration id the record had).
  */
 
 const PREFIX = "tenant-id-ci#";
@@ -39,14 +48,18 @@ export class CaseClaims implements CaseClaimPort {
   }
 
   /** One conditional PutItem; when refused, one consistent GetItem to name the holder. */
-  async claim(tenantId: string, fence: Fence): Promise<ClaimResult> {
+  async claim(tenantId: string, fence: Fence, registrationId?: string): Promise<ClaimResult> {
     for (let attempt = 0; attempt < this.#maxAttempts; attempt++) {
       fence.assertHeld();
       try {
         await this.#client.send(
           new PutItemCommand({
             TableName: this.#table,
-            Item: { ...claimKey(tenantId), tenantId: { S: tenantId } },
+            Item: {
+              ...claimKey(tenantId),
+              tenantId: { S: tenantId },
+              ...(registrationId !== undefined ? { registrationId: { S: registrationId } } : {}),
+            },
             ConditionExpression: "attribute_not_exists(pk) OR #tenantId = :me",
             ExpressionAttributeNames: { "#tenantId": "tenantId" },
             ExpressionAttributeValues: { ":me": { S: tenantId } },
@@ -83,15 +96,58 @@ export class CaseClaims implements CaseClaimPort {
     }
   }
 
-  /** The exact id holding lower(tenantId), or undefined; one strongly consistent GetItem (reads only, for plans). */
+  /** The exact id holding lower(tenantId), or undefined; one strongly consistent GetItem. */
   async holder(tenantId: string): Promise<string | undefined> {
+    return (await this.#read(tenantId))?.tenantId;
+  }
+
+  async get(tenantId: string): Promise<CaseClaim | undefined> {
+    const claim = await this.#read(tenantId);
+    return claim?.tenantId === tenantId ? claim : undefined;
+  }
+
+  /** A consistent Scan of the operator table for the claims' prefix. */
+  async list(): Promise<readonly CaseClaim[]> {
+    const out: CaseClaim[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    try {
+      do {
+        const page = await this.#client.send(
+          new ScanCommand({
+            TableName: this.#table,
+            ConsistentRead: true,
+            FilterExpression: "begins_with(pk, :prefix)",
+            ExpressionAttributeValues: { ":prefix": { S: PREFIX } },
+            ...(start !== undefined ? { ExclusiveStartKey: start } : {}),
+          }),
+        );
+        for (const item of page.Items ?? []) {
+          const claim = fromItem(item);
+          if (claim !== undefined) out.push(claim);
+        }
+        start = page.LastEvaluatedKey;
+      } while (start !== undefined);
+    } catch (err) {
+      throw wrapAwsError(err, `listing the tenant id claims in ${this.#table}`);
+    }
+    return out;
+  }
+
+  async #read(tenantId: string): Promise<CaseClaim | undefined> {
     try {
       const out = await this.#client.send(new GetItemCommand({ TableName: this.#table, Key: claimKey(tenantId), ConsistentRead: true }));
-      return out.Item?.["tenantId"]?.S;
+      return out.Item === undefined ? undefined : fromItem(out.Item);
     } catch (err) {
       throw wrapAwsError(err, `reading who claims tenant id ${tenantId} ignoring case`);
     }
   }
+}
+
+function fromItem(item: Record<string, AttributeValue>): CaseClaim | undefined {
+  const tenantId = item["tenantId"]?.S;
+  if (tenantId === undefined) return undefined;
+  const registrationId = item["registrationId"]?.S;
+  return { tenantId, ...(registrationId !== undefined ? { registrationId } : {}) };
 }
 
 function claimKey(tenantId: string): Record<string, AttributeValue> {

@@ -159,6 +159,5 @@ function readNumber(v: AttributeValue | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-/** Adds context while keeping the AWS error (name, $metadata) reachable as cause for classification. */
-// Keeps the SDK's $metadata so isRetryable can tell a 4xx from transport trouble.
+/** Adds context and classifies at the boundary (aws-errors.ts); the AWS error stays reachable as cause. */
 const wrap = wrapAwsError;

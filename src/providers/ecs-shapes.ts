@@ -69,10 +69,11 @@ export function mapService(s: Service, cluster: string, contentHash: string | un
     deployments: deployments.map(mapDeployment),
     ...(connect !== undefined ? { serviceConnect: mapServiceConnect(connect) } : {}),
     tags: fromEcsTags(s.tags),
+    ...(s.createdAt !== undefined ? { createdAt: s.createdAt.toISOString() } : {}),
   };
 }
 
-export function mapServiceConnect(c: ServiceConnectConfiguration): ObservedServiceConnect {
+function mapServiceConnect(c: ServiceConnectConfiguration): ObservedServiceConnect {
   const options = c.logConfiguration?.logDriver === "awslogs" ? c.logConfiguration.options : undefined;
   const group = options?.["awslogs-group"];
   return {

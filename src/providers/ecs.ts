@@ -13,6 +13,7 @@ import {
 } from "@aws-sdk/client-ecs";
 import type { ApplyOutcome, EcsPort, Fence } from "../ports.js";
 import { UnmanagedResourceError } from "../ports.js";
+import { TransientError } from "../errors.js";
 import {
   CONTENT_HASH_KEY,
   isManaged,
@@ -26,7 +27,7 @@ import {
   type ObservedState,
   type ObservedTaskDefinition,
 } from "../tiers/model.js";
-import { chunks, doing, errorName, messageOf, wrapAwsError } from "./aws-errors.js";
+import { chunks, doing, errorName, isCondition, wrapAwsError } from "./aws-errors.js";
 import { findTenantsWithResources } from "./ecs-inventory.js";
 import { RecentCreates, TaskDefinitionCache } from "./ecs-cache.js";
 import {
@@ -60,16 +61,8 @@ export interface EcsProviderOptions {
   readonly now?: () => number;
 }
 
-/**
- * The service moved or vanished between observe and apply; a fresh observe
- * will plan again. Carries no HTTP status, so it is classified retryable.
- */
-export class StaleObservationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StaleObservationError";
-  }
-}
+/** The service moved or vanished between observe and apply: transient, as a fresh observe will plan again. */
+export class StaleObservationError extends TransientError {}
 
 /**
  * EcsPort on the ECS API (SDK v3). Reads are batched at ECS's limits and task
@@ -92,8 +85,6 @@ export class EcsProvider implements EcsPort {
   readonly #fargate: boolean;
   readonly #taskDefs = new TaskDefinitionCache();
   readonly #recent: RecentCreates;
-  /** Per observed state: cluster/name -> identity of a dead service of that name (see clientTokenFor). */
-  readonly #deadServices = new WeakMap<ObservedState, ReadonlyMap<string, string>>();
 
   constructor(ecs: ECSClient, options: EcsProviderOptions) {
     this.#ecs = ecs;
@@ -134,7 +125,6 @@ export class EcsProvider implements EcsPort {
     ]);
 
     const services: ObservedService[] = [];
-    const dead = new Map<string, string>();
     // Dead services need no hash: nothing will be compared against them.
     const running = rawByCluster.flatMap((r) => r.found.filter((s) => s.status !== "INACTIVE"));
     const arns = unique(running.map((s) => s.taskDefinition ?? "").filter((a) => a !== ""));
@@ -144,7 +134,6 @@ export class EcsProvider implements EcsPort {
         const name = s.serviceName ?? "";
         const recent = this.#recent.get(cluster, name);
         if (s.status === "INACTIVE") {
-          dead.set(`${cluster}/${name}`, `${s.serviceArn ?? ""}@${s.createdAt?.toISOString() ?? ""}`);
           // ECS may still show the previous, deleted service of this name
           // right after we created its successor.
           if (recent !== undefined) {
@@ -165,9 +154,7 @@ export class EcsProvider implements EcsPort {
       }
     }
 
-    const state: ObservedState = { clusters, services, taskDefinitions };
-    this.#deadServices.set(state, dead);
-    return state;
+    return { clusters, services, taskDefinitions };
   }
 
   async #describeClusters(names: readonly string[]): Promise<ObservedCluster[]> {
@@ -358,7 +345,9 @@ export class EcsProvider implements EcsPort {
   }
 
   async #createService(service: DesiredService, taskDefinitionArn: string, observed: ObservedState): Promise<string | undefined> {
-    const replaces = this.#deadServices.get(observed)?.get(`${service.cluster}/${service.name}`);
+    // The earlier incarnation of the name, if ECS still shows it INACTIVE: this create is not a retry of its.
+    const dead = observed.services.find((s) => s.cluster === service.cluster && s.name === service.name && s.status === "INACTIVE");
+    const replaces = dead === undefined ? undefined : `${dead.arn}@${dead.createdAt ?? ""}`;
     try {
       const res = await this.#ecs.send(
         new CreateServiceCommand({
@@ -412,7 +401,7 @@ export class EcsProvider implements EcsPort {
     } catch (err) {
       // A service of that name exists (made by an earlier attempt with other
       // inputs, or still visible only to ECS): the next observe sees it.
-      if (errorName(err) === "InvalidParameterException" && /not idempotent/i.test(messageOf(err))) return undefined;
+      if (isCondition(err, "serviceNotIdempotent")) return undefined;
       this.#taskDefs.forgetFamily(service.taskDefinitionFamily);
       throw wrapAwsError(err, `creating service ${service.name} in cluster ${service.cluster}`);
     }
@@ -495,8 +484,7 @@ export class EcsProvider implements EcsPort {
       await this.#ecs.send(new DeleteClusterCommand({ cluster: name }));
     } catch (err) {
       if (errorName(err) === "ClusterNotFoundException") return;
-      // ClusterContainsServices/TasksException keep their names through the
-      // wrap and are retryable: services are still draining.
+      // ClusterContainsServices/TasksException wrap as transient: services are still draining.
       throw wrapAwsError(err, `deleting cluster ${name}`);
     }
   }

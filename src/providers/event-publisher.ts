@@ -1,4 +1,5 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
+import { TransientError } from "../errors.js";
 import type { EventPublisher, StatusEvent } from "../ports.js";
 import { chunks, sleep, wrapAwsError } from "./aws-errors.js";
 
@@ -29,17 +30,13 @@ export interface FailedEvent {
   readonly errorMessage: string | undefined;
 }
 
-/**
- * Some events were still refused after the retries. No HTTP status on it, so
- * it is classified retryable: the reconcile that wanted them runs again.
- */
-export class EventPublishError extends Error {
+/** Some events were still refused after the retries: transient, as the reconcile that wanted them runs again. */
+export class EventPublishError extends TransientError {
   constructor(readonly failed: readonly FailedEvent[]) {
     const list = failed.map(
       (f) => `${f.detailType} for tenant ${f.tenantId} (${f.errorCode}${f.errorMessage ? `: ${f.errorMessage}` : ""})`,
     );
     super(`PutEvents refused ${failed.length} event(s): ${list.join("; ")}`);
-    this.name = "EventPublishError";
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type ElasticLoadBalancingV2Client,
   type Rule,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { ConflictError } from "../errors.js";
 import { UnmanagedResourceError, type DesiredRoute, type Fence, type ObservedRoute, type RouteAction, type RoutePort } from "../ports.js";
 import { isManaged, MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY, type Tags } from "../tiers/model.js";
 import { sameAction } from "../tiers/route-decide.js";
@@ -43,13 +44,12 @@ export interface ListenerRoutesOptions {
   readonly denyBody?: string;
 }
 
-/** CreateRule or SetRulePriorities met a rule already at the priority. */
-export class PriorityInUseError extends Error {
-  /**
-   * @param holder ARN of the rule holding the priority, when it could be read.
-   * Keeps the AWS error's name and $metadata, so src/operator/errors.ts
-   * classifies it as it would the original (a 400: not retryable).
-   */
+/**
+ * CreateRule or SetRulePriorities met a rule already at the priority: a
+ * conflict (terminal) until the allocator and the listener agree again.
+ */
+export class PriorityInUseError extends ConflictError {
+  /** @param holder ARN of the rule holding the priority, when it could be read. */
   constructor(
     readonly priority: number,
     readonly listenerArn: string,
@@ -60,9 +60,6 @@ export class PriorityInUseError extends Error {
       `listener rule priority ${priority} on ${listenerArn} is in use${holder !== undefined ? ` by rule ${holder}` : ""}; the priority allocator and the listener disagree`,
       { cause },
     );
-    this.name = "PriorityInUseException";
-    const meta = (cause as { $metadata?: unknown } | undefined)?.$metadata;
-    if (meta !== undefined) Object.assign(this, { $metadata: meta });
   }
 }
 
@@ -252,7 +249,7 @@ export class ListenerRoutes implements RoutePort {
 }
 
 /** Exactly one condition, http-header tenantPath (names ignore case, as in HTTP), with exactly the value tenantId. */
-export function isTenantRule(rule: Rule, tenantId: string): boolean {
+function isTenantRule(rule: Rule, tenantId: string): boolean {
   if (rule.IsDefault === true) return false;
   const conditions = rule.Conditions ?? [];
   if (conditions.length !== 1) return false;

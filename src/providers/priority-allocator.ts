@@ -6,6 +6,7 @@ import {
   type DynamoDBClient,
   type TransactionCanceledException,
 } from "@aws-sdk/client-dynamodb";
+import { TransientError } from "../errors.js";
 import type { Fence } from "../ports.js";
 import { MAX_TENANT_PRIORITY, MIN_PRIORITY } from "../tiers/stack-template.js";
 import { errorName, sleep, wrapAwsError } from "./aws-errors.js";
@@ -48,10 +49,10 @@ export interface PriorityAllocatorOptions {
   readonly now?: () => number;
 }
 
-export class PrioritiesExhaustedError extends Error {
+/** Transient: priorities come free as tenants leave or move to the basic tier. */
+export class PrioritiesExhaustedError extends TransientError {
   constructor(min: number, max: number) {
     super(`every listener rule priority in ${min}..${max} is allocated`);
-    this.name = "PrioritiesExhaustedError";
   }
 }
 

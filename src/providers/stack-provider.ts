@@ -26,7 +26,7 @@ import {
   type ObservedStack,
   type StackFailure,
 } from "../tiers/stack-decide.js";
-import { errorName, httpStatusOf, isThrottle, messageOf, wrapAwsError } from "./aws-errors.js";
+import { errorName, httpStatusOf, isCondition, isThrottle, messageOf, wrapAwsError } from "./aws-errors.js";
 
 /**
  * CloudFormation stacks as an External (src/reconciler/external.ts): observe,
@@ -209,15 +209,14 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
         }),
       );
     } catch (err) {
-      const message = messageOf(err);
-      if (errorName(err) === "ValidationError" && /No updates are to be performed/i.test(message)) {
+      if (isCondition(err, "stackUnchanged")) {
         this.#noop.set(desired.stackName, { from: observed.hashTag, to: desired.hash });
         return { kind: "unchanged" };
       }
       // Another operation started between our read and this call.
-      if (errorName(err) === "ValidationError" && /IN_PROGRESS state/i.test(message)) return accepted("UPDATE_IN_PROGRESS");
+      if (isCondition(err, "stackBusy")) return accepted("UPDATE_IN_PROGRESS");
       if (errorName(err) === "TokenAlreadyExistsException") return accepted("UPDATE_IN_PROGRESS");
-      if (isRefusal(err)) return { kind: "refused", reason: `UpdateStack refused: ${message}` };
+      if (isRefusal(err)) return { kind: "refused", reason: `UpdateStack refused: ${messageOf(err)}` };
       throw wrapAwsError(err, `updating stack ${desired.stackName}`);
     }
     this.#noop.delete(desired.stackName);
@@ -340,7 +339,7 @@ function isStackEvent(event: StackEvent, stackId: string): boolean {
 
 /** DescribeStacks/DeleteStack of a stack that does not exist. */
 function isMissing(err: unknown): boolean {
-  return errorName(err) === "ValidationError" && /does not exist/i.test(messageOf(err));
+  return isCondition(err, "stackMissing");
 }
 
 /**

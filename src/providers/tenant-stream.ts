@@ -11,7 +11,7 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { Logger } from "../log.js";
 import type { TenantChange, TenantChangeSource } from "../ports.js";
 import { hashSpec } from "../tenants/record.js";
-import { errorName, httpStatusOf, isThrottle, sleep, wrapAwsError } from "./aws-errors.js";
+import { awsErrorKind, errorName, sleep, wrapAwsError } from "./aws-errors.js";
 
 export interface DynamoStreamSourceOptions {
   /** Wait after a GetRecords that returned nothing. @default 500 */
@@ -323,10 +323,10 @@ export class DynamoStreamSource implements TenantChangeSource {
   }
 }
 
+/** A throttle, a server or network fault, or no AWS answer at all (transport trouble). */
 function isTransient(err: unknown): boolean {
-  const status = httpStatusOf(err);
-  // DynamoDB Streams throttles with LimitExceededException.
-  return isThrottle(err) || errorName(err) === "LimitExceededException" || status === undefined || status >= 500;
+  const kind = awsErrorKind(err);
+  return kind === undefined || kind === "transient";
 }
 
 /** A stream record as a TenantChange; undefined for a record without a tenant id. */

@@ -153,7 +153,7 @@ export interface CallNames {
   readonly delete: string;
 }
 
-/** A planned call; the same shape as PlannedCall in src/operator/ports.ts. */
+/** A planned call; the same shape as PlannedCall in src/ports.ts. */
 export interface PlannedWrite {
   readonly call: string;
   readonly target: string;

@@ -16,7 +16,7 @@
 import type { InProgress, QueueMetrics, QueueMetricsProvider } from "./queue-metrics.js";
 
 /** In the order they are served. */
-export const PRIORITIES = ["followUp", "fresh", "resync"] as const;
+const PRIORITIES = ["followUp", "fresh", "resync"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 const rank = (p: Priority): number => PRIORITIES.indexOf(p);
 

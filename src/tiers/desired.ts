@@ -72,7 +72,7 @@ export const TENANT_REGISTRATION_ID_KEY = "tenant-registration-id";
 export type Isolation = "pool" | "silo";
 
 /** The platform every task definition states (see the module comment). */
-export const RUNTIME_PLATFORM: RuntimePlatform = { cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" };
+const RUNTIME_PLATFORM: RuntimePlatform = { cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" };
 
 /**
  * REQUEST_TAG_KEYS_MAPPING_ATTRIBUTES: the token vending machine tags the

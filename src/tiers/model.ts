@@ -210,6 +210,12 @@ export interface ObservedService {
   /** From the PRIMARY deployment; absent when ECS reports none (Service Connect never enabled). */
   readonly serviceConnect?: ObservedServiceConnect;
   readonly tags: Tags;
+  /**
+   * When ECS created it (ISO time), where ECS says. With the ARN it names one
+   * incarnation of the name: re-creating after an INACTIVE one must not look
+   * like a retry of the earlier create (its clientToken differs).
+   */
+  readonly createdAt?: string;
 }
 
 export interface ObservedCluster {

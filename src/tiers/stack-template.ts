@@ -11,7 +11,7 @@ import { roleName, siloTableName, stackName as tenantStackName, targetGroupName,
  *
  * The listener rule that routes `tenantPath: <tenantId>` to that target group
  * is not in the stack: the controller manages every tenant's rule itself
- * through the ELBv2 API (RoutePort in src/operator/ports.ts), so a routing
+ * through the ELBv2 API (RoutePort in src/ports.ts), so a routing
  * flip during a tier move is one ModifyRule, and a suspended tenant of any
  * tier gets a deny rule without a stack to hang it on.
  *
@@ -32,14 +32,14 @@ import { roleName, siloTableName, stackName as tenantStackName, targetGroupName,
  */
 
 /** The tenant-scoped principal tag that the task role's ABAC policy compares with the item's partition key. */
-export const PRINCIPAL_TENANT_TAG = "tenant";
+const PRINCIPAL_TENANT_TAG = "tenant";
 /** Header the shared listener routes on; its value is the tenant id. */
 export const TENANT_HEADER = "tenantPath";
 /** Port and health path of the rproxy container the target group points at. */
-export const RPROXY_PORT = 8080;
-export const RPROXY_HEALTH_PATH = "/health";
+const RPROXY_PORT = 8080;
+const RPROXY_HEALTH_PATH = "/health";
 /** @default 30 */
-export const DEFAULT_LOG_RETENTION_DAYS = 30;
+const DEFAULT_LOG_RETENTION_DAYS = 30;
 /** ALB listener rule priorities are 1..50000. */
 export const MIN_PRIORITY = 1;
 export const MAX_PRIORITY = 50_000;
@@ -241,7 +241,7 @@ export function logGroup(name: string, retentionDays: number, tags: readonly Cfn
 }
 
 /** Trust for roles that ECS tasks take on. */
-export function ecsTasksTrust() {
+function ecsTasksTrust() {
   return {
     Version: "2012-10-17",
     Statement: [
@@ -261,7 +261,7 @@ export function ecsTasksTrust() {
  * partition named by the caller's `tenant` principal tag: the role's own tag
  * for a silo task role, the session tag for the pool's tenant-access role.
  */
-export function abacItemsPolicy(tableLogicalIds: readonly string[]) {
+function abacItemsPolicy(tableLogicalIds: readonly string[]) {
   return {
     Version: "2012-10-17",
     Statement: [
@@ -355,7 +355,7 @@ export function finishTemplate(
 }
 
 /** The values when every one is a non-empty string, else undefined. */
-export function allPresent<T extends Record<string, string | undefined>>(values: T): { [K in keyof T]: string } | undefined {
+function allPresent<T extends Record<string, string | undefined>>(values: T): { [K in keyof T]: string } | undefined {
   for (const v of Object.values(values)) if (v === undefined || v === "") return undefined;
   return values as { [K in keyof T]: string };
 }

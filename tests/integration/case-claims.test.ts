@@ -61,6 +61,20 @@ describe("CaseClaims on moto", () => {
     expect(await claims.claim("Acme", held)).toEqual({ ok: false, holder: "acme" });
   });
 
+  it("keeps the registration id with the claim and lists the claims held, so a deleted record's tenant is found by its claim", async () => {
+    const claims = new CaseClaims(client, TABLE);
+    expect(await claims.claim("Initech", held, "reg-9")).toEqual({ ok: true });
+    expect(await claims.get("Initech")).toEqual({ tenantId: "Initech", registrationId: "reg-9" });
+    expect(await claims.get("initech")).toBeUndefined(); // held, but by another casing
+    expect(await claims.get("Umbrella")).toBeUndefined();
+    await claims.claim("Umbrella", held);
+    const listed = await claims.list();
+    expect(listed).toContainEqual({ tenantId: "Initech", registrationId: "reg-9" });
+    expect(listed).toContainEqual({ tenantId: "Umbrella" });
+    await claims.release("Initech", held);
+    expect((await claims.list()).map((c) => c.tenantId)).not.toContain("Initech");
+  });
+
   it("writes nothing without the lease", async () => {
     const claims = new CaseClaims(client, TABLE);
     await expect(claims.claim("Fenced", lost)).rejects.toBeInstanceOf(LeaseLostError);

@@ -6,6 +6,7 @@ import {
   type BackupLocation,
   type BackupManifest,
   type CaptureCheckpoint,
+  type CaseClaim,
   type CaseClaimPort,
   type ClaimResult,
   type DataApp,
@@ -289,17 +290,31 @@ export class FakePriorities implements Priorities {
 
 export class FakeClaims implements CaseClaimPort {
   readonly holders = new Map<string, string>();
-  async claim(tenantId: string, fence: Fence): Promise<ClaimResult> {
+  readonly registrations = new Map<string, string>();
+  async claim(tenantId: string, fence: Fence, registrationId?: string): Promise<ClaimResult> {
     fence.assertHeld();
     const key = tenantId.toLowerCase();
     const holder = this.holders.get(key);
     if (holder !== undefined && holder !== tenantId) return { ok: false, holder };
     this.holders.set(key, tenantId);
+    if (registrationId !== undefined) this.registrations.set(key, registrationId);
+    else this.registrations.delete(key);
     return { ok: true };
+  }
+  async get(tenantId: string): Promise<CaseClaim | undefined> {
+    if (this.holders.get(tenantId.toLowerCase()) !== tenantId) return undefined;
+    const registrationId = this.registrations.get(tenantId.toLowerCase());
+    return { tenantId, ...(registrationId !== undefined ? { registrationId } : {}) };
+  }
+  async list(): Promise<readonly CaseClaim[]> {
+    return Promise.all([...this.holders.values()].map(async (id) => (await this.get(id)) ?? { tenantId: id }));
   }
   async release(tenantId: string, fence: Fence): Promise<void> {
     fence.assertHeld();
-    if (this.holders.get(tenantId.toLowerCase()) === tenantId) this.holders.delete(tenantId.toLowerCase());
+    if (this.holders.get(tenantId.toLowerCase()) === tenantId) {
+      this.holders.delete(tenantId.toLowerCase());
+      this.registrations.delete(tenantId.toLowerCase());
+    }
   }
 }
 

@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRetryable } from "../../src/operator/errors.js";
 import { LeaseLostError, UnmanagedResourceError, type DesiredRoute, type Fence, type ObservedRoute } from "../../src/ports.js";
 import { fromActions, ListenerRoutes, listenerOf, PriorityInUseError } from "../../src/providers/listener-routes.js";
+import { TerminalError, TransientError } from "../../src/errors.js";
 
 const elbMock = mockClient(ElasticLoadBalancingV2Client);
 let elbv2: ElasticLoadBalancingV2Client;
@@ -191,13 +192,13 @@ describe("ListenerRoutes.observe", () => {
     expect(await new ListenerRoutes(elbv2).observe("acme", LISTENER)).toBeUndefined();
   });
 
-  it("wraps other errors with what it was doing, keeping the AWS name", async () => {
+  it("wraps other errors with what it was doing, classified, keeping the AWS error as cause", async () => {
     elbMock
       .on(DescribeRulesCommand)
       .rejects(Object.assign(new Error("slow down"), { name: "Throttling", $metadata: { httpStatusCode: 400 } }));
     const err = await new ListenerRoutes(elbv2).observe("acme", LISTENER).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).name).toBe("Throttling");
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as Error).cause).toMatchObject({ name: "Throttling" });
     expect((err as Error).message).toContain(LISTENER);
     expect(isRetryable(err)).toBe(true);
   });
@@ -420,10 +421,11 @@ describe("ListenerRoutes.delete", () => {
     expect(elbMock.calls()).toHaveLength(0);
   });
 
-  it("wraps other failures, keeping the AWS name", async () => {
+  it("wraps other failures, classified, keeping the AWS error as cause", async () => {
     elbMock.on(DeleteRuleCommand).rejects(Object.assign(new Error("denied"), { name: "AccessDenied", $metadata: { httpStatusCode: 403 } }));
     const err = await new ListenerRoutes(elbv2).delete(observed(), held).catch((e: unknown) => e);
-    expect((err as Error).name).toBe("AccessDenied");
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as Error).cause).toMatchObject({ name: "AccessDenied" });
     expect((err as Error).message).toContain(ruleArn("r1"));
   });
 });

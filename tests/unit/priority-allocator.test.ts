@@ -10,6 +10,7 @@ import {
 import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PrioritiesExhaustedError, PriorityAllocator } from "../../src/providers/priority-allocator.js";
+import { TransientError } from "../../src/errors.js";
 
 type Item = Record<string, AttributeValue>;
 
@@ -264,7 +265,7 @@ describe("PriorityAllocator", () => {
     expect(table.transactions).toBe(0);
   });
 
-  it("wraps AWS errors with what it was doing, keeping the name", async () => {
+  it("wraps AWS errors with what it was doing, classified, keeping the AWS error as cause", async () => {
     ddbMock
       .on(GetItemCommand)
       .rejects(
@@ -276,7 +277,8 @@ describe("PriorityAllocator", () => {
         () => new Error("expected a failure"),
         (e: unknown) => e as Error,
       );
-    expect(err.name).toBe("ProvisionedThroughputExceededException");
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.cause).toMatchObject({ name: "ProvisionedThroughputExceededException" });
     expect(err.message).toContain("tenant t");
   });
 });

@@ -31,6 +31,7 @@ import type {
   Footprint,
   ObservedState,
 } from "../../src/tiers/model.js";
+import { TransientError } from "../../src/errors.js";
 
 const REGION = "us-east-1";
 const ACCOUNT = "123456789012";
@@ -516,6 +517,23 @@ describe("EcsProvider.apply", () => {
     expect(tokens[1]).not.toBe(tokens[0]);
   });
 
+  it("reads the earlier incarnation from the observed value itself, so a copy of it plans the same create", async () => {
+    clustersExist();
+    taskDefinitionsAre({ "t1-orders": { rev: 1, hash: "hash-v1" } });
+    servicesAre([service("saas-advanced", "t1-orders", { status: "INACTIVE", createdAt: new Date(1_600_000_000_000) })]);
+    const withDead = await provider.observe(footprint(["t1-orders"], { taskDefinitionFamilies: ["t1-orders"] }));
+    expect(withDead.services[0]).toMatchObject({ status: "INACTIVE", createdAt: "2020-09-13T12:26:40.000Z" });
+    // What a caller may do between observe and apply: copy, filter, serialise.
+    const copied: ObservedState = JSON.parse(JSON.stringify(withDead)) as ObservedState;
+    const create: Action = { kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" };
+    await provider.apply([create], withDead, fence());
+    await provider.apply([create], copied, fence());
+    await provider.apply([create], observedWithTd, fence());
+    const tokens = ecsMock.commandCalls(CreateServiceCommand).map((c) => c.args[0].input.clientToken);
+    expect(tokens[1]).toBe(tokens[0]);
+    expect(tokens[2]).not.toBe(tokens[0]);
+  });
+
   it("treats 'Creation of service was not idempotent' as the service already existing", async () => {
     ecsMock
       .on(CreateServiceCommand)
@@ -599,8 +617,8 @@ describe("EcsProvider.apply", () => {
     const err = await provider
       .apply([{ kind: "deleteCluster", cluster: "saas-t1", reason: "x" }], observed, fence())
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).name).toBe("ClusterContainsServicesException");
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as Error).cause).toBeInstanceOf(ClusterContainsServicesException);
     expect((err as Error).message).toContain("saas-t1");
     expect(isRetryable(err)).toBe(true);
 

@@ -17,6 +17,7 @@ import { loadConfig } from "../../src/config.js";
 import { tenantInfra } from "../../src/operator/run-controller.js";
 import { poolStackTemplate } from "../../src/tiers/pool-template.js";
 import { tenantStackTemplate } from "../../src/tiers/stack-template.js";
+import { TransientError } from "../../src/errors.js";
 
 const cfnMock = mockClient(CloudFormationClient);
 let cfn: CloudFormationClient;
@@ -128,7 +129,7 @@ describe("StackProvider.ensure", () => {
     expect(await provider().ensure(desired)).toMatchObject(want);
   });
 
-  it("throws throttling, wrapped with the stack and keeping its name, for the caller's backoff", async () => {
+  it("throws throttling, wrapped with the stack as a TransientError, for the caller's backoff", async () => {
     cfnMock.on(DescribeStacksCommand).rejects(cfnError("Throttling", "Rate exceeded"));
     const err = await provider()
       .ensure(desired)
@@ -136,7 +137,8 @@ describe("StackProvider.ensure", () => {
         () => new Error("expected a failure"),
         (e: unknown) => e as Error,
       );
-    expect(err.name).toBe("Throttling");
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.cause).toMatchObject({ name: "Throttling" });
     expect(err.message).toContain(desired.stackName);
   });
 

@@ -125,7 +125,7 @@ class Events implements EventPublisher {
 }
 
 /** One account's worth of fakes; `controller()` is a fresh process over the same world (a restart). */
-function world(options: { drainMs?: number } = {}) {
+function world(options: { drainMs?: number; degradeAfterFailures?: number } = {}) {
   const clock = { now: new Date("2026-11-30T12:00:00Z") };
   const store = new Store();
   const data = new FakeData();
@@ -155,6 +155,7 @@ function world(options: { drainMs?: number } = {}) {
       account: { region: "us-east-1", accountId: "123456789012" },
       backupBucket: "backups",
       drainMs: options.drainMs ?? 0,
+      ...(options.degradeAfterFailures !== undefined ? { degradeAfterFailures: options.degradeAfterFailures } : {}),
       now: () => clock.now,
       routes: new TenantRoutes(rules, priorities, LISTENER),
       catalogue: defaultCatalogue,
@@ -378,6 +379,54 @@ describe("tier moves", () => {
     expect(status.tables).toEqual(POOL); // still served from the pool
     expect(w.rules.of("bad")).toBeUndefined();
     expect(w.events.types("bad")).toContain("sbt_aws_provisionFailure");
+  });
+
+  it("stops a long backfill promptly when the controller stops, keeping the move's checkpoints and reporting nothing", async () => {
+    // Degraded at the first failure: an abort taken for the tenant's failure would show at once.
+    const w = world({ degradeAfterFailures: 1 });
+    w.store.items.set("long", { tenantId: "long", tier: "basic", tenantName: "Long" });
+    await settle(w.controller(), "long");
+    seed(w, POOL, "long", 12);
+    w.store.edit("long", { tier: "advanced" });
+    let entered = (): void => undefined;
+    const inBackfill = new Promise<void>((resolve) => (entered = resolve));
+    // A copy that only ends when its signal aborts: one that ignored the signal would hang.
+    const endless = new Proxy(w.data, {
+      get(target, prop) {
+        if (prop === "backfill") {
+          return (_tenant: string, _source: string, _target: string, _fence: Fence, s?: AbortSignal) =>
+            new Promise((_resolve, reject) => {
+              entered();
+              s?.addEventListener("abort", () => reject(s.reason as Error), { once: true });
+            });
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as TenantDataPort;
+    const stopping = new AbortController();
+    const r = w.controller(endless);
+    // The first reconciles provision the silo; one of them goes on into the backfill and stays there.
+    let running = r.reconcile("long", stopping.signal);
+    for (let i = 0; i < 20 && (await Promise.race([running.then(() => "returned"), inBackfill.then(() => "copying")])) === "returned"; i++)
+      running = r.reconcile("long", stopping.signal);
+    await inBackfill;
+    const saved = structuredClone(w.store.status("long").migration);
+    expect(saved).toMatchObject({ step: "backfill", checkpoints: { orders: { shards: {} }, products: { shards: {} } } });
+    stopping.abort(new Error("controller stopping"));
+    const hung = new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 20_000).unref());
+    const result = await Promise.race([running, hung]);
+    expect(result).toMatchObject({ kind: "failed", terminal: false });
+    const status = w.store.status("long");
+    expect(status.migration).toEqual(saved); // the capture's checkpoints survive the stop
+    expect(status.phase).not.toBe("Degraded");
+    expect(w.events.types("long")).not.toContain("sbt_aws_provisionFailure");
+
+    // The next leader resumes at the backfill, from the same stream position, and loses nothing.
+    await settle(w.controller(), "long");
+    const silo = siloTables("saas", "long");
+    expect(w.data.items(silo.orders, "long")).toHaveLength(12);
+    expect(w.store.status("long")).toMatchObject({ phase: "Ready", tables: silo });
   });
 });
 
@@ -606,6 +655,36 @@ describe("a deleted record", () => {
     expect(w.removals.items.has("del")).toBe(false);
     await settle(second, "del");
     expect(w.events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess" && e.detail.tenantId === "del")).toHaveLength(1);
+  });
+});
+
+describe("a deleted record, the controller restarted before it reconciled the key", () => {
+  it.each([
+    { reason: "a basic tenant (nothing of its own in ECS to find)", tier: "basic" },
+    { reason: "a silo tenant", tier: "advanced" },
+  ] as const)("$reason is still offboarded and announced once, with its registration id", async ({ tier }) => {
+    const w = world();
+    w.store.items.set("lost", { tenantId: "lost", tier, tenantName: "Lost", tenantRegistrationId: "reg-lost" });
+    await settle(w.controller(), "lost");
+    const tables = w.store.status("lost").tables;
+    if (tables === undefined) throw new Error("the tenant has no tables");
+    seed(w, tables, "lost", 4);
+    w.store.items.delete("lost");
+    // The stream's REMOVE reached a process that died before the key's reconcile: what it noted in memory is gone.
+    w.controller().noteRemoved("lost", "reg-lost");
+
+    const next = w.controller();
+    // A resync of the new leader scans the table (no record) and asks the reconciler what else is owed.
+    expect(await next.pendingRemovals()).toContain("lost");
+    await settle(next, "lost");
+    const done = w.events.sent.filter((e) => e.detailType === "sbt_aws_deprovisionSuccess" && e.detail.tenantId === "lost");
+    expect(done).toHaveLength(1);
+    expect(done[0]?.detail.tenantRegistrationId).toBe("reg-lost");
+    expect(w.data.items(POOL.orders, "lost")).toEqual([]);
+    expect([...w.data.exports.keys()].some((k) => k.includes("/offboarded/lost/deleted-"))).toBe(true);
+    // Owed no more: a later resync finds nothing, and the claim on the id is free for a new tenant.
+    expect(await next.pendingRemovals()).not.toContain("lost");
+    expect(w.claims.holders.has("lost")).toBe(false);
   });
 });
 

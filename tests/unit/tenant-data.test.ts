@@ -19,6 +19,7 @@ import { CaptureLostError, DynamoTenantData } from "../../src/data/index.js";
 import { parseS3Location } from "../../src/data/location.js";
 import { backoffDelay, DEFAULT_RETRY, isRetryable } from "../../src/data/retry.js";
 import type { Fence } from "../../src/ports.js";
+import { TerminalError } from "../../src/errors.js";
 
 const ddb = mockClient(DynamoDBClient);
 const streamsMock = mockClient(DynamoDBStreamsClient);
@@ -77,9 +78,23 @@ describe("writeBatch", () => {
     ddb
       .on(BatchWriteItemCommand)
       .rejects(Object.assign(new Error("bad key"), { name: "ValidationException", $metadata: { httpStatusCode: 400 } }));
-    await expect(writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, FAST)).rejects.toMatchObject({
-      name: "ValidationException",
-    });
+    const err = await writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, FAST).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as Error).cause).toMatchObject({ name: "ValidationException" });
+    expect(ddb.commandCalls(BatchWriteItemCommand)).toHaveLength(1);
+  });
+
+  it("ends a half-hour backoff at once when its signal aborts, throwing the signal's reason", async () => {
+    ddb.on(BatchWriteItemCommand).resolves({ UnprocessedItems: { t: [put("1")] } });
+    const halfHour = { ...DEFAULT_RETRY, baseMs: 3_600_000, capMs: 3_600_000, random: () => 0 };
+    const stopping = new AbortController();
+    const reason = new Error("controller stopping");
+    const writing = writeBatch(new DynamoDBClient({ region: "us-east-1" }), "t", [put("1")], held, halfHour, stopping.signal);
+    // Abort once the first attempt has been answered and the backoff has begun.
+    while (ddb.commandCalls(BatchWriteItemCommand).length === 0) await new Promise((resolve) => setImmediate(resolve));
+    stopping.abort(reason);
+    const hung = new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 20_000).unref());
+    expect(await Promise.race([writing.catch((e: unknown) => e), hung])).toBe(reason);
     expect(ddb.commandCalls(BatchWriteItemCommand)).toHaveLength(1);
   });
 
@@ -265,6 +280,26 @@ describe("openCapture and catchUp", () => {
     const out = await mover().catchUp("a", "pool-orders", "silo", { streamArn: STREAM, shards: { s: "5" } }, held);
     expect(out).toMatchObject({ applied: 2, checkpoint: { streamArn: STREAM, shards: { s: "7" } } });
     expect(out.changedKeys).toHaveLength(2);
+  });
+
+  it("stops reading a stream that keeps giving records once its signal aborts, having applied the pages it read", async () => {
+    streamsMock.on(DescribeStreamCommand).resolves({ StreamDescription: { Shards: [shard("s")] } });
+    streamsMock.on(GetShardIteratorCommand).resolves({ ShardIterator: "i0" });
+    const stopping = new AbortController();
+    const reason = new Error("controller stopping");
+    let n = 0;
+    // A busy tenant: every page holds a change, so only the signal can end the read early.
+    streamsMock.on(GetRecordsCommand).callsFake(() => {
+      n += 1;
+      if (n === 3) stopping.abort(reason);
+      return { Records: [rec(String(5 + n), "INSERT", "a", `o${n}`)], NextShardIterator: `i${n}` };
+    });
+    ddb.on(BatchWriteItemCommand).resolves({});
+    const reading = mover().catchUp("a", "pool-orders", "silo", { streamArn: STREAM, shards: { s: "5" } }, held, stopping.signal);
+    const hung = new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 20_000).unref());
+    expect(await Promise.race([reading.catch((e: unknown) => e), hung])).toBe(reason);
+    expect(n).toBe(3);
+    expect(ddb.commandCalls(BatchWriteItemCommand)).toHaveLength(2); // pages 1 and 2; page 3 arrived after the abort
   });
 
   it("says the capture is lost when the checkpoint fell out of the stream's retention", async () => {

@@ -9,6 +9,7 @@ import {
   createService,
   decideCreate,
   deleteService,
+  deploymentConfigurationOf,
   findService,
   initialState,
   isCrashloopImage,
@@ -427,6 +428,7 @@ class LocalEcsScheduler implements EcsScheduler {
         clientToken,
         crashloop: taskDefinition === "" ? false : await this.#crashloop(call, taskDefinition),
         ...serviceConnectOf(input),
+        ...deploymentConfigurationOf(input),
       });
       this.#log?.debug({ cluster, service: name, taskDefinition }, "service created; deployment started");
       return withJsonBody(answer, { ...parsed, service: this.#render(service) });
@@ -452,6 +454,7 @@ class LocalEcsScheduler implements EcsScheduler {
         forceNewDeployment: input["forceNewDeployment"] === true,
         crashloop: resolved?.crashloop ?? false,
         ...serviceConnectOf(input),
+        ...deploymentConfigurationOf(input),
       });
       this.#log?.debug(
         { cluster, service: name, deployment: findService(this.#state, cluster, name)?.deployments[0]?.id },
@@ -552,6 +555,7 @@ class LocalEcsScheduler implements EcsScheduler {
       desiredCount: sim.desiredCount,
       ...serviceCounts(sim),
       taskDefinition: primary?.taskDefinition ?? service["taskDefinition"],
+      deploymentConfiguration: sim.deploymentConfiguration,
       deployments: sim.deployments.map((d) => ({
         ...template,
         id: d.id,

@@ -7,6 +7,13 @@ import { POOL_KEY } from "../tiers/desired.js";
 import { describeError } from "./errors.js";
 import type { EcsPort, TenantChange, TenantChangeSource, TenantStore } from "../ports.js";
 import type { TenantReconciler } from "./tenant-reconciler.js";
+import type { LeaderContext } from "./rollout-executor.js";
+
+/** Work that runs only while this process leads (the rollout executor), started and stopped with the reconcilers. */
+export interface LeaderTask {
+  start(ctx: LeaderContext): Promise<void>;
+  stop(): Promise<void>;
+}
 
 export interface ManagerOptions {
   readonly store: TenantStore;
@@ -23,6 +30,7 @@ export interface ManagerOptions {
   readonly onResult?: (key: string, result: ReconcileResult, durationMs: number) => void;
   /** Bound on waiting for in-flight reconciles at shutdown. @default 20000 */
   readonly shutdownTimeoutMs?: number;
+  readonly leaderTasks?: readonly LeaderTask[];
 }
 
 /** How soon a failed initial sync or resync is tried again. */
@@ -69,8 +77,8 @@ export class Manager {
 
   async start(): Promise<void> {
     const lease = this.#o.lease;
-    lease.onAcquired(() => this.#enqueueTransition(() => this.#lead()));
-    lease.onLost(() => this.#enqueueTransition(() => this.#standBy("lease lost")));
+    lease.onAcquired(() => void this.#enqueueTransition(() => this.#lead()));
+    lease.onLost(() => void this.#enqueueTransition(() => this.#standBy("lease lost")));
     await lease.start();
     if (!lease.isLeader && this.#role === "starting") this.#setRole("standby");
   }
@@ -117,6 +125,15 @@ export class Manager {
     this.#synced = false;
     this.#setRole("leader");
     controller.start();
+    // Before the first keys: their reconciles wait for what these tasks load (the rollout's catalogues).
+    for (const task of this.#o.leaderTasks ?? [])
+      await task.start({
+        // Behind fresh record edits: a rollout never delays what a person just asked for.
+        enqueue: (keys) => {
+          for (const key of keys) queue.add(key, "resync");
+        },
+        resync: () => void this.#resync(),
+      });
     // The stream starts before the scan: a change made during the scan is then
     // seen by both, and the queue collapses the duplicate; started after, it
     // could fall between the two and wait for the next resync.
@@ -148,6 +165,7 @@ export class Manager {
     this.#resyncTimer = undefined;
     await this.#o.changes.stop();
     this.#changesStarted = false;
+    for (const task of this.#o.leaderTasks ?? []) await task.stop();
     await this.#controller?.stop({ timeoutMs: this.#o.shutdownTimeoutMs ?? 20_000 });
     this.#controller = undefined;
     this.#queue = undefined;

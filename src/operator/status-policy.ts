@@ -24,7 +24,15 @@ export type Situation =
   | { readonly kind: "error"; readonly spec: TenantSpec; readonly message: string }
   /** A valid record that cannot be served as it stands (a tenant id equal to another's ignoring case). */
   | { readonly kind: "refused"; readonly spec: TenantSpec; readonly reason: string; readonly message: string }
-  | { readonly kind: "planned"; readonly spec: TenantSpec; readonly plan: Plan; readonly arns: OwnedArns; readonly data?: DataFields };
+  | {
+      readonly kind: "planned";
+      readonly spec: TenantSpec;
+      readonly plan: Plan;
+      readonly arns: OwnedArns;
+      readonly data?: DataFields;
+      /** The plan's problem is this fleet rollout failing on the tenant: its provisionFailure is owed once per rollout. */
+      readonly rolloutFailure?: { readonly rolloutId: string };
+    };
 
 /**
  * The status fields about the tenant's data and routing. They are carried
@@ -32,7 +40,7 @@ export type Situation =
  * migration checkpoint or a backup location to an error report would be
  * losing the way back to the data.
  */
-const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed", "identity"] as const;
+const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed", "identity", "deployments"] as const;
 /** Set to undefined (present, but undefined) to clear one. */
 export type DataFields = { -readonly [K in (typeof DATA_KEYS)[number]]?: TenantStatus[K] | undefined };
 
@@ -115,9 +123,9 @@ export function decide(obs: Observation, situation: Situation): Decision {
   } else if ((phase === "Failed" || phase === "Degraded") && resuming && owe("activate-failed")) {
     events.push(event("sbt_aws_activateFailure", "Failed", message));
     marker = `activate-failed:${obs.specHash}`;
-  } else if ((phase === "Failed" || phase === "Degraded") && !offboarding && owe("failed")) {
+  } else if ((phase === "Failed" || phase === "Degraded") && !offboarding && owe(failedOutcome(situation))) {
     events.push(event("sbt_aws_provisionFailure", "Failed", message));
-    marker = `failed:${obs.specHash}`;
+    marker = `${failedOutcome(situation)}:${obs.specHash}`;
   } else if (phase === "Degraded" && offboarding && owe("deprovision-failed")) {
     events.push(event("sbt_aws_deprovisionFailure", "Failed", message));
     marker = `deprovision-failed:${obs.specHash}`;
@@ -155,6 +163,11 @@ export function decide(obs: Observation, situation: Situation): Decision {
   return { status, events, changed: prev === undefined || semantic(prev) !== semantic(status) };
 }
 
+/** A rollout's failure is announced once per rollout, even when the record did not change between two of them. */
+function failedOutcome(s: Situation): string {
+  return s.kind === "planned" && s.rolloutFailure !== undefined ? `failed@${s.rolloutFailure.rolloutId}` : "failed";
+}
+
 /** The previous data fields, overridden by the ones the situation sets (an explicit undefined clears one). */
 function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined): Pick<TenantStatus, (typeof DATA_KEYS)[number]> {
   const out: Record<string, unknown> = {};
@@ -162,7 +175,7 @@ function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined
     const value = next !== undefined && key in next ? next[key] : prev?.[key];
     if (value !== undefined) out[key] = value;
   }
-  return out as Pick<TenantStatus, (typeof DATA_KEYS)[number]>;
+  return out;
 }
 
 function semantic(s: TenantStatus): string {

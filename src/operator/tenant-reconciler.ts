@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Catalogue } from "../apps/catalogue.js";
 import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/result.js";
 import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
-import { PHASES, type MigrationStatus, type Phase, type TenantStatus } from "../tenants/status.js";
+import { PHASES, type Phase, type TenantStatus } from "../tenants/status.js";
 import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
 import {
   desiredForTenant,
@@ -16,6 +16,8 @@ import {
   type TierSettings,
 } from "../tiers/desired.js";
 import { diff } from "../tiers/diff.js";
+import { recordDeploys, sameLedger, watchDeploys, type DeployLedger, type Watch } from "../tiers/deploy-watch.js";
+import { changesFor } from "../rollouts/changes.js";
 import {
   MANAGED_BY_KEY,
   MANAGED_BY_VALUE,
@@ -39,6 +41,11 @@ import {
   type Removal,
   type RemovalLog,
   type UserPoolRef,
+  type CatalogueAssignment,
+  type CatalogueSource,
+  type DeployLedgerStore,
+  type RevisionPort,
+  type RolloutOutcome,
   type EcsPort,
   type EventPublisher,
   type Fence,
@@ -83,7 +90,16 @@ export interface TenantReconcilerOptions {
   readonly drainMs?: number;
   readonly events: EventPublisher;
   readonly fence: Fence;
+  /** The catalogue when there is no rollout source (tests, and a fallback): every key runs it. */
   readonly catalogue: Catalogue;
+  /** The catalogue record and the fleet rollout (src/operator/rollout-executor.ts): each key's catalogue. */
+  readonly catalogues?: CatalogueSource;
+  /** Where the pool's open deployments are kept (it has no record); without it they are kept in memory. */
+  readonly ledgers?: DeployLedgerStore;
+  /** Revision hygiene after a deployment completes; without it nothing is pruned. */
+  readonly revisions?: RevisionPort;
+  /** Task definition revisions kept per family (REVISIONS_TO_KEEP). @default 5 */
+  readonly revisionsToKeep?: number;
   readonly settings: TierSettings;
   readonly log: Logger;
   readonly now?: () => Date;
@@ -122,6 +138,8 @@ export class TenantReconciler {
   readonly #waits = new Map<string, number>();
   /** Last phase written per tenant, for the tenants-by-phase gauge. */
   readonly #phases = new Map<string, Phase>();
+  /** The pool's open deployments when no DeployLedgerStore keeps them. */
+  #poolLedger: DeployLedger = {};
 
   constructor(options: TenantReconcilerOptions) {
     this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, drainMs: 30_000, ...options };
@@ -171,9 +189,12 @@ export class TenantReconciler {
       if (pool === undefined || namespace === undefined)
         return { plan: waiting(pool === undefined ? "the pool stack" : "the pool's namespace"), infraCalls };
       const context = this.#context(pool.tenantAccessRoleArn, users, namespace);
+      const { catalogue } = await this.#assignment(POOL_KEY);
+      const ledger = this.#o.ledgers !== undefined ? await this.#o.ledgers.get(POOL_KEY) : this.#poolLedger;
       const { plan } = await this.#plan(
-        desiredPool(this.#o.catalogue, this.#o.settings, pool, context),
+        desiredPool(catalogue, this.#o.settings, pool, context),
         footprintForPool(this.#o.settings),
+        ledger,
       );
       return { plan, infraCalls };
     }
@@ -242,14 +263,14 @@ export class TenantReconciler {
       );
     const namespace = siloTier === undefined ? undefined : await this.#o.namespaces.find(tenantNamespaceName(prefix, key));
     const context = this.#context(infra?.tenantAccessRoleArn, previous?.identity, namespace);
+    const { catalogue } = await this.#assignment(key);
     let { plan } =
       siloTier !== undefined && (infra === undefined || namespace === undefined)
         ? { plan: waiting(infra === undefined ? "the tenant's infrastructure stack" : "the tenant's namespace") }
         : await this.#plan(
-            siloTier !== undefined
-              ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context)
-              : NOTHING,
+            siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, catalogue, this.#o.settings, infra, context) : NOTHING,
             footprint,
+            previous?.deployments ?? {},
           );
     if (notes.length > 0) plan = { ...plan, waitingFor: [...notes, ...plan.waitingFor], converged: false };
     if (calls.length > 0) plan = { ...plan, converged: false };
@@ -261,17 +282,69 @@ export class TenantReconciler {
    * registrations, so only the desired ones are looked at: a basic or
    * offboarded tenant costs no DescribeTaskDefinition at all.
    */
-  async #plan(desired: DesiredState, footprint: Footprint) {
+  async #plan(desired: DesiredState, footprint: Footprint, ledger: DeployLedger = {}) {
     const wanted = new Set(desired.taskDefinitions.map((t) => t.family));
     const observed = await this.#o.ecs.observe({
       ...footprint,
       taskDefinitionFamilies: footprint.taskDefinitionFamilies.filter((f) => wanted.has(f)),
     });
-    return { plan: diff(desired, observed, footprint), desired, observed };
+    // Our open deployments, judged before the diff: a revision ECS failed is not deployed again.
+    const watch = watchDeploys(ledger, desired, observed, this.#now());
+    return { plan: diff(desired, observed, footprint, { blocked: watch.blocked }), desired, observed, watch };
   }
 
-  async #planPool() {
-    return this.#plan(desiredPool(this.#o.catalogue, this.#o.settings), footprintForPool(this.#o.settings));
+  /** The catalogue the key runs now: the rollout's say, or the fixed one. */
+  async #assignment(key: string): Promise<CatalogueAssignment> {
+    return this.#o.catalogues !== undefined ? this.#o.catalogues.assignment(key) : { catalogue: this.#o.catalogue, hash: "" };
+  }
+
+  #reportOutcome(key: string, hash: string, outcome: RolloutOutcome): void {
+    this.#o.catalogues?.report(key, hash, outcome);
+  }
+
+  /**
+   * The fleet rollout failing on this key: found now (its deployment of the
+   * rollout's catalogue failed: recorded before anything else), or recorded
+   * earlier (a controller-side timeout) and not yet announced. The message
+   * names the versions.
+   */
+  async #rolloutFailure(
+    key: string,
+    a: CatalogueAssignment,
+    watch: Watch,
+    overrides: TenantSpec["apps"] | undefined,
+  ): Promise<{ readonly rolloutId: string; readonly message: string } | undefined> {
+    const r = a.rollout;
+    if (r === undefined || this.#o.catalogues === undefined) return undefined;
+    let reason: string | undefined;
+    if (r.role === "target" && watch.failures.length > 0) {
+      reason = watch.failures.map((f) => `${f.image}: ${f.reason}`).join("; ");
+      await this.#o.catalogues.fail(key, a.hash, reason);
+    } else if (r.role === "failed" && r.failure !== undefined && !r.failure.announced) reason = r.failure.reason;
+    if (reason === undefined) return undefined;
+    const changes = changesFor(overrides, r.baseline, r.target);
+    const to = changes.map((c) => `${c.app} ${c.to}`).join(", ");
+    const from = changes.map((c) => `${c.app} ${c.from}`).join(", ");
+    this.#o.log.warn({ key, rollout: r.id, reason }, "fleet rollout failed on this key; it returns to its previous catalogue");
+    return {
+      rolloutId: r.id,
+      message: `fleet rollout ${r.id}: ${to || "the new catalogue"} failed (${reason}); returning to ${from || "the previous catalogue"}`,
+    };
+  }
+
+  /** Revision hygiene once deployments completed: old revisions of their families go (never one a service runs). */
+  async #prune(watch: Watch, observed: ObservedState, key: string): Promise<void> {
+    if (this.#o.revisions === undefined || watch.completed.length === 0) return;
+    const families = [...new Set(watch.completed.map((s) => s.taskDefinitionFamily))];
+    const inUse = new Set(observed.services.flatMap((s) => [s.taskDefinitionArn, ...s.deployments.map((d) => d.taskDefinitionArn)]));
+    try {
+      const pruned = await this.#o.revisions.prune(families, this.#o.revisionsToKeep ?? 5, inUse, this.#o.fence);
+      if (pruned.deregistered.length + pruned.deleted.length > 0)
+        this.#o.log.info({ key, deregistered: pruned.deregistered, deleted: pruned.deleted }, "pruned old task definition revisions");
+    } catch (err) {
+      // Hygiene can wait for the next completed deployment; the reconcile's work is done.
+      this.#o.log.warn({ key, families, err: describeError(err) }, "could not prune old task definition revisions");
+    }
   }
 
   /**
@@ -294,18 +367,36 @@ export class TenantReconciler {
       return this.#next(POOL_KEY, plan, "pool stack");
     }
     const context = this.#context(state.infra.tenantAccessRoleArn, users, namespace.namespace);
-    const { plan, observed } = await this.#plan(
-      desiredPool(this.#o.catalogue, this.#o.settings, state.infra, context),
-      footprintForPool(this.#o.settings),
-    );
+    const assigned = await this.#assignment(POOL_KEY);
+    const before = this.#o.ledgers !== undefined ? await this.#o.ledgers.get(POOL_KEY) : this.#poolLedger;
+    const desired = desiredPool(assigned.catalogue, this.#o.settings, state.infra, context);
+    const { plan, observed, watch } = await this.#plan(desired, footprintForPool(this.#o.settings), before);
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
+    const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
+    if (!sameLedger(ledger, before)) {
+      if (this.#o.ledgers !== undefined) await this.#o.ledgers.put(POOL_KEY, ledger, this.#o.fence);
+      else this.#poolLedger = ledger;
+    }
+    await this.#prune(watch, observed, POOL_KEY);
+    const failure = await this.#rolloutFailure(POOL_KEY, assigned, watch, undefined);
+    if (failure !== undefined) {
+      // The pool has no record to show it: the rollout's status does.
+      await this.#o.catalogues?.announced(POOL_KEY, failure.rolloutId);
+      return requeueAfter(this.#o.pollMs, failure.message);
+    }
+    this.#reportOutcome(POOL_KEY, assigned.hash, plan.converged ? "healthy" : "waiting");
     return this.#next(POOL_KEY, plan, "pool converging");
   }
 
   async #reconcileTenant(tenantId: string): Promise<ReconcileResult> {
     const item = await this.#o.store.get(tenantId);
-    if (item === undefined) return this.#reconcileDeleted(tenantId);
+    // A tenant a rollout counted on that has nothing of its own to roll out any more: offboarded, invalid, refused.
+    const notApplicable = () => this.#reportOutcome(tenantId, "", "notApplicable");
+    if (item === undefined) {
+      notApplicable();
+      return this.#reconcileDeleted(tenantId);
+    }
 
     const previous = readStatus(item);
     const validation = validateRecord(item);
@@ -317,10 +408,14 @@ export class TenantReconciler {
         message: validation.message,
         registrationId: typeof item["tenantRegistrationId"] === "string" ? item["tenantRegistrationId"] : undefined,
       });
+      notApplicable();
       return failed(new Error(`invalid tenant record ${tenantId}: ${validation.message}`), true);
     }
     const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {} };
-    if (!t.spec.sbtaws_active) return this.#offboard(t);
+    if (!t.spec.sbtaws_active) {
+      notApplicable();
+      return this.#offboard(t);
+    }
 
     // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
     // would each receive the other's requests. The first to claim the
@@ -336,6 +431,7 @@ export class TenantReconciler {
       if (!claim.ok) {
         const message = `tenant id "${tenantId}" equals tenant "${claim.holder}" ignoring case; the load balancer matches the tenantPath header without regard to case, so the two could receive each other's requests. Choose a tenant id that differs from "${claim.holder}" in more than case.`;
         await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "TenantIdCaseConflict", message });
+        notApplicable();
         return requeueAfter(this.#o.problemPollMs, message);
       }
       t.data.caseClaimed = true;
@@ -343,6 +439,7 @@ export class TenantReconciler {
     const refused = await this.#ensureIdentity(t);
     if (refused !== undefined) {
       await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "AdminEmailTaken", message: refused });
+      notApplicable();
       return requeueAfter(this.#o.problemPollMs, refused);
     }
     return this.#converge(t);
@@ -459,11 +556,25 @@ export class TenantReconciler {
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     const identity = t.data.identity ?? previous?.identity;
     const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
+    const assigned = await this.#assignment(tenantId);
     const desired =
-      siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
-    let { plan, observed } = await this.#plan(desired, footprint);
+      siloTier !== undefined
+        ? desiredForTenant({ ...spec, tier: siloTier }, assigned.catalogue, this.#o.settings, infra, context)
+        : NOTHING;
+    const planned = await this.#plan(desired, footprint, previous?.deployments ?? {});
+    const { observed, watch } = planned;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
+    // What this reconcile deployed is watched to its end; what ECS failed is not deployed again.
+    const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
+    if (!sameLedger(ledger, previous?.deployments)) t.data.deployments = Object.keys(ledger).length > 0 ? ledger : undefined;
+    await this.#prune(watch, observed, tenantId);
+    const rolloutFailure = siloTier === undefined ? undefined : await this.#rolloutFailure(tenantId, assigned, watch, spec.apps);
+    if (rolloutFailure !== undefined) {
+      const generic = new Set(watch.blocked.values());
+      plan = { ...plan, problems: [...plan.problems.filter((p) => !generic.has(p)), rolloutFailure.message], converged: false };
+    }
 
     // Resuming reverses suspension: tasks run again before requests are let in.
     // A tenant that never had a rule gets its forward at once (nothing to reverse).
@@ -526,7 +637,20 @@ export class TenantReconciler {
     }
 
     const arns = ownedArns(desired, observed, outcome, infra?.stackId);
-    await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns, data: t.data });
+    await this.#report(tenantId, previous, t.specHash, {
+      kind: "planned",
+      spec,
+      plan,
+      arns,
+      data: t.data,
+      ...(rolloutFailure !== undefined ? { rolloutFailure: { rolloutId: rolloutFailure.rolloutId } } : {}),
+    });
+    if (rolloutFailure !== undefined) {
+      // Announced (the provisionFailure above): the next look runs the previous catalogue again.
+      await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId);
+      return requeueAfter(this.#o.pollMs, rolloutFailure.message);
+    }
+    this.#reportOutcome(tenantId, assigned.hash, siloTier === undefined ? "notApplicable" : plan.converged ? "healthy" : "waiting");
     if (move !== undefined && plan.waitingFor.length > 0 && plan.problems.length === 0 && plan.actions.length === 0) {
       // A move's steps wait on time (drain) or on data, not on ECS: look again soon, not with ECS's doubling backoff.
       return requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "tier move");
@@ -695,7 +819,9 @@ export class TenantReconciler {
   async #reconcileDeleted(tenantId: string): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
-    let { plan, observed } = await this.#plan(NOTHING, footprint);
+    const planned = await this.#plan(NOTHING, footprint);
+    const observed = planned.observed;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     // Durable before anything is removed: a restart from here on still
     // finishes the offboarding and owes SBT its announcement (ADR 0003).

@@ -18,6 +18,7 @@ import { formWaves, type UnitInfo } from "./waves.js";
 export interface Report {
   /** Epoch ms. */
   readonly at: number;
+  /** The catalogue it was reconciled against (any, for notApplicable). */
   readonly hash: string;
   /** healthy: converged and steady; waiting: still converging; notApplicable: nothing of its own to roll out any more. */
   readonly outcome: "healthy" | "waiting" | "notApplicable";
@@ -161,7 +162,11 @@ export function advance(r: Rollout, now: Date, reports: ReadonlyMap<Unit, Report
     for (const unit of wave.units) {
       if (done[unit] !== undefined || failed[unit] !== undefined) continue;
       const report = reports.get(unit);
-      if (report !== undefined && report.hash === r.to && report.at >= started && report.outcome !== "waiting") {
+      if (
+        report !== undefined &&
+        report.at >= started &&
+        (report.outcome === "notApplicable" || (report.outcome === "healthy" && report.hash === r.to))
+      ) {
         done[unit] = { at, ...(report.outcome === "notApplicable" ? { skipped: true } : {}) };
         changed = true;
       } else if (t - started > settings.timeoutMs) {
@@ -197,7 +202,12 @@ export function advance(r: Rollout, now: Date, reports: ReadonlyMap<Unit, Report
         let pending = 0;
         for (const unit of deployed) {
           const report = reports.get(unit);
-          if (report !== undefined && report.hash === r.to && report.at >= checked && report.outcome !== "waiting") continue;
+          if (
+            report !== undefined &&
+            report.at >= checked &&
+            (report.outcome === "notApplicable" || (report.outcome === "healthy" && report.hash === r.to))
+          )
+            continue;
           if (t - checked > settings.timeoutMs) {
             failed[unit] = {
               at,

@@ -4,6 +4,8 @@ import { createLogger } from "../../log.js";
 import { LeaseLostError, type Fence, type PlannedCall, type TenantStore } from "../../ports.js";
 import { loadCatalogueFile, tenantInfra, tenantParts } from "../../operator/run-controller.js";
 import { TenantReconciler } from "../../operator/tenant-reconciler.js";
+import { readOnlyCatalogues } from "../../operator/rollout-executor.js";
+import { DynamoRolloutStore } from "../../providers/rollout-store.js";
 import { createAwsClients } from "../../providers/aws-clients.js";
 import { EcsProvider } from "../../providers/ecs.js";
 import { DynamoTenantStore } from "../../providers/tenant-store.js";
@@ -79,6 +81,11 @@ export const planCommand: Command = {
         events: { publish: () => Promise.reject(new LeaseLostError("tenantctl plan sends no events")) },
         fence: readOnly,
         catalogue: await loadCatalogueFile(config.catalogueFile),
+        // Each tenant's catalogue as the fleet rollout has it (the catalogue record, once rolled out).
+        catalogues: await readOnlyCatalogues(
+          new DynamoRolloutStore(clients.dynamodb, config.leaseTable),
+          await loadCatalogueFile(config.catalogueFile),
+        ),
         settings: config,
         log: createLogger("silent", { pretty: false }),
       });

@@ -19,16 +19,22 @@ const clientSchema = configSchema.pick({
   AWS_REGION: true,
   AWS_ENDPOINT_URL: true,
   TENANTS_TABLE: true,
+  LEASE_TABLE: true,
   EVENT_BUS_NAME: true,
   EVENT_SOURCE: true,
+  CATALOGUE_FILE: true,
 });
 
 export interface ClientConfig {
   readonly region: string;
   readonly endpoint: string | undefined;
   readonly tenantsTable: string;
+  /** The operator table (LEASE_TABLE): the catalogue record and the fleet rollout. */
+  readonly leaseTable: string;
   readonly eventBusName: string;
   readonly eventSource: string;
+  /** CATALOGUE_FILE: what `tenantctl catalogue set` starts from when there is no catalogue record yet. */
+  readonly catalogueFile: string | undefined;
 }
 
 /** Reads the environment; throws ConfigError (exit 2 in the dispatcher) with one line per bad variable. */
@@ -49,8 +55,10 @@ export function loadClientConfig(env: Io["env"]): ClientConfig {
     region: c.AWS_REGION,
     endpoint: c.AWS_ENDPOINT_URL,
     tenantsTable: c.TENANTS_TABLE,
+    leaseTable: c.LEASE_TABLE ?? `${c.TENANTS_TABLE}-operator`,
     eventBusName: c.EVENT_BUS_NAME,
     eventSource: c.EVENT_SOURCE,
+    catalogueFile: c.CATALOGUE_FILE,
   };
 }
 
@@ -179,7 +187,8 @@ export function explainAwsError(err: unknown, config: ClientConfig, what: string
   if (name === "ResourceNotFoundException") {
     return `${what}: ${message} (TENANTS_TABLE=${config.tenantsTable}, EVENT_BUS_NAME=${config.eventBusName}${where})`;
   }
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT/.test(`${name} ${message} ${String((err as { code?: unknown }).code ?? "")}`)) {
+  const code = (err as { code?: unknown }).code;
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT/.test(`${name} ${message} ${typeof code === "string" ? code : ""}`)) {
     return `${what}: cannot reach AWS${where}: ${message}`;
   }
   return `${what}: ${name && name !== "Error" ? `${name}: ` : ""}${message}`;

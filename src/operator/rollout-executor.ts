@@ -72,6 +72,7 @@ export class RolloutExecutor implements CatalogueSource {
   #rollout: Rollout | undefined;
   #ctx: LeaderContext | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
   #ready: Deferred = deferred();
   #lock: Promise<void> = Promise.resolve();
   #running = false;
@@ -92,7 +93,7 @@ export class RolloutExecutor implements CatalogueSource {
     this.#ctx = ctx;
     this.#running = true;
     this.#reports.clear();
-    this.#schedule(0);
+    this.#wake(0);
     return Promise.resolve();
   }
 
@@ -102,6 +103,7 @@ export class RolloutExecutor implements CatalogueSource {
     this.#ctx = undefined;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
     await this.#tickInFlight;
     this.#ready.reject(new LeaseLostError("not leading: the rollout executor stopped"));
     this.#ready = deferred();
@@ -119,6 +121,9 @@ export class RolloutExecutor implements CatalogueSource {
 
   report(key: string, hash: string, outcome: RolloutOutcome): void {
     this.#reports.set(key, { at: this.#now().getTime(), hash, outcome });
+    // A unit of the wave under way answered: the step that may finish the wave need not wait for the next tick.
+    const r = this.#rollout;
+    if (outcome !== "waiting" && r !== undefined && r.state !== "Completed" && inCurrentWave(r, key)) this.#wake(NUDGE_MS);
   }
 
   async fail(key: string, hash: string, reason: string): Promise<void> {
@@ -133,18 +138,33 @@ export class RolloutExecutor implements CatalogueSource {
 
   // ---- the loop
 
-  #schedule(ms: number): void {
+  /** The next step in `ms`, unless one is due sooner: one timer at a time, steps one after the other. */
+  #wake(ms: number): void {
     if (!this.#running) return;
+    const at = Date.now() + ms;
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
     this.#timer = setTimeout(() => {
-      this.#tickInFlight = this.#locked(() => this.#tick()).then(
-        () => this.#schedule(this.#o.tickMs ?? 2000),
-        (err: unknown) => {
+      this.#timer = undefined;
+      this.#timerAt = Number.POSITIVE_INFINITY;
+      this.#tickInFlight = this.#locked(() => this.#tick())
+        .catch((err: unknown) => {
           this.#o.log.warn({ err: describeError(err) }, "fleet rollout step failed; trying again");
-          this.#schedule(this.#o.tickMs ?? 2000);
-        },
-      );
+        })
+        .finally(() => this.#wake(this.#untilNextStep()));
     }, ms);
     this.#timer.unref();
+  }
+
+  /** The tick period, or sooner when the current wave's bake ends first. */
+  #untilNextStep(): number {
+    const tick = this.#o.tickMs ?? 2000;
+    const r = this.#rollout;
+    const wave = r === undefined ? undefined : [...r.waves].reverse().find((w) => w.startedAt !== undefined);
+    if (wave?.deployedAt === undefined || wave.checkedAt !== undefined) return tick;
+    const left = Date.parse(wave.deployedAt) + this.#o.settings.bakeMs - this.#now().getTime();
+    return Math.max(0, Math.min(tick, left + 10));
   }
 
   /** One step: load once; then follow the catalogue and advance the rollout. */
@@ -259,6 +279,15 @@ export class RolloutExecutor implements CatalogueSource {
     );
     return run;
   }
+}
+
+/** How soon a step follows a report that may finish a wave: reports of a wave's units arriving together share it. */
+const NUDGE_MS = 100;
+
+/** The unit belongs to the last wave started, which has not baked yet. */
+function inCurrentWave(r: Rollout, unit: Unit): boolean {
+  const wave = [...r.waves].reverse().find((w) => w.startedAt !== undefined);
+  return wave !== undefined && wave.bakedAt === undefined && wave.units.includes(unit);
 }
 
 /** The catalogue a key runs under a rollout, with its part in it. */

@@ -179,6 +179,8 @@ export function advance(r: Rollout, now: Date, reports: ReadonlyMap<Unit, Report
     }
     if (wave.deployedAt === undefined && wave.units.every((u) => done[u] !== undefined || failed[u] !== undefined)) {
       waves[i] = { ...wave, deployedAt: at };
+      if (state === "Progressing")
+        reason = `wave ${i + 1} of ${waves.length} deployed; baking until ${new Date(t + settings.bakeMs).toISOString()}`;
       changed = true;
     }
   }
@@ -195,6 +197,7 @@ export function advance(r: Rollout, now: Date, reports: ReadonlyMap<Unit, Report
         checkedAt = at;
         waves[i] = { ...wave, checkedAt };
         enqueue.push(...deployed);
+        if (state === "Progressing") reason = `wave ${i + 1} of ${waves.length} baked; checking its tenants are still healthy`;
         changed = true;
       }
       if (checkedAt !== undefined) {

@@ -48,6 +48,8 @@ export interface RolloutExecutorOptions {
   readonly holder: string;
   /** How often the catalogue is read and the rollout stepped. @default 2000 */
   readonly tickMs?: number;
+  /** How long a reconcile waits for the first step before it fails (and is retried). @default 10000 */
+  readonly loadWaitMs?: number;
   readonly now?: () => Date;
 }
 
@@ -77,6 +79,7 @@ export class RolloutExecutor implements CatalogueSource {
   #lock: Promise<void> = Promise.resolve();
   #running = false;
   #tickInFlight: Promise<void> = Promise.resolve();
+  #lastError: string | undefined;
 
   constructor(options: RolloutExecutorOptions) {
     this.#o = options;
@@ -113,7 +116,7 @@ export class RolloutExecutor implements CatalogueSource {
   // ---- CatalogueSource
 
   async assignment(key: string): Promise<CatalogueAssignment> {
-    await this.#ready.promise;
+    await this.#loaded();
     const r = this.#rollout;
     if (r === undefined) throw new LeaseLostError("not leading: no rollout state");
     return assignmentOf(r, key);
@@ -127,13 +130,35 @@ export class RolloutExecutor implements CatalogueSource {
   }
 
   async fail(key: string, hash: string, reason: string): Promise<void> {
-    await this.#ready.promise;
+    await this.#loaded();
     await this.#mutate((r) => (hash === r.to ? recordFailure(r, key, reason, this.#now()) : undefined));
   }
 
   async announced(key: string, rolloutId: string): Promise<void> {
-    await this.#ready.promise;
+    await this.#loaded();
     await this.#mutate((r) => (r.id === rolloutId ? recordAnnounced(r, key, this.#now()) : undefined));
+  }
+
+  /**
+   * Waits for the first step to have read the catalogue and the rollout, but
+   * not for ever: a worker must not hang on an unreadable rollout item. The
+   * error is retryable, so the reconcile comes back with backoff.
+   */
+  async #loaded(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new Error(`the app catalogue and the fleet rollout are not loaded yet${this.#lastError ? `: ${this.#lastError}` : ""}`)),
+        this.#o.loadWaitMs ?? 10_000,
+      );
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.#ready.promise, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // ---- the loop
@@ -149,9 +174,15 @@ export class RolloutExecutor implements CatalogueSource {
       this.#timer = undefined;
       this.#timerAt = Number.POSITIVE_INFINITY;
       this.#tickInFlight = this.#locked(() => this.#tick())
-        .catch((err: unknown) => {
-          this.#o.log.warn({ err: describeError(err) }, "fleet rollout step failed; trying again");
-        })
+        .then(
+          () => {
+            this.#lastError = undefined;
+          },
+          (err: unknown) => {
+            this.#lastError = describeError(err);
+            this.#o.log.warn({ err: this.#lastError }, "fleet rollout step failed; trying again");
+          },
+        )
         .finally(() => this.#wake(this.#untilNextStep()));
     }, ms);
     this.#timer.unref();

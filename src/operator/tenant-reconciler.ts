@@ -316,13 +316,16 @@ export class TenantReconciler {
   ): Promise<{ readonly rolloutId: string; readonly message: string } | undefined> {
     const r = a.rollout;
     if (r === undefined || this.#o.catalogues === undefined) return undefined;
+    const changes = changesFor(overrides, r.baseline, r.target);
+    // Only what the rollout changed counts: a version the record pins that failed before is the record's problem.
+    const changed = new Set(changes.map((c) => c.app));
+    const failures = watch.failures.filter((f) => changed.has(f.app));
     let reason: string | undefined;
-    if (r.role === "target" && watch.failures.length > 0) {
-      reason = watch.failures.map((f) => `${f.image}: ${f.reason}`).join("; ");
+    if (r.role === "target" && failures.length > 0) {
+      reason = failures.map((f) => `${f.image}: ${f.reason}`).join("; ");
       await this.#o.catalogues.fail(key, a.hash, reason);
     } else if (r.role === "failed" && r.failure !== undefined && !r.failure.announced) reason = r.failure.reason;
     if (reason === undefined) return undefined;
-    const changes = changesFor(overrides, r.baseline, r.target);
     const to = changes.map((c) => `${c.app} ${c.to}`).join(", ");
     const from = changes.map((c) => `${c.app} ${c.from}`).join(", ");
     this.#o.log.warn({ key, rollout: r.id, reason }, "fleet rollout failed on this key; it returns to its previous catalogue");

@@ -1,3 +1,4 @@
+import type { AppName } from "../tenants/record.js";
 import type { DeployRecord } from "../tenants/status.js";
 import type { Action, DesiredService, DesiredState, ObservedService, ObservedState } from "./model.js";
 import { serviceReadiness } from "./readiness.js";
@@ -28,6 +29,7 @@ export type DeployLedger = Readonly<Record<string, DeployRecord>>;
 
 export interface DeployFailure {
   readonly service: string;
+  readonly app: AppName;
   readonly image: string;
   readonly reason: string;
 }
@@ -69,12 +71,12 @@ export function watchDeploys(ledger: DeployLedger, desired: DesiredState, observ
       }
       if (outcome !== "open") {
         entry = { ...entry, failed: { reason: outcome.failed, at: now.toISOString() } };
-        newlyFailed.push({ service: key, image: entry.image, reason: outcome.failed });
+        newlyFailed.push({ service: key, app: s.app, image: entry.image, reason: outcome.failed });
       }
     }
     next[key] = entry;
     if (entry.failed !== undefined) {
-      failures.push({ service: key, image: entry.image, reason: entry.failed.reason });
+      failures.push({ service: key, app: s.app, image: entry.image, reason: entry.failed.reason });
       blocked.set(key, failureMessage(s, entry));
     }
   }

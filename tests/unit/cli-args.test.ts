@@ -10,8 +10,10 @@ describe("loadClientConfig", () => {
       region: "us-east-1",
       endpoint: undefined,
       tenantsTable: "tenants",
+      leaseTable: "tenants-operator",
       eventBusName: "default",
       eventSource: "sbt.application.plane",
+      catalogueFile: undefined,
     });
   });
 
@@ -27,8 +29,10 @@ describe("loadClientConfig", () => {
       region: "eu-west-1",
       endpoint: "http://127.0.0.1:4566",
       tenantsTable: "t-x",
+      leaseTable: "t-x-operator",
       eventBusName: "default",
       eventSource: "me",
+      catalogueFile: undefined,
     });
   });
 

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { RolloutSettings } from "./rollouts/model.js";
+import { DEFAULT_WAVES, parseWaves, WaveSpecError } from "./rollouts/waves.js";
 
 /**
  * The controller's configuration, read once from the environment and
@@ -120,6 +122,36 @@ export const configSchema = z.object({
   API_GATEWAY_URL: z
     .url({ error: "API_GATEWAY_URL must be a URL such as https://abc123.execute-api.us-east-1.amazonaws.com/prod/" })
     .optional(),
+  /** Fleet rollout waves: units reached once each wave starts, a count or a share. @default "1,10%,50%,100%" */
+  ROLLOUT_WAVES: z
+    .string()
+    .default(DEFAULT_WAVES)
+    .transform((spec, ctx) => {
+      try {
+        return parseWaves(spec);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: `ROLLOUT_WAVES ${err instanceof WaveSpecError ? err.message : String(err)}` });
+        return z.NEVER;
+      }
+    }),
+  /** Seconds a deployed wave must stay healthy before the next starts. @default 300 */
+  ROLLOUT_BAKE_SECONDS: z.coerce
+    .number({ error: "ROLLOUT_BAKE_SECONDS must be a number of seconds" })
+    .int("ROLLOUT_BAKE_SECONDS must be a whole number")
+    .min(0, "ROLLOUT_BAKE_SECONDS must be 0 or more")
+    .max(86_400, "ROLLOUT_BAKE_SECONDS must be at most 86400")
+    .default(300),
+  /** Failed tenants a rollout tolerates; one more halts it. @default 0 */
+  ROLLOUT_MAX_FAILURES: z.coerce
+    .number({ error: "ROLLOUT_MAX_FAILURES must be a number of tenants" })
+    .int("ROLLOUT_MAX_FAILURES must be a whole number")
+    .min(0, "ROLLOUT_MAX_FAILURES must be 0 or more")
+    .max(100_000, "ROLLOUT_MAX_FAILURES must be at most 100000")
+    .default(0),
+  /** Seconds a reached tenant may take to be healthy on the new catalogue before it counts as failed. @default 1800 */
+  ROLLOUT_TIMEOUT_SECONDS: positiveInt("ROLLOUT_TIMEOUT_SECONDS", 1800, 86_400),
+  /** Task definition revisions kept per family; older ones (not in use) are deregistered and deleted. @default 5 */
+  REVISIONS_TO_KEEP: positiveInt("REVISIONS_TO_KEEP", 5, 1000),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
   /**
@@ -189,6 +221,9 @@ export interface Config {
   readonly emfMetrics: boolean;
   readonly emfIntervalSeconds: number;
   readonly stuckAfterSeconds: number;
+  /** ROLLOUT_WAVES, ROLLOUT_BAKE_SECONDS, ROLLOUT_MAX_FAILURES, ROLLOUT_TIMEOUT_SECONDS. */
+  readonly rollout: RolloutSettings;
+  readonly revisionsToKeep: number;
 }
 
 export class ConfigError extends Error {
@@ -232,6 +267,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     emfMetrics: c.EMF_METRICS,
     emfIntervalSeconds: c.EMF_INTERVAL_SECONDS,
     stuckAfterSeconds: c.STUCK_AFTER_SECONDS,
+    rollout: {
+      waves: c.ROLLOUT_WAVES,
+      bakeMs: c.ROLLOUT_BAKE_SECONDS * 1000,
+      maxFailures: c.ROLLOUT_MAX_FAILURES,
+      timeoutMs: c.ROLLOUT_TIMEOUT_SECONDS * 1000,
+    },
+    revisionsToKeep: c.REVISIONS_TO_KEEP,
   };
 }
 

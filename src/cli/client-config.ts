@@ -30,6 +30,7 @@ const clientSchema = configSchema
     EVENT_BUS_NAME: true,
     EVENT_SOURCE: true,
     NAME_PREFIX: true,
+    CATALOGUE_FILE: true,
   })
   .extend({
     AWS_REGION: regionVariable("AWS_REGION"),
@@ -49,6 +50,8 @@ export interface ClientConfig {
   readonly eventSource: string;
   /** NAME_PREFIX: names what tenantctl itself creates (event viewers' queues). */
   readonly namePrefix: string;
+  /** CATALOGUE_FILE: what `tenantctl catalogue set` starts from when there is no catalogue record yet. */
+  readonly catalogueFile: string | undefined;
 }
 
 /** The region the SDK resolves on its own (AWS_REGION, then the profile's `region` in the shared config file); undefined when none. */
@@ -106,6 +109,7 @@ export async function loadClientConfig(env: Io["env"], sdkRegion: SdkRegion = sd
     eventBusName: c.EVENT_BUS_NAME,
     eventSource: c.EVENT_SOURCE,
     namePrefix: c.NAME_PREFIX,
+    catalogueFile: c.CATALOGUE_FILE,
   };
 }
 

@@ -8,6 +8,13 @@ import { POOL_KEY } from "../tiers/desired.js";
 import { describeError } from "./errors.js";
 import type { EcsPort, TenantChange, TenantChangeSource, TenantStore } from "../ports.js";
 import type { TenantReconciler } from "./tenant-reconciler.js";
+import type { LeaderContext } from "./rollout-executor.js";
+
+/** Work that runs only while this process leads (the rollout executor), started and stopped with the reconcilers. */
+export interface LeaderTask {
+  start(ctx: LeaderContext): Promise<void>;
+  stop(): Promise<void>;
+}
 
 export interface ManagerOptions {
   readonly store: TenantStore;
@@ -28,6 +35,7 @@ export interface ManagerOptions {
   readonly queueMetrics?: QueueMetricsProvider;
   /** @default Date.now */
   readonly now?: () => number;
+  readonly leaderTasks?: readonly LeaderTask[];
 }
 
 /** The work queue's name in its metrics, as controller-runtime names a queue after its controller. */
@@ -144,6 +152,15 @@ export class Manager {
     this.#leadingSince = this.#now();
     this.#setRole("leader");
     controller.start();
+    // Before the first keys: their reconciles wait for what these tasks load (the rollout's catalogues).
+    for (const task of this.#o.leaderTasks ?? [])
+      await task.start({
+        // Behind fresh record edits: a rollout never delays what a person just asked for.
+        enqueue: (keys) => {
+          for (const key of keys) queue.add(key, "resync");
+        },
+        resync: () => void this.#resync(),
+      });
     // The stream starts before the scan: a change made during the scan is then
     // seen by both, and the queue collapses the duplicate; started after, it
     // could fall between the two and wait for the next resync.
@@ -175,6 +192,7 @@ export class Manager {
     this.#resyncTimer = undefined;
     await this.#o.changes.stop();
     this.#changesStarted = false;
+    for (const task of this.#o.leaderTasks ?? []) await task.stop();
     await this.#controller?.stop({ timeoutMs: this.#o.shutdownTimeoutMs ?? 20_000 });
     this.#controller = undefined;
     this.#queue = undefined;

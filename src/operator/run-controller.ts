@@ -25,12 +25,19 @@ import { DynamoTenantStore } from "../providers/tenant-store.js";
 import { DynamoStreamSource } from "../providers/tenant-stream.js";
 import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
 import { Manager } from "./manager.js";
+import { RolloutExecutor } from "./rollout-executor.js";
+import { DynamoRolloutStore } from "../providers/rollout-store.js";
+import { DynamoDeployLedger } from "../providers/deploy-ledger.js";
+import { EcsRevisionHygiene } from "../providers/revision-hygiene.js";
+import { EventBridgeRolloutEvents } from "../providers/rollout-events.js";
 import { TenantReconciler } from "./tenant-reconciler.js";
 import { describeError } from "./errors.js";
 
 export interface RunningController {
   readonly manager: Manager;
   readonly reconciler: TenantReconciler;
+  /** The fleet rollout, while this controller leads. */
+  readonly rollouts: RolloutExecutor;
   readonly lease: LeaderLease;
   readonly calls: CallCounter;
   readonly metrics: Metrics;
@@ -51,6 +58,8 @@ export interface ControllerTuning {
   readonly http?: boolean;
   /** Bound on in-flight reconciles at shutdown. @default 20000 */
   readonly shutdownTimeoutMs?: number;
+  /** How often the catalogue is read and the fleet rollout stepped. @default 2000 */
+  readonly rolloutTickMs?: number;
 }
 
 /** The tenant and pool infrastructure stacks. */
@@ -108,6 +117,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   const metrics = new Metrics();
   metrics.attachCallCounter(calls);
   const clients = createAwsClients(config, calls);
+  // Only the seed of the catalogue record (operator table): after that, the record rules (`tenantctl catalogue set`).
   const catalogue = await loadCatalogueFile(config.catalogueFile);
 
   const lease = new LeaderLease({
@@ -132,9 +142,24 @@ export async function startController(config: Config, log: Logger, tuning: Contr
       log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not publish the controller's settings for tenantctl plan"),
     );
   });
+  const rollouts = new RolloutExecutor({
+    store: new DynamoRolloutStore(clients.dynamodb, config.leaseTable),
+    tenants: store,
+    seed: catalogue,
+    settings: config.rollout,
+    fence: lease,
+    events: new EventBridgeRolloutEvents(clients.eventbridge, { eventBusName: config.eventBusName, source: config.eventSource }),
+    log: log.child({ component: "rollout" }),
+    holder: lease.holder,
+    ...(tuning.rolloutTickMs !== undefined ? { tickMs: tuning.rolloutTickMs } : {}),
+  });
   const reconciler = new TenantReconciler({
     store,
     ecs,
+    catalogues: rollouts,
+    ledgers: new DynamoDeployLedger(clients.dynamodb, config.leaseTable),
+    revisions: new EcsRevisionHygiene(clients.ecs),
+    revisionsToKeep: config.revisionsToKeep,
     infra: tenantInfra(config, clients),
     ...tenantParts(config, clients),
     events: new EventBridgePublisher(clients.eventbridge, {
@@ -166,6 +191,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     sharedClusters: [config.poolCluster, config.advancedCluster],
     onResult: (_key, result, ms) => metrics.observeReconcile(result, ms),
     queueMetrics: metrics,
+    leaderTasks: [rollouts],
     ...(tuning.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
   });
   manager.onRoleChange((role) => metrics.setLeader(role === "leader"));
@@ -220,6 +246,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   return {
     manager,
     reconciler,
+    rollouts,
     lease,
     calls,
     metrics,

@@ -26,7 +26,15 @@ export type Situation =
   | { readonly kind: "error"; readonly spec: TenantSpec; readonly message: string }
   /** A valid record that cannot be served as it stands (a tenant id equal to another's ignoring case). */
   | { readonly kind: "refused"; readonly spec: TenantSpec; readonly reason: string; readonly message: string }
-  | { readonly kind: "planned"; readonly spec: TenantSpec; readonly plan: Plan; readonly arns: OwnedArns; readonly data?: DataFields };
+  | {
+      readonly kind: "planned";
+      readonly spec: TenantSpec;
+      readonly plan: Plan;
+      readonly arns: OwnedArns;
+      readonly data?: DataFields;
+      /** The plan's problem is this fleet rollout failing on the tenant: its provisionFailure is owed once per rollout. */
+      readonly rolloutFailure?: { readonly rolloutId: string };
+    };
 
 /**
  * The status fields about the tenant's data and routing. They are carried
@@ -34,7 +42,7 @@ export type Situation =
  * migration checkpoint or a backup location to an error report would be
  * losing the way back to the data.
  */
-const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed", "identity"] as const;
+const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed", "identity", "deployments"] as const;
 /** Set to undefined (present, but undefined) to clear one. */
 export type DataFields = { -readonly [K in (typeof DATA_KEYS)[number]]?: TenantStatus[K] | undefined };
 
@@ -117,9 +125,9 @@ export function decide(obs: Observation, situation: Situation): Decision {
   } else if ((phase === "Failed" || phase === "Degraded") && resuming && owe("activate-failed")) {
     events.push(event("sbt_aws_activateFailure", "Failed", message));
     marker = `activate-failed:${obs.specHash}`;
-  } else if ((phase === "Failed" || phase === "Degraded") && !offboarding && owe("failed")) {
+  } else if ((phase === "Failed" || phase === "Degraded") && !offboarding && owe(failedOutcome(situation))) {
     events.push(event("sbt_aws_provisionFailure", "Failed", message));
-    marker = `failed:${obs.specHash}`;
+    marker = `${failedOutcome(situation)}:${obs.specHash}`;
   } else if (phase === "Degraded" && offboarding && owe("deprovision-failed")) {
     events.push(event("sbt_aws_deprovisionFailure", "Failed", message));
     marker = `deprovision-failed:${obs.specHash}`;
@@ -200,6 +208,11 @@ function remember(previous: readonly RecentEvent[] | undefined, events: readonly
     ...(e.detail.reason ? { reason: e.detail.reason.slice(0, RECENT_EVENT_REASON_CHARS) } : {}),
   }));
   return [...(previous ?? []), ...added].slice(-RECENT_EVENTS_KEPT);
+}
+
+/** A rollout's failure is announced once per rollout, even when the record did not change between two of them. */
+function failedOutcome(s: Situation): string {
+  return s.kind === "planned" && s.rolloutFailure !== undefined ? `failed@${s.rolloutFailure.rolloutId}` : "failed";
 }
 
 /** The previous data fields, overridden by the ones the situation sets (an explicit undefined clears one). */

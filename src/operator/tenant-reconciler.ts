@@ -16,6 +16,8 @@ import {
   type TierSettings,
 } from "../tiers/desired.js";
 import { diff } from "../tiers/diff.js";
+import { recordDeploys, sameLedger, watchDeploys, type DeployLedger, type Watch } from "../tiers/deploy-watch.js";
+import { changesFor } from "../rollouts/changes.js";
 import {
   MANAGED_BY_KEY,
   MANAGED_BY_VALUE,
@@ -39,6 +41,11 @@ import {
   type Removal,
   type RemovalLog,
   type UserPoolRef,
+  type CatalogueAssignment,
+  type CatalogueSource,
+  type DeployLedgerStore,
+  type RevisionPort,
+  type RolloutOutcome,
   type EcsPort,
   type EventPublisher,
   type Fence,
@@ -83,7 +90,16 @@ export interface TenantReconcilerOptions {
   readonly drainMs?: number;
   readonly events: EventPublisher;
   readonly fence: Fence;
+  /** The catalogue when there is no rollout source (tests, and a fallback): every key runs it. */
   readonly catalogue: Catalogue;
+  /** The catalogue record and the fleet rollout (src/operator/rollout-executor.ts): each key's catalogue. */
+  readonly catalogues?: CatalogueSource;
+  /** Where the pool's open deployments are kept (it has no record); without it they are kept in memory. */
+  readonly ledgers?: DeployLedgerStore;
+  /** Revision hygiene after a deployment completes; without it nothing is pruned. */
+  readonly revisions?: RevisionPort;
+  /** Task definition revisions kept per family (REVISIONS_TO_KEEP). @default 5 */
+  readonly revisionsToKeep?: number;
   readonly settings: TierSettings;
   readonly log: Logger;
   readonly now?: () => Date;
@@ -114,6 +130,8 @@ export class TenantReconciler {
   readonly #waits = new Map<string, number>();
   /** Last phase written per tenant and since when (epoch ms), for the tenants-by-phase and time-in-phase gauges. */
   readonly #phases = new Map<string, { readonly phase: Phase; readonly since: number }>();
+  /** The pool's open deployments when no DeployLedgerStore keeps them. */
+  #poolLedger: DeployLedger = {};
 
   constructor(options: TenantReconcilerOptions) {
     this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, drainMs: 30_000, ...options };
@@ -177,9 +195,12 @@ export class TenantReconciler {
       if (pool === undefined || namespace === undefined)
         return { plan: waiting(pool === undefined ? "the pool stack" : "the pool's namespace"), infraCalls };
       const context = this.#context(pool.tenantAccessRoleArn, users, namespace);
+      const { catalogue } = await this.#assignment(POOL_KEY);
+      const ledger = this.#o.ledgers !== undefined ? await this.#o.ledgers.get(POOL_KEY) : this.#poolLedger;
       const { plan } = await this.#plan(
-        desiredPool(this.#o.catalogue, this.#o.settings, pool, context),
+        desiredPool(catalogue, this.#o.settings, pool, context),
         footprintForPool(this.#o.settings),
+        ledger,
       );
       return { plan, infraCalls };
     }
@@ -248,14 +269,14 @@ export class TenantReconciler {
       );
     const namespace = siloTier === undefined ? undefined : await this.#o.namespaces.find(tenantNamespaceName(prefix, key));
     const context = this.#context(infra?.tenantAccessRoleArn, previous?.identity, namespace);
+    const { catalogue } = await this.#assignment(key);
     let { plan } =
       siloTier !== undefined && (infra === undefined || namespace === undefined)
         ? { plan: waiting(infra === undefined ? "the tenant's infrastructure stack" : "the tenant's namespace") }
         : await this.#plan(
-            siloTier !== undefined
-              ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context)
-              : NOTHING,
+            siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, catalogue, this.#o.settings, infra, context) : NOTHING,
             footprint,
+            previous?.deployments ?? {},
           );
     if (notes.length > 0) plan = { ...plan, waitingFor: [...notes, ...plan.waitingFor], converged: false };
     if (calls.length > 0) plan = { ...plan, converged: false };
@@ -267,13 +288,72 @@ export class TenantReconciler {
    * registrations, so only the desired ones are looked at: a basic or
    * offboarded tenant costs no DescribeTaskDefinition at all.
    */
-  async #plan(desired: DesiredState, footprint: Footprint) {
+  async #plan(desired: DesiredState, footprint: Footprint, ledger: DeployLedger = {}) {
     const wanted = new Set(desired.taskDefinitions.map((t) => t.family));
     const observed = await this.#o.ecs.observe({
       ...footprint,
       taskDefinitionFamilies: footprint.taskDefinitionFamilies.filter((f) => wanted.has(f)),
     });
-    return { plan: diff(desired, observed, footprint), desired, observed };
+    // Our open deployments, judged before the diff: a revision ECS failed is not deployed again.
+    const watch = watchDeploys(ledger, desired, observed, this.#now());
+    return { plan: diff(desired, observed, footprint, { blocked: watch.blocked }), desired, observed, watch };
+  }
+
+  /** The catalogue the key runs now: the rollout's say, or the fixed one. */
+  async #assignment(key: string): Promise<CatalogueAssignment> {
+    return this.#o.catalogues !== undefined ? this.#o.catalogues.assignment(key) : { catalogue: this.#o.catalogue, hash: "" };
+  }
+
+  #reportOutcome(key: string, hash: string, outcome: RolloutOutcome): void {
+    this.#o.catalogues?.report(key, hash, outcome);
+  }
+
+  /**
+   * The fleet rollout failing on this key: found now (its deployment of the
+   * rollout's catalogue failed: recorded before anything else), or recorded
+   * earlier (a controller-side timeout) and not yet announced. The message
+   * names the versions.
+   */
+  async #rolloutFailure(
+    key: string,
+    a: CatalogueAssignment,
+    watch: Watch,
+    overrides: TenantSpec["apps"] | undefined,
+  ): Promise<{ readonly rolloutId: string; readonly message: string } | undefined> {
+    const r = a.rollout;
+    if (r === undefined || this.#o.catalogues === undefined) return undefined;
+    const changes = changesFor(overrides, r.baseline, r.target);
+    // Only what the rollout changed counts: a version the record pins that failed before is the record's problem.
+    const changed = new Set(changes.map((c) => c.app));
+    const failures = watch.failures.filter((f) => changed.has(f.app));
+    let reason: string | undefined;
+    if (r.role === "target" && failures.length > 0) {
+      reason = failures.map((f) => `${f.image}: ${f.reason}`).join("; ");
+      await this.#o.catalogues.fail(key, a.hash, reason);
+    } else if (r.role === "failed" && r.failure !== undefined && !r.failure.announced) reason = r.failure.reason;
+    if (reason === undefined) return undefined;
+    const to = changes.map((c) => `${c.app} ${c.to}`).join(", ");
+    const from = changes.map((c) => `${c.app} ${c.from}`).join(", ");
+    this.#o.log.warn({ key, rollout: r.id, reason }, "fleet rollout failed on this key; it returns to its previous catalogue");
+    return {
+      rolloutId: r.id,
+      message: `fleet rollout ${r.id}: ${to || "the new catalogue"} failed (${reason}); returning to ${from || "the previous catalogue"}`,
+    };
+  }
+
+  /** Revision hygiene once deployments completed: old revisions of their families go (never one a service runs). */
+  async #prune(watch: Watch, observed: ObservedState, key: string): Promise<void> {
+    if (this.#o.revisions === undefined || watch.completed.length === 0) return;
+    const families = [...new Set(watch.completed.map((s) => s.taskDefinitionFamily))];
+    const inUse = new Set(observed.services.flatMap((s) => [s.taskDefinitionArn, ...s.deployments.map((d) => d.taskDefinitionArn)]));
+    try {
+      const pruned = await this.#o.revisions.prune(families, this.#o.revisionsToKeep ?? 5, inUse, this.#o.fence);
+      if (pruned.deregistered.length + pruned.deleted.length > 0)
+        this.#o.log.info({ key, deregistered: pruned.deregistered, deleted: pruned.deleted }, "pruned old task definition revisions");
+    } catch (err) {
+      // Hygiene can wait for the next completed deployment; the reconcile's work is done.
+      this.#o.log.warn({ key, families, err: describeError(err) }, "could not prune old task definition revisions");
+    }
   }
 
   /**
@@ -296,18 +376,36 @@ export class TenantReconciler {
       return this.#next(POOL_KEY, plan, "pool stack");
     }
     const context = this.#context(state.infra.tenantAccessRoleArn, users, namespace.namespace);
-    const { plan, observed } = await this.#plan(
-      desiredPool(this.#o.catalogue, this.#o.settings, state.infra, context),
-      footprintForPool(this.#o.settings),
-    );
+    const assigned = await this.#assignment(POOL_KEY);
+    const before = this.#o.ledgers !== undefined ? await this.#o.ledgers.get(POOL_KEY) : this.#poolLedger;
+    const desired = desiredPool(assigned.catalogue, this.#o.settings, state.infra, context);
+    const { plan, observed, watch } = await this.#plan(desired, footprintForPool(this.#o.settings), before);
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
+    const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
+    if (!sameLedger(ledger, before)) {
+      if (this.#o.ledgers !== undefined) await this.#o.ledgers.put(POOL_KEY, ledger, this.#o.fence);
+      else this.#poolLedger = ledger;
+    }
+    await this.#prune(watch, observed, POOL_KEY);
+    const failure = await this.#rolloutFailure(POOL_KEY, assigned, watch, undefined);
+    if (failure !== undefined) {
+      // The pool has no record to show it: the rollout's status does.
+      await this.#o.catalogues?.announced(POOL_KEY, failure.rolloutId);
+      return requeueAfter(this.#o.pollMs, failure.message);
+    }
+    this.#reportOutcome(POOL_KEY, assigned.hash, plan.converged ? "healthy" : "waiting");
     return this.#next(POOL_KEY, plan, "pool converging");
   }
 
   async #reconcileTenant(tenantId: string, signal: AbortSignal, context: ReconcileContext | undefined): Promise<ReconcileResult> {
     const item = await this.#o.store.get(tenantId);
-    if (item === undefined) return this.#reconcileDeleted(tenantId, signal);
+    // A tenant a rollout counted on that has nothing of its own to roll out any more: offboarded, invalid, refused.
+    const notApplicable = () => this.#reportOutcome(tenantId, "", "notApplicable");
+    if (item === undefined) {
+      notApplicable();
+      return this.#reconcileDeleted(tenantId, signal);
+    }
 
     const previous = readStatus(item);
     const validation = validateRecord(item);
@@ -327,10 +425,14 @@ export class TenantReconciler {
         // No attempt is scheduled: only an edit of the record (or a resync) brings it back.
         this.#lastError(error, "terminal", previous, context, undefined),
       );
+      notApplicable();
       return failed(error, true);
     }
     const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {}, context, signal };
-    if (!t.spec.sbtaws_active) return this.#offboard(t);
+    if (!t.spec.sbtaws_active) {
+      notApplicable();
+      return this.#offboard(t);
+    }
 
     // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
     // would each receive the other's requests. The first to claim the
@@ -346,6 +448,7 @@ export class TenantReconciler {
       if (!claim.ok) {
         const message = `tenant id "${tenantId}" equals tenant "${claim.holder}" ignoring case; the load balancer matches the tenantPath header without regard to case, so the two could receive each other's requests. Choose a tenant id that differs from "${claim.holder}" in more than case.`;
         await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "TenantIdCaseConflict", message });
+        notApplicable();
         return requeueAfter(this.#o.problemPollMs, message);
       }
       t.data.caseClaimed = true;
@@ -353,6 +456,7 @@ export class TenantReconciler {
     const refused = await this.#ensureIdentity(t);
     if (refused !== undefined) {
       await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "AdminEmailTaken", message: refused });
+      notApplicable();
       return requeueAfter(this.#o.problemPollMs, refused);
     }
     return this.#converge(t);
@@ -478,13 +582,25 @@ export class TenantReconciler {
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     const identity = t.data.identity ?? previous?.identity;
     const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
+    const assigned = await this.#assignment(tenantId);
     const desired =
-      siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
-    const planned = await this.#plan(desired, footprint);
-    const observed = planned.observed;
+      siloTier !== undefined
+        ? desiredForTenant({ ...spec, tier: siloTier }, assigned.catalogue, this.#o.settings, infra, context)
+        : NOTHING;
+    const planned = await this.#plan(desired, footprint, previous?.deployments ?? {});
+    const { observed, watch } = planned;
     let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
+    // What this reconcile deployed is watched to its end; what ECS failed is not deployed again.
+    const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
+    if (!sameLedger(ledger, previous?.deployments)) t.data.deployments = Object.keys(ledger).length > 0 ? ledger : undefined;
+    await this.#prune(watch, observed, tenantId);
+    const rolloutFailure = siloTier === undefined ? undefined : await this.#rolloutFailure(tenantId, assigned, watch, spec.apps);
+    if (rolloutFailure !== undefined) {
+      const generic = new Set(watch.blocked.values());
+      plan = { ...plan, problems: [...plan.problems.filter((p) => !generic.has(p)), rolloutFailure.message], converged: false };
+    }
 
     // Resuming reverses suspension: tasks run again before requests are let in.
     // A tenant that never had a rule gets its forward at once (nothing to reverse).
@@ -548,7 +664,20 @@ export class TenantReconciler {
     }
 
     const arns = ownedArns(desired, observed, outcome, infra?.stackId);
-    await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns, data: t.data });
+    await this.#report(tenantId, previous, t.specHash, {
+      kind: "planned",
+      spec,
+      plan,
+      arns,
+      data: t.data,
+      ...(rolloutFailure !== undefined ? { rolloutFailure: { rolloutId: rolloutFailure.rolloutId } } : {}),
+    });
+    if (rolloutFailure !== undefined) {
+      // Announced (the provisionFailure above): the next look runs the previous catalogue again.
+      await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId);
+      return requeueAfter(this.#o.pollMs, rolloutFailure.message);
+    }
+    this.#reportOutcome(tenantId, assigned.hash, siloTier === undefined ? "notApplicable" : plan.converged ? "healthy" : "waiting");
     if (move !== undefined && plan.waitingFor.length > 0 && plan.problems.length === 0 && plan.actions.length === 0) {
       // A move's steps wait on time (drain) or on data, not on ECS: look again soon, not with ECS's doubling backoff.
       return requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "tier move");

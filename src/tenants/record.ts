@@ -47,6 +47,16 @@ export const tenantRecordSchema = z.object({
   tenantRegistrationId: z.string({ error: "tenantRegistrationId must be a string" }).optional(),
   sbtaws_active: z.boolean({ error: "sbtaws_active must be a boolean (true or false)" }).optional().default(true),
   suspended: z.boolean({ error: "suspended must be a boolean (true or false)" }).optional().default(false),
+  /**
+   * The tenant's place in fleet rollouts: lower rings get a new catalogue
+   * version first; a tenant without one goes last (docs/design.md "Contract: fleet rollouts").
+   */
+  ring: z
+    .number({ error: "ring must be a number (lower rings get new versions first)" })
+    .int("ring must be a whole number")
+    .min(0, "ring must be 0 or more")
+    .max(1000, "ring must be at most 1000")
+    .optional(),
   apps: z
     .record(z.string(), appOverrideSchema)
     .superRefine((apps, ctx) => {
@@ -138,6 +148,7 @@ export const SPEC_FIELDS = [
   "tenantRegistrationId",
   "sbtaws_active",
   "suspended",
+  "ring",
   "apps",
 ] as const;
 

@@ -48,6 +48,13 @@ export interface TenantStatus {
   };
   /** The tenant's Cognito user pool and app client: its own (silo at onboarding) or the shared pool's (basic); kept across tier moves. */
   readonly identity?: { readonly userPoolId: string; readonly appClientId: string; readonly shared: boolean };
+  /**
+   * New task definitions the controller deployed and has not yet seen
+   * finish, and those ECS failed (circuit breaker), by service
+   * `<cluster>/<name>`: a failed one is not deployed again while it is
+   * wanted (src/tiers/deploy-watch.ts).
+   */
+  readonly deployments?: Readonly<Record<string, DeployRecord>>;
   /** True once the lower-cased tenant id is durably claimed for this tenant (routing cannot cross tenants). */
   readonly caseClaimed?: boolean;
   /** When the tenant entered its current phase, for "time in phase" and stuck-tenant alarms. */
@@ -74,6 +81,19 @@ export interface RecentEvent {
 /** Enough to see a tenant's last few transitions, small enough to keep the item far from DynamoDB's 400 KB. */
 export const RECENT_EVENTS_KEPT = 10;
 export const RECENT_EVENT_REASON_CHARS = 200;
+
+/** A deployment of new task definition content to one service, from its start until ECS finishes it. */
+export interface DeployRecord {
+  /** Content hash of the task definition deployed. */
+  readonly contentHash: string;
+  /** Its image, for people: the version deployed. */
+  readonly image: string;
+  readonly startedAt: string;
+  /** The PRIMARY deployment the service had before: seeing it still means ECS has not shown the update yet. */
+  readonly replaced?: string;
+  /** ECS failed it (a FAILED deployment, or its circuit breaker rolled the service back). */
+  readonly failed?: { readonly reason: string; readonly at: string };
+}
 
 export interface LastError {
   readonly message: string;

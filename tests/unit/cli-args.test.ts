@@ -40,6 +40,7 @@ describe("loadClientConfig", () => {
       eventBusName: "default",
       eventSource: "sbt.application.plane",
       namePrefix: "saas",
+      catalogueFile: undefined,
     });
   });
 
@@ -66,6 +67,7 @@ describe("loadClientConfig", () => {
       eventBusName: "default",
       eventSource: "me",
       namePrefix: "acme",
+      catalogueFile: undefined,
     });
   });
 

@@ -1,5 +1,6 @@
 import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
+import { catalogueCommand } from "./catalogue.js";
 import { controllerCommand } from "./controller.js";
 import { deleteCommand } from "./delete.js";
 import { describeCommand } from "./describe.js";
@@ -9,6 +10,7 @@ import { listCommand } from "./list.js";
 import { localCommand } from "./local.js";
 import { planCommand } from "./plan.js";
 import { restoreCommand } from "./restore.js";
+import { rolloutCommand } from "./rollout.js";
 
 /** Every tenantctl subcommand, in the order `tenantctl --help` lists them. */
 export const commands: readonly Command[] = [
@@ -20,6 +22,8 @@ export const commands: readonly Command[] = [
   restoreCommand,
   planCommand,
   eventsCommand,
+  catalogueCommand,
+  rolloutCommand,
   controllerCommand,
   localCommand,
 ];

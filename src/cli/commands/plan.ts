@@ -5,6 +5,8 @@ import { createLogger } from "../../log.js";
 import { LeaseLostError, type Fence, type PlannedCall, type TenantStore } from "../../ports.js";
 import { loadCatalogueFile, tenantInfra, tenantParts } from "../../operator/run-controller.js";
 import { TenantReconciler } from "../../operator/tenant-reconciler.js";
+import { readOnlyCatalogues } from "../../operator/rollout-executor.js";
+import { DynamoRolloutStore } from "../../providers/rollout-store.js";
 import { createAwsClients } from "../../providers/aws-clients.js";
 import { readSettings, type ControllerSettings } from "../../providers/controller-settings.js";
 import { EcsProvider } from "../../providers/ecs.js";
@@ -88,6 +90,7 @@ export const planCommand: Command = {
     const clients = createAwsClients(config);
     try {
       const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable);
+      const seedCatalogue = await planCatalogue(config, published.kind === "found" ? published.settings : undefined);
       const reconciler = new TenantReconciler({
         store,
         ecs: new EcsProvider(clients.ecs, { region: config.region }),
@@ -95,7 +98,9 @@ export const planCommand: Command = {
         ...tenantParts(config, clients),
         events: { publish: () => Promise.reject(new LeaseLostError("tenantctl plan sends no events")) },
         fence: readOnly,
-        catalogue: await planCatalogue(config, published.kind === "found" ? published.settings : undefined),
+        catalogue: seedCatalogue,
+        // Each tenant's catalogue as the fleet rollout has it (the catalogue record, once rolled out).
+        catalogues: await readOnlyCatalogues(new DynamoRolloutStore(clients.dynamodb, config.leaseTable), seedCatalogue),
         settings: config,
         log: createLogger("silent", { pretty: false }),
       });

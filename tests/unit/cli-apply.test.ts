@@ -125,7 +125,7 @@ describe("a record file is strict: unknown fields are typos", () => {
     if (!parsed.ok) throw new Error(parsed.message);
     const r = checkRecords(parsed.records, parsed.locate);
     expect(r.problems).toEqual([
-      'record 2 (tenant b) line 4: unknown field "colour": expected one of tenantId, tier, tenantName, email, tenantRegistrationId, sbtaws_active, suspended, apps',
+      'record 2 (tenant b) line 4: unknown field "colour": expected one of tenantId, tier, tenantName, email, tenantRegistrationId, sbtaws_active, suspended, ring, apps',
     ]);
   });
 

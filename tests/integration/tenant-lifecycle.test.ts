@@ -281,7 +281,7 @@ async function moveWhileWriting(tenantId: string, from: Tier, to: Tier, expected
   let tick = 0;
   const perStep = new Map<string, number>();
   let afterFlip = 0;
-  const deadline = Date.now() + (options.timeoutMs ?? 90_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 150_000);
   for (;;) {
     if (Date.now() > deadline)
       throw new Error(
@@ -547,7 +547,7 @@ describe("tier moves in every direction, with the application writing throughout
       await bystanderApp;
       h.cloud.control.setFaults([]);
     }
-  }, 150_000);
+  }, 240_000);
 
   const logOf = (tenantId: string): MoveLog => {
     const log = logs.get(tenantId);
@@ -887,7 +887,7 @@ describe("controllers killed at each step of a move", () => {
         moves.map((m) =>
           moveWhileWriting(m.tenantId, m.from, m.to, expected.get(m.tenantId) ?? new Expected(), {
             everyMs: 40,
-            timeoutMs: 150_000,
+            timeoutMs: 240_000,
             checkRules: false,
             onStatus: async (s) => {
               current.set(m.tenantId, s?.migration?.step);
@@ -917,5 +917,5 @@ describe("controllers killed at each step of a move", () => {
       for (const p of children.values()) p.child.kill("SIGTERM");
       await Promise.all([...children.values()].map((p) => p.exited));
     }
-  }, 200_000);
+  }, 300_000);
 });

@@ -166,6 +166,8 @@ export function interruptSignal(limitMs?: number): { readonly signal: AbortSigna
   };
 }
 
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT"]);
+
 /**
  * A failed AWS call as one line a person can act on: a missing table or bus
  * most often means the environment points at the wrong account or endpoint.
@@ -177,7 +179,9 @@ export function explainAwsError(err: unknown, config: ClientConfig, what: string
   if (name === "ResourceNotFoundException") {
     return `${what}: ${message} (TENANTS_TABLE=${config.tenantsTable}, EVENT_BUS_NAME=${config.eventBusName}${where})`;
   }
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT/.test(`${name} ${message} ${String((err as { code?: unknown }).code ?? "")}`)) {
+  // Node's code for the socket's failure, not its message: the text varies by platform.
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && UNREACHABLE_CODES.has(code)) {
     return `${what}: cannot reach AWS${where}: ${message}`;
   }
   return `${what}: ${name && name !== "Error" ? `${name}: ` : ""}${message}`;

@@ -9,6 +9,7 @@ import {
   SetQueueAttributesCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+import { display } from "./format.js";
 
 /**
  * Tailing the status events the controller publishes on EventBridge. A bus
@@ -196,9 +197,13 @@ export function formatEventLine(r: Received): string {
   const detail = event.detail ?? {};
   const jobOutput = (detail["jobOutput"] ?? {}) as Record<string, unknown>;
   const registration = (jobOutput["tenantRegistrationData"] ?? {}) as Record<string, unknown>;
-  const parts = [event.time ?? "-", (event["detail-type"] ?? "-").padEnd(DETAIL_TYPE_WIDTH), `tenant=${String(detail["tenantId"] ?? "-")}`];
-  if (registration["registrationStatus"] !== undefined) parts.push(`registrationStatus=${String(registration["registrationStatus"])}`);
-  if (detail["phase"] !== undefined) parts.push(`phase=${String(detail["phase"])}`);
-  if (detail["reason"] !== undefined) parts.push(`reason=${JSON.stringify(String(detail["reason"]))}`);
+  const parts = [
+    event.time ?? "-",
+    (event["detail-type"] ?? "-").padEnd(DETAIL_TYPE_WIDTH),
+    `tenant=${display(detail["tenantId"] ?? "-")}`,
+  ];
+  if (registration["registrationStatus"] !== undefined) parts.push(`registrationStatus=${display(registration["registrationStatus"])}`);
+  if (detail["phase"] !== undefined) parts.push(`phase=${display(detail["phase"])}`);
+  if (detail["reason"] !== undefined) parts.push(`reason=${JSON.stringify(display(detail["reason"]))}`);
   return parts.join("  ");
 }

@@ -69,8 +69,9 @@ export class Manager {
 
   async start(): Promise<void> {
     const lease = this.#o.lease;
-    lease.onAcquired(() => this.#enqueueTransition(() => this.#lead()));
-    lease.onLost(() => this.#enqueueTransition(() => this.#standBy("lease lost")));
+    // The transition queue logs its own failures and never rejects, so nothing awaits these.
+    lease.onAcquired(() => void this.#enqueueTransition(() => this.#lead()));
+    lease.onLost(() => void this.#enqueueTransition(() => this.#standBy("lease lost")));
     await lease.start();
     if (!lease.isLeader && this.#role === "starting") this.#setRole("standby");
   }

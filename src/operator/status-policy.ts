@@ -162,7 +162,7 @@ function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined
     const value = next !== undefined && key in next ? next[key] : prev?.[key];
     if (value !== undefined) out[key] = value;
   }
-  return out as Pick<TenantStatus, (typeof DATA_KEYS)[number]>;
+  return out;
 }
 
 function semantic(s: TenantStatus): string {

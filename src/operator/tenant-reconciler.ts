@@ -457,7 +457,8 @@ export class TenantReconciler {
     const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
     const desired =
       siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
-    let { plan, observed } = await this.#plan(desired, footprint);
+    const { plan: planned, observed } = await this.#plan(desired, footprint);
+    let plan = planned;
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
 
@@ -693,7 +694,8 @@ export class TenantReconciler {
   async #reconcileDeleted(tenantId: string, signal: AbortSignal): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
-    let { plan, observed } = await this.#plan(NOTHING, footprint);
+    const { plan: planned, observed } = await this.#plan(NOTHING, footprint);
+    let plan = planned;
     this.#logPlan(tenantId, plan);
     // Durable before anything is removed: a restart from here on still
     // finishes the offboarding and owes SBT its announcement (ADR 0003).

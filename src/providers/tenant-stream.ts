@@ -1,4 +1,4 @@
-import { DescribeTableCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
   GetRecordsCommand,
@@ -297,9 +297,9 @@ function isTransient(err: unknown): boolean {
 /** A stream record as a TenantChange; undefined for a record without a tenant id. */
 export function toTenantChange(record: _Record): TenantChange | undefined {
   const data = record.dynamodb;
-  const newImage = data?.NewImage !== undefined ? unmarshall(data.NewImage as Record<string, AttributeValue>) : undefined;
-  const oldImage = data?.OldImage !== undefined ? unmarshall(data.OldImage as Record<string, AttributeValue>) : undefined;
-  const keys = data?.Keys !== undefined ? unmarshall(data.Keys as Record<string, AttributeValue>) : {};
+  const newImage: Record<string, unknown> | undefined = data?.NewImage !== undefined ? unmarshall(data.NewImage) : undefined;
+  const oldImage: Record<string, unknown> | undefined = data?.OldImage !== undefined ? unmarshall(data.OldImage) : undefined;
+  const keys: Record<string, unknown> = data?.Keys !== undefined ? unmarshall(data.Keys) : {};
   const tenantId = keys["tenantId"] ?? newImage?.["tenantId"] ?? oldImage?.["tenantId"];
   if (typeof tenantId !== "string") return undefined;
   const newSpecHash = newImage !== undefined ? hashSpec(newImage) : undefined;

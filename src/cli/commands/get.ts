@@ -4,7 +4,7 @@ import { hashSpec, tenantIdSchema, validateRecord } from "../../tenants/record.j
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { createCliClients, explainAwsError, loadClientConfig, outputSchema, parseCommandArgs } from "../client-config.js";
-import { fail, formatAge, oneLine, renderData, renderTable, terminalWidth } from "../format.js";
+import { display, fail, formatAge, oneLine, renderData, renderTable, terminalWidth } from "../format.js";
 
 /** `tenantctl get ID`: one tenant's spec and the status the controller wrote. */
 const usage = `Usage: tenantctl get ID [-o text|json|yaml]
@@ -70,8 +70,8 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
   field("Tenant", str(item["tenantId"]) ?? "?");
   field("Name", str(item["tenantName"]) ?? "-");
   field("Tier", typeof item["tier"] === "string" ? item["tier"].toLowerCase() : "-");
-  if (item["email"] !== undefined) field("Email", String(item["email"]));
-  if (item["tenantRegistrationId"] !== undefined) field("Registration ID", String(item["tenantRegistrationId"]));
+  if (item["email"] !== undefined) field("Email", display(item["email"]));
+  if (item["tenantRegistrationId"] !== undefined) field("Registration ID", display(item["tenantRegistrationId"]));
   field("Active", item["sbtaws_active"] === false ? "false (offboarding)" : "true");
   if (item["suspended"] === true) field("Suspended", "true (requests refused, services at 0)");
   field("Spec hash", specHash);
@@ -81,7 +81,7 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
     lines.push("Apps:");
     const rows = Object.entries(apps).map(([name, o]) => {
       const override = obj(o) ?? {};
-      return [name, override["desiredCount"] === undefined ? "-" : String(override["desiredCount"]), str(override["version"]) ?? "-"];
+      return [name, override["desiredCount"] === undefined ? "-" : display(override["desiredCount"]), str(override["version"]) ?? "-"];
     });
     lines.push(indent(renderTable(["APP", "DESIRED", "VERSION"], rows)));
   }
@@ -116,7 +116,7 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
       const c = obj(counts?.[app]);
       return c === undefined
         ? "-"
-        : `${String(c["copied"] ?? 0)} copied, ${String(c["applied"] ?? 0)} changes${c["verified"] !== undefined ? `, ${String(c["verified"])} verified` : ""}`;
+        : `${display(c["copied"] ?? 0)} copied, ${display(c["applied"] ?? 0)} changes${c["verified"] !== undefined ? `, ${display(c["verified"])} verified` : ""}`;
     };
     sfield(
       "Tier move",
@@ -125,13 +125,13 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
     lines.push(`    orders: ${copied("orders")}; products: ${copied("products")}`);
   }
   const route = obj(status["route"]);
-  if (route !== undefined) sfield("Listener rule", `${str(route["ruleArn"]) ?? "-"} (priority ${String(route["priority"] ?? "-")})`);
+  if (route !== undefined) sfield("Listener rule", `${str(route["ruleArn"]) ?? "-"} (priority ${display(route["priority"] ?? "-")})`);
   const backup = obj(status["backup"]);
   if (backup !== undefined) {
     const counts = obj(backup["counts"]);
     sfield(
       "Backup",
-      `${str(backup["location"]) ?? "-"} (orders ${String(counts?.["orders"] ?? "-")}, products ${String(counts?.["products"] ?? "-")}; restore with: tenantctl restore ${str(item["tenantId"]) ?? "ID"} --from ${str(backup["location"]) ?? "s3://..."})`,
+      `${str(backup["location"]) ?? "-"} (orders ${display(counts?.["orders"] ?? "-")}, products ${display(counts?.["products"] ?? "-")}; restore with: tenantctl restore ${str(item["tenantId"]) ?? "ID"} --from ${str(backup["location"]) ?? "s3://..."})`,
     );
   }
   const arns: [string, unknown][] = [

@@ -65,7 +65,7 @@ function record(
       ...(newImage ? { NewImage: marshall(newImage) } : {}),
       ...(oldImage ? { OldImage: marshall(oldImage) } : {}),
     },
-  } as _Record;
+  };
 }
 
 /** GetShardIterator answers "<shard>|<type>|<seq>" so tests can tell which iterator a GetRecords used. */

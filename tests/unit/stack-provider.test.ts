@@ -382,13 +382,12 @@ describe("what real CloudFormation does over a tenant's life (calls counted)", (
     scriptedCloudFormation(2);
     const p = provider();
     const seen: string[] = [];
-    let calls = 0;
     for (;;) {
       const r = await p.ensure(desired);
       seen.push(r.kind);
       if (r.kind === "ready") break;
     }
-    calls = count();
+    let calls = count();
     expect(seen).toEqual(["inProgress", "inProgress", "inProgress", "ready"]);
     expect(calls).toBe(2 + 1 + 1 + 1); // Describe+Create, two polls in progress, the ready read
 

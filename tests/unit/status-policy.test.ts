@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import { decide, type Situation } from "../../src/operator/status-policy.js";
 import type { Plan } from "../../src/tiers/model.js";
 import type { TenantSpec } from "../../src/tenants/record.js";
-import type { TenantStatus } from "../../src/tenants/status.js";
 
 const spec: TenantSpec = {
   tenantId: "t1",
@@ -83,7 +82,7 @@ describe("decide", () => {
   it("keeps lastTransitionTime of unchanged conditions and ignores timestamps for change detection", () => {
     const first = decide({ tenantId: "t1", specHash: "h1", previous: undefined, now }, planned(converged));
     const later = new Date(now.getTime() + 60_000);
-    const second = decide({ tenantId: "t1", specHash: "h1", previous: first.status as TenantStatus, now: later }, planned(converged));
+    const second = decide({ tenantId: "t1", specHash: "h1", previous: first.status, now: later }, planned(converged));
     expect(second.changed).toBe(false);
     expect(second.status.conditions.find((c) => c.type === "Ready")?.lastTransitionTime).toBe(now.toISOString());
   });

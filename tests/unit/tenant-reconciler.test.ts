@@ -23,6 +23,7 @@ import { validateRecord } from "../../src/tenants/record.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
 import { FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeNamespaces, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
+import { stringContaining } from "../support/matchers.js";
 
 const settings = {
   namePrefix: "saas",
@@ -321,7 +322,7 @@ describe("TenantReconciler", () => {
     infra.state = { kind: "inProgress", status: "stack saas-s1 CREATE_IN_PROGRESS" };
     expect((await r.reconcile("s1", signal)).kind).toBe("requeueAfter");
     expect(ecs.applied).toEqual([]);
-    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", message: expect.stringContaining("CREATE_IN_PROGRESS") });
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", message: stringContaining("CREATE_IN_PROGRESS") });
 
     infra.state = { kind: "ready", infra: INFRA };
     await r.reconcile("s1", signal);
@@ -360,7 +361,7 @@ describe("TenantReconciler", () => {
     infra.state = { kind: "failed", reason: "stack saas-s2 ROLLBACK_COMPLETE: OrdersTable: Table already exists", terminal: false };
     expect(await r.reconcile("s2", signal)).toMatchObject({ kind: "failed", terminal: false });
     expect(ecs.applied).toEqual([]);
-    expect(store.writes.at(-1)).toMatchObject({ phase: "Degraded", message: expect.stringContaining("OrdersTable: Table already exists") });
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Degraded", message: stringContaining("OrdersTable: Table already exists") });
     const failure = events.sent.find((e) => e.detailType === "sbt_aws_provisionFailure");
     expect(failure?.detail.reason).toContain("OrdersTable");
   });

@@ -41,6 +41,8 @@ export interface FixtureOptions {
   readonly pollMs: number;
   readonly maxPollMs: number;
   readonly streamPollMs: number;
+  /** More controller environment (ROLLOUT_*...). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Production defaults of ControllerTuning (src/operator/run-controller.ts). */
@@ -97,6 +99,7 @@ export class BenchFixture {
         LEASE_SECONDS: String(LEASE_SECONDS),
         RESYNC_SECONDS: String(RESYNC_SECONDS),
         LOG_LEVEL: "silent",
+        ...options.env,
       });
       const log = pino({ level: process.env["BENCH_LOG_LEVEL"] ?? "silent" });
       const controller = await startController(config, log, {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { RolloutSettings } from "./rollouts/model.js";
+import { DEFAULT_WAVES, parseWaves, WaveSpecError } from "./rollouts/waves.js";
 
 /**
  * The controller's configuration, read once from the environment and
@@ -20,12 +22,12 @@ const positiveInt = (name: string, def: number, max = 1_000_000) =>
     .max(max, `${name} must be at most ${max}`)
     .default(def);
 
+/** An AWS region name such as us-east-1 or ap-southeast-2. */
+export const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
 export const configSchema = z.object({
   /** @default "us-east-1" */
-  AWS_REGION: z
-    .string()
-    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "AWS_REGION must look like us-east-1")
-    .default("us-east-1"),
+  AWS_REGION: z.string().regex(REGION_PATTERN, "AWS_REGION must look like us-east-1").default("us-east-1"),
   /** Optional endpoint override; the SDK reads it too. Used for the local AWS. */
   AWS_ENDPOINT_URL: z.url({ error: "AWS_ENDPOINT_URL must be a URL such as http://127.0.0.1:4566" }).optional(),
   /** @default "tenants" */
@@ -120,8 +122,72 @@ export const configSchema = z.object({
   API_GATEWAY_URL: z
     .url({ error: "API_GATEWAY_URL must be a URL such as https://abc123.execute-api.us-east-1.amazonaws.com/prod/" })
     .optional(),
+  /** Fleet rollout waves: units reached once each wave starts, a count or a share. @default "1,10%,50%,100%" */
+  ROLLOUT_WAVES: z
+    .string()
+    .default(DEFAULT_WAVES)
+    .transform((spec, ctx) => {
+      try {
+        return parseWaves(spec);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: `ROLLOUT_WAVES ${err instanceof WaveSpecError ? err.message : String(err)}` });
+        return z.NEVER;
+      }
+    }),
+  /** Seconds a deployed wave must stay healthy before the next starts. @default 300 */
+  ROLLOUT_BAKE_SECONDS: z.coerce
+    .number({ error: "ROLLOUT_BAKE_SECONDS must be a number of seconds" })
+    .int("ROLLOUT_BAKE_SECONDS must be a whole number")
+    .min(0, "ROLLOUT_BAKE_SECONDS must be 0 or more")
+    .max(86_400, "ROLLOUT_BAKE_SECONDS must be at most 86400")
+    .default(300),
+  /** Failed tenants a rollout tolerates; one more halts it. @default 0 */
+  ROLLOUT_MAX_FAILURES: z.coerce
+    .number({ error: "ROLLOUT_MAX_FAILURES must be a number of tenants" })
+    .int("ROLLOUT_MAX_FAILURES must be a whole number")
+    .min(0, "ROLLOUT_MAX_FAILURES must be 0 or more")
+    .max(100_000, "ROLLOUT_MAX_FAILURES must be at most 100000")
+    .default(0),
+  /** Seconds a reached tenant may take to be healthy on the new catalogue before it counts as failed. @default 1800 */
+  ROLLOUT_TIMEOUT_SECONDS: positiveInt("ROLLOUT_TIMEOUT_SECONDS", 1800, 86_400),
+  /** Task definition revisions kept per family; older ones (not in use) are deregistered and deleted. @default 5 */
+  REVISIONS_TO_KEEP: positiveInt("REVISIONS_TO_KEEP", 5, 1000),
   /** Identity of this controller in the lease. @default hostname-pid-random */
   HOLDER_ID: z.string().min(1).max(128).optional(),
+  /**
+   * The CloudFormation service role the tenant and pool stacks are created,
+   * updated and deleted with (RoleARN). Unset: CloudFormation acts with the
+   * controller's own credentials. @default unset
+   */
+  CFN_ROLE_ARN: z
+    .string()
+    .regex(
+      /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/,
+      "CFN_ROLE_ARN must be an IAM role ARN such as arn:aws:iam::123456789012:role/ecs-tenant-operator/cfn",
+    )
+    .optional(),
+  /** Whether tenant tasks get a public IP (awsvpc assignPublicIp). @default "DISABLED" */
+  ASSIGN_PUBLIC_IP: z.enum(["ENABLED", "DISABLED"], { error: "ASSIGN_PUBLIC_IP must be ENABLED or DISABLED" }).default("DISABLED"),
+  /** The tenants table's stream; skips the DescribeTable that finds it. @default the table's latest stream */
+  TENANTS_STREAM_ARN: z
+    .string()
+    .regex(
+      /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]{3,255}\/stream\/[^/]+$/,
+      "TENANTS_STREAM_ARN must be a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>)",
+    )
+    .optional(),
+  /** Write CloudWatch Embedded Metric Format lines to stdout (the deployment template sets it true). @default false */
+  EMF_METRICS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: "EMF_METRICS must be true or false" }))
+    .transform((v) => v === "true")
+    .default(false),
+  /** Seconds between two EMF lines. @default 60 */
+  EMF_INTERVAL_SECONDS: positiveInt("EMF_INTERVAL_SECONDS", 60, 3600),
+  /** A tenant outside Ready, Suspended and Deprovisioned for longer than this is stuck (metric TenantsStuck). @default 900 */
+  STUCK_AFTER_SECONDS: positiveInt("STUCK_AFTER_SECONDS", 900, 604_800),
 });
 
 export interface Config {
@@ -149,6 +215,15 @@ export interface Config {
   readonly backupBucket: string;
   readonly migrationDrainSeconds: number;
   readonly apiGatewayUrl: string;
+  readonly cfnRoleArn: string | undefined;
+  readonly assignPublicIp: "ENABLED" | "DISABLED";
+  readonly tenantsStreamArn: string | undefined;
+  readonly emfMetrics: boolean;
+  readonly emfIntervalSeconds: number;
+  readonly stuckAfterSeconds: number;
+  /** ROLLOUT_WAVES, ROLLOUT_BAKE_SECONDS, ROLLOUT_MAX_FAILURES, ROLLOUT_TIMEOUT_SECONDS. */
+  readonly rollout: RolloutSettings;
+  readonly revisionsToKeep: number;
 }
 
 export class ConfigError extends Error {
@@ -161,8 +236,15 @@ export class ConfigError extends Error {
 /** Reads and validates the configuration; throws ConfigError with one line per bad variable. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
   const c = parseEnv(configSchema, env);
+  const names = namesOf(c);
+  const streamTable = c.TENANTS_STREAM_ARN?.split("/")[1];
+  if (streamTable !== undefined && streamTable !== names.tenantsTable) {
+    throw new ConfigError([
+      `TENANTS_STREAM_ARN is the stream of table ${streamTable}, but TENANTS_TABLE is ${names.tenantsTable}: give the stream of ${names.tenantsTable}, or unset TENANTS_STREAM_ARN`,
+    ]);
+  }
   return {
-    ...namesOf(c),
+    ...names,
     endpoint: c.AWS_ENDPOINT_URL,
     eventSource: c.EVENT_SOURCE,
     subnets: c.SUBNETS,
@@ -179,6 +261,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     catalogueFile: c.CATALOGUE_FILE,
     migrationDrainSeconds: c.MIGRATION_DRAIN_SECONDS,
     apiGatewayUrl: c.API_GATEWAY_URL ?? "",
+    cfnRoleArn: c.CFN_ROLE_ARN,
+    assignPublicIp: c.ASSIGN_PUBLIC_IP,
+    tenantsStreamArn: c.TENANTS_STREAM_ARN,
+    emfMetrics: c.EMF_METRICS,
+    emfIntervalSeconds: c.EMF_INTERVAL_SECONDS,
+    stuckAfterSeconds: c.STUCK_AFTER_SECONDS,
+    rollout: {
+      waves: c.ROLLOUT_WAVES,
+      bakeMs: c.ROLLOUT_BAKE_SECONDS * 1000,
+      maxFailures: c.ROLLOUT_MAX_FAILURES,
+      timeoutMs: c.ROLLOUT_TIMEOUT_SECONDS * 1000,
+    },
+    revisionsToKeep: c.REVISIONS_TO_KEEP,
   };
 }
 

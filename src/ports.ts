@@ -1,5 +1,8 @@
 import type { Action, Footprint, ObservedState, PoolInfra, SiloInfra } from "./tiers/model.js";
-import type { TenantStatus } from "./tenants/status.js";
+import type { Catalogue } from "./apps/catalogue.js";
+import type { Rollout } from "./rollouts/model.js";
+import type { WaveEvent } from "./rollouts/planner.js";
+import type { DeployRecord, TenantStatus } from "./tenants/status.js";
 
 /**
  * The seams between the operator's reconcile logic and the AWS adapters in
@@ -402,4 +405,86 @@ export interface RemovalLog {
   list(): Promise<readonly Removal[]>;
   /** Forgets a removal once its offboarding is done. */
   clear(tenantId: string, fence: Fence): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Fleet rollouts (docs/design.md "Contract: fleet rollouts"): the catalogue
+// each reconcile key runs, and what its reconcile tells the rollout.
+// ---------------------------------------------------------------------------
+
+/** The catalogue a reconcile key (tenant id or the pool's key) runs now, and its part in the fleet rollout. */
+export interface CatalogueAssignment {
+  readonly catalogue: Catalogue;
+  readonly hash: string;
+  /** Present while a rollout has reached the key (target) or failed on it (failed). */
+  readonly rollout?: {
+    readonly id: string;
+    readonly role: "target" | "failed";
+    /** The catalogue it ran before the rollout (and returns to if it fails). */
+    readonly baseline: Catalogue;
+    /** The catalogue the rollout brings. */
+    readonly target: Catalogue;
+    readonly failure?: { readonly reason: string; readonly announced: boolean };
+  };
+}
+
+/** What a reconcile concluded about its key, against the catalogue it was assigned. */
+export type RolloutOutcome = "healthy" | "waiting" | "notApplicable";
+
+export interface CatalogueSource {
+  /** Waits until the catalogue and the rollout are known (a reconcile must not guess them). */
+  assignment(key: string): Promise<CatalogueAssignment>;
+  /** Remembered in memory; the rollout executor records it at its next step. */
+  report(key: string, hash: string, outcome: RolloutOutcome): void;
+  /** The key's deployment of the rollout's catalogue failed: recorded durably before it returns. */
+  fail(key: string, hash: string, reason: string): Promise<void>;
+  /** The key's provisionFailure for the rollout was sent. */
+  announced(key: string, rolloutId: string): Promise<void>;
+}
+
+/** Open and failed deployments of a key with no tenant record to keep them in (the pool), in the operator table. */
+export interface DeployLedgerStore {
+  get(key: string): Promise<Readonly<Record<string, DeployRecord>>>;
+  put(key: string, ledger: Readonly<Record<string, DeployRecord>>, fence: Fence): Promise<void>;
+}
+
+/** Revision hygiene: the last revisions of a task definition family are kept, older ones deregistered, then deleted. */
+export interface RevisionPort {
+  /**
+   * Keeps the newest `keep` ACTIVE revisions of each family and any revision
+   * in `inUse` (ARNs services or their deployments run); deregisters the
+   * others, then deletes INACTIVE ones not in use. Returns what it did.
+   */
+  prune(
+    families: readonly string[],
+    keep: number,
+    inUse: ReadonlySet<string>,
+    fence: Fence,
+  ): Promise<{ readonly deregistered: readonly string[]; readonly deleted: readonly string[] }>;
+}
+
+/** What the catalogue record holds when read: nothing, something invalid (ignored), or a catalogue. */
+export type CatalogueRead =
+  | { readonly kind: "missing" }
+  | { readonly kind: "invalid"; readonly problem: string; readonly updatedAt?: string }
+  | {
+      readonly kind: "valid";
+      readonly catalogue: Catalogue;
+      readonly hash: string;
+      readonly revision: number;
+      readonly updatedAt?: string;
+      readonly updatedBy?: string;
+    };
+
+/** The operator table's catalogue and rollout items (src/providers/rollout-store.ts). */
+export interface RolloutStorePort {
+  readCatalogue(): Promise<CatalogueRead>;
+  seedCatalogue(catalogue: Catalogue, by: string, fence: Fence): Promise<boolean>;
+  readRollout(): Promise<Rollout | undefined>;
+  writeRollout(rollout: Rollout, readVersion: number | undefined, fence?: Fence): Promise<boolean>;
+}
+
+/** Publishes a wave event (detail-type tenant-operator_rolloutWave). */
+export interface RolloutEventSink {
+  publish(rollout: Rollout, event: WaveEvent): Promise<void>;
 }

@@ -1,25 +1,42 @@
-import { createHash } from "node:crypto";
-import { PutRuleCommand, PutTargetsCommand, type EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { randomBytes } from "node:crypto";
+import {
+  DeleteRuleCommand,
+  ListRulesCommand,
+  ListTagsForResourceCommand,
+  PutRuleCommand,
+  PutTargetsCommand,
+  RemoveTargetsCommand,
+  TagResourceCommand,
+  type EventBridgeClient,
+} from "@aws-sdk/client-eventbridge";
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
+  DeleteQueueCommand,
   GetQueueAttributesCommand,
-  GetQueueUrlCommand,
+  ListQueuesCommand,
+  ListQueueTagsCommand,
   ReceiveMessageCommand,
   SetQueueAttributesCommand,
+  TagQueueCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { display } from "./format.js";
+import { MANAGED_BY_KEY, MANAGED_BY_VALUE } from "../tiers/model.js";
 
 /**
  * Tailing the status events the controller publishes on EventBridge. A bus
- * cannot be read directly, so `tenantctl events` routes the bus into an SQS
- * queue of its own through a rule, both named from the bus so every run (and
- * every operator) finds the same ones: setup is idempotent, and events sent
- * while nobody was tailing wait in the queue for the next run.
+ * cannot be read directly, so each `tenantctl events --follow` routes the
+ * bus into an SQS queue of its own through a rule, both named
+ * `<prefix>-events-<random>`: every viewer sees every event, and none takes
+ * events from another (docs/adr/0012-event-viewers-own-queues.md).
+ *
+ * A viewer deletes its rule and queue when it stops. One that dies cannot,
+ * so both carry an expiry tag that a live viewer pushes forward; any viewer
+ * starting deletes the expired ones it finds, and only those tagged
+ * managed-by=ecs-tenant-operator (the ownership contract).
  */
 
-export interface EventTail {
+export interface EventViewer {
   readonly queueName: string;
   readonly queueUrl: string;
   readonly queueArn: string;
@@ -27,96 +44,203 @@ export interface EventTail {
   readonly ruleArn: string;
 }
 
-const PREFIX = "tenantctl-events-";
-/** Rule names allow 64 of [.-_A-Za-z0-9]; queue names 80 of [-_A-Za-z0-9]: the stricter of both. */
-const MAX_NAME = 64;
-/** Kept a day: long enough to read what happened overnight, short enough not to pile up forever. */
-const RETENTION_SECONDS = 86_400;
+interface Clients {
+  readonly sqs: SQSClient;
+  readonly eventbridge: EventBridgeClient;
+}
+
+/** Tag on a viewer's queue and rule: when they may be deleted by anyone (ISO time). */
+export const EXPIRES_TAG = "tenantctl-viewer-expires-at";
+/** How long a viewer's queue and rule outlive their last heartbeat. */
+export const VIEWER_TTL_MS = 60 * 60_000;
+/** How often a live viewer pushes its expiry forward: well inside the TTL, so a slow call or two never lets it lapse. */
+export const HEARTBEAT_MS = 10 * 60_000;
+/** Events wait this long in a viewer's queue; it reads them within seconds, this covers a suspended laptop. */
+const RETENTION_SECONDS = 3600;
 const TARGET_ID = "tenantctl-events";
 
+/** What starts the names of every viewer's queue and rule for this operator (NAME_PREFIX). */
+export function viewerPrefix(namePrefix: string): string {
+  return `${namePrefix}-events-`;
+}
+
+/** `<prefix>-events-<16 hex>`: unique per viewer, valid as a queue name (80) and a rule name (64). */
+export function viewerName(namePrefix: string, random: string = randomBytes(8).toString("hex")): string {
+  return `${viewerPrefix(namePrefix)}${random}`;
+}
+
+/** True when tags are a viewer's (ours) and its expiry has passed; a resource without both is never ours to delete. */
+export function isExpiredViewer(tags: Readonly<Record<string, string | undefined>>, now: Date): boolean {
+  if (tags[MANAGED_BY_KEY] !== MANAGED_BY_VALUE) return false;
+  const expires = Date.parse(tags[EXPIRES_TAG] ?? "");
+  return !Number.isNaN(expires) && expires < now.getTime();
+}
+
+const expiryTags = (now: Date) => ({
+  [MANAGED_BY_KEY]: MANAGED_BY_VALUE,
+  [EXPIRES_TAG]: new Date(now.getTime() + VIEWER_TTL_MS).toISOString(),
+});
+
 /**
- * `tenantctl-events-<bus>`, valid as both a queue and a rule name. A bus name
- * that had to be changed (an ARN, a partner bus with "/" and ".") or shortened
- * gets a hash of the original, so two buses never share a queue.
+ * Creates this viewer's queue, then its rule on the bus matching `source`,
+ * the queue policy and the target. The queue comes first so a rule never
+ * exists without the queue whose expiry governs it; a failure part way
+ * removes what was made.
  */
-export function tailName(busName: string): string {
-  const cleaned = busName.replace(/[^A-Za-z0-9_-]/g, "-");
-  const plain = PREFIX + cleaned;
-  if (cleaned === busName && plain.length <= MAX_NAME) return plain;
-  const hash = createHash("sha256").update(busName).digest("hex").slice(0, 8);
-  return `${PREFIX}${cleaned.slice(0, MAX_NAME - PREFIX.length - hash.length - 1)}-${hash}`;
-}
-
-/** Creates (or finds) the queue, the rule matching `source` on the bus, the queue policy and the target. */
-export async function ensureEventTail(
-  clients: { readonly sqs: SQSClient; readonly eventbridge: EventBridgeClient },
-  busName: string,
-  source: string,
-): Promise<EventTail> {
-  const name = tailName(busName);
-  const queueUrl = await step("creating queue", () => ensureQueue(clients.sqs, name));
-  const attributes = await step("reading queue", () =>
-    clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] })),
+export async function openViewer(
+  clients: Clients,
+  options: { readonly namePrefix: string; readonly busName: string; readonly source: string; readonly now?: Date },
+): Promise<EventViewer> {
+  const name = viewerName(options.namePrefix);
+  const tags = expiryTags(options.now ?? new Date());
+  const created = await step("creating queue", () =>
+    clients.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { MessageRetentionPeriod: String(RETENTION_SECONDS) }, tags })),
   );
-  const queueArn = attributes.Attributes?.["QueueArn"];
-  if (queueArn === undefined) throw new Error(`queue ${name} has no QueueArn`);
-  const rule = await step(`creating rule on bus ${busName}`, () =>
-    clients.eventbridge.send(
-      new PutRuleCommand({
-        Name: name,
-        EventBusName: busName,
-        EventPattern: JSON.stringify({ source: [source] }),
-        State: "ENABLED",
-        Description: "tenantctl events: copies the tenant operator's status events to an SQS queue to tail",
-      }),
-    ),
-  );
-  const ruleArn = rule.RuleArn;
-  if (ruleArn === undefined) throw new Error(`PutRule ${name} returned no RuleArn`);
-  // EventBridge may deliver only what the queue's policy lets this rule send.
-  const policy = {
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "tenantctl-events",
-        Effect: "Allow",
-        Principal: { Service: "events.amazonaws.com" },
-        Action: "sqs:SendMessage",
-        Resource: queueArn,
-        Condition: { ArnEquals: { "aws:SourceArn": ruleArn } },
-      },
-    ],
-  };
-  await step("setting queue policy", () =>
-    clients.sqs.send(
-      new SetQueueAttributesCommand({
-        QueueUrl: queueUrl,
-        Attributes: { Policy: JSON.stringify(policy), MessageRetentionPeriod: String(RETENTION_SECONDS) },
-      }),
-    ),
-  );
-  const targets = await step("adding rule target", () =>
-    clients.eventbridge.send(new PutTargetsCommand({ Rule: name, EventBusName: busName, Targets: [{ Id: TARGET_ID, Arn: queueArn }] })),
-  );
-  if ((targets.FailedEntryCount ?? 0) > 0) {
-    throw new Error(
-      `adding rule target: ${targets.FailedEntries?.map((e) => `${e.ErrorCode ?? ""} ${e.ErrorMessage ?? ""}`).join("; ") ?? "failed"}`,
-    );
-  }
-  return { queueName: name, queueUrl, queueArn, ruleName: name, ruleArn };
-}
-
-/** GetQueueUrl first: CreateQueue on an existing queue fails when its attributes differ from the ones given. */
-async function ensureQueue(sqs: SQSClient, name: string): Promise<string> {
+  const queueUrl = created.QueueUrl;
+  if (queueUrl === undefined) throw new Error(`CreateQueue ${name} returned no QueueUrl`);
   try {
-    const found = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
-    if (found.QueueUrl !== undefined) return found.QueueUrl;
+    const attributes = await step("reading queue", () =>
+      clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] })),
+    );
+    const queueArn = attributes.Attributes?.["QueueArn"];
+    if (queueArn === undefined) throw new Error(`queue ${name} has no QueueArn`);
+    const rule = await step(`creating rule on bus ${options.busName}`, () =>
+      clients.eventbridge.send(
+        new PutRuleCommand({
+          Name: name,
+          EventBusName: options.busName,
+          EventPattern: JSON.stringify({ source: [options.source] }),
+          State: "ENABLED",
+          Description: "tenantctl events --follow: copies the tenant operator's status events to this viewer's queue",
+          Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+        }),
+      ),
+    );
+    const ruleArn = rule.RuleArn;
+    if (ruleArn === undefined) throw new Error(`PutRule ${name} returned no RuleArn`);
+    // EventBridge may deliver only what the queue's policy lets this rule send.
+    const policy = {
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "tenantctl-events",
+          Effect: "Allow",
+          Principal: { Service: "events.amazonaws.com" },
+          Action: "sqs:SendMessage",
+          Resource: queueArn,
+          Condition: { ArnEquals: { "aws:SourceArn": ruleArn } },
+        },
+      ],
+    };
+    await step("setting queue policy", () =>
+      clients.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: JSON.stringify(policy) } })),
+    );
+    const targets = await step("adding rule target", () =>
+      clients.eventbridge.send(
+        new PutTargetsCommand({ Rule: name, EventBusName: options.busName, Targets: [{ Id: TARGET_ID, Arn: queueArn }] }),
+      ),
+    );
+    if ((targets.FailedEntryCount ?? 0) > 0) {
+      throw new Error(
+        `adding rule target: ${targets.FailedEntries?.map((e) => `${e.ErrorCode ?? ""} ${e.ErrorMessage ?? ""}`).join("; ") ?? "failed"}`,
+      );
+    }
+    return { queueName: name, queueUrl, queueArn, ruleName: name, ruleArn };
   } catch (err) {
-    if (!(err instanceof Error && /QueueDoesNotExist|NonExistentQueue/.test(err.name))) throw err;
+    await removeViewer(clients, options.busName, name, queueUrl).catch(() => undefined);
+    throw err;
   }
-  const created = await sqs.send(new CreateQueueCommand({ QueueName: name }));
-  if (created.QueueUrl === undefined) throw new Error(`CreateQueue ${name} returned no QueueUrl`);
-  return created.QueueUrl;
+}
+
+/** Pushes the viewer's expiry forward (the heartbeat of a live viewer). */
+export async function extendViewer(clients: Clients, viewer: EventViewer, now: Date = new Date()): Promise<void> {
+  const tags = expiryTags(now);
+  await clients.sqs.send(new TagQueueCommand({ QueueUrl: viewer.queueUrl, Tags: tags }));
+  await clients.eventbridge.send(
+    new TagResourceCommand({ ResourceARN: viewer.ruleArn, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }),
+  );
+}
+
+/** Deletes the viewer's rule (targets first, as EventBridge requires), then its queue. Gone already is fine. */
+export async function closeViewer(clients: Clients, busName: string, viewer: EventViewer): Promise<void> {
+  await removeViewer(clients, busName, viewer.ruleName, viewer.queueUrl);
+}
+
+async function removeViewer(clients: Clients, busName: string, ruleName: string, queueUrl: string | undefined): Promise<void> {
+  await removeRule(clients.eventbridge, busName, ruleName);
+  if (queueUrl !== undefined) await ignoreMissing(() => clients.sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })));
+}
+
+async function removeRule(eventbridge: EventBridgeClient, busName: string, ruleName: string): Promise<void> {
+  await ignoreMissing(() => eventbridge.send(new RemoveTargetsCommand({ Rule: ruleName, EventBusName: busName, Ids: [TARGET_ID] })));
+  await ignoreMissing(() => eventbridge.send(new DeleteRuleCommand({ Name: ruleName, EventBusName: busName })));
+}
+
+const MISSING = new Set(["ResourceNotFoundException", "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"]);
+
+async function ignoreMissing(call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (err) {
+    if (!(err instanceof Error && MISSING.has(err.name))) throw err;
+  }
+}
+
+/**
+ * Deletes the queues and rules of viewers that died (expired, ours), so a
+ * killed `tenantctl events --follow` leaves nothing behind for long.
+ * Returns the names removed. A viewer is judged by its own tags only, never
+ * by whether its partner exists: a queue created a moment ago by a viewer
+ * starting now has no rule yet and must be left alone.
+ */
+export async function sweepExpiredViewers(
+  clients: Clients,
+  options: { readonly namePrefix: string; readonly busName: string; readonly now?: Date },
+): Promise<string[]> {
+  const now = options.now ?? new Date();
+  const prefix = viewerPrefix(options.namePrefix);
+  const removed = new Set<string>();
+  let token: string | undefined;
+  do {
+    const page = await clients.sqs.send(new ListQueuesCommand({ QueueNamePrefix: prefix, MaxResults: 1000, NextToken: token }));
+    for (const url of page.QueueUrls ?? []) {
+      const name = url.slice(url.lastIndexOf("/") + 1);
+      let tags: Record<string, string>;
+      try {
+        tags = (await clients.sqs.send(new ListQueueTagsCommand({ QueueUrl: url }))).Tags ?? {};
+      } catch (err) {
+        if (err instanceof Error && MISSING.has(err.name)) continue; // another viewer swept it first
+        throw err;
+      }
+      if (!isExpiredViewer(tags, now)) continue;
+      await removeViewer(clients, options.busName, name, url);
+      removed.add(name);
+    }
+    token = page.NextToken;
+  } while (token !== undefined);
+  // A rule whose queue went some other way (deleted by hand): judged by its own expiry tag.
+  let next: string | undefined;
+  do {
+    const page = await clients.eventbridge.send(
+      new ListRulesCommand({ NamePrefix: prefix, EventBusName: options.busName, NextToken: next }),
+    );
+    for (const rule of page.Rules ?? []) {
+      if (rule.Name === undefined || rule.Arn === undefined || removed.has(rule.Name)) continue;
+      let tags: Record<string, string>;
+      try {
+        const out = await clients.eventbridge.send(new ListTagsForResourceCommand({ ResourceARN: rule.Arn }));
+        tags = Object.fromEntries((out.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
+      } catch (err) {
+        if (err instanceof Error && MISSING.has(err.name)) continue;
+        throw err;
+      }
+      if (!isExpiredViewer(tags, now)) continue;
+      await removeRule(clients.eventbridge, options.busName, rule.Name);
+      removed.add(rule.Name);
+    }
+    next = page.NextToken;
+  } while (next !== undefined);
+  return [...removed].sort();
 }
 
 async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -167,7 +291,7 @@ export async function receiveEvents(sqs: SQSClient, queueUrl: string, waitSecond
   return received.sort((a, b) => (a.event?.time ?? "").localeCompare(b.event?.time ?? ""));
 }
 
-/** Deletes shown messages so the next run does not show them again. */
+/** Deletes received messages from the viewer's own queue, so they are not delivered to it again. */
 export async function acknowledge(sqs: SQSClient, queueUrl: string, received: readonly Received[]): Promise<void> {
   const entries = received.flatMap((r, i) => (r.receiptHandle !== undefined ? [{ Id: String(i), ReceiptHandle: r.receiptHandle }] : []));
   if (entries.length === 0) return;
@@ -190,6 +314,10 @@ export function parseEvent(body: string): TailedEvent | undefined {
 
 const DETAIL_TYPE_WIDTH = 26; // "sbt_aws_deprovisionFailure"
 
+/** A detail field as text: scalars as they are, anything else (another sender's event) as JSON. */
+const text = (v: unknown): string =>
+  typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v) : (JSON.stringify(v) ?? "-");
+
 /** One line a person reads: time, detail-type, tenant, registration status, phase, reason. */
 export function formatEventLine(r: Received): string {
   const event = r.event;
@@ -197,13 +325,9 @@ export function formatEventLine(r: Received): string {
   const detail = event.detail ?? {};
   const jobOutput = (detail["jobOutput"] ?? {}) as Record<string, unknown>;
   const registration = (jobOutput["tenantRegistrationData"] ?? {}) as Record<string, unknown>;
-  const parts = [
-    event.time ?? "-",
-    (event["detail-type"] ?? "-").padEnd(DETAIL_TYPE_WIDTH),
-    `tenant=${display(detail["tenantId"] ?? "-")}`,
-  ];
-  if (registration["registrationStatus"] !== undefined) parts.push(`registrationStatus=${display(registration["registrationStatus"])}`);
-  if (detail["phase"] !== undefined) parts.push(`phase=${display(detail["phase"])}`);
-  if (detail["reason"] !== undefined) parts.push(`reason=${JSON.stringify(display(detail["reason"]))}`);
+  const parts = [event.time ?? "-", (event["detail-type"] ?? "-").padEnd(DETAIL_TYPE_WIDTH), `tenant=${text(detail["tenantId"] ?? "-")}`];
+  if (registration["registrationStatus"] !== undefined) parts.push(`registrationStatus=${text(registration["registrationStatus"])}`);
+  if (detail["phase"] !== undefined) parts.push(`phase=${text(detail["phase"])}`);
+  if (detail["reason"] !== undefined) parts.push(`reason=${JSON.stringify(text(detail["reason"]))}`);
   return parts.join("  ");
 }

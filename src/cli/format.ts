@@ -81,7 +81,6 @@ export function fail(io: Io, command: string, message: string, code = 1): number
   return code;
 }
 
-/** An SDK or other error's message, without the "Error:" noise. */
 /** A record's value as text: scalars as they are, anything else as JSON (never "[object Object]"). */
 export function display(value: unknown): string {
   if (typeof value === "string") return value;
@@ -90,6 +89,7 @@ export function display(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** An SDK or other error's message, without the "Error:" noise. */
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   return err.name && err.name !== "Error" ? `${err.name}: ${err.message}` : err.message;

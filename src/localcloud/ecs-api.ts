@@ -7,6 +7,7 @@ import {
   createService,
   decideCreate,
   deleteService,
+  deploymentConfigurationOf,
   findService,
   initialState,
   isCrashloopImage,
@@ -123,6 +124,7 @@ export class EcsApi {
         clientToken,
         crashloop: taskDefinition === "" ? false : await this.#crashloop(call, taskDefinition),
         ...serviceConnectOf(input),
+        ...deploymentConfigurationOf(input),
       });
       this.#log?.debug({ cluster, service: name, taskDefinition }, "service created; deployment started");
       return withJsonBody(answer, { ...parsed, service: this.#render(service) });
@@ -148,6 +150,7 @@ export class EcsApi {
         forceNewDeployment: input["forceNewDeployment"] === true,
         crashloop: resolved?.crashloop ?? false,
         ...serviceConnectOf(input),
+        ...deploymentConfigurationOf(input),
       });
       this.#log?.debug(
         { cluster, service: name, deployment: findService(this.#state, cluster, name)?.deployments[0]?.id },
@@ -246,6 +249,7 @@ export class EcsApi {
       desiredCount: sim.desiredCount,
       ...serviceCounts(sim),
       taskDefinition: primary?.taskDefinition ?? service["taskDefinition"],
+      deploymentConfiguration: sim.deploymentConfiguration,
       deployments: sim.deployments.map((d) => ({
         ...template,
         id: d.id,

@@ -5,10 +5,19 @@
  *
  * It stands in for what moto does not model: moto never starts tasks, reports
  * running = desired the moment a service is updated, and forgets a deleted
- * service at once. Here tasks start one by one after a delay, images tagged
- * `crashloop` trip the deployment circuit breaker, a rolling update drains the
- * old deployment as the new one comes up, and a deleted service drains before
- * it turns INACTIVE.
+ * service at once. Here tasks start one by one after a delay, a rolling
+ * update drains the old deployment as the new one comes up, and a deleted
+ * service drains before it turns INACTIVE.
+ *
+ * Images tagged `crashloop` never start a task. What follows is the service's
+ * deployment circuit breaker (deploymentConfiguration.deploymentCircuitBreaker),
+ * as ECS has it: without it the deployment keeps trying, IN_PROGRESS forever;
+ * with it, once failedTasks reaches the threshold the deployment is FAILED
+ * ("ECS deployment circuit breaker: tasks failed to start.") and launches no
+ * more tasks; with rollback too, a new PRIMARY deployment of the last
+ * COMPLETED deployment's task definition starts ("ECS deployment circuit
+ * breaker: rolling back to deploymentId <id>."), the failed one stays listed
+ * as ACTIVE until the rollback completes, and then it is gone.
  */
 
 export type ServiceStatus = "ACTIVE" | "DRAINING" | "INACTIVE";
@@ -37,10 +46,30 @@ export interface SimDeployment {
   readonly updatedAt: number;
 }
 
+/** deploymentConfiguration.deploymentCircuitBreaker; ECS's default is off. */
+export interface CircuitBreaker {
+  readonly enable: boolean;
+  readonly rollback: boolean;
+}
+
+/** The deployment configuration a request gave, as DescribeServices reports it (moto drops it). */
+export interface DeploymentConfiguration {
+  readonly deploymentCircuitBreaker: CircuitBreaker;
+  readonly maximumPercent: number;
+  readonly minimumHealthyPercent: number;
+}
+
+export const DEFAULT_DEPLOYMENT_CONFIGURATION: DeploymentConfiguration = {
+  deploymentCircuitBreaker: { enable: false, rollback: false },
+  maximumPercent: 200,
+  minimumHealthyPercent: 100,
+};
+
 export interface SimService {
   readonly cluster: string;
   readonly name: string;
   readonly status: ServiceStatus;
+  readonly deploymentConfiguration: DeploymentConfiguration;
   readonly desiredCount: number;
   readonly clientToken: string | undefined;
   /** The PRIMARY deployment first, then older ACTIVE ones still draining. */
@@ -134,6 +163,8 @@ export interface CreateInput {
   readonly clientToken: string | undefined;
   readonly crashloop: boolean;
   readonly serviceConnectConfiguration?: Readonly<Record<string, unknown>>;
+  /** The request's deploymentConfiguration; ECS's defaults (circuit breaker off) without one. */
+  readonly deploymentConfiguration?: Partial<DeploymentConfiguration>;
 }
 
 /** Records a service moto has just created, with its first deployment IN_PROGRESS and no task running. */
@@ -151,6 +182,7 @@ export function createService(state: SimState, input: CreateInput): SimState {
     cluster: input.cluster,
     name: input.name,
     status: "ACTIVE",
+    deploymentConfiguration: { ...DEFAULT_DEPLOYMENT_CONFIGURATION, ...input.deploymentConfiguration },
     desiredCount: input.desiredCount,
     clientToken: input.clientToken,
     deployments: [deployment],
@@ -172,6 +204,8 @@ export interface UpdateInput {
   readonly crashloop: boolean;
   /** A Service Connect configuration the request sent; a different one starts a deployment, as in ECS. */
   readonly serviceConnectConfiguration?: Readonly<Record<string, unknown>>;
+  /** A deploymentConfiguration the request sent: it replaces the service's (fields it leaves out are kept). */
+  readonly deploymentConfiguration?: Partial<DeploymentConfiguration>;
 }
 
 /**
@@ -182,10 +216,11 @@ export interface UpdateInput {
  * Unknown services are left alone (moto created them before the model existed).
  */
 export function updateService(state: SimState, input: UpdateInput): SimState {
-  const service = findService(state, input.cluster, input.name);
+  let service = findService(state, input.cluster, input.name);
   if (service === undefined || service.status !== "ACTIVE") return state;
   const primary = service.deployments[0];
   const desiredCount = input.desiredCount ?? service.desiredCount;
+  const deploymentConfiguration = { ...service.deploymentConfiguration, ...input.deploymentConfiguration };
   const newTaskDefinition = input.taskDefinition !== undefined && input.taskDefinition !== primary?.taskDefinition;
   const connect = input.serviceConnectConfiguration ?? primary?.serviceConnectConfiguration;
   const newConnect =
@@ -202,8 +237,18 @@ export function updateService(state: SimState, input: UpdateInput): SimState {
       .filter((d) => d.runningCount > 0);
     return withService(
       { ...state, seq },
-      { ...service, desiredCount, deployments: [fresh, ...older], nextStepAt: state.now + state.timing.startDelayMs },
+      {
+        ...service,
+        deploymentConfiguration,
+        desiredCount,
+        deployments: [fresh, ...older],
+        nextStepAt: state.now + state.timing.startDelayMs,
+      },
     );
+  }
+  if (input.deploymentConfiguration !== undefined) {
+    service = { ...service, deploymentConfiguration };
+    if (desiredCount === service.desiredCount) return withService(state, service);
   }
   if (desiredCount === service.desiredCount) return state;
   const retargeted: SimDeployment = {
@@ -244,14 +289,15 @@ export function advanceTo(state: SimState, now: number): SimState {
   // Most calls find nothing due; keep the services record as it is then (benchmarks hold thousands).
   if (due.length === 0) return { ...state, now };
   const services: Record<string, SimService> = { ...state.services };
+  let seq = state.seq;
   for (const [key, service] of due) {
     let current = service;
     while (current.nextStepAt !== undefined && current.nextStepAt <= now) {
-      current = step(current, current.nextStepAt, state.timing);
+      [current, seq] = step(current, current.nextStepAt, state.timing, seq);
     }
     services[key] = current;
   }
-  return { ...state, now, services };
+  return { ...state, now, seq, services };
 }
 
 /** Forgets every service (the control API's reset). */
@@ -268,19 +314,20 @@ export function serviceCounts(service: SimService): { readonly runningCount: num
 }
 
 /** One step of one service at simulated time `at`: at most one task starts, fails or stops per deployment role. */
-function step(service: SimService, at: number, timing: SimTiming): SimService {
-  if (service.status === "DRAINING") return drainStep(service, at, timing);
-  if (service.status === "INACTIVE") return { ...service, nextStepAt: undefined };
+function step(service: SimService, at: number, timing: SimTiming, seq: number): [SimService, number] {
+  if (service.status === "DRAINING") return [drainStep(service, at, timing), seq];
+  if (service.status === "INACTIVE") return [{ ...service, nextStepAt: undefined }, seq];
   const [primary, ...older] = service.deployments;
-  if (primary === undefined) return { ...service, nextStepAt: undefined };
+  if (primary === undefined) return [{ ...service, nextStepAt: undefined }, seq];
 
   // Without rollback, ECS stops launching once the circuit breaker trips; the old tasks keep serving.
-  if (primary.rolloutState === "FAILED") return { ...service, nextStepAt: undefined };
+  if (primary.rolloutState === "FAILED") return [{ ...service, nextStepAt: undefined }, seq];
   let next = primary;
   let stopOld = false;
   if (next.crashloop && next.desiredCount > 0) {
     const failedTasks = next.failedTasks + 1;
-    const tripped = failedTasks >= failureThreshold(next.desiredCount);
+    const breaker = service.deploymentConfiguration.deploymentCircuitBreaker;
+    const tripped = breaker.enable && failedTasks >= failureThreshold(next.desiredCount);
     next = {
       ...next,
       failedTasks,
@@ -289,6 +336,8 @@ function step(service: SimService, at: number, timing: SimTiming): SimService {
       rolloutStateReason: tripped ? "ECS deployment circuit breaker: tasks failed to start." : next.rolloutStateReason,
       updatedAt: at,
     };
+    const previous = older.find((d) => d.rolloutState === "COMPLETED");
+    if (tripped && breaker.rollback && previous !== undefined) return rollBack(service, next, older, previous, at, timing, seq);
   } else if (next.runningCount < next.desiredCount) {
     const runningCount = next.runningCount + 1;
     next = { ...next, runningCount, pendingCount: next.desiredCount - runningCount, updatedAt: at };
@@ -309,7 +358,32 @@ function step(service: SimService, at: number, timing: SimTiming): SimService {
   const atRest =
     next.rolloutState === "FAILED" ||
     (next.rolloutState === "COMPLETED" && next.runningCount === next.desiredCount && remaining.length === 0);
-  return { ...service, deployments: [next, ...remaining], nextStepAt: atRest ? undefined : at + timing.stepMs };
+  // A deployment the circuit breaker failed stays listed, with no task, until the rollback completes.
+  const listed = next.rolloutState === "IN_PROGRESS" ? drained.filter((d) => d.runningCount > 0 || d.rolloutState === "FAILED") : remaining;
+  return [{ ...service, deployments: [next, ...listed], nextStepAt: atRest ? undefined : at + timing.stepMs }, seq];
+}
+
+/**
+ * The circuit breaker with rollback: the failed deployment turns ACTIVE
+ * (FAILED, no task), and a new PRIMARY deployment of the last completed
+ * deployment's task definition rolls the service back.
+ */
+function rollBack(
+  service: SimService,
+  failed: SimDeployment,
+  older: readonly SimDeployment[],
+  previous: SimDeployment,
+  at: number,
+  timing: SimTiming,
+  seq: number,
+): [SimService, number] {
+  const [id, next] = nextDeploymentId(seq);
+  const rollback: SimDeployment = {
+    ...newDeployment(id, previous.taskDefinition, service.desiredCount, previous.crashloop, at, previous.serviceConnectConfiguration),
+    rolloutStateReason: `ECS deployment circuit breaker: rolling back to deploymentId ${previous.id}.`,
+  };
+  const demoted: SimDeployment = { ...failed, status: "ACTIVE", desiredCount: 0, pendingCount: 0, updatedAt: at };
+  return [{ ...service, deployments: [rollback, demoted, ...older], nextStepAt: at + timing.startDelayMs }, next];
 }
 
 function drainStep(service: SimService, at: number, timing: SimTiming): SimService {
@@ -366,4 +440,23 @@ function nextDeploymentId(seq: number): [string, number] {
 
 function withService(state: SimState, service: SimService): SimState {
   return { ...state, services: { ...state.services, [serviceKey(service.cluster, service.name)]: service } };
+}
+
+/**
+ * The deploymentConfiguration of a CreateService/UpdateService request, in
+ * the model's terms (moto ignores it). Empty when the request has none.
+ */
+export function deploymentConfigurationOf(input: Readonly<Record<string, unknown>>): {
+  deploymentConfiguration?: Partial<DeploymentConfiguration>;
+} {
+  const raw = input["deploymentConfiguration"];
+  if (raw === null || typeof raw !== "object") return {};
+  const config = raw as Record<string, unknown>;
+  const breaker = config["deploymentCircuitBreaker"] as Record<string, unknown> | undefined;
+  const out: { -readonly [K in keyof DeploymentConfiguration]?: DeploymentConfiguration[K] } = {};
+  if (breaker !== null && typeof breaker === "object")
+    out.deploymentCircuitBreaker = { enable: breaker["enable"] === true, rollback: breaker["rollback"] === true };
+  if (typeof config["maximumPercent"] === "number") out.maximumPercent = config["maximumPercent"];
+  if (typeof config["minimumHealthyPercent"] === "number") out.minimumHealthyPercent = config["minimumHealthyPercent"];
+  return { deploymentConfiguration: out };
 }

@@ -1,4 +1,4 @@
-import { causeChain, ClassifiedError, type ErrorKind } from "../errors.js";
+import { causeChain, ClassifiedError, LeaseLostError, type ErrorKind } from "../errors.js";
 import { awsErrorKind } from "../providers/aws-errors.js";
 
 /**
@@ -26,4 +26,31 @@ export function isRetryable(err: unknown): boolean {
 export function describeError(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
+}
+
+/** True for the loss of the lease, wrapped or not: nothing may be written then. */
+export function isLeaseLost(err: unknown): boolean {
+  return causeChain(err).some((e) => e instanceof LeaseLostError);
+}
+
+/** The name an error is known by in status.lastError.type: wrappers (a tier move's step, a classification) go by what they wrap, the innermost cause. */
+export function errorType(err: unknown): string {
+  const root = causeChain(err).at(-1);
+  return root instanceof Error ? root.name : typeof root;
+}
+
+/** A tenant record that fails validation: only an edit of the record helps. */
+export class InvalidRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidTenantRecord";
+  }
+}
+
+/** A stack operation CloudFormation reported failed, worth another attempt (a rollback that can be retried). */
+export class StackFailedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StackOperationFailed";
+  }
 }

@@ -2,11 +2,19 @@ import type { Logger } from "pino";
 import { Controller } from "../reconciler/controller.js";
 import type { LeaderLease } from "../reconciler/lease.js";
 import { WorkQueue } from "../reconciler/queue.js";
+import type { QueueMetricsProvider } from "../reconciler/queue-metrics.js";
 import type { ReconcileResult } from "../reconciler/result.js";
 import { POOL_KEY } from "../tiers/desired.js";
 import { describeError } from "./errors.js";
 import type { EcsPort, TenantChange, TenantChangeSource, TenantStore } from "../ports.js";
 import type { TenantReconciler } from "./tenant-reconciler.js";
+import type { LeaderContext } from "./rollout-executor.js";
+
+/** Work that runs only while this process leads (the rollout executor), started and stopped with the reconcilers. */
+export interface LeaderTask {
+  start(ctx: LeaderContext): Promise<void>;
+  stop(): Promise<void>;
+}
 
 export interface ManagerOptions {
   readonly store: TenantStore;
@@ -23,7 +31,15 @@ export interface ManagerOptions {
   readonly onResult?: (key: string, result: ReconcileResult, durationMs: number) => void;
   /** Bound on waiting for in-flight reconciles at shutdown. @default 20000 */
   readonly shutdownTimeoutMs?: number;
+  /** Where the work queue (named "tenant") reports its workqueue_* metrics. @default none */
+  readonly queueMetrics?: QueueMetricsProvider;
+  /** @default Date.now */
+  readonly now?: () => number;
+  readonly leaderTasks?: readonly LeaderTask[];
 }
+
+/** The work queue's name in its metrics, as controller-runtime names a queue after its controller. */
+export const QUEUE_NAME = "tenant";
 
 /** How soon a failed initial sync or resync is tried again. */
 const RESYNC_RETRY_MS = 5000;
@@ -43,6 +59,9 @@ export class Manager {
   #resyncTimer: NodeJS.Timeout | undefined;
   #synced = false;
   #changesStarted = false;
+  /** When this process began leading, and when a resync last queued everything (epoch ms). */
+  #leadingSince: number | undefined;
+  #lastResyncAt: number | undefined;
   #transition: Promise<void> = Promise.resolve();
   readonly #listeners = new Set<(role: Role) => void>();
 
@@ -61,6 +80,21 @@ export class Manager {
 
   get queueDepth(): number {
     return this.#queue?.len() ?? 0;
+  }
+
+  /**
+   * Seconds since a resync last queued every tenant, counted from no earlier
+   * than the start of this leadership (a failing initial sync ages from
+   * there). Undefined unless leader: a standby does not resync.
+   */
+  resyncAgeSeconds(): number | undefined {
+    if (this.#role !== "leader" || this.#leadingSince === undefined) return undefined;
+    const since = Math.max(this.#leadingSince, this.#lastResyncAt ?? 0);
+    return Math.max(0, this.#now() - since) / 1000;
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
   }
 
   onRoleChange(listener: (role: Role) => void): void {
@@ -105,7 +139,7 @@ export class Manager {
   async #lead(): Promise<void> {
     if (this.#role === "stopped" || this.#role === "leader") return;
     this.#o.log.info("acquired leader lease; starting reconcilers");
-    const queue = new WorkQueue<string>();
+    const queue = new WorkQueue<string>({ name: QUEUE_NAME, ...(this.#o.queueMetrics ? { metrics: this.#o.queueMetrics } : {}) });
     const controller = new Controller<string>({
       queue,
       reconciler: this.#o.reconciler.reconcile,
@@ -116,8 +150,18 @@ export class Manager {
     this.#queue = queue;
     this.#controller = controller;
     this.#synced = false;
+    this.#leadingSince = this.#now();
     this.#setRole("leader");
     controller.start();
+    // Before the first keys: their reconciles wait for what these tasks load (the rollout's catalogues).
+    for (const task of this.#o.leaderTasks ?? [])
+      await task.start({
+        // Behind fresh record edits: a rollout never delays what a person just asked for.
+        enqueue: (keys) => {
+          for (const key of keys) queue.add(key, "resync");
+        },
+        resync: () => void this.#resync(),
+      });
     // The stream starts before the scan: a change made during the scan is then
     // seen by both, and the queue collapses the duplicate; started after, it
     // could fall between the two and wait for the next resync.
@@ -149,10 +193,12 @@ export class Manager {
     this.#resyncTimer = undefined;
     await this.#o.changes.stop();
     this.#changesStarted = false;
+    for (const task of this.#o.leaderTasks ?? []) await task.stop();
     await this.#controller?.stop({ timeoutMs: this.#o.shutdownTimeoutMs ?? 20_000 });
     this.#controller = undefined;
     this.#queue = undefined;
     this.#synced = false;
+    this.#leadingSince = undefined;
   }
 
   #onChanges(changes: readonly TenantChange[]): void {
@@ -174,7 +220,7 @@ export class Manager {
   async #resync(): Promise<boolean> {
     const queue = this.#queue;
     if (!queue) return false;
-    const started = Date.now();
+    const started = this.#now();
     const seen = new Set<string>();
     try {
       queue.add(POOL_KEY, "resync");
@@ -192,7 +238,8 @@ export class Manager {
       const owners = await this.#o.ecs.inventory(this.#o.sharedClusters);
       const orphans = [...owners].filter((id) => !seen.has(id));
       for (const id of orphans) queue.add(id, "resync");
-      this.#o.log.info({ tenants: seen.size, orphans: orphans.length, ms: Date.now() - started }, "resync queued");
+      this.#lastResyncAt = this.#now();
+      this.#o.log.info({ tenants: seen.size, orphans: orphans.length, ms: this.#lastResyncAt - started }, "resync queued");
       return true;
     } catch (err) {
       this.#o.log.error({ err: describeError(err) }, "resync failed; retrying soon");

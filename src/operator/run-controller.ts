@@ -3,9 +3,11 @@ import type { Logger } from "pino";
 import { defaultCatalogue, loadCatalogue, type Catalogue } from "../apps/catalogue.js";
 import type { Config } from "../config.js";
 import { startHttpServer } from "../http/server.js";
+import { EmfEmitter } from "../observability/emf.js";
 import { Metrics } from "../observability/metrics.js";
 import { createAwsClients, type AwsClients } from "../providers/aws-clients.js";
 import { CallCounter } from "../providers/call-counter.js";
+import { publishSettings, settingsOf } from "../providers/controller-settings.js";
 import { DynamoDbLeaseStore } from "../providers/dynamodb-lease-store.js";
 import { DynamoTenantData } from "../data/dynamo-tenant-data.js";
 import { CaseClaims } from "../providers/case-claims.js";
@@ -23,11 +25,19 @@ import { DynamoTenantStore } from "../providers/tenant-store.js";
 import { DynamoStreamSource } from "../providers/tenant-stream.js";
 import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
 import { Manager } from "./manager.js";
+import { RolloutExecutor } from "./rollout-executor.js";
+import { DynamoRolloutStore } from "../providers/rollout-store.js";
+import { DynamoDeployLedger } from "../providers/deploy-ledger.js";
+import { EcsRevisionHygiene } from "../providers/revision-hygiene.js";
+import { EventBridgeRolloutEvents } from "../providers/rollout-events.js";
 import { TenantReconciler } from "./tenant-reconciler.js";
+import { describeError } from "./errors.js";
 
 export interface RunningController {
   readonly manager: Manager;
   readonly reconciler: TenantReconciler;
+  /** The fleet rollout, while this controller leads. */
+  readonly rollouts: RolloutExecutor;
   readonly lease: LeaderLease;
   readonly calls: CallCounter;
   readonly metrics: Metrics;
@@ -48,11 +58,14 @@ export interface ControllerTuning {
   readonly http?: boolean;
   /** Bound on in-flight reconciles at shutdown. @default 20000 */
   readonly shutdownTimeoutMs?: number;
+  /** How often the catalogue is read and the fleet rollout stepped. @default 2000 */
+  readonly rolloutTickMs?: number;
 }
 
 /** The tenant and pool infrastructure stacks. */
 export function tenantInfra(config: Config, clients: Pick<AwsClients, "cloudformation">): CloudFormationTenantInfra {
-  return new CloudFormationTenantInfra(new StackProvider(clients.cloudformation), {
+  const stacks = new StackProvider(clients.cloudformation, config.cfnRoleArn !== undefined ? { roleArn: config.cfnRoleArn } : {});
+  return new CloudFormationTenantInfra(stacks, {
     namePrefix: config.namePrefix,
     listenerArn: config.listenerArn,
     vpcId: config.vpcId,
@@ -104,6 +117,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   const metrics = new Metrics();
   metrics.attachCallCounter(calls);
   const clients = createAwsClients(config, calls);
+  // Only the seed of the catalogue record (operator table): after that, the record rules (`tenantctl catalogue set`).
   const catalogue = await loadCatalogueFile(config.catalogueFile);
 
   const lease = new LeaderLease({
@@ -116,12 +130,43 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   const ecs = new EcsProvider(clients.ecs, { region: config.region });
   // Another leader may have registered revisions meanwhile: forget what this process cached.
   lease.onAcquired(() => ecs.invalidateCaches());
+  // The acting controller's settings, for `tenantctl plan` on a workstation (src/providers/controller-settings.ts).
+  lease.onAcquired((token) => {
+    const settings = settingsOf(config, catalogue, {
+      holder: lease.holder,
+      token,
+      accountId: accountOf(config.listenerArn),
+      now: new Date(),
+    });
+    publishSettings(clients.dynamodb, config.leaseTable, settings).catch((err: unknown) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not publish the controller's settings for tenantctl plan"),
+    );
+  });
+  const rollouts = new RolloutExecutor({
+    store: new DynamoRolloutStore(clients.dynamodb, config.leaseTable),
+    tenants: store,
+    seed: catalogue,
+    settings: config.rollout,
+    fence: lease,
+    events: new EventBridgeRolloutEvents(clients.eventbridge, { eventBusName: config.eventBusName, source: config.eventSource }),
+    log: log.child({ component: "rollout" }),
+    holder: lease.holder,
+    ...(tuning.rolloutTickMs !== undefined ? { tickMs: tuning.rolloutTickMs } : {}),
+  });
   const reconciler = new TenantReconciler({
     store,
     ecs,
+    catalogues: rollouts,
+    ledgers: new DynamoDeployLedger(clients.dynamodb, config.leaseTable),
+    revisions: new EcsRevisionHygiene(clients.ecs),
+    revisionsToKeep: config.revisionsToKeep,
     infra: tenantInfra(config, clients),
     ...tenantParts(config, clients),
-    events: new EventBridgePublisher(clients.eventbridge, { eventBusName: config.eventBusName, source: config.eventSource }),
+    events: new EventBridgePublisher(clients.eventbridge, {
+      eventBusName: config.eventBusName,
+      source: config.eventSource,
+      onUndelivered: (n) => metrics.eventPublishFailed(n),
+    }),
     fence: lease,
     catalogue,
     settings: config,
@@ -129,12 +174,14 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     ...(tuning.pollMs !== undefined ? { pollMs: tuning.pollMs } : {}),
     ...(tuning.maxPollMs !== undefined ? { maxPollMs: tuning.maxPollMs } : {}),
   });
+  const changes = new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, {
+    log,
+    ...(config.tenantsStreamArn !== undefined ? { streamArn: config.tenantsStreamArn } : {}),
+    ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}),
+  });
   const manager = new Manager({
     store,
-    changes: new DynamoStreamSource(clients.dynamodb, clients.streams, config.tenantsTable, {
-      log,
-      ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}),
-    }),
+    changes,
     ecs,
     reconciler,
     lease,
@@ -143,9 +190,35 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     resyncMs: config.resyncSeconds * 1000,
     sharedClusters: [config.poolCluster, config.advancedCluster],
     onResult: (_key, result, ms) => metrics.observeReconcile(result, ms),
+    queueMetrics: metrics,
+    leaderTasks: [rollouts],
     ...(tuning.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
   });
   manager.onRoleChange((role) => metrics.setLeader(role === "leader"));
+  let stopping: Promise<void> | undefined;
+  // A graceful stop releases the lease too; only a loss while leading counts.
+  lease.onLost(() => {
+    if (stopping === undefined) metrics.leaseLost();
+  });
+  /** Gauges read from their sources, before each scrape and each EMF line. */
+  const refresh = () => {
+    metrics.setQueueDepth(manager.queueDepth);
+    metrics.setTenantsByPhase(reconciler.phaseCounts());
+    metrics.setPhaseTimes(reconciler.phaseTimes(), Date.now(), config.stuckAfterSeconds * 1000);
+    metrics.setStreamLag(changes.lagSeconds());
+    metrics.setResyncAge(manager.resyncAgeSeconds());
+  };
+  const emf = config.emfMetrics
+    ? new EmfEmitter({
+        operator: config.namePrefix,
+        intervalMs: config.emfIntervalSeconds * 1000,
+        sample: () => {
+          refresh();
+          return metrics.takeEmfValues();
+        },
+        onError: (err) => log.warn({ err: describeError(err) }, "could not write the EMF metrics line"),
+      })
+    : undefined;
 
   const http =
     tuning.http === false
@@ -157,23 +230,23 @@ export async function startController(config: Config, log: Logger, tuning: Contr
             "/metrics": {
               contentType: metrics.contentType,
               render: () => {
-                metrics.setQueueDepth(manager.queueDepth);
-                metrics.setTenantsByPhase(reconciler.phaseCounts());
+                refresh();
                 return metrics.render();
               },
             },
           },
         );
   await manager.start();
+  emf?.start();
   log.info(
     { role: manager.role, holder: lease.holder, httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName },
     "controller started",
   );
 
-  let stopping: Promise<void> | undefined;
   return {
     manager,
     reconciler,
+    rollouts,
     lease,
     calls,
     metrics,
@@ -182,6 +255,8 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     stop: () =>
       (stopping ??= (async () => {
         await manager.stop();
+        // The last line carries what happened since the one before.
+        emf?.stop();
         await http?.close();
         clients.destroy();
         log.info("controller stopped");

@@ -1,5 +1,5 @@
-import type { Phase, TenantStatus, Condition } from "../tenants/status.js";
-import { mergeConditions } from "../tenants/status.js";
+import type { Phase, TenantStatus, Condition, LastError, RecentEvent } from "../tenants/status.js";
+import { mergeConditions, RECENT_EVENT_REASON_CHARS, RECENT_EVENTS_KEPT } from "../tenants/status.js";
 import type { Plan } from "../tiers/model.js";
 import type { DetailType, StatusEvent } from "../ports.js";
 import type { TenantSpec } from "../tenants/record.js";
@@ -17,6 +17,8 @@ export interface Observation {
   readonly now: Date;
   /** API_GATEWAY_URL: the tenant's API, for SBT's tenantConfig. @default "" */
   readonly apiGatewayUrl?: string;
+  /** This reconcile's failure, if it failed; absent, a previous one is cleared (the reconcile got through). */
+  readonly lastError?: LastError;
 }
 
 export type Situation =
@@ -24,7 +26,15 @@ export type Situation =
   | { readonly kind: "error"; readonly spec: TenantSpec; readonly message: string }
   /** A valid record that cannot be served as it stands (a tenant id equal to another's ignoring case). */
   | { readonly kind: "refused"; readonly spec: TenantSpec; readonly reason: string; readonly message: string }
-  | { readonly kind: "planned"; readonly spec: TenantSpec; readonly plan: Plan; readonly arns: OwnedArns; readonly data?: DataFields };
+  | {
+      readonly kind: "planned";
+      readonly spec: TenantSpec;
+      readonly plan: Plan;
+      readonly arns: OwnedArns;
+      readonly data?: DataFields;
+      /** The plan's problem is this fleet rollout failing on the tenant: its provisionFailure is owed once per rollout. */
+      readonly rolloutFailure?: { readonly rolloutId: string };
+    };
 
 /**
  * The status fields about the tenant's data and routing. They are carried
@@ -32,7 +42,7 @@ export type Situation =
  * migration checkpoint or a backup location to an error report would be
  * losing the way back to the data.
  */
-const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed", "identity"] as const;
+const DATA_KEYS = ["tables", "servingTier", "migration", "route", "backup", "caseClaimed", "identity", "deployments"] as const;
 /** Set to undefined (present, but undefined) to clear one. */
 export type DataFields = { -readonly [K in (typeof DATA_KEYS)[number]]?: TenantStatus[K] | undefined };
 
@@ -115,9 +125,9 @@ export function decide(obs: Observation, situation: Situation): Decision {
   } else if ((phase === "Failed" || phase === "Degraded") && resuming && owe("activate-failed")) {
     events.push(event("sbt_aws_activateFailure", "Failed", message));
     marker = `activate-failed:${obs.specHash}`;
-  } else if ((phase === "Failed" || phase === "Degraded") && !offboarding && owe("failed")) {
+  } else if ((phase === "Failed" || phase === "Degraded") && !offboarding && owe(failedOutcome(situation))) {
     events.push(event("sbt_aws_provisionFailure", "Failed", message));
-    marker = `failed:${obs.specHash}`;
+    marker = `${failedOutcome(situation)}:${obs.specHash}`;
   } else if (phase === "Degraded" && offboarding && owe("deprovision-failed")) {
     events.push(event("sbt_aws_deprovisionFailure", "Failed", message));
     marker = `deprovision-failed:${obs.specHash}`;
@@ -140,19 +150,69 @@ export function decide(obs: Observation, situation: Situation): Decision {
   }
 
   const arns = situation.kind === "planned" ? situation.arns : undefined;
+  const recentEvents = remember(prev?.recentEvents, events, at);
   const status: TenantStatus = {
     phase,
     conditions: stamped,
     observedSpecHash: obs.specHash,
     message,
     lastReconciledAt: at,
+    // A status written before phaseSince existed starts counting at its next write.
+    phaseSince: prev?.phase === phase ? (prev.phaseSince ?? at) : at,
+    ...(obs.lastError !== undefined ? { lastError: obs.lastError } : {}),
     ...(arns?.clusterArn ? { clusterArn: arns.clusterArn } : {}),
     ...(arns ? { serviceArns: [...arns.serviceArns].sort(), taskDefinitionArns: [...arns.taskDefinitionArns].sort() } : {}),
     ...(arns?.stackArn ? { stackArn: arns.stackArn } : {}),
     ...(marker !== undefined ? { announced: marker } : {}),
+    ...(recentEvents.length > 0 ? { recentEvents } : {}),
     ...data,
   };
   return { status, events, changed: prev === undefined || semantic(prev) !== semantic(status) };
+}
+
+/**
+ * The status after a failed reconcile that is not reported as a phase of its
+ * own (a transient failure below the Degraded threshold): the previous status
+ * untouched, spec hash and announcements included, so nothing is announced
+ * and nothing looks observed that was not, plus lastError. A tenant never
+ * reported before is Pending, so `tenantctl` shows why it is not progressing.
+ */
+export function failureStatus(obs: Pick<Observation, "specHash" | "previous" | "now">, lastError: LastError): TenantStatus {
+  const prev = obs.previous;
+  const at = obs.now.toISOString();
+  if (prev !== undefined) return { ...prev, phaseSince: prev.phaseSince ?? at, lastError };
+  const message = `first reconcile failed; retrying: ${lastError.type}: ${lastError.message}`;
+  return {
+    phase: "Pending",
+    conditions: [
+      { ...cond("Valid", true, "RecordValid", ""), lastTransitionTime: at },
+      { ...cond("Ready", "unknown", "ReconcileError", message), lastTransitionTime: at },
+    ],
+    observedSpecHash: obs.specHash,
+    message,
+    lastReconciledAt: at,
+    phaseSince: at,
+    lastError,
+  };
+}
+
+/**
+ * The tenant's last few events, this decision's appended: written with the
+ * status, which is written after the events are sent, so the list never
+ * shows an event that was not published (a crash in between re-sends it).
+ */
+function remember(previous: readonly RecentEvent[] | undefined, events: readonly StatusEvent[], at: string): RecentEvent[] {
+  const added = events.map((e): RecentEvent => ({
+    detailType: e.detailType,
+    at,
+    ...(e.detail.reason ? { reason: e.detail.reason.slice(0, RECENT_EVENT_REASON_CHARS) } : {}),
+  }));
+  return [...(previous ?? []), ...added].slice(-RECENT_EVENTS_KEPT);
+}
+
+/** A rollout's failure is announced once per rollout, even when the record did not change between two of them. */
+function failedOutcome(s: Situation): string {
+  return s.kind === "planned" && s.rolloutFailure !== undefined ? `failed@${s.rolloutFailure.rolloutId}` : "failed";
 }
 
 /** The previous data fields, overridden by the ones the situation sets (an explicit undefined clears one). */

@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import type { Catalogue } from "../apps/catalogue.js";
-import { failed, requeueAfter, done, type ReconcileResult } from "../reconciler/result.js";
+import { failed, requeueAfter, done, type ReconcileContext, type ReconcileResult } from "../reconciler/result.js";
 import { validateRecord, hashSpec, type TenantSpec } from "../tenants/record.js";
-import { PHASES, type Phase, type TenantStatus } from "../tenants/status.js";
+import { PHASES, type LastError, type Phase, type TenantStatus } from "../tenants/status.js";
 import { homeOf, homeOfTables, poolTables, siloTables, tablesOf, type DataHome, type Tables } from "../tiers/data-home.js";
 import {
   desiredForTenant,
@@ -16,6 +16,8 @@ import {
   type TierSettings,
 } from "../tiers/desired.js";
 import { diff } from "../tiers/diff.js";
+import { recordDeploys, sameLedger, watchDeploys, type DeployLedger, type Watch } from "../tiers/deploy-watch.js";
+import { changesFor } from "../rollouts/changes.js";
 import {
   MANAGED_BY_KEY,
   MANAGED_BY_VALUE,
@@ -29,7 +31,7 @@ import {
   type ObservedState,
   type Plan,
 } from "../tiers/model.js";
-import { describeError, isRetryable } from "./errors.js";
+import { describeError, errorType, InvalidRecordError, isLeaseLost, isRetryable, StackFailedError } from "./errors.js";
 import {
   DATA_APPS,
   type ApplyOutcome,
@@ -39,6 +41,11 @@ import {
   type Removal,
   type RemovalLog,
   type UserPoolRef,
+  type CatalogueAssignment,
+  type CatalogueSource,
+  type DeployLedgerStore,
+  type RevisionPort,
+  type RolloutOutcome,
   type EcsPort,
   type EventPublisher,
   type Fence,
@@ -52,7 +59,7 @@ import {
   type TenantInfra,
   type TenantStore,
 } from "../ports.js";
-import { decide, type DataFields, type OwnedArns, type Situation } from "./status-policy.js";
+import { decide, failureStatus, type DataFields, type OwnedArns, type Situation } from "./status-policy.js";
 import { servingHome, siloTierNow, startMove, steerMove, describeMove } from "./tier-move.js";
 import { TierMoveRunner } from "./tier-move-runner.js";
 import type { TenantRoutes } from "./tenant-routes.js";
@@ -83,7 +90,16 @@ export interface TenantReconcilerOptions {
   readonly drainMs?: number;
   readonly events: EventPublisher;
   readonly fence: Fence;
+  /** The catalogue when there is no rollout source (tests, and a fallback): every key runs it. */
   readonly catalogue: Catalogue;
+  /** The catalogue record and the fleet rollout (src/operator/rollout-executor.ts): each key's catalogue. */
+  readonly catalogues?: CatalogueSource;
+  /** Where the pool's open deployments are kept (it has no record); without it they are kept in memory. */
+  readonly ledgers?: DeployLedgerStore;
+  /** Revision hygiene after a deployment completes; without it nothing is pruned. */
+  readonly revisions?: RevisionPort;
+  /** Task definition revisions kept per family (REVISIONS_TO_KEEP). @default 5 */
+  readonly revisionsToKeep?: number;
   readonly settings: TierSettings;
   readonly log: Logger;
   readonly now?: () => Date;
@@ -110,11 +126,12 @@ export class TenantReconciler {
   readonly #now: () => Date;
   /** Removals seen on the stream, until their reconcile records them in the RemovalLog (the durable copy). */
   readonly #noted = new Map<string, { readonly registrationId?: string; readonly removedAt: string }>();
-  readonly #failures = new Map<string, number>();
   /** Consecutive reconciles that found a key only waiting on ECS: its next look comes later each time. */
   readonly #waits = new Map<string, number>();
-  /** Last phase written per tenant, for the tenants-by-phase gauge. */
-  readonly #phases = new Map<string, Phase>();
+  /** Last phase written per tenant and since when (epoch ms), for the tenants-by-phase and time-in-phase gauges. */
+  readonly #phases = new Map<string, { readonly phase: Phase; readonly since: number }>();
+  /** The pool's open deployments when no DeployLedgerStore keeps them. */
+  #poolLedger: DeployLedger = {};
 
   constructor(options: TenantReconcilerOptions) {
     this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, drainMs: 30_000, ...options };
@@ -125,8 +142,13 @@ export class TenantReconciler {
   /** Tenants by the phase this process last saw or wrote. */
   phaseCounts(): Record<Phase, number> {
     const counts = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
-    for (const phase of this.#phases.values()) counts[phase] += 1;
+    for (const { phase } of this.#phases.values()) counts[phase] += 1;
     return counts;
+  }
+
+  /** Each tenant's phase as this process last saw or wrote it, and since when (epoch ms, from status.phaseSince). */
+  phaseTimes(): readonly { readonly phase: Phase; readonly since: number }[] {
+    return [...this.#phases.values()];
   }
 
   /** The stream saw the item removed: a deprovisionSuccess is owed once its resources are gone. */
@@ -140,19 +162,21 @@ export class TenantReconciler {
   }
 
   /**
+   * The queue's context says how many attempts in a row failed before this
+   * one and what backoff comes next, for status.lastError; called without
+   * one (a test, a one-off), a failure counts from the status alone.
+   *
    * An aborted `signal` (the controller stopping) ends the long steps (copies,
    * exports, purges) at their next page or batch. Every step before has left
    * its checkpoint in the status, so the next leader resumes there; the abort
    * itself is no failure of the tenant's, so nothing is reported.
    */
-  readonly reconcile = async (key: string, signal: AbortSignal): Promise<ReconcileResult> => {
+  readonly reconcile = async (key: string, signal: AbortSignal, context?: ReconcileContext): Promise<ReconcileResult> => {
     try {
-      const result = key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key, signal);
-      this.#failures.delete(key);
-      return result;
+      return key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key, signal, context);
     } catch (err) {
       if (signal.aborted) return failed(err instanceof Error ? err : new Error(String(err)), false);
-      return this.#onError(key, err);
+      return this.#onError(key, err, context);
     }
   };
 
@@ -171,9 +195,12 @@ export class TenantReconciler {
       if (pool === undefined || namespace === undefined)
         return { plan: waiting(pool === undefined ? "the pool stack" : "the pool's namespace"), infraCalls };
       const context = this.#context(pool.tenantAccessRoleArn, users, namespace);
+      const { catalogue } = await this.#assignment(POOL_KEY);
+      const ledger = this.#o.ledgers !== undefined ? await this.#o.ledgers.get(POOL_KEY) : this.#poolLedger;
       const { plan } = await this.#plan(
-        desiredPool(this.#o.catalogue, this.#o.settings, pool, context),
+        desiredPool(catalogue, this.#o.settings, pool, context),
         footprintForPool(this.#o.settings),
+        ledger,
       );
       return { plan, infraCalls };
     }
@@ -242,14 +269,14 @@ export class TenantReconciler {
       );
     const namespace = siloTier === undefined ? undefined : await this.#o.namespaces.find(tenantNamespaceName(prefix, key));
     const context = this.#context(infra?.tenantAccessRoleArn, previous?.identity, namespace);
+    const { catalogue } = await this.#assignment(key);
     let { plan } =
       siloTier !== undefined && (infra === undefined || namespace === undefined)
         ? { plan: waiting(infra === undefined ? "the tenant's infrastructure stack" : "the tenant's namespace") }
         : await this.#plan(
-            siloTier !== undefined
-              ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context)
-              : NOTHING,
+            siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, catalogue, this.#o.settings, infra, context) : NOTHING,
             footprint,
+            previous?.deployments ?? {},
           );
     if (notes.length > 0) plan = { ...plan, waitingFor: [...notes, ...plan.waitingFor], converged: false };
     if (calls.length > 0) plan = { ...plan, converged: false };
@@ -261,13 +288,72 @@ export class TenantReconciler {
    * registrations, so only the desired ones are looked at: a basic or
    * offboarded tenant costs no DescribeTaskDefinition at all.
    */
-  async #plan(desired: DesiredState, footprint: Footprint) {
+  async #plan(desired: DesiredState, footprint: Footprint, ledger: DeployLedger = {}) {
     const wanted = new Set(desired.taskDefinitions.map((t) => t.family));
     const observed = await this.#o.ecs.observe({
       ...footprint,
       taskDefinitionFamilies: footprint.taskDefinitionFamilies.filter((f) => wanted.has(f)),
     });
-    return { plan: diff(desired, observed, footprint), desired, observed };
+    // Our open deployments, judged before the diff: a revision ECS failed is not deployed again.
+    const watch = watchDeploys(ledger, desired, observed, this.#now());
+    return { plan: diff(desired, observed, footprint, { blocked: watch.blocked }), desired, observed, watch };
+  }
+
+  /** The catalogue the key runs now: the rollout's say, or the fixed one. */
+  async #assignment(key: string): Promise<CatalogueAssignment> {
+    return this.#o.catalogues !== undefined ? this.#o.catalogues.assignment(key) : { catalogue: this.#o.catalogue, hash: "" };
+  }
+
+  #reportOutcome(key: string, hash: string, outcome: RolloutOutcome): void {
+    this.#o.catalogues?.report(key, hash, outcome);
+  }
+
+  /**
+   * The fleet rollout failing on this key: found now (its deployment of the
+   * rollout's catalogue failed: recorded before anything else), or recorded
+   * earlier (a controller-side timeout) and not yet announced. The message
+   * names the versions.
+   */
+  async #rolloutFailure(
+    key: string,
+    a: CatalogueAssignment,
+    watch: Watch,
+    overrides: TenantSpec["apps"] | undefined,
+  ): Promise<{ readonly rolloutId: string; readonly message: string } | undefined> {
+    const r = a.rollout;
+    if (r === undefined || this.#o.catalogues === undefined) return undefined;
+    const changes = changesFor(overrides, r.baseline, r.target);
+    // Only what the rollout changed counts: a version the record pins that failed before is the record's problem.
+    const changed = new Set(changes.map((c) => c.app));
+    const failures = watch.failures.filter((f) => changed.has(f.app));
+    let reason: string | undefined;
+    if (r.role === "target" && failures.length > 0) {
+      reason = failures.map((f) => `${f.image}: ${f.reason}`).join("; ");
+      await this.#o.catalogues.fail(key, a.hash, reason);
+    } else if (r.role === "failed" && r.failure !== undefined && !r.failure.announced) reason = r.failure.reason;
+    if (reason === undefined) return undefined;
+    const to = changes.map((c) => `${c.app} ${c.to}`).join(", ");
+    const from = changes.map((c) => `${c.app} ${c.from}`).join(", ");
+    this.#o.log.warn({ key, rollout: r.id, reason }, "fleet rollout failed on this key; it returns to its previous catalogue");
+    return {
+      rolloutId: r.id,
+      message: `fleet rollout ${r.id}: ${to || "the new catalogue"} failed (${reason}); returning to ${from || "the previous catalogue"}`,
+    };
+  }
+
+  /** Revision hygiene once deployments completed: old revisions of their families go (never one a service runs). */
+  async #prune(watch: Watch, observed: ObservedState, key: string): Promise<void> {
+    if (this.#o.revisions === undefined || watch.completed.length === 0) return;
+    const families = [...new Set(watch.completed.map((s) => s.taskDefinitionFamily))];
+    const inUse = new Set(observed.services.flatMap((s) => [s.taskDefinitionArn, ...s.deployments.map((d) => d.taskDefinitionArn)]));
+    try {
+      const pruned = await this.#o.revisions.prune(families, this.#o.revisionsToKeep ?? 5, inUse, this.#o.fence);
+      if (pruned.deregistered.length + pruned.deleted.length > 0)
+        this.#o.log.info({ key, deregistered: pruned.deregistered, deleted: pruned.deleted }, "pruned old task definition revisions");
+    } catch (err) {
+      // Hygiene can wait for the next completed deployment; the reconcile's work is done.
+      this.#o.log.warn({ key, families, err: describeError(err) }, "could not prune old task definition revisions");
+    }
   }
 
   /**
@@ -290,33 +376,63 @@ export class TenantReconciler {
       return this.#next(POOL_KEY, plan, "pool stack");
     }
     const context = this.#context(state.infra.tenantAccessRoleArn, users, namespace.namespace);
-    const { plan, observed } = await this.#plan(
-      desiredPool(this.#o.catalogue, this.#o.settings, state.infra, context),
-      footprintForPool(this.#o.settings),
-    );
+    const assigned = await this.#assignment(POOL_KEY);
+    const before = this.#o.ledgers !== undefined ? await this.#o.ledgers.get(POOL_KEY) : this.#poolLedger;
+    const desired = desiredPool(assigned.catalogue, this.#o.settings, state.infra, context);
+    const { plan, observed, watch } = await this.#plan(desired, footprintForPool(this.#o.settings), before);
     if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
     this.#logPlan(POOL_KEY, plan);
+    const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
+    if (!sameLedger(ledger, before)) {
+      if (this.#o.ledgers !== undefined) await this.#o.ledgers.put(POOL_KEY, ledger, this.#o.fence);
+      else this.#poolLedger = ledger;
+    }
+    await this.#prune(watch, observed, POOL_KEY);
+    const failure = await this.#rolloutFailure(POOL_KEY, assigned, watch, undefined);
+    if (failure !== undefined) {
+      // The pool has no record to show it: the rollout's status does.
+      await this.#o.catalogues?.announced(POOL_KEY, failure.rolloutId);
+      return requeueAfter(this.#o.pollMs, failure.message);
+    }
+    this.#reportOutcome(POOL_KEY, assigned.hash, plan.converged ? "healthy" : "waiting");
     return this.#next(POOL_KEY, plan, "pool converging");
   }
 
-  async #reconcileTenant(tenantId: string, signal: AbortSignal): Promise<ReconcileResult> {
+  async #reconcileTenant(tenantId: string, signal: AbortSignal, context: ReconcileContext | undefined): Promise<ReconcileResult> {
     const item = await this.#o.store.get(tenantId);
-    if (item === undefined) return this.#reconcileDeleted(tenantId, signal);
+    // A tenant a rollout counted on that has nothing of its own to roll out any more: offboarded, invalid, refused.
+    const notApplicable = () => this.#reportOutcome(tenantId, "", "notApplicable");
+    if (item === undefined) {
+      notApplicable();
+      return this.#reconcileDeleted(tenantId, signal);
+    }
 
     const previous = readStatus(item);
     const validation = validateRecord(item);
     if (!validation.ok) {
       // A bad record never changes or removes what the tenant already has: we
       // report and stop here, before observing or planning anything.
-      await this.#report(tenantId, previous, validation.specHash, {
-        kind: "invalid",
-        message: validation.message,
-        registrationId: typeof item["tenantRegistrationId"] === "string" ? item["tenantRegistrationId"] : undefined,
-      });
-      return failed(new Error(`invalid tenant record ${tenantId}: ${validation.message}`), true);
+      const error = new InvalidRecordError(`invalid tenant record ${tenantId}: ${validation.message}`);
+      await this.#report(
+        tenantId,
+        previous,
+        validation.specHash,
+        {
+          kind: "invalid",
+          message: validation.message,
+          registrationId: typeof item["tenantRegistrationId"] === "string" ? item["tenantRegistrationId"] : undefined,
+        },
+        // No attempt is scheduled: only an edit of the record (or a resync) brings it back.
+        this.#lastError(error, "terminal", previous, context, undefined),
+      );
+      notApplicable();
+      return failed(error, true);
     }
-    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {}, signal };
-    if (!t.spec.sbtaws_active) return this.#offboard(t);
+    const t: Turn = { tenantId, spec: validation.spec, specHash: validation.specHash, previous, data: {}, context, signal };
+    if (!t.spec.sbtaws_active) {
+      notApplicable();
+      return this.#offboard(t);
+    }
 
     // ALB header matching ignores case, tenant ids do not: `Acme` and `acme`
     // would each receive the other's requests. The first to claim the
@@ -332,6 +448,7 @@ export class TenantReconciler {
       if (!claim.ok) {
         const message = `tenant id "${tenantId}" equals tenant "${claim.holder}" ignoring case; the load balancer matches the tenantPath header without regard to case, so the two could receive each other's requests. Choose a tenant id that differs from "${claim.holder}" in more than case.`;
         await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "TenantIdCaseConflict", message });
+        notApplicable();
         return requeueAfter(this.#o.problemPollMs, message);
       }
       t.data.caseClaimed = true;
@@ -339,6 +456,7 @@ export class TenantReconciler {
     const refused = await this.#ensureIdentity(t);
     if (refused !== undefined) {
       await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "AdminEmailTaken", message: refused });
+      notApplicable();
       return requeueAfter(this.#o.problemPollMs, refused);
     }
     return this.#converge(t);
@@ -414,8 +532,17 @@ export class TenantReconciler {
       const state = await this.#o.infra.ensure(tenantId, siloTier, this.#o.fence);
       if (state.kind !== "ready") {
         const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
-        await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns: previousArns(previous), data: t.data });
-        if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
+        // A failed stack operation that another attempt may get past is a failed reconcile, retried with backoff.
+        const retry = state.kind === "failed" && !state.terminal ? new StackFailedError(state.reason) : undefined;
+        const lastError = retry && this.#lastError(retry, "transient", previous, t.context, t.context?.retryDelayMs());
+        await this.#report(
+          tenantId,
+          previous,
+          t.specHash,
+          { kind: "planned", spec, plan, arns: previousArns(previous), data: t.data },
+          lastError,
+        );
+        if (retry) return failed(retry, false);
         return this.#next(tenantId, plan, "infrastructure stack");
       }
       infra = state.infra;
@@ -455,12 +582,25 @@ export class TenantReconciler {
     const footprint = footprintForTenant(tenantId, this.#o.settings);
     const identity = t.data.identity ?? previous?.identity;
     const context = this.#context(infra?.tenantAccessRoleArn, identity, namespace);
+    const assigned = await this.#assignment(tenantId);
     const desired =
-      siloTier !== undefined ? desiredForTenant({ ...spec, tier: siloTier }, this.#o.catalogue, this.#o.settings, infra, context) : NOTHING;
-    const { plan: planned, observed } = await this.#plan(desired, footprint);
-    let plan = planned;
+      siloTier !== undefined
+        ? desiredForTenant({ ...spec, tier: siloTier }, assigned.catalogue, this.#o.settings, infra, context)
+        : NOTHING;
+    const planned = await this.#plan(desired, footprint, previous?.deployments ?? {});
+    const { observed, watch } = planned;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
+    // What this reconcile deployed is watched to its end; what ECS failed is not deployed again.
+    const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
+    if (!sameLedger(ledger, previous?.deployments)) t.data.deployments = Object.keys(ledger).length > 0 ? ledger : undefined;
+    await this.#prune(watch, observed, tenantId);
+    const rolloutFailure = siloTier === undefined ? undefined : await this.#rolloutFailure(tenantId, assigned, watch, spec.apps);
+    if (rolloutFailure !== undefined) {
+      const generic = new Set(watch.blocked.values());
+      plan = { ...plan, problems: [...plan.problems.filter((p) => !generic.has(p)), rolloutFailure.message], converged: false };
+    }
 
     // Resuming reverses suspension: tasks run again before requests are let in.
     // A tenant that never had a rule gets its forward at once (nothing to reverse).
@@ -524,7 +664,20 @@ export class TenantReconciler {
     }
 
     const arns = ownedArns(desired, observed, outcome, infra?.stackId);
-    await this.#report(tenantId, previous, t.specHash, { kind: "planned", spec, plan, arns, data: t.data });
+    await this.#report(tenantId, previous, t.specHash, {
+      kind: "planned",
+      spec,
+      plan,
+      arns,
+      data: t.data,
+      ...(rolloutFailure !== undefined ? { rolloutFailure: { rolloutId: rolloutFailure.rolloutId } } : {}),
+    });
+    if (rolloutFailure !== undefined) {
+      // Announced (the provisionFailure above): the next look runs the previous catalogue again.
+      await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId);
+      return requeueAfter(this.#o.pollMs, rolloutFailure.message);
+    }
+    this.#reportOutcome(tenantId, assigned.hash, siloTier === undefined ? "notApplicable" : plan.converged ? "healthy" : "waiting");
     if (move !== undefined && plan.waitingFor.length > 0 && plan.problems.length === 0 && plan.actions.length === 0) {
       // A move's steps wait on time (drain) or on data, not on ECS: look again soon, not with ECS's doubling backoff.
       return requeueAfter(this.#o.pollMs, plan.waitingFor[0] ?? "tier move");
@@ -694,8 +847,9 @@ export class TenantReconciler {
   async #reconcileDeleted(tenantId: string, signal: AbortSignal): Promise<ReconcileResult> {
     this.#phases.delete(tenantId);
     const footprint = footprintForTenant(tenantId, this.#o.settings);
-    const { plan: planned, observed } = await this.#plan(NOTHING, footprint);
-    let plan = planned;
+    const planned = await this.#plan(NOTHING, footprint);
+    const observed = planned.observed;
+    let plan = planned.plan;
     this.#logPlan(tenantId, plan);
     // Durable before anything is removed: a restart from here on still
     // finishes the offboarding and owes SBT its announcement (ADR 0003).
@@ -811,9 +965,26 @@ export class TenantReconciler {
     return { plan, backup };
   }
 
-  async #report(tenantId: string, previous: TenantStatus | undefined, specHash: string, situation: Situation): Promise<void> {
-    const decision = decide({ tenantId, specHash, previous, now: this.#now(), apiGatewayUrl: this.#o.apiGatewayUrl ?? "" }, situation);
-    this.#phases.set(tenantId, decision.status.phase);
+  /** Writes the status the situation calls for (with lastError when this reconcile failed) and sends its events. */
+  async #report(
+    tenantId: string,
+    previous: TenantStatus | undefined,
+    specHash: string,
+    situation: Situation,
+    lastError?: LastError,
+  ): Promise<void> {
+    const decision = decide(
+      {
+        tenantId,
+        specHash,
+        previous,
+        now: this.#now(),
+        apiGatewayUrl: this.#o.apiGatewayUrl ?? "",
+        ...(lastError !== undefined ? { lastError } : {}),
+      },
+      situation,
+    );
+    this.#track(tenantId, decision.status);
     // Events first, then the status that records them as sent: a crash in
     // between re-sends (at least once) rather than losing the announcement.
     await this.#publish(decision.events);
@@ -835,26 +1006,78 @@ export class TenantReconciler {
     await this.#o.events.publish(events);
   }
 
-  async #onError(key: string, err: unknown): Promise<ReconcileResult> {
+  #track(tenantId: string, status: TenantStatus): void {
+    const since = status.phaseSince !== undefined ? Date.parse(status.phaseSince) : NaN;
+    this.#phases.set(tenantId, { phase: status.phase, since: Number.isNaN(since) ? this.#now().getTime() : since });
+  }
+
+  /**
+   * Every failure is written on the tenant (status.lastError: what, how many
+   * in a row, when the next attempt is), one write per failed attempt, which
+   * the backoff bounds. Transient trouble keeps the phase while the queue
+   * retries; once it persists, or when it cannot go away by waiting, the
+   * tenant is Degraded and SBT is told.
+   */
+  async #onError(key: string, err: unknown, context: ReconcileContext | undefined): Promise<ReconcileResult> {
     const error = err instanceof Error ? err : new Error(String(err));
     const retryable = isRetryable(err);
-    const count = (this.#failures.get(key) ?? 0) + 1;
-    this.#failures.set(key, count);
-    this.#o.log.warn({ key, err: describeError(err), retryable, consecutiveFailures: count }, "reconcile failed");
-    // Transient trouble is the queue's business (backoff). Once it persists,
-    // or when it cannot go away by waiting, the tenant and SBT are told.
-    if (key !== POOL_KEY && (!retryable || count >= this.#o.degradeAfterFailures)) {
+    let retries = (context?.failures ?? 0) + 1;
+    // Without the lease no write may land; the leader will report what it sees.
+    if (key !== POOL_KEY && !isLeaseLost(err)) {
       try {
         const item = await this.#o.store.get(key);
         const v = item ? validateRecord(item) : undefined;
         if (item && v?.ok) {
-          await this.#report(key, readStatus(item), v.specHash, { kind: "error", spec: v.spec, message: describeError(err) });
+          const previous = readStatus(item);
+          const lastError = retryable
+            ? this.#lastError(error, "transient", previous, context, context?.retryDelayMs())
+            : this.#lastError(error, "terminal", previous, context, this.#o.problemPollMs);
+          retries = lastError.retries;
+          if (!retryable || retries >= this.#o.degradeAfterFailures) {
+            await this.#report(key, previous, v.specHash, { kind: "error", spec: v.spec, message: describeError(err) }, lastError);
+          } else {
+            await this.#writeFailure(key, previous, v.specHash, lastError);
+          }
         }
       } catch (reportErr) {
         this.#o.log.warn({ key, err: describeError(reportErr) }, "could not report reconcile failure on the tenant");
       }
     }
-    return retryable ? failed(error, false) : requeueAfter(this.#o.problemPollMs, describeError(err));
+    this.#o.log.warn({ key, err: describeError(err), retryable, consecutiveFailures: retries }, "reconcile failed");
+    // Waiting cannot fix what is not retryable, but a person can without editing the record (a tag, a permission): look again slowly.
+    return retryable ? failed(error, false) : failed(error, true, this.#o.problemPollMs);
+  }
+
+  /**
+   * The failure of this attempt as status.lastError. Failed attempts in a
+   * row: the queue's count, or the status's when that is higher (the queue
+   * forgets on a terminal failure and at a new leader; a success clears the
+   * status's). `retryInMs`: when the next attempt comes, if one is scheduled.
+   */
+  #lastError(
+    error: Error,
+    kind: LastError["kind"],
+    previous: TenantStatus | undefined,
+    context: ReconcileContext | undefined,
+    retryInMs: number | undefined,
+  ): LastError {
+    const now = this.#now();
+    return {
+      message: error.message,
+      kind,
+      type: errorType(error),
+      at: now.toISOString(),
+      retries: Math.max(context?.failures ?? 0, previous?.lastError?.retries ?? 0) + 1,
+      ...(retryInMs !== undefined ? { nextAttemptAt: new Date(now.getTime() + retryInMs).toISOString() } : {}),
+    };
+  }
+
+  /** A failure that leaves the phase as it is: only lastError changes (no events: nothing new is known about the tenant). */
+  async #writeFailure(tenantId: string, previous: TenantStatus | undefined, specHash: string, lastError: LastError): Promise<void> {
+    const status = failureStatus({ specHash, previous, now: this.#now() }, lastError);
+    this.#track(tenantId, status);
+    const written = await this.#o.store.writeStatus(tenantId, status, this.#o.fence);
+    if (!written) this.#o.log.info({ tenantId }, "record deleted while reconciling; failure not written");
   }
 
   #logPlan(key: string, plan: Plan): void {
@@ -876,6 +1099,8 @@ interface Turn {
   /** The status as last written (refreshed after each checkpoint). */
   previous: TenantStatus | undefined;
   data: DataFields;
+  /** What the queue knows of earlier attempts, for a failure's lastError. */
+  readonly context: ReconcileContext | undefined;
   /** Aborted when the controller stops: long data steps end early, at a checkpoint. */
   readonly signal: AbortSignal;
 }

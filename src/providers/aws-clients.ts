@@ -66,6 +66,8 @@ export interface AwsTarget {
   readonly region: string;
   /** An endpoint override (the local cloud); unset means AWS's own endpoints. */
   readonly endpoint?: string | undefined;
+  /** A named profile for the SDK's credential and region chain (tenantctl's AWS_PROFILE); unset means the default. */
+  readonly profile?: string | undefined;
   /** Fixed credentials; unset means the SDK's default provider chain (task role, profile, environment). */
   readonly credentials?: AwsCredentials | undefined;
 }
@@ -76,6 +78,7 @@ export interface AwsClientConfig {
   readonly retryMode: "adaptive" | "standard";
   readonly maxAttempts: number;
   readonly endpoint?: string;
+  readonly profile?: string;
   readonly credentials?: AwsCredentials;
   /** Set with an endpoint override: a local endpoint has no per-bucket host names. Clients other than S3 ignore it. */
   readonly forcePathStyle?: true;
@@ -90,6 +93,7 @@ export function awsClientConfig(target: AwsTarget, retries: AwsClientOptions = {
     retryMode: retries.retryMode ?? RETRIES.controller.retryMode,
     maxAttempts: retries.maxAttempts ?? RETRIES.controller.maxAttempts,
     ...(target.endpoint !== undefined ? { endpoint: target.endpoint, forcePathStyle: true } : {}),
+    ...(target.profile !== undefined ? { profile: target.profile } : {}),
     ...(target.credentials !== undefined ? { credentials: target.credentials } : {}),
     ...(retries.maxSockets !== undefined
       ? {

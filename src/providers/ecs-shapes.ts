@@ -202,6 +202,7 @@ export function clientTokenFor(service: DesiredService, taskDefinitionArn: strin
     desiredCount: service.desiredCount,
     subnets: service.subnets,
     securityGroups: service.securityGroups,
+    assignPublicIp: service.assignPublicIp,
     loadBalancer: service.loadBalancer,
     serviceConnect: service.serviceConnect,
     tags: service.tags,

@@ -43,6 +43,21 @@ import {
   toEcsTags,
 } from "./ecs-shapes.js";
 
+/**
+ * Zero-downtime deployments: the old tasks keep serving until the new ones
+ * are healthy (100 % minimum, up to 200 % during the deployment; the
+ * reference architecture's 0 % stops a tenant's only task first), and a
+ * deployment whose tasks fail to start is failed by the circuit breaker,
+ * which rolls the service back to its last completed deployment. The
+ * controller sees the rollback (src/tiers/deploy-watch.ts) and does not
+ * deploy the failed revision again.
+ */
+export const DEPLOYMENT_CONFIGURATION = {
+  deploymentCircuitBreaker: { enable: true, rollback: true },
+  maximumPercent: 200,
+  minimumHealthyPercent: 100,
+} as const;
+
 /** ECS API limits on one Describe call. */
 const SERVICES_PER_DESCRIBE = 10;
 const CLUSTERS_PER_DESCRIBE = 100;
@@ -357,19 +372,17 @@ export class EcsProvider implements EcsPort {
           desiredCount: service.desiredCount,
           launchType: "FARGATE",
           networkConfiguration: {
-            awsvpcConfiguration: { subnets: [...service.subnets], securityGroups: [...service.securityGroups], assignPublicIp: "DISABLED" },
+            awsvpcConfiguration: {
+              subnets: [...service.subnets],
+              securityGroups: [...service.securityGroups],
+              assignPublicIp: service.assignPublicIp,
+            },
           },
           ...(service.loadBalancer !== undefined ? { loadBalancers: [{ ...service.loadBalancer }] } : {}),
           ...(service.serviceConnect !== undefined
             ? { serviceConnectConfiguration: serviceConnectConfiguration(service.serviceConnect, this.#region) }
             : {}),
-          // A failed rollout is reported to a person (Degraded), not rolled
-          // back behind the spec's back: rollback would undo what the record says.
-          deploymentConfiguration: {
-            deploymentCircuitBreaker: { enable: true, rollback: false },
-            maximumPercent: 200,
-            minimumHealthyPercent: 100,
-          },
+          deploymentConfiguration: DEPLOYMENT_CONFIGURATION,
           tags: toEcsTags(service.tags),
           propagateTags: "SERVICE",
           enableECSManagedTags: true,
@@ -423,7 +436,8 @@ export class EcsProvider implements EcsPort {
           cluster: action.cluster,
           service: action.name,
           ...(action.desiredCount !== undefined ? { desiredCount: action.desiredCount } : {}),
-          ...(taskDefinition !== undefined ? { taskDefinition } : {}),
+          // Every deployment carries it, so a service made before rollback was on gets it with its next deployment.
+          ...(taskDefinition !== undefined ? { taskDefinition, deploymentConfiguration: DEPLOYMENT_CONFIGURATION } : {}),
           ...(action.serviceConnect === "disable"
             ? { serviceConnectConfiguration: { enabled: false } }
             : action.serviceConnect !== undefined

@@ -15,6 +15,12 @@ export interface EventBridgePublisherOptions {
   readonly retries?: number;
   /** Wait before the first such retry; doubles each time. @default 200 */
   readonly backoffMs?: number;
+  /**
+   * Told how many events were not delivered, each time some were not: the
+   * entries still refused after the retries, or every entry of a PutEvents
+   * call that failed outright. For metrics; a throw here is ignored.
+   */
+  readonly onUndelivered?: (events: number) => void;
 }
 
 export interface FailedEvent {
@@ -46,6 +52,7 @@ export class EventBridgePublisher implements EventPublisher {
   readonly #source: string;
   readonly #retries: number;
   readonly #backoffMs: number;
+  readonly #onUndelivered: ((events: number) => void) | undefined;
 
   constructor(client: EventBridgeClient, options: EventBridgePublisherOptions) {
     this.#client = client;
@@ -53,6 +60,7 @@ export class EventBridgePublisher implements EventPublisher {
     this.#source = options.source;
     this.#retries = options.retries ?? 3;
     this.#backoffMs = options.backoffMs ?? 200;
+    this.#onUndelivered = options.onUndelivered;
   }
 
   async publish(events: readonly StatusEvent[]): Promise<void> {
@@ -69,6 +77,7 @@ export class EventBridgePublisher implements EventPublisher {
       try {
         res = await this.#client.send(new PutEventsCommand({ Entries: pending.map((p) => p.entry) }));
       } catch (err) {
+        this.#undelivered(pending.length);
         throw wrapAwsError(err, `publishing ${pending.length} event(s) to bus ${this.#bus}`);
       }
       const results = res.Entries ?? [];
@@ -77,6 +86,7 @@ export class EventBridgePublisher implements EventPublisher {
         .filter((p) => p.result?.ErrorCode !== undefined && p.result.ErrorCode !== "");
       if (refused.length === 0) return [];
       if (attempt >= this.#retries) {
+        this.#undelivered(refused.length);
         return refused.map((p) => ({
           detailType: p.event.detailType,
           tenantId: p.event.detail.tenantId,
@@ -86,6 +96,14 @@ export class EventBridgePublisher implements EventPublisher {
       }
       pending = refused.map(({ event, entry }) => ({ event, entry }));
       await sleep(this.#backoffMs * 2 ** attempt);
+    }
+  }
+
+  #undelivered(events: number): void {
+    try {
+      this.#onUndelivered?.(events);
+    } catch {
+      // A metrics hook must not turn into a publish failure of its own.
     }
   }
 

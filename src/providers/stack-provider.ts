@@ -100,9 +100,22 @@ const CANCELLED = /^Resource (creation|update|deletion) cancelled/i;
 /** For callers that hold no lease (tests, one-off tools). */
 const UNFENCED: Fence = { assertHeld() {} };
 
+export interface StackProviderOptions {
+  /** Clock for request tokens (tests pass a fixed one). @default Date.now */
+  readonly now?: () => number;
+  /**
+   * The CloudFormation service role (CFN_ROLE_ARN) sent as RoleARN with every
+   * create, update and delete, so CloudFormation acts with that role's
+   * permissions rather than the controller's. @default none
+   */
+  readonly roleArn?: string;
+}
+
 export class StackProvider implements External<DesiredStack, ObservedStack> {
   readonly #cfn: CloudFormationClient;
   readonly #now: () => number;
+  /** Spread into CreateStack, UpdateStack and DeleteStack: empty when no service role is configured. */
+  readonly #role: { readonly RoleARN?: string };
   /**
    * Updates CloudFormation answered "No updates are to be performed" to, as
    * (observed hash -> desired hash) per stack name. observe() hands it to
@@ -111,10 +124,10 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
    */
   readonly #noop = new Map<string, { readonly from: string | undefined; readonly to: string }>();
 
-  /** @param now clock for request tokens (tests pass a fixed one). */
-  constructor(cfn: CloudFormationClient, options: { readonly now?: () => number } = {}) {
+  constructor(cfn: CloudFormationClient, options: StackProviderOptions = {}) {
     this.#cfn = cfn;
     this.#now = options.now ?? Date.now;
+    this.#role = options.roleArn !== undefined ? { RoleARN: options.roleArn } : {};
   }
 
   /**
@@ -167,6 +180,7 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
           // Named roles (RoleName) need the NAMED variant.
           Capabilities: ["CAPABILITY_NAMED_IAM"],
           ClientRequestToken: this.#token("create", desired.hash),
+          ...this.#role,
         }),
       );
     } catch (err) {
@@ -191,6 +205,7 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
           Tags: cfnTags(desired),
           Capabilities: ["CAPABILITY_NAMED_IAM"],
           ClientRequestToken: this.#token("update", desired.hash),
+          ...this.#role,
         }),
       );
     } catch (err) {
@@ -213,7 +228,11 @@ export class StackProvider implements External<DesiredStack, ObservedStack> {
     fence.assertHeld();
     try {
       await this.#cfn.send(
-        new DeleteStackCommand({ StackName: observed.stackId, ClientRequestToken: this.#token("delete", observed.hashTag ?? "0") }),
+        new DeleteStackCommand({
+          StackName: observed.stackId,
+          ClientRequestToken: this.#token("delete", observed.hashTag ?? "0"),
+          ...this.#role,
+        }),
       );
     } catch (err) {
       if (!isMissing(err)) throw wrapAwsError(err, `deleting stack ${observed.stackId}`);

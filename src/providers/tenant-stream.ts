@@ -56,6 +56,11 @@ interface Position {
  * from the last delivered sequence number. One known gap: a LATEST reader
  * that has seen no record yet and must replace its iterator re-acquires
  * LATEST; the periodic resync covers what could slip between.
+ *
+ * Lag (lagSeconds): per shard, the point in time up to which everything is
+ * read: the creation time of the last record delivered, or the time of a
+ * read that found nothing new. A reader that keeps failing holds its point
+ * still, so its lag grows; an idle stream reads as caught up, not as old.
  */
 export class DynamoStreamSource implements TenantChangeSource {
   readonly #dynamodb: DynamoDBClient;
@@ -75,6 +80,8 @@ export class DynamoStreamSource implements TenantChangeSource {
   #wakeDiscovery: (() => void) | undefined;
   /** Set when a shard closed while discovery was busy, so it runs again at once. */
   #discoveryRequested = false;
+  /** Per shard being read: epoch ms up to which its records are read. */
+  readonly #readUpTo = new Map<string, number>();
 
   constructor(dynamodb: DynamoDBClient, streams: DynamoDBStreamsClient, table: string, options: DynamoStreamSourceOptions = {}) {
     this.#dynamodb = dynamodb;
@@ -101,6 +108,9 @@ export class DynamoStreamSource implements TenantChangeSource {
     const shards = await this.#describeShards(arn);
     const open = shards.filter((s) => s.SequenceNumberRange?.EndingSequenceNumber === undefined);
     for (const s of shards) if (s.ShardId !== undefined) this.#known.add(s.ShardId);
+    // LATEST: what came before is the scan's, so the readers start caught up.
+    const started = this.#o.now();
+    for (const s of open) this.#readUpTo.set(s.ShardId ?? "", started);
     const first = await Promise.all(
       open.map(async (s) => {
         const position: Position = { start: "LATEST", lastSequence: undefined };
@@ -117,9 +127,23 @@ export class DynamoStreamSource implements TenantChangeSource {
     await Promise.allSettled([...this.#readers.values(), this.#discovery]);
     this.#readers.clear();
     this.#known.clear();
+    this.#readUpTo.clear();
     this.#abort = undefined;
     this.#discovery = undefined;
     this.#discoveryRequested = false;
+  }
+
+  /**
+   * How far behind the stream reading is, in seconds: the largest lag of the
+   * shards being read (0 when every one is caught up). Undefined when not
+   * started (a standby reads nothing).
+   */
+  lagSeconds(): number | undefined {
+    if (this.#abort === undefined) return undefined;
+    const now = this.#o.now();
+    let lag = 0;
+    for (const upTo of this.#readUpTo.values()) lag = Math.max(lag, (now - upTo) / 1000);
+    return Math.max(0, lag);
   }
 
   get #signal(): AbortSignal {
@@ -174,7 +198,10 @@ export class DynamoStreamSource implements TenantChangeSource {
       await this.#readShard(arn, shardId, position, iterator);
     })()
       .catch((err: unknown) => this.#log?.warn({ err, shardId }, "stream shard reader ended by an unexpected error"))
-      .finally(() => this.#readers.delete(shardId));
+      .finally(() => {
+        this.#readers.delete(shardId);
+        this.#readUpTo.delete(shardId);
+      });
     this.#readers.set(shardId, reader);
   }
 
@@ -192,12 +219,20 @@ export class DynamoStreamSource implements TenantChangeSource {
           acquiredAt = this.#o.now();
           if (iterator === undefined) return;
         }
+        const sent = this.#o.now();
         const res = await this.#streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.#o.limit }));
         failures = 0;
         const records = res.Records ?? [];
         if (records.length > 0) {
-          position.lastSequence = records[records.length - 1]?.dynamodb?.SequenceNumber ?? position.lastSequence;
+          const last = records[records.length - 1]?.dynamodb;
+          position.lastSequence = last?.SequenceNumber ?? position.lastSequence;
           this.#deliver(records);
+          // Without a creation time the batch says nothing of the lag; the next empty read will.
+          const created = last?.ApproximateCreationDateTime?.getTime();
+          if (created !== undefined && !Number.isNaN(created)) this.#readUpTo.set(shardId, Math.min(created, sent));
+        } else {
+          // Nothing after our position as of `sent`: caught up to then.
+          this.#readUpTo.set(shardId, sent);
         }
         // Every answer carries a fresh iterator, good for another 15 minutes.
         iterator = res.NextShardIterator ?? undefined;

@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import type { Priority, WorkQueue } from "./queue.js";
-import { failed, type ReconcileResult, type Reconciler } from "./result.js";
+import { failed, type ReconcileContext, type ReconcileResult, type Reconciler } from "./result.js";
 
 export interface ControllerOptions<K extends string> {
   /** The controller owns it from start(): stop() shuts it down. */
@@ -110,9 +110,11 @@ export class Controller<K extends string = string> {
     const ac = new AbortController();
     this.#inFlight.set(key, ac);
     const started = this.#now();
+    const queue = this.#o.queue;
+    const context: ReconcileContext = { failures: queue.numRequeues(key), retryDelayMs: () => queue.nextRetryDelay(key) };
     let result: ReconcileResult;
     try {
-      result = await this.#o.reconciler(key, ac.signal);
+      result = await this.#o.reconciler(key, ac.signal, context);
     } catch (err) {
       // A reconciler should return failed(); a throw is unexpected, so it
       // is logged loudly, but it is still only worth a retry with backoff.
@@ -145,8 +147,10 @@ export class Controller<K extends string = string> {
         return;
       case "failed":
         if (result.terminal) {
-          // Retrying cannot help; the key's next change or resync brings it back.
+          // Backoff cannot help; the key's next change or resync brings it
+          // back, or a slow look again when the reconciler asks for one.
           queue.forget(key);
+          if (result.retryAfterMs !== undefined) queue.addAfter(key, Math.max(0, result.retryAfterMs), "fresh");
         } else {
           queue.addRateLimited(key);
         }

@@ -13,6 +13,8 @@
  * Keys are opaque; the queue knows nothing of tenants or AWS.
  */
 
+import type { InProgress, QueueMetrics, QueueMetricsProvider } from "./queue-metrics.js";
+
 /** In the order they are served. */
 const PRIORITIES = ["followUp", "fresh", "resync"] as const;
 export type Priority = (typeof PRIORITIES)[number];
@@ -65,6 +67,8 @@ export class ExponentialBackoff<K extends string = string> {
   readonly #capMs: number;
   readonly #random: () => number;
   readonly #failures = new Map<K, number>();
+  /** Delays drawn by peek() and not used yet: next() returns exactly what peek() promised. */
+  readonly #drawn = new Map<K, number>();
 
   constructor(options: BackoffOptions = {}) {
     this.#baseMs = options.baseMs ?? 1000;
@@ -78,16 +82,31 @@ export class ExponentialBackoff<K extends string = string> {
 
   /** The delay before the key's next retry; counts one more failure. */
   next(key: K): number {
-    const n = this.#failures.get(key) ?? 0;
-    this.#failures.set(key, n + 1);
+    const delay = this.peek(key);
+    this.#drawn.delete(key);
+    this.#failures.set(key, this.failures(key) + 1);
+    return delay;
+  }
+
+  /**
+   * The delay next(key) will return, without counting a failure: drawn once
+   * and kept, so what a reconcile reports as its next attempt is the wait
+   * the queue then applies, jitter included.
+   */
+  peek(key: K): number {
+    const drawn = this.#drawn.get(key);
+    if (drawn !== undefined) return drawn;
     // Math.pow overflows to Infinity long after the cap; min() handles that.
-    const ceiling = Math.min(this.#capMs, this.#baseMs * Math.pow(this.#factor, n));
+    const ceiling = Math.min(this.#capMs, this.#baseMs * Math.pow(this.#factor, this.failures(key)));
     const half = ceiling / 2;
-    return Math.round(half + this.#random() * half);
+    const delay = Math.round(half + this.#random() * half);
+    this.#drawn.set(key, delay);
+    return delay;
   }
 
   forget(key: K): void {
     this.#failures.delete(key);
+    this.#drawn.delete(key);
   }
 
   failures(key: K): number {
@@ -98,7 +117,13 @@ export class ExponentialBackoff<K extends string = string> {
 export interface WorkQueueOptions {
   readonly timers?: Timers;
   readonly backoff?: BackoffOptions;
+  /** The queue's name in its metrics (label `name`), e.g. the controller's: "tenant". @default "default" */
+  readonly name?: string;
+  /** Where the queue reports adds, depth, waits, work and retries. @default none */
+  readonly metrics?: QueueMetricsProvider;
 }
+
+const NO_METRICS: QueueMetrics = { added() {}, depth() {}, waited() {}, worked() {}, retried() {} };
 
 interface Delayed {
   readonly at: number;
@@ -124,10 +149,16 @@ export class WorkQueue<K extends string = string> {
   #shuttingDown = false;
   #draining = false;
   readonly #drained: (() => void)[] = [];
+  readonly #metrics: QueueMetrics;
+  /** When each dirty key was added, for its wait; kept from the first add until it is handed out. */
+  readonly #addedAt = new Map<K, number>();
+  /** When each key being processed was handed out, for its work time and the work in progress. */
+  readonly #startedAt = new Map<K, number>();
 
   constructor(options: WorkQueueOptions = {}) {
     this.#timers = options.timers ?? systemTimers;
     this.#backoff = new ExponentialBackoff<K>(options.backoff);
+    this.#metrics = options.metrics?.forQueue(options.name ?? "default", () => this.inProgress()) ?? NO_METRICS;
   }
 
   /** Marks the key as needing work. @param priority @default "fresh" */
@@ -143,6 +174,9 @@ export class WorkQueue<K extends string = string> {
       return;
     }
     this.#dirty.set(key, priority);
+    this.#addedAt.set(key, this.#timers.now());
+    this.#metrics.added();
+    this.#metrics.depth(this.#dirty.size);
     // Never hand a key to a second worker: it goes back in on done().
     if (this.#processing.has(key)) return;
     this.#enqueue(key, priority);
@@ -155,6 +189,7 @@ export class WorkQueue<K extends string = string> {
       this.add(key, priority);
       return;
     }
+    this.#metrics.retried();
     const at = this.#timers.now() + ms;
     const pending = this.#delayed.get(key);
     if (pending !== undefined) {
@@ -184,6 +219,24 @@ export class WorkQueue<K extends string = string> {
     return this.#backoff.failures(key);
   }
 
+  /** The delay the key's next addRateLimited will apply (the same one: it is drawn once). */
+  nextRetryDelay(key: K): number {
+    return this.#backoff.peek(key);
+  }
+
+  /** Work handed out and not done yet, as of now. */
+  inProgress(): InProgress {
+    const now = this.#timers.now();
+    let unfinished = 0;
+    let longest = 0;
+    for (const started of this.#startedAt.values()) {
+      const s = Math.max(0, now - started) / 1000;
+      unfinished += s;
+      longest = Math.max(longest, s);
+    }
+    return { unfinishedSeconds: unfinished, longestSeconds: longest };
+  }
+
   /**
    * The next key to process, waiting for one if none is ready. Resolves
    * undefined once the queue shuts down (or drains) or the signal aborts.
@@ -211,6 +264,9 @@ export class WorkQueue<K extends string = string> {
   /** Ends processing of the key; if it was added meanwhile, it waits again (once). */
   done(key: K): void {
     if (!this.#processing.delete(key)) return;
+    const started = this.#startedAt.get(key);
+    this.#startedAt.delete(key);
+    if (started !== undefined) this.#metrics.worked(Math.max(0, this.#timers.now() - started) / 1000);
     const priority = this.#dirty.get(key);
     if (priority !== undefined) this.#enqueue(key, priority);
     this.#checkDrained();
@@ -240,6 +296,8 @@ export class WorkQueue<K extends string = string> {
     this.#clearDelayed();
     for (const p of PRIORITIES) this.#waiting[p].clear();
     this.#dirty.clear();
+    this.#addedAt.clear();
+    this.#metrics.depth(0);
     for (const w of this.#waiters.splice(0)) {
       w.detach();
       w.resolve(undefined);
@@ -256,7 +314,11 @@ export class WorkQueue<K extends string = string> {
     this.#draining = true;
     this.#clearDelayed();
     // Re-adds of keys in flight are not kept: nothing would process them.
-    for (const key of this.#processing) this.#dirty.delete(key);
+    for (const key of this.#processing) {
+      this.#dirty.delete(key);
+      this.#addedAt.delete(key);
+    }
+    this.#metrics.depth(this.#dirty.size);
     const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
     if (this.len() === 0) {
       for (const w of this.#waiters.splice(0)) {
@@ -286,6 +348,12 @@ export class WorkQueue<K extends string = string> {
     set.delete(key);
     this.#dirty.delete(key);
     this.#processing.add(key);
+    const now = this.#timers.now();
+    const added = this.#addedAt.get(key);
+    this.#addedAt.delete(key);
+    if (added !== undefined) this.#metrics.waited(Math.max(0, now - added) / 1000);
+    this.#startedAt.set(key, now);
+    this.#metrics.depth(this.#dirty.size);
     return key;
   }
 

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { didYouMean } from "../suggest.js";
 
 /**
  * The tenant record contract (docs/design.md "Contract: tenant record"), shaped like
@@ -46,12 +47,24 @@ export const tenantRecordSchema = z.object({
   tenantRegistrationId: z.string({ error: "tenantRegistrationId must be a string" }).optional(),
   sbtaws_active: z.boolean({ error: "sbtaws_active must be a boolean (true or false)" }).optional().default(true),
   suspended: z.boolean({ error: "suspended must be a boolean (true or false)" }).optional().default(false),
+  /**
+   * The tenant's place in fleet rollouts: lower rings get a new catalogue
+   * version first; a tenant without one goes last (docs/design.md "Contract: fleet rollouts").
+   */
+  ring: z
+    .number({ error: "ring must be a number (lower rings get new versions first)" })
+    .int("ring must be a whole number")
+    .min(0, "ring must be 0 or more")
+    .max(1000, "ring must be at most 1000")
+    .optional(),
   apps: z
     .record(z.string(), appOverrideSchema)
     .superRefine((apps, ctx) => {
       for (const key of Object.keys(apps)) {
         if (!(APP_NAMES as readonly string[]).includes(key)) {
-          ctx.addIssue({ code: "custom", path: [key], message: `unknown app "${key}": apps keys must be one of ${APP_NAMES.join(", ")}` });
+          const hint = didYouMean(key, APP_NAMES);
+          const keys = `apps keys must be one of ${APP_NAMES.join(", ")}`;
+          ctx.addIssue({ code: "custom", path: [key], message: `unknown app "${key}"${hint ? `${hint} (${keys})` : `: ${keys}`}` });
         }
       }
     })
@@ -62,32 +75,68 @@ export const tenantRecordSchema = z.object({
 
 export type TenantSpec = z.output<typeof tenantRecordSchema>;
 
+/** One thing wrong with a record: where (the attribute path) and what, naming the field and the fix. */
+export interface RecordIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
 export type RecordValidation =
   | { readonly ok: true; readonly spec: TenantSpec; readonly specHash: string }
-  | { readonly ok: false; readonly tenantId: string | undefined; readonly message: string; readonly specHash: string };
+  | {
+      readonly ok: false;
+      readonly tenantId: string | undefined;
+      readonly message: string;
+      readonly issues: readonly RecordIssue[];
+      readonly specHash: string;
+    };
+
+/**
+ * What a record file may say: exactly the contract's attributes. The stored
+ * item carries others (SBT's, `status`, `tenantctlApplied`) and is validated
+ * tolerantly; a file a person writes is not, so `appz:` is a typo reported
+ * with a suggestion rather than an attribute silently ignored.
+ */
+const strictRecordSchema = tenantRecordSchema.strict();
+
+/** The attributes allowed at a path of a record: the record's own, or an app override's. */
+function fieldsAt(path: readonly PropertyKey[]): readonly string[] {
+  if (path.length === 0) return Object.keys(tenantRecordSchema.shape);
+  if (path.length === 2 && path[0] === "apps") return Object.keys(appOverrideSchema.shape);
+  return [];
+}
 
 /**
  * Validates a raw item (already unmarshalled from DynamoDB). The `status`
- * attribute and unknown attributes are ignored; the error message names the
- * offending field and the fix.
+ * attribute and unknown attributes are ignored unless `strict` (a record
+ * file); the error message names the offending field and the fix.
  */
-export function validateRecord(item: Readonly<Record<string, unknown>>): RecordValidation {
+export function validateRecord(item: Readonly<Record<string, unknown>>, options: { readonly strict?: boolean } = {}): RecordValidation {
   const specHash = hashSpec(item);
-  const parsed = tenantRecordSchema.safeParse(item);
+  const parsed = (options.strict === true ? strictRecordSchema : tenantRecordSchema).safeParse(item);
   if (parsed.success) return { ok: true, spec: parsed.data, specHash };
-  const message = parsed.error.issues
-    .map((issue) => {
-      const path = issue.path.map(String);
-      const last = path[path.length - 1];
-      // Messages already start with their field's name; prefix only the parents.
-      if (last !== undefined && issue.message.startsWith(last)) {
-        return [...path.slice(0, -1), issue.message].join(".");
-      }
-      return path.length === 0 ? issue.message : `${path.join(".")}: ${issue.message}`;
-    })
-    .join("; ");
+  const issues: RecordIssue[] = parsed.error.issues.flatMap((issue): RecordIssue[] => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => {
+        const path = [...issue.path.map((p) => (typeof p === "number" ? p : String(p))), key];
+        const fields = fieldsAt(issue.path);
+        const hint = didYouMean(key, fields);
+        return {
+          path,
+          message: `unknown field "${path.join(".")}"${hint || (fields.length > 0 ? `: expected one of ${fields.join(", ")}` : "")}`,
+        };
+      });
+    }
+    const path = issue.path.map((p) => (typeof p === "number" ? p : String(p)));
+    const last = path[path.length - 1];
+    // Messages already start with their field's name; prefix only the parents.
+    if (last !== undefined && issue.message.startsWith(String(last))) {
+      return [{ path, message: [...path.slice(0, -1), issue.message].join(".") }];
+    }
+    return [{ path, message: path.length === 0 ? issue.message : `${path.join(".")}: ${issue.message}` }];
+  });
   const tenantId = typeof item["tenantId"] === "string" ? item["tenantId"] : undefined;
-  return { ok: false, tenantId, message, specHash };
+  return { ok: false, tenantId, message: issues.map((i) => i.message).join("; "), issues, specHash };
 }
 
 /** Attributes that make up the spec. `status` and unknown attributes are excluded on purpose. */
@@ -99,6 +148,7 @@ export const SPEC_FIELDS = [
   "tenantRegistrationId",
   "sbtaws_active",
   "suspended",
+  "ring",
   "apps",
 ] as const;
 

@@ -48,6 +48,13 @@ export interface TenantStatus {
   };
   /** The tenant's Cognito user pool and app client: its own (silo at onboarding) or the shared pool's (basic); kept across tier moves. */
   readonly identity?: { readonly userPoolId: string; readonly appClientId: string; readonly shared: boolean };
+  /**
+   * New task definitions the controller deployed and has not yet seen
+   * finish, and those ECS failed (circuit breaker), by service
+   * `<cluster>/<name>`: a failed one is not deployed again while it is
+   * wanted (src/tiers/deploy-watch.ts).
+   */
+  readonly deployments?: Readonly<Record<string, DeployRecord>>;
   /** True once the lower-cased tenant id is durably claimed for this tenant (routing cannot cross tenants). */
   readonly caseClaimed?: boolean;
   /** When the tenant entered its current phase, for "time in phase" and stuck-tenant alarms. */
@@ -57,6 +64,35 @@ export interface TenantStatus {
    * what failed, how it was classified, how many tries in a row failed, and when the next one is due.
    */
   readonly lastError?: LastError;
+  /** The last SBT events sent about this tenant (at most RECENT_EVENTS_KEPT, oldest first), for `tenantctl describe` and `tenantctl events`. */
+  readonly recentEvents?: readonly RecentEvent[];
+}
+
+/** One event the controller published about a tenant, as the tenant's status remembers it. */
+export interface RecentEvent {
+  /** The EventBridge detail-type, e.g. `sbt_aws_provisionSuccess`. */
+  readonly detailType: string;
+  /** When the controller decided to send it (ISO time). */
+  readonly at: string;
+  /** The event's reason, cut to RECENT_EVENT_REASON_CHARS. */
+  readonly reason?: string;
+}
+
+/** Enough to see a tenant's last few transitions, small enough to keep the item far from DynamoDB's 400 KB. */
+export const RECENT_EVENTS_KEPT = 10;
+export const RECENT_EVENT_REASON_CHARS = 200;
+
+/** A deployment of new task definition content to one service, from its start until ECS finishes it. */
+export interface DeployRecord {
+  /** Content hash of the task definition deployed. */
+  readonly contentHash: string;
+  /** Its image, for people: the version deployed. */
+  readonly image: string;
+  readonly startedAt: string;
+  /** The PRIMARY deployment the service had before: seeing it still means ECS has not shown the update yet. */
+  readonly replaced?: string;
+  /** ECS failed it (a FAILED deployment, or its circuit breaker rolled the service back). */
+  readonly failed?: { readonly reason: string; readonly at: string };
 }
 
 export interface LastError {

@@ -56,7 +56,8 @@ import { poolServiceName, poolTaskDefinitionFamily, premiumClusterName, serviceN
  *   Service Connect needs; both are in the content hash.
  */
 
-export type TierSettings = Pick<Config, "namePrefix" | "poolCluster" | "advancedCluster" | "subnets" | "securityGroups">;
+export type TierSettings = Pick<Config, "namePrefix" | "poolCluster" | "advancedCluster" | "subnets" | "securityGroups"> &
+  Partial<Pick<Config, "assignPublicIp">>;
 
 /**
  * The reconcile key of the pooled services. It contains ":", which a tenant
@@ -161,6 +162,7 @@ function siloed(
     desiredCount: spec.suspended ? 0 : app.desiredCount,
     subnets: settings.subnets,
     securityGroups: settings.securityGroups,
+    assignPublicIp: settings.assignPublicIp ?? "DISABLED",
     // The rproxy is the tenant's entry point: the ALB's tenant rule forwards to it.
     ...(infra && app.name === "rproxy"
       ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } }
@@ -202,6 +204,7 @@ export function desiredPool(catalogue: Catalogue, settings: TierSettings, infra?
       desiredCount: app.desiredCount,
       subnets: settings.subnets,
       securityGroups: settings.securityGroups,
+      assignPublicIp: settings.assignPublicIp ?? "DISABLED",
       // The pool's rproxy serves every tenant without a rule of its own (the catch-all rule).
       ...(infra && app.name === "rproxy"
         ? { loadBalancer: { targetGroupArn: infra.targetGroupArn, containerName: app.name, containerPort: app.containerPort } }

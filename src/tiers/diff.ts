@@ -33,20 +33,30 @@ import { failedRolloutOf, runsWanted, serviceReadiness } from "./readiness.js";
  * - A cluster is deleted only once none of its services is ACTIVE or DRAINING,
  *   since ECS refuses otherwise and the retry would burn cluster-write budget.
  */
-export function diff(desired: DesiredState, observed: ObservedState, footprint: Footprint): Plan {
+export function diff(desired: DesiredState, observed: ObservedState, footprint: Footprint, options: DiffOptions = {}): Plan {
   const p = new PlanBuilder();
   const clusters = new Map(observed.clusters.map((c) => [c.name, c]));
   const services = new Map(observed.services.map((s) => [serviceKey(s.cluster, s.name), s]));
   const latest = new Map(observed.taskDefinitions.map((t) => [t.family, t]));
 
   const unusableClusters = planClusters(p, desired, clusters);
-  const revisions = planTaskDefinitions(p, desired, latest);
+  const revisions = planTaskDefinitions(p, desired, latest, services);
   for (const s of desired.services) {
     if (unusableClusters.has(s.cluster)) continue;
-    planService(p, s, services.get(serviceKey(s.cluster, s.name)), revisions.get(s.taskDefinitionFamily));
+    const key = serviceKey(s.cluster, s.name);
+    planService(p, s, services.get(key), revisions.get(s.taskDefinitionFamily), options.blocked?.get(key));
   }
   planDeletions(p, desired, observed, footprint, clusters, services);
   return p.build();
+}
+
+export interface DiffOptions {
+  /**
+   * Services (`<cluster>/<name>`) whose deployment of the wanted content
+   * failed earlier (src/tiers/deploy-watch.ts), with the problem to report:
+   * the content is not deployed to them again.
+   */
+  readonly blocked?: ReadonlyMap<string, string>;
 }
 
 /** What the diff knows about a desired family: blocked, being registered in this plan, or current at `arn`. */
@@ -88,20 +98,29 @@ function planClusters(p: PlanBuilder, desired: DesiredState, clusters: ReadonlyM
   return unusable;
 }
 
-/** Registers a revision only when the family's latest one does not have the desired content. */
+/**
+ * Registers a revision only when the family's latest one does not have the
+ * desired content, and no service of the family already runs it: a tenant
+ * that a failed rollout returns to its previous version, which ECS's circuit
+ * breaker restored, needs neither a new revision nor an update.
+ */
 function planTaskDefinitions(
   p: PlanBuilder,
   desired: DesiredState,
   latest: ReadonlyMap<string, ObservedTaskDefinition>,
+  services: ReadonlyMap<string, ObservedService>,
 ): Map<string, Revision> {
   const revisions = new Map<string, Revision>();
   for (const td of desired.taskDefinitions) {
     const o = latest.get(td.family);
+    const running = runningRevision(td, desired, services);
     if (o !== undefined && !isManaged(o.tags)) {
       p.problems.push(`task definition family ${td.family} has an unmanaged latest revision ${o.arn}; not registering into it`);
       revisions.set(td.family, { kind: "blocked" });
     } else if (o !== undefined && o.contentHash === td.contentHash) {
       revisions.set(td.family, { kind: "current", taskDefinition: td, arn: o.arn });
+    } else if (running !== undefined) {
+      revisions.set(td.family, { kind: "current", taskDefinition: td, arn: running });
     } else {
       const reason =
         o === undefined
@@ -114,7 +133,29 @@ function planTaskDefinitions(
   return revisions;
 }
 
-function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | undefined, revision: Revision | undefined): void {
+/** The revision every desired service of the family runs, when they all exist and run the desired content. */
+function runningRevision(
+  td: DesiredTaskDefinition,
+  desired: DesiredState,
+  services: ReadonlyMap<string, ObservedService>,
+): string | undefined {
+  const users = desired.services.filter((s) => s.taskDefinitionFamily === td.family);
+  const arns = new Set<string>();
+  for (const s of users) {
+    const o = services.get(serviceKey(s.cluster, s.name));
+    if (o === undefined || o.status !== "ACTIVE" || o.taskDefinitionContentHash !== td.contentHash) return undefined;
+    arns.add(o.taskDefinitionArn);
+  }
+  return arns.size === 1 ? [...arns][0] : undefined;
+}
+
+function planService(
+  p: PlanBuilder,
+  s: DesiredService,
+  o: ObservedService | undefined,
+  revision: Revision | undefined,
+  blocked: string | undefined,
+): void {
   const where = `service ${s.name} in ${s.cluster}`;
   if (revision === undefined) {
     p.problems.push(`${where}: its task definition family ${s.taskDefinitionFamily} is not in the desired state`);
@@ -148,7 +189,10 @@ function planService(p: PlanBuilder, s: DesiredService, o: ObservedService | und
   }
   if (!runsWanted(o, wanted)) {
     const failure = failedRolloutOf(o, wantedArn);
-    if (failure !== undefined) {
+    if (blocked !== undefined) {
+      rolloutFailed = true;
+      p.problems.push(blocked);
+    } else if (failure !== undefined) {
       rolloutFailed = true;
       p.problems.push(`${where}: rollout of ${wantedArn} failed: ${failure}; not deploying it again until the spec changes`);
     } else {

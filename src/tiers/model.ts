@@ -65,6 +65,8 @@ export interface DesiredService {
   readonly desiredCount: number;
   readonly subnets: readonly string[];
   readonly securityGroups: readonly string[];
+  /** awsvpc assignPublicIp (ASSIGN_PUBLIC_IP): ENABLED only for subnets that reach ECR and the AWS APIs through an internet gateway. */
+  readonly assignPublicIp: "ENABLED" | "DISABLED";
   readonly loadBalancer?: { readonly targetGroupArn: string; readonly containerName: string; readonly containerPort: number };
   /** Absent: Service Connect off (no namespace yet, or none wanted). */
   readonly serviceConnect?: DesiredServiceConnect;

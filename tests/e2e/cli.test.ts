@@ -4,14 +4,19 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { PutEventsCommand } from "@aws-sdk/client-eventbridge";
+import { ListRulesCommand, PutEventsCommand } from "@aws-sdk/client-eventbridge";
+import { ListQueuesCommand } from "@aws-sdk/client-sqs";
+import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageError, type Command, type Io } from "../../src/cli/command.js";
 import { applyCommand } from "../../src/cli/commands/apply.js";
 import { deleteCommand } from "../../src/cli/commands/delete.js";
+import { describeCommand } from "../../src/cli/commands/describe.js";
 import { eventsCommand } from "../../src/cli/commands/events.js";
 import { getCommand } from "../../src/cli/commands/get.js";
 import { listCommand } from "../../src/cli/commands/list.js";
+import { closeViewer, openViewer, viewerPrefix } from "../../src/cli/events-tail.js";
+import { createCliClients, loadClientConfig, type CliClients } from "../../src/cli/client-config.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
 
 /**
@@ -49,6 +54,15 @@ async function run(
   args: readonly string[],
   options: { stdin?: string; env?: Record<string, string> } = {},
 ): Promise<Ran> {
+  return start(command, args, options).done;
+}
+
+/** A command running in process, with its output so far: for commands that wait (--follow) while the test acts. */
+function start(
+  command: Command,
+  args: readonly string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): { readonly stderr: () => string; readonly done: Promise<Ran> } {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = "";
@@ -56,8 +70,8 @@ async function run(
   stdout.on("data", (d: Buffer) => (out += d.toString()));
   stderr.on("data", (d: Buffer) => (err += d.toString()));
   const io: Io = { stdout, stderr, stdin: Readable.from([options.stdin ?? ""]), env: { ...env, ...options.env } };
-  const code = await command.run(args, io);
-  return { code, stdout: out, stderr: err };
+  const done = command.run(args, io).then((code) => ({ code, stdout: out, stderr: err }));
+  return { stderr: () => err, done };
 }
 
 const documents = () => DynamoDBDocumentClient.from(cloud.clients.dynamodb);
@@ -347,36 +361,75 @@ describe("events", () => {
       }),
     );
 
-  it("sets up its queue and rule, then shows events from the bus once each", async () => {
-    const first = await run(eventsCommand, []);
-    expect(first.code).toBe(0);
-    expect(first.stdout).toBe("");
+  let clients: CliClients;
+  beforeAll(async () => {
+    clients = createCliClients(await loadClientConfig(env), env);
+  });
+  afterAll(() => clients?.destroy());
 
-    await put("sbt_aws_provisionSuccess", "acme");
-    await put("sbt_aws_provisionFailure", "initech");
-    await put("sbt_aws_provisionSuccess", "elsewhere", "sbt.control.plane"); // another source: not ours
+  /** The viewers' queues and rules that exist now. */
+  async function viewers(): Promise<{ queues: string[]; rules: string[] }> {
+    const prefix = viewerPrefix(cloud.config.namePrefix);
+    const queues = (await clients.sqs.send(new ListQueuesCommand({ QueueNamePrefix: prefix }))).QueueUrls ?? [];
+    const rules = (await clients.eventbridge.send(new ListRulesCommand({ NamePrefix: prefix, EventBusName: BUS }))).Rules ?? [];
+    return { queues: queues.map((u) => u.slice(u.lastIndexOf("/") + 1)).sort(), rules: rules.map((r) => r.Name ?? "").sort() };
+  }
+
+  async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it("without --follow shows the events recorded in the tenants' status, oldest first, and takes nothing away", async () => {
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    await writeStatus("acme", {
+      ...readyStatus(),
+      recentEvents: [
+        { detailType: "tenantStatusChanged", at: at(30), reason: "New -> Provisioning: creating 4 services" },
+        { detailType: "sbt_aws_provisionSuccess", at: at(10), reason: "all services steady" },
+      ],
+    });
+    const failedAt = at(20);
+    await writeStatus("initech", {
+      ...readyStatus(),
+      recentEvents: [{ detailType: "sbt_aws_provisionFailure", at: failedAt, reason: "image crashloop" }],
+    });
     const r = await run(eventsCommand, []);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
-    expect(lines).toHaveLength(2);
-    expect(lines.find((l) => l.includes("tenant=acme"))).toMatch(
-      /^\S+Z\s+sbt_aws_provisionSuccess\s+tenant=acme\s+registrationStatus=Created\s+phase=Ready\s+reason="all services steady"$/,
-    );
-    expect(lines.find((l) => l.includes("tenant=initech"))).toMatch(
-      /sbt_aws_provisionFailure\s+tenant=initech\s+registrationStatus=Failed\s+phase=Failed\s+reason="image crashloop failed to start"/,
-    );
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^\S+Z\s+tenantStatusChanged\s+tenant=acme\s+reason="New -> Provisioning: creating 4 services"$/);
+    expect(lines[1]).toMatch(/^\S+Z\s+sbt_aws_provisionFailure\s+tenant=initech\s+reason="image crashloop"$/);
+    expect(lines[2]).toMatch(/^\S+Z\s+sbt_aws_provisionSuccess\s+tenant=acme\s+reason="all services steady"$/);
+    // Reading is all it does: another viewer sees the same, and nothing was created on the bus.
+    expect((await run(eventsCommand, [])).stdout).toBe(r.stdout);
+    expect(await viewers()).toEqual({ queues: [], rules: [] });
 
-    const again = await run(eventsCommand, []);
-    expect(again.stdout).toBe("");
+    const json = await run(eventsCommand, ["initech", "-o", "json"]);
+    expect(
+      json.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as unknown),
+    ).toEqual([{ tenantId: "initech", detailType: "sbt_aws_provisionFailure", at: failedAt, reason: "image crashloop" }]);
   });
 
-  it("--follow -o json prints each event as it arrives, one JSON per line", async () => {
-    const following = run(eventsCommand, ["--follow", "--follow-seconds", "4", "-o", "json"]);
-    await new Promise((r) => setTimeout(r, 1000));
+  it("two viewers following at once both see every event; each deletes its own queue and rule when it stops", async () => {
+    const a = start(eventsCommand, ["--follow", "--follow-seconds", "10", "-o", "json"]);
+    const b = start(eventsCommand, ["--follow", "--follow-seconds", "10"]);
+    await until(() => a.stderr().includes("following bus") && b.stderr().includes("following bus"), "both viewers to be set up");
+    const during = await viewers();
+    expect(during.queues).toHaveLength(2);
+    expect(during.rules).toEqual(during.queues);
     await put("sbt_aws_deprovisionSuccess", "globex");
-    const r = await following;
-    expect(r.code).toBe(0);
-    const events = r.stdout
+    await put("sbt_aws_provisionSuccess", "elsewhere", "sbt.control.plane"); // another source: not ours
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect(ra.code).toBe(0);
+    expect(rb.code).toBe(0);
+    const events = ra.stdout
       .trimEnd()
       .split("\n")
       .map((l) => JSON.parse(l) as { "detail-type": string; source: string; detail: { tenantId: string } });
@@ -386,6 +439,74 @@ describe("events", () => {
       source: "sbt.application.plane",
       detail: { tenantId: "globex" },
     });
+    expect(rb.stdout).toMatch(
+      /^\S+Z\s+sbt_aws_deprovisionSuccess\s+tenant=globex\s+registrationStatus=Created\s+phase=Ready\s+reason="all services steady"\n$/,
+    );
+    expect(await viewers()).toEqual({ queues: [], rules: [] });
+  });
+
+  it("a viewer that died is swept by the next one once expired; a live viewer's queue is left alone", async () => {
+    const options = { namePrefix: cloud.config.namePrefix, busName: BUS, source: cloud.config.eventSource };
+    // Opened two hours ago and never extended or closed: its process was killed.
+    const dead = await openViewer(clients, { ...options, now: new Date(Date.now() - 2 * 3_600_000) });
+    const alive = await openViewer(clients, options);
+    try {
+      const r = await run(eventsCommand, ["--follow-seconds", "1"]);
+      expect(r.code).toBe(0);
+      const left = await viewers();
+      expect(left.queues).toEqual([alive.queueName]);
+      expect(left.rules).toEqual([alive.ruleName]);
+      expect(left.queues).not.toContain(dead.queueName);
+    } finally {
+      await closeViewer(clients, BUS, alive);
+    }
+    expect(await viewers()).toEqual({ queues: [], rules: [] });
+  });
+});
+
+describe("describe", () => {
+  it("shows time in phase, the last error with retries and next attempt, and the recent events", async () => {
+    const now = Date.now();
+    await writeStatus("acme", {
+      ...readyStatus("ThrottlingException: Rate exceeded"),
+      phase: "Degraded",
+      phaseSince: new Date(now - 600_000).toISOString(),
+      lastError: {
+        message: "updating service acme-orders: Rate exceeded",
+        kind: "transient",
+        type: "ThrottlingException",
+        at: new Date(now - 30_000).toISOString(),
+        retries: 3,
+        nextAttemptAt: new Date(now + 3_600_000).toISOString(),
+      },
+      recentEvents: [{ detailType: "sbt_aws_provisionFailure", at: new Date(now - 600_000).toISOString(), reason: "Rate exceeded" }],
+    });
+    const r = await run(describeCommand, ["acme"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Tenant:\s+acme$/m);
+    expect(r.stdout).toMatch(/^ {2}Phase:\s+Degraded \(for 10m, since \S+Z\)$/m);
+    expect(r.stdout).toMatch(/^ {2}Last error:\s+ThrottlingException: updating service acme-orders: Rate exceeded$/m);
+    expect(r.stdout).toMatch(/^\s+transient, 3 failed tries in a row, last 30s ago$/m);
+    expect(r.stdout).toMatch(/^ {2}Next attempt:\s+\S+Z \(in 59m\)$/m);
+    expect(r.stdout).toMatch(/^ {2}10m\s+sbt_aws_provisionFailure\s+Rate exceeded$/m);
+    const missing = await run(describeCommand, ["nobody"]);
+    expect(missing.code).toBe(1);
+    await expect(run(describeCommand, [])).rejects.toThrow(/missing tenant ID/);
+  });
+});
+
+describe("setup problems get their fix", () => {
+  it("no endpoint listening: is npm start running?", async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((r) => server.close(r));
+    const r = await run(getCommand, ["acme"], { env: { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `tenantctl get: reading tenant/acme: no AWS endpoint at http://127.0.0.1:${port}: is \`npm start\` running? (or unset AWS_ENDPOINT_URL to use AWS)\n`,
+    );
   });
 });
 
@@ -415,7 +536,12 @@ describe("the CLI as a process", () => {
   }
 
   // The SDK warns on every start under Node 20 (it will want 22 from 2027): silenced so stderr shows only our output.
-  function spawnCli(args: readonly string[], stdin: string, onStdout?: (text: string, child: ChildProcess) => void): Promise<Ran> {
+  function spawnCli(
+    args: readonly string[],
+    stdin: string,
+    onStdout?: (text: string, child: ChildProcess) => void,
+    onStderr?: (text: string, child: ChildProcess) => void,
+  ): Promise<Ran> {
     return entry().then(
       (script) =>
         new Promise((resolvePromise, reject) => {
@@ -430,7 +556,10 @@ describe("the CLI as a process", () => {
             stdout += d.toString();
             onStdout?.(stdout, child);
           });
-          child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+          child.stderr.on("data", (d: Buffer) => {
+            stderr += d.toString();
+            onStderr?.(stderr, child);
+          });
           child.on("error", reject);
           child.on("exit", (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
           child.stdin.end(stdin);
@@ -451,6 +580,39 @@ describe("the CLI as a process", () => {
     const bad = await spawnCli(["apply", "--nope"], "");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--nope");
+  });
+
+  it("apply rejects a misspelt field with its line and the field meant, exit 1, writing nothing", async () => {
+    const r = await spawnCli(["apply", "-f", "-"], "tenantId: typo\ntier: basic\ntenantName: Typo\nappz:\n  orders: { desiredCount: 2 }\n");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('record 1 (tenant typo) line 4: unknown field "appz": did you mean "apps"?');
+    expect(r.stderr).toContain("nothing was written");
+    expect(await stored("typo")).toBeUndefined();
+  });
+
+  it("events --follow removes its queue and rule on Ctrl-C and on SIGTERM", async () => {
+    const prefix = viewerPrefix(cloud.config.namePrefix);
+    const clients = createCliClients(await loadClientConfig(env), env);
+    try {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        let queue = "";
+        const r = await spawnCli(["events", "--follow"], "", undefined, (text, child) => {
+          const m = /through queue (\S+)/.exec(text);
+          if (queue === "" && m?.[1] !== undefined) {
+            queue = m[1];
+            child.kill(signal);
+          }
+        });
+        expect(queue).toMatch(new RegExp(`^${prefix}[0-9a-f]{16}$`));
+        expect(r.code).toBe(0);
+        const queues = (await clients.sqs.send(new ListQueuesCommand({ QueueNamePrefix: prefix }))).QueueUrls ?? [];
+        expect(queues).toEqual([]);
+        const rules = (await clients.eventbridge.send(new ListRulesCommand({ NamePrefix: prefix, EventBusName: BUS }))).Rules ?? [];
+        expect(rules).toEqual([]);
+      }
+    } finally {
+      clients.destroy();
+    }
   });
 
   it("list --watch keeps printing until Ctrl-C, then exits 0", async () => {

@@ -61,7 +61,7 @@ describe("tenantctl controller over HTTP", () => {
   it("is ready only after its initial sync, and exposes metrics that count", async () => {
     // A slow first Scan holds the initial sync back long enough to see /readyz refuse.
     cloud.control.setFaults([{ service: "dynamodb", action: "Scan", latencyMs: 2500, count: 1 }]);
-    const { proc, port } = await controller();
+    const { proc, port } = await controller({ EMF_METRICS: "true", EMF_INTERVAL_SECONDS: "1" });
     await eventually(async () => ((await get(port, "/healthz")).status === 200 ? true : undefined), "/healthz");
     expect((await get(port, "/readyz")).status).toBe(503);
     await eventually(
@@ -104,8 +104,37 @@ describe("tenantctl controller over HTTP", () => {
     ).toBe(1);
     expect(sample(m, "tenant_operator_tenants", "tenant_operator_tenants", { phase: "Ready" })).toBeGreaterThanOrEqual(1);
     expect(sample(m, "tenant_operator_leader", "tenant_operator_leader")).toBe(1);
+    // controller-runtime's workqueue series, for the tenant queue.
+    const q = { name: "tenant" };
+    expect(sample(m, "workqueue_adds_total", "workqueue_adds_total", q)).toBeGreaterThanOrEqual(2);
+    expect(sample(m, "workqueue_work_duration_seconds", "workqueue_work_duration_seconds_count", q)).toBeGreaterThanOrEqual(2);
+    expect(sample(m, "workqueue_queue_duration_seconds", "workqueue_queue_duration_seconds_count", q)).toBeGreaterThanOrEqual(2);
+    expect(sample(m, "workqueue_retries_total", "workqueue_retries_total", q)).toBeGreaterThanOrEqual(1); // its requeue while ECS rolled out
+    expect(sample(m, "workqueue_depth", "workqueue_depth", q)).toBeGreaterThanOrEqual(0);
+    expect(sample(m, "workqueue_unfinished_work_seconds", "workqueue_unfinished_work_seconds", q)).toBeGreaterThanOrEqual(0);
+    expect(m.has("workqueue_longest_running_processor_seconds")).toBe(true);
+    // Reading the stream (caught up long before the 60 s it would take to look stale) and resynced at start.
+    expect(sample(m, "tenant_operator_stream_lag_seconds", "tenant_operator_stream_lag_seconds")).toBeLessThan(60);
+    expect(sample(m, "tenant_operator_resync_age_seconds", "tenant_operator_resync_age_seconds")).toBeGreaterThan(0);
+    expect(
+      sample(m, "tenant_operator_tenants_phase_oldest_seconds", "tenant_operator_tenants_phase_oldest_seconds", { phase: "Ready" }),
+    ).toBeGreaterThanOrEqual(0);
+    expect(sample(m, "tenant_operator_tenants_stuck", "tenant_operator_tenants_stuck")).toBe(0);
+
+    // EMF lines on stdout, bare (not inside a log line), one a second, the leader's with its gauges.
+    const emf = await proc.waitForLine((l) => typeof l["_aws"] === "object" && "ResyncAgeSeconds" in l, 10_000);
+    expect(emf).toMatchObject({
+      _aws: { CloudWatchMetrics: [{ Namespace: "ECSTenantOperator", Dimensions: [["Operator"]] }] },
+      Operator: cloud.config.namePrefix,
+      TenantsStuck: 0,
+    });
+    expect(typeof emf["StreamLagSeconds"]).toBe("number");
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
+    // Across the lines (the last one written at shutdown), every reconcile is counted once.
+    const lines = proc.lines().filter((l) => typeof l["_aws"] === "object");
+    const reconciles = lines.reduce((n, l) => n + (typeof l["Reconciles"] === "number" ? l["Reconciles"] : 0), 0);
+    expect(reconciles).toBe(proc.lines().filter((l) => l["msg"] === "reconciled").length);
   });
 
   it("on SIGTERM during a reconcile, finishes it, releases the lease and exits 0", async () => {

@@ -2,6 +2,9 @@ import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/tenantctl.js";
 import type { Io } from "../../src/cli/command.js";
+import { defaultCatalogue } from "../../src/apps/catalogue.js";
+import { publishSettings, readSettings, settingsOf } from "../../src/providers/controller-settings.js";
+import { ensureLeaseTable } from "../../src/providers/dynamodb-lease-store.js";
 import { eventually } from "../support/event-sink.js";
 import { startHarness, type OperatorHarness } from "../support/operator.js";
 
@@ -18,13 +21,17 @@ afterAll(async () => {
 });
 
 async function plan(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return planWith(h.cloud.env, ...args);
+}
+
+async function planWith(env: Readonly<Record<string, string>>, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = "";
   let err = "";
   stdout.on("data", (d: Buffer) => (out += d.toString()));
   stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const io: Io = { stdout, stderr, stdin: new PassThrough(), env: { ...h.cloud.env } };
+  const io: Io = { stdout, stderr, stdin: new PassThrough(), env: { ...env } };
   const code = await main(["plan", ...args], io);
   return { code, out, err };
 }
@@ -124,5 +131,60 @@ describe("tenantctl plan", () => {
     expect((await plan("--all", "x")).code).toBe(2);
     const bad = await plan("not a valid id");
     expect(bad.code).toBe(2);
+  });
+
+  it("from a workstation with only the endpoint, region, credentials and tables: plans with the settings the controller published", async () => {
+    const workstation = Object.fromEntries(
+      ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TENANTS_TABLE", "LEASE_TABLE"].flatMap((k) => {
+        const v = h.cloud.env[k];
+        return v === undefined ? [] : [[k, v]];
+      }),
+    );
+    expect(workstation).not.toHaveProperty("SUBNETS");
+    await h.put({ tenantId: "plan-3", tier: "advanced", tenantName: "Plan Three" });
+    await h.waitForPhase("plan-3", "Ready");
+    await h.controller.stop();
+    try {
+      await h.update("plan-3", { apps: { products: { desiredCount: 3 } } });
+      const full = await planWith(h.cloud.env, "plan-3", ":pool", "-o", "json");
+      const light = await planWith(workstation, "plan-3", ":pool", "-o", "json");
+      expect(light.err).toBe("");
+      expect(light.code).toBe(0);
+      // The same calls, for the same reasons, as with the controller's whole environment.
+      expect(JSON.parse(light.out)).toEqual(JSON.parse(full.out));
+      const [planned] = JSON.parse(light.out) as PlannedTenant[];
+      expect(planned?.calls.map((c) => c.call)).toEqual(["ecs:UpdateService"]);
+    } finally {
+      h.controller = await h.startController();
+    }
+
+    // Another operator table, where no controller has run: the way out is named.
+    const none = await planWith({ ...workstation, LEASE_TABLE: "no-controller-here" }, "plan-3");
+    expect(none.code).toBe(2);
+    expect(none.err).toContain(
+      "no controller has published its settings in table no-controller-here (the table does not exist): set SUBNETS, SECURITY_GROUPS, LISTENER_ARN, VPC_ID",
+    );
+  });
+
+  it("a deposed leader's late write does not replace the settings of a later leader", async () => {
+    const table = "settings-fence-operator";
+    await ensureLeaseTable(h.clients.dynamodb, table);
+    const settings = (token: number, vpcId: string) => ({
+      ...settingsOf(h.config, defaultCatalogue, { holder: `c${token}`, token, accountId: "123456789012", now: new Date() }),
+      vpcId,
+    });
+    expect(await publishSettings(h.clients.dynamodb, table, settings(5, "vpc-05"))).toBe(true);
+    expect(await publishSettings(h.clients.dynamodb, table, settings(3, "vpc-03"))).toBe(false);
+    expect((await readSettings(h.clients.dynamodb, table))?.vpcId).toBe("vpc-05");
+    expect(await publishSettings(h.clients.dynamodb, table, settings(6, "vpc-06"))).toBe(true);
+    expect(await readSettings(h.clients.dynamodb, table)).toMatchObject({ vpcId: "vpc-06", token: 6, holder: "c6" });
+    // What the running controller published is its own configuration.
+    expect(await readSettings(h.clients.dynamodb, h.config.leaseTable)).toMatchObject({
+      subnets: h.config.subnets,
+      listenerArn: h.config.listenerArn,
+      vpcId: h.config.vpcId,
+      namePrefix: h.config.namePrefix,
+      catalogueSource: "built-in",
+    });
   });
 });

@@ -72,7 +72,13 @@ async function registerImage(family: string, image: string): Promise<string> {
   return out.taskDefinition?.taskDefinitionArn ?? "";
 }
 
-async function create(name: string, taskDefinition: string, clientToken: string, client = ecs): Promise<Service | undefined> {
+async function create(
+  name: string,
+  taskDefinition: string,
+  clientToken: string,
+  client = ecs,
+  breaker?: { enable: boolean; rollback: boolean },
+): Promise<Service | undefined> {
   const out = await client.send(
     new CreateServiceCommand({
       cluster: cluster(),
@@ -81,6 +87,7 @@ async function create(name: string, taskDefinition: string, clientToken: string,
       desiredCount: 2,
       launchType: "FARGATE",
       clientToken,
+      ...(breaker !== undefined ? { deploymentConfiguration: { deploymentCircuitBreaker: breaker } } : {}),
       networkConfiguration: {
         awsvpcConfiguration: { subnets: [...cloud.account.subnets], securityGroups: [...cloud.account.securityGroups] },
       },
@@ -126,13 +133,46 @@ describe("ECS deployments over simulated time", () => {
 
   it("a crashloop image never runs and its deployment FAILS by the circuit breaker", async () => {
     const td = await registerImage("crashy", "public.ecr.aws/demo/orders:crashloop");
-    await create("crashy-a", td, "tok-c");
+    await create("crashy-a", td, "tok-c", ecs, { enable: true, rollback: false });
     cloud.control.advance(60_000);
     const service = await describeOne("crashy-a");
     expect(service.runningCount).toBe(0);
     expect(service.deployments?.[0]).toMatchObject({ rolloutState: "FAILED", runningCount: 0 });
     expect(service.deployments?.[0]?.failedTasks).toBeGreaterThanOrEqual(3);
     expect(service.deployments?.[0]?.rolloutStateReason).toMatch(/circuit breaker/);
+  });
+
+  it("with rollback on, a crashloop revision FAILS and ECS rolls the service back to the previous one, as DescribeServices shows", async () => {
+    const good = await registerImage("rollback", "public.ecr.aws/demo/orders:1.0.0");
+    await create("rollback-a", good, "tok-rb", ecs, { enable: true, rollback: true });
+    cloud.control.advance(7_000);
+    const previousId = (await describeOne("rollback-a")).deployments?.[0]?.id;
+    const bad = await registerImage("rollback", "public.ecr.aws/demo/orders:crashloop");
+    await ecs.send(new UpdateServiceCommand({ cluster: cluster(), service: "rollback-a", taskDefinition: bad }));
+    cloud.control.advance(9_000);
+    const rolling = await describeOne("rollback-a");
+    expect(rolling.deploymentConfiguration?.deploymentCircuitBreaker).toEqual({ enable: true, rollback: true });
+    expect(rolling.taskDefinition).toBe(good);
+    expect(rolling.deployments).toMatchObject([
+      {
+        status: "PRIMARY",
+        taskDefinition: good,
+        rolloutState: "IN_PROGRESS",
+        rolloutStateReason: `ECS deployment circuit breaker: rolling back to deploymentId ${previousId ?? ""}.`,
+      },
+      {
+        status: "ACTIVE",
+        taskDefinition: bad,
+        rolloutState: "FAILED",
+        rolloutStateReason: "ECS deployment circuit breaker: tasks failed to start.",
+      },
+      { status: "ACTIVE", taskDefinition: good, runningCount: 2 },
+    ]);
+    cloud.control.advance(30_000);
+    const after = await describeOne("rollback-a");
+    expect(after.runningCount).toBe(2);
+    expect(after.deployments).toMatchObject([{ status: "PRIMARY", taskDefinition: good, rolloutState: "COMPLETED" }]);
+    expect(after.deployments).toHaveLength(1);
   });
 
   it("UpdateService with a new revision (named by family) rolls a new PRIMARY deployment over the old one", async () => {

@@ -75,6 +75,7 @@ const svc = (): DesiredService => ({
   desiredCount: 1,
   subnets: [subnet],
   securityGroups: [securityGroup],
+  assignPublicIp: "DISABLED",
   tags: { ...TENANT, app: "orders" },
 });
 

@@ -284,7 +284,7 @@ async function moveWhileWriting(tenantId: string, from: Tier, to: Tier, expected
   let tick = 0;
   const perStep = new Map<string, number>();
   let afterFlip = 0;
-  const deadline = Date.now() + (options.timeoutMs ?? 90_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 150_000);
   for (;;) {
     if (Date.now() > deadline)
       throw new Error(
@@ -386,8 +386,9 @@ async function checkStep(log: MoveLog, s: TenantStatus, m: MigrationStatus, oldT
 /** After a move: every item in the new tables, none left behind, routing and SBT told once. */
 /**
  * `killed`: controllers were SIGKILLed during the move. SBT's events are at
- * least once (ADR 0003): a kill between publishing provisionSuccess and
- * writing the status that records it sends it again, for the same spec.
+ * least once (ADR 0003): a kill, or a lease lost on a loaded machine, between
+ * publishing provisionSuccess and writing the status that records it makes
+ * the next leader send it again, for the same spec. Without either, exactly once.
  */
 async function expectMoved(log: MoveLog, killed = false): Promise<void> {
   const { tenantId, to, newTables, oldTables } = log;
@@ -417,7 +418,7 @@ async function expectMoved(log: MoveLog, killed = false): Promise<void> {
   if (to === "basic") expect(rule).toBeUndefined();
   else expect(rule).toMatchObject({ kind: "forward", targetGroupArn: await targetGroupOf(tenantId) });
   const success = await oneEvent(tenantId, "sbt_aws_provisionSuccess", log.newSpecHash);
-  if (killed) expect(success.length).toBeGreaterThanOrEqual(1);
+  if (killed || (await h.leaseLosses()) > 0) expect(success.length).toBeGreaterThanOrEqual(1);
   else expect(success).toHaveLength(1);
   expect(success[0]?.detail).toMatchObject({
     tenantRegistrationId: `reg-${tenantId}`,
@@ -549,7 +550,7 @@ describe("tier moves in every direction, with the application writing throughout
       await bystanderApp;
       h.cloud.control.setFaults([]);
     }
-  }, 150_000);
+  }, 240_000);
 
   const logOf = (tenantId: string): MoveLog => {
     const log = logs.get(tenantId);
@@ -889,7 +890,7 @@ describe("controllers killed at each step of a move", () => {
         moves.map((m) =>
           moveWhileWriting(m.tenantId, m.from, m.to, expected.get(m.tenantId) ?? new Expected(), {
             everyMs: 40,
-            timeoutMs: 150_000,
+            timeoutMs: 240_000,
             checkRules: false,
             onStatus: async (s) => {
               current.set(m.tenantId, s?.migration?.step);
@@ -919,5 +920,5 @@ describe("controllers killed at each step of a move", () => {
       for (const p of children.values()) p.child.kill("SIGTERM");
       await Promise.all([...children.values()].map((p) => p.exited));
     }
-  }, 200_000);
+  }, 300_000);
 });

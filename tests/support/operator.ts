@@ -8,6 +8,7 @@ import type { TenantStatus } from "../../src/tenants/status.js";
 import { EventSink, eventually } from "./event-sink.js";
 import { setAttributes } from "./records.js";
 import { startTestCloud, type TestCloud } from "./localcloud.js";
+import { parseExposition } from "./prom-text.js";
 
 /** A local cloud plus a running controller and helpers to edit records and read the outcome. */
 export interface OperatorHarness {
@@ -24,6 +25,8 @@ export interface OperatorHarness {
   status(tenantId: string): Promise<TenantStatus | undefined>;
   waitForPhase(tenantId: string, phase: string, timeoutMs?: number): Promise<TenantStatus>;
   stop(): Promise<void>;
+  /** Leases lost while leading, summed over every controller the harness started (tenant_operator_lease_lost_total). */
+  leaseLosses(): Promise<number>;
 }
 
 export async function startHarness(env: Record<string, string> = {}): Promise<OperatorHarness> {
@@ -38,6 +41,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Op
       pollMs: 100,
       maxPollMs: 400,
       streamPollMs: 100,
+      rolloutTickMs: 200,
       http: false,
       shutdownTimeoutMs: 5000,
     });
@@ -73,6 +77,14 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Op
         `${tenantId} to be ${phase}`,
         timeoutMs,
       ),
+    leaseLosses: async () => {
+      let lost = 0;
+      for (const c of controllers) {
+        const family = parseExposition(await c.metrics.render()).get("tenant_operator_lease_lost_total");
+        lost += family?.samples.reduce((sum, sample) => sum + sample.value, 0) ?? 0;
+      }
+      return lost;
+    },
     stop: async () => {
       for (const c of controllers) await c.stop();
       clients.destroy();

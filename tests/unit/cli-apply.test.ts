@@ -79,3 +79,75 @@ describe("sameAsStored", () => {
     expect(sameAsStored(stored, d)).toBe(same);
   });
 });
+
+describe("a record file is strict: unknown fields are typos", () => {
+  it("names the field, its line and the field meant", () => {
+    const text = ["tenantId: acme", "tier: basic", "tenantName: Acme", "appz:", "  orders: { desiredCount: 1 }", ""].join("\n");
+    const parsed = parseRecords(text);
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    const r = checkRecords(parsed.records, parsed.locate);
+    expect(r.records).toEqual([]);
+    expect(r.problems).toEqual(['record 1 (tenant acme) line 4: unknown field "appz": did you mean "apps"?']);
+  });
+
+  it("finds typos inside app overrides and in app names, in lists and later documents, each at its own line", () => {
+    const text = [
+      "- tenantId: a",
+      "  tier: basic",
+      "  tenantName: A",
+      "---",
+      "tenantId: b",
+      "tier: advanced",
+      "tenantname: B",
+      "apps:",
+      "  ordrs: {}",
+      "  users: { desiredcount: 2 }",
+      "",
+    ].join("\n");
+    const parsed = parseRecords(text);
+    if (!parsed.ok) throw new Error(parsed.message);
+    const r = checkRecords(parsed.records, parsed.locate);
+    expect(r.problems).toHaveLength(4);
+    expect(r.problems).toContain('record 2 (tenant b) line 7: unknown field "tenantname": did you mean "tenantName"?');
+    // The required field is missing: reported where the record starts.
+    expect(r.problems).toContain("record 2 (tenant b) line 5: tenantName is required and must be a string");
+    expect(r.problems).toContain(
+      'record 2 (tenant b) line 9: apps.ordrs: unknown app "ordrs": did you mean "orders"? (apps keys must be one of orders, products, users, rproxy)',
+    );
+    expect(r.problems).toContain('record 2 (tenant b) line 10: unknown field "apps.users.desiredcount": did you mean "desiredCount"?');
+  });
+
+  it("locates fields in JSON too, and lists the fields when nothing is close", () => {
+    const text =
+      '[\n  {"tenantId": "a", "tier": "basic", "tenantName": "A"},\n  {"tenantId": "b", "tier": "basic", "tenantName": "B",\n   "colour": "red"}\n]';
+    const parsed = parseRecords(text);
+    if (!parsed.ok) throw new Error(parsed.message);
+    const r = checkRecords(parsed.records, parsed.locate);
+    expect(r.problems).toEqual([
+      'record 2 (tenant b) line 4: unknown field "colour": expected one of tenantId, tier, tenantName, email, tenantRegistrationId, sbtaws_active, suspended, ring, apps',
+    ]);
+  });
+
+  it("accepts every field of the record contract, and ignores the status and tenantctlApplied that get -o yaml shows", () => {
+    const full = {
+      tenantId: "a",
+      tier: "BASIC",
+      tenantName: "A",
+      email: "a@a.test",
+      tenantRegistrationId: "reg",
+      sbtaws_active: true,
+      suspended: false,
+      apps: { orders: { desiredCount: 1, version: "1.0" } },
+    };
+    const r = checkRecords([{ ...full, status: { phase: "Ready" }, [LAST_APPLIED]: ["tier"] }]);
+    expect(r.problems).toEqual([]);
+    expect(r.records).toEqual([full]);
+  });
+
+  it("rejects SBT's own extra attributes in a file (the stored record may have them; a file may not)", () => {
+    const r = checkRecords([{ ...{ tenantId: "a", tier: "basic", tenantName: "A" }, sbtaws_tenantConfig: "x" }]);
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]).toMatch(/^record 1 \(tenant a\): unknown field "sbtaws_tenantConfig"/);
+  });
+});

@@ -1,26 +1,44 @@
 import { describe, expect, it } from "vitest";
-import { formatEventLine, parseEvent, tailName } from "../../src/cli/events-tail.js";
+import { formatRecordedLine } from "../../src/cli/commands/events.js";
+import { EXPIRES_TAG, formatEventLine, isExpiredViewer, parseEvent, viewerName, viewerPrefix } from "../../src/cli/events-tail.js";
 
-describe("tailName", () => {
-  it("is the bus name behind a fixed prefix when that is valid", () => {
-    expect(tailName("default")).toBe("tenantctl-events-default");
-    expect(tailName("tenant-events")).toBe("tenantctl-events-tenant-events");
+describe("viewer names", () => {
+  it("are the operator's prefix, events, and a random part: unique per viewer, valid for SQS and EventBridge", () => {
+    const a = viewerName("saas");
+    const b = viewerName("saas");
+    expect(a).toMatch(/^saas-events-[0-9a-f]{16}$/);
+    expect(a).not.toBe(b);
+    // The longest NAME_PREFIX (10) still fits a rule name (64) and a queue name (80).
+    expect(viewerName("abcdefghij").length).toBeLessThanOrEqual(64);
+    expect(viewerName("saas", "x")).toBe(`${viewerPrefix("saas")}x`);
+  });
+});
+
+describe("isExpiredViewer", () => {
+  const now = new Date("2025-06-01T12:00:00Z");
+  const ours = { "managed-by": "ecs-tenant-operator" };
+
+  it("is true only for ours past its expiry", () => {
+    expect(isExpiredViewer({ ...ours, [EXPIRES_TAG]: "2025-06-01T11:59:59Z" }, now)).toBe(true);
+    expect(isExpiredViewer({ ...ours, [EXPIRES_TAG]: "2025-06-01T12:00:01Z" }, now)).toBe(false);
   });
 
-  it.each([
-    { reason: "an ARN", bus: "arn:aws:events:us-east-1:123456789012:event-bus/sbt" },
-    { reason: "a partner bus with / and .", bus: "aws.partner/saas.com/123/events" },
-    { reason: "a very long name", bus: "b".repeat(200) },
-  ])("stays a valid queue and rule name for $reason", ({ bus }) => {
-    const name = tailName(bus);
-    expect(name).toMatch(/^tenantctl-events-[A-Za-z0-9_-]+$/);
-    expect(name.length).toBeLessThanOrEqual(64);
+  it("never judges a queue expired that is not tagged as ours, or has no readable expiry", () => {
+    expect(isExpiredViewer({ [EXPIRES_TAG]: "2000-01-01T00:00:00Z" }, now)).toBe(false);
+    expect(isExpiredViewer({ "managed-by": "someone-else", [EXPIRES_TAG]: "2000-01-01T00:00:00Z" }, now)).toBe(false);
+    expect(isExpiredViewer(ours, now)).toBe(false);
+    expect(isExpiredViewer({ ...ours, [EXPIRES_TAG]: "soon" }, now)).toBe(false);
   });
+});
 
-  it("never gives two buses the same name, even when cleaning makes them look alike", () => {
-    expect(tailName("a.b")).not.toBe(tailName("a/b"));
-    expect(tailName("a.b")).not.toBe(tailName("a-b"));
-    expect(tailName("x".repeat(100) + "1")).not.toBe(tailName("x".repeat(100) + "2"));
+describe("recorded event lines", () => {
+  it("read like live ones: time, detail-type, tenant, reason on one line", () => {
+    expect(
+      formatRecordedLine({ tenantId: "t1", detailType: "sbt_aws_provisionSuccess", at: "2025-06-01T12:00:00.000Z", reason: "all\nsteady" }),
+    ).toBe('2025-06-01T12:00:00.000Z  sbt_aws_provisionSuccess    tenant=t1  reason="all steady"');
+    expect(formatRecordedLine({ tenantId: "t1", detailType: "tenantStatusChanged", at: "2025-06-01T12:00:00.000Z" })).toBe(
+      "2025-06-01T12:00:00.000Z  tenantStatusChanged         tenant=t1",
+    );
   });
 });
 

@@ -123,4 +123,63 @@ describe("describeTenant", () => {
     expect(text).toMatch(/Listener rule:\s+arn:rule\/7 \(priority 7\)/);
     expect(text).toContain("tenantctl restore t9 --from s3://b/offboarded/t9/x/");
   });
+
+  describe("in detail (tenantctl describe)", () => {
+    const item = { tenantId: "t7", tenantName: "Seven", tier: "premium" };
+    const status = {
+      phase: "Degraded",
+      phaseSince: ago(300_000),
+      observedSpecHash: "x",
+      lastReconciledAt: ago(20_000),
+      message: "ThrottlingException: Rate exceeded",
+      conditions: [
+        { type: "Ready", status: "False", reason: "ReconcileError", message: "Rate exceeded", lastTransitionTime: ago(300_000) },
+      ],
+      lastError: {
+        message: "creating service t7-orders: Rate exceeded",
+        kind: "transient",
+        type: "ThrottlingException",
+        at: ago(20_000),
+        retries: 4,
+        nextAttemptAt: new Date(now.getTime() + 40_000).toISOString(),
+      },
+      recentEvents: [
+        { detailType: "sbt_aws_provisionSuccess", at: ago(7_200_000), reason: "all services steady" },
+        { detailType: "sbt_aws_provisionFailure", at: ago(300_000), reason: "Rate exceeded" },
+      ],
+    };
+
+    it("shows the time in phase, the last error with its retries and next attempt, and the recent events", () => {
+      const text = describeTenant({ ...item, status }, now, undefined, { detail: true });
+      expect(text).toMatch(new RegExp(`^ {2}Phase:\\s+Degraded \\(for 5m, since ${status.phaseSince.replace(/\./g, "\\.")}\\)$`, "m"));
+      expect(text).toMatch(/^ {2}Last error:\s+ThrottlingException: creating service t7-orders: Rate exceeded$/m);
+      expect(text).toMatch(/^ {22}transient, 4 failed tries in a row, last 20s ago$/m);
+      expect(text).toMatch(/^ {2}Next attempt:\s+\S+ \(in 40s\)$/m);
+      const events = text.slice(text.indexOf("\nEvents:\n"));
+      expect(events.split("\n").slice(2, 5)).toEqual([
+        "  AGE   TYPE                       REASON",
+        "  2h    sbt_aws_provisionSuccess   all services steady",
+        "  5m    sbt_aws_provisionFailure   Rate exceeded",
+      ]);
+    });
+
+    it("says a terminal error is not retried, and when a tenant has no events or no error", () => {
+      const terminal = { ...status, lastError: { ...status.lastError, kind: "terminal", retries: 1, nextAttemptAt: undefined } };
+      const text = describeTenant({ ...item, status: terminal }, now, undefined, { detail: true });
+      expect(text).toMatch(/^ {22}terminal \(needs a fix; not retried on its own\), 1 failed try in a row, last 20s ago$/m);
+      expect(text).not.toContain("Next attempt");
+      const calm = describeTenant({ ...item, status: { ...status, lastError: undefined, recentEvents: undefined } }, now, undefined, {
+        detail: true,
+      });
+      expect(calm).not.toContain("Last error");
+      expect(calm).toMatch(/^Events:\s+none recorded$/m);
+    });
+
+    it("get (no detail) shows none of it, as before", () => {
+      const text = describeTenant({ ...item, status }, now);
+      expect(text).toMatch(/^ {2}Phase:\s+Degraded$/m);
+      expect(text).not.toContain("Last error");
+      expect(text).not.toContain("Events:");
+    });
+  });
 });

@@ -3,6 +3,9 @@ import { Controller } from "../../src/reconciler/controller.js";
 import { WorkQueue, type Timers } from "../../src/reconciler/queue.js";
 import { done, failed, requeueAfter, type ReconcileResult, type Reconciler } from "../../src/reconciler/result.js";
 
+/** Generous: these machines are loaded; a wait's length proves nothing here. */
+const SLOW = { timeout: 10_000 };
+
 /** Queue timers that only fire on advance(), so retries happen when the test says. */
 class ManualTimers implements Timers {
   #now = 0;
@@ -112,7 +115,7 @@ describe("Controller result handling", () => {
     };
     controller.start();
     controller.enqueue(["k"]);
-    await vi.waitFor(() => expect(results).toHaveLength(1));
+    await vi.waitFor(() => expect(results).toHaveLength(1), SLOW);
     expect(results[0]).toEqual({ key: "k", result });
     expect(spies.forget.mock.calls.length > 0).toBe(forget);
     expect(spies.addRateLimited.mock.calls.length > 0).toBe(rateLimited);
@@ -132,7 +135,7 @@ describe("Controller result handling", () => {
     });
     controller.start();
     controller.enqueue(["k"]);
-    await vi.waitFor(() => expect(results).toHaveLength(1));
+    await vi.waitFor(() => expect(results).toHaveLength(1), SLOW);
     expect(results[0]?.result).toMatchObject({ kind: "failed", terminal: false, error: { message: "boom 1" } });
     expect(timers.delays()).toEqual([500]);
 
@@ -160,13 +163,65 @@ describe("Controller result handling", () => {
     });
     controller.start();
     controller.enqueue(["k"]);
-    await vi.waitFor(() => expect(results).toHaveLength(1));
+    await vi.waitFor(() => expect(results).toHaveLength(1), SLOW);
     timers.advance(3_600_000);
     await sleep(5);
     expect(calls).toBe(1);
     expect(timers.pending.size).toBe(0);
     controller.enqueue(["k"]);
-    await vi.waitFor(() => expect(calls).toBe(2));
+    await vi.waitFor(() => expect(calls).toBe(2), SLOW);
+    await controller.stop({ timeoutMs: 1000 });
+  });
+
+  it("comes back after a terminal failure's retryAfterMs, without growing the backoff", async () => {
+    let calls = 0;
+    const { timers, queue, controller, results } = setup(async () => {
+      calls++;
+      return failed(new Error("resource not ours"), true, 60_000);
+    });
+    controller.start();
+    controller.enqueue(["k"]);
+    await vi.waitFor(() => expect(results).toHaveLength(1), SLOW);
+    expect(timers.delays()).toEqual([60_000]);
+    expect(queue.numRequeues("k")).toBe(0);
+    timers.advance(60_000);
+    await vi.waitFor(() => expect(calls).toBe(2), SLOW);
+    expect(timers.delays()).toEqual([60_000]); // the same slow pace, not a backoff
+    await controller.stop({ timeoutMs: 1000 });
+  });
+
+  it("hands each reconcile the failures in a row before it and the backoff the queue then applies", async () => {
+    const seen: { failures: number; retryDelayMs: number }[] = [];
+    let calls = 0;
+    const timers = new ManualTimers();
+    const draws = [0.2, 0.6, 0.4, 0.8];
+    const queue = new WorkQueue<string>({ timers, backoff: { baseMs: 1000, factor: 2, capMs: 60_000, random: () => draws.shift() ?? 0 } });
+    const results: ReconcileResult[] = [];
+    const controller = new Controller<string>({
+      queue,
+      concurrency: 1,
+      reconciler: async (_key, _signal, context) => {
+        calls++;
+        seen.push({ failures: context.failures, retryDelayMs: context.retryDelayMs() });
+        return calls <= 3 ? failed(new Error(`throttled ${calls}`)) : done();
+      },
+      onResult: (_k, r) => results.push(r),
+    });
+    controller.start();
+    controller.enqueue(["k"]);
+    for (let n = 1; n <= 3; n++) {
+      await vi.waitFor(() => expect(results).toHaveLength(n), SLOW);
+      // What the reconcile was told is the delay now pending.
+      expect(timers.delays()).toEqual([seen[n - 1]?.retryDelayMs]);
+      timers.advance(seen[n - 1]?.retryDelayMs ?? 0);
+    }
+    await vi.waitFor(() => expect(results).toHaveLength(4), SLOW);
+    expect(seen.map((s) => s.failures)).toEqual([0, 1, 2, 3]);
+    // Equal jitter: d/2 + draw * d/2 for d = 1000, 2000, 4000.
+    expect(seen.slice(0, 3).map((s) => s.retryDelayMs)).toEqual([600, 1600, 2800]);
+    controller.enqueue(["k"]);
+    await vi.waitFor(() => expect(seen).toHaveLength(5), SLOW);
+    expect(seen[4]?.failures).toBe(0); // a success resets the count
     await controller.stop({ timeoutMs: 1000 });
   });
 

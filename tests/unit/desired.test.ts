@@ -129,7 +129,17 @@ describe("desiredForTenant", () => {
       desiredCount: 1,
       subnets: settings.subnets,
       securityGroups: settings.securityGroups,
+      assignPublicIp: "DISABLED",
     });
+  });
+
+  it("gives every service, silo and pooled, the configured public IP setting", () => {
+    const open = { ...settings, assignPublicIp: "ENABLED" as const };
+    const silo = desiredForTenant(spec({ tier: "premium" }), defaultCatalogue, open);
+    const pool = desiredPool(defaultCatalogue, open);
+    const all = [...silo.services, ...pool.services];
+    expect(all.length).toBe(8);
+    expect(new Set(all.map((s) => s.assignPublicIp))).toEqual(new Set(["ENABLED"]));
   });
 
   it("applies a record's version and desiredCount overrides to that app only", () => {

@@ -23,6 +23,10 @@ const TIMING = { startDelayMs: 5_000, stepMs: 2_000, drainMs: 10_000 };
 const TD1 = "arn:aws:ecs:us-east-1:123456789012:task-definition/orders:1";
 const TD2 = "arn:aws:ecs:us-east-1:123456789012:task-definition/orders:2";
 
+/** The circuit breaker without rollback, unless a test says otherwise. */
+const BREAKER_ONLY = { deploymentCircuitBreaker: { enable: true, rollback: false } };
+const BREAKER_AND_ROLLBACK = { deploymentCircuitBreaker: { enable: true, rollback: true } };
+
 function created(overrides: Partial<CreateInput> = {}): SimState {
   return createService(initialState(T0, TIMING), {
     cluster: "c",
@@ -31,6 +35,7 @@ function created(overrides: Partial<CreateInput> = {}): SimState {
     desiredCount: 2,
     clientToken: "tok",
     crashloop: false,
+    deploymentConfiguration: BREAKER_ONLY,
     ...overrides,
   });
 }
@@ -112,6 +117,14 @@ describe("crashloop images", () => {
     expect(at(s0, 120_000).deployments[0]?.failedTasks).toBe(3);
   });
 
+  it("without the circuit breaker (ECS's default) keep failing tasks, IN_PROGRESS, and never give up", () => {
+    const s0 = created({ crashloop: true, deploymentConfiguration: { deploymentCircuitBreaker: { enable: false, rollback: false } } });
+    const later = at(s0, 120_000);
+    expect(later.deployments[0]).toMatchObject({ rolloutState: "IN_PROGRESS", runningCount: 0 });
+    expect(later.deployments[0]?.failedTasks).toBeGreaterThan(50);
+    expect(later.nextStepAt).toBeDefined();
+  });
+
   it.each([
     { reason: "minimum threshold is 3", desired: 1, threshold: 3 },
     { reason: "half the desired count", desired: 10, threshold: 5 },
@@ -175,6 +188,50 @@ describe("UpdateService", () => {
       { status: "ACTIVE", runningCount: 2 },
     ]);
     expect(serviceCounts(end).runningCount).toBe(2);
+  });
+
+  it("to a crashloop image with rollback: FAILED, then a new PRIMARY of the previous task definition, as ECS reports it", () => {
+    const previousId = svc(base).deployments[0]?.id;
+    const s0 = update(base, { taskDefinition: TD2, crashloop: true, deploymentConfiguration: BREAKER_AND_ROLLBACK });
+    const failedId = svc(s0).deployments[0]?.id;
+    // Third failed task at 5 s + 2 x 2 s: the breaker trips and the rollback deployment starts.
+    const tripped = svc(advanceTo(s0, s0.now + 9_000));
+    expect(tripped.deployments).toMatchObject([
+      {
+        status: "PRIMARY",
+        taskDefinition: TD1,
+        rolloutState: "IN_PROGRESS",
+        rolloutStateReason: `ECS deployment circuit breaker: rolling back to deploymentId ${previousId ?? ""}.`,
+        runningCount: 0,
+      },
+      {
+        id: failedId,
+        status: "ACTIVE",
+        taskDefinition: TD2,
+        rolloutState: "FAILED",
+        rolloutStateReason: "ECS deployment circuit breaker: tasks failed to start.",
+        failedTasks: 3,
+        runningCount: 0,
+      },
+      { id: previousId, status: "ACTIVE", taskDefinition: TD1, runningCount: 2 },
+    ]);
+    expect(tripped.deployments[0]?.id).not.toBe(previousId);
+    // Never fewer than the desired count running while it rolls back.
+    for (let ms = 9_000; ms <= 30_000; ms += 500) expect(serviceCounts(svc(advanceTo(s0, s0.now + ms))).runningCount).toBe(2);
+    const end = svc(advanceTo(s0, s0.now + 30_000));
+    expect(end.deployments).toHaveLength(1);
+    expect(end.deployments[0]).toMatchObject({ status: "PRIMARY", taskDefinition: TD1, rolloutState: "COMPLETED", runningCount: 2 });
+    expect(end.deploymentConfiguration.deploymentCircuitBreaker).toEqual({ enable: true, rollback: true });
+  });
+
+  it("to a crashloop image with rollback but no completed deployment to return to: FAILED, nothing rolls back", () => {
+    const s0 = created({ crashloop: true, deploymentConfiguration: BREAKER_AND_ROLLBACK });
+    expect(at(s0, 60_000).deployments).toMatchObject([{ status: "PRIMARY", rolloutState: "FAILED", taskDefinition: TD1 }]);
+  });
+
+  it("keeps the deployment configuration a request leaves out, and replaces what it gives", () => {
+    const s = svc(update(base, { desiredCount: 2, deploymentConfiguration: { minimumHealthyPercent: 50 } }));
+    expect(s.deploymentConfiguration).toEqual({ ...BREAKER_ONLY, minimumHealthyPercent: 50, maximumPercent: 200 });
   });
 
   it("with only desiredCount keeps the deployment and its COMPLETED state, moving running to the new count", () => {

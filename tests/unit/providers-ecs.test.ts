@@ -133,6 +133,7 @@ const desiredService = (overrides: Partial<DesiredService> = {}): DesiredService
   desiredCount: 1,
   subnets: ["subnet-0a"],
   securityGroups: ["sg-0a"],
+  assignPublicIp: "DISABLED",
   tags: { ...MANAGED, app: "orders" },
   ...overrides,
 });
@@ -413,7 +414,7 @@ describe("EcsProvider.apply", () => {
       .resolves({ service: { serviceName: "t1-orders", serviceArn: serviceArn("saas-advanced", "t1-orders") } });
   });
 
-  it("creates a Fargate awsvpc service with circuit breaker, tags and the observed revision", async () => {
+  it("creates a Fargate awsvpc service with zero-downtime deployments, circuit breaker with rollback, tags and the observed revision", async () => {
     const out = await provider.apply(
       [{ kind: "createService", service: desiredService(), taskDefinitionFamily: "t1-orders", reason: "missing" }],
       observedWithTd,
@@ -426,7 +427,11 @@ describe("EcsProvider.apply", () => {
       taskDefinition: tdArn("t1-orders", 1),
       launchType: "FARGATE",
       networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-0a"], securityGroups: ["sg-0a"], assignPublicIp: "DISABLED" } },
-      deploymentConfiguration: { deploymentCircuitBreaker: { enable: true, rollback: false } },
+      deploymentConfiguration: {
+        deploymentCircuitBreaker: { enable: true, rollback: true },
+        minimumHealthyPercent: 100,
+        maximumPercent: 200,
+      },
       propagateTags: "SERVICE",
       enableECSManagedTags: true,
     });
@@ -471,6 +476,21 @@ describe("EcsProvider.apply", () => {
     expect(
       ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input.containerDefinitions?.[0]?.logConfiguration,
     ).toBeUndefined();
+  });
+
+  it("gives the tasks a public IP only when the service says ENABLED (ASSIGN_PUBLIC_IP), with its own clientToken", async () => {
+    const create = (s: DesiredService): Action => ({
+      kind: "createService",
+      service: s,
+      taskDefinitionFamily: "t1-orders",
+      reason: "missing",
+    });
+    await provider.apply([create(desiredService({ assignPublicIp: "ENABLED" }))], observedWithTd, fence());
+    await provider.apply([create(desiredService())], observedWithTd, fence());
+    const inputs = ecsMock.commandCalls(CreateServiceCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => i.networkConfiguration?.awsvpcConfiguration?.assignPublicIp)).toEqual(["ENABLED", "DISABLED"]);
+    // A create that differs only in the public IP is another request, not a retry of the first.
+    expect(inputs[0]?.clientToken).not.toBe(inputs[1]?.clientToken);
   });
 
   it("sends the same clientToken when the same create is retried, and another when the spec differs", async () => {
@@ -530,7 +550,7 @@ describe("EcsProvider.apply", () => {
     expect(out.created).toEqual([]);
   });
 
-  it("updates only the fields in the action", async () => {
+  it("updates only the fields in the action; a new task definition goes with the deployment configuration", async () => {
     ecsMock.on(UpdateServiceCommand).resolves({});
     const observed: ObservedState = { ...observedWithTd, services: [observedService()] };
     await provider.apply(
@@ -545,7 +565,17 @@ describe("EcsProvider.apply", () => {
     );
     const inputs = ecsMock.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input);
     expect(inputs[0]).toEqual({ cluster: "saas-advanced", service: "t1-orders", desiredCount: 3 });
-    expect(inputs[1]).toEqual({ cluster: "saas-advanced", service: "t1-orders", taskDefinition: tdArn("t1-orders", 1) });
+    // A service made before rollback was on gets it with its next deployment.
+    expect(inputs[1]).toEqual({
+      cluster: "saas-advanced",
+      service: "t1-orders",
+      taskDefinition: tdArn("t1-orders", 1),
+      deploymentConfiguration: {
+        deploymentCircuitBreaker: { enable: true, rollback: true },
+        minimumHealthyPercent: 100,
+        maximumPercent: 200,
+      },
+    });
   });
 
   it("refuses to update or delete what lacks managed-by, without calling ECS", async () => {

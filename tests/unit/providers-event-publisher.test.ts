@@ -83,4 +83,36 @@ describe("EventBridgePublisher", () => {
     expect(ebMock.commandCalls(PutEventsCommand)).toHaveLength(3);
     expect(sentTenants(2)).toEqual(["b"]);
   });
+
+  it("tells how many events were not delivered: refused after the retries, or all of a call that failed", async () => {
+    const undelivered: number[] = [];
+    const counted = new EventBridgePublisher(new EventBridgeClient({ region: "us-east-1" }), {
+      eventBusName: "sbt-bus",
+      source: "sbt.application.plane",
+      backoffMs: 1,
+      retries: 1,
+      onUndelivered: (n) => undelivered.push(n),
+    });
+    ebMock
+      .on(PutEventsCommand)
+      .resolvesOnce({
+        FailedEntryCount: 2,
+        Entries: [{ ErrorCode: "InternalFailure" }, { EventId: "2" }, { ErrorCode: "InternalFailure" }],
+      })
+      .resolvesOnce({ FailedEntryCount: 1, Entries: [{ EventId: "1" }, { ErrorCode: "InternalFailure" }] });
+    await expect(counted.publish([event("a"), event("b"), event("c")])).rejects.toBeInstanceOf(EventPublishError);
+    // a got through on its retry; c did not.
+    expect(undelivered).toEqual([1]);
+
+    ebMock.reset();
+    ebMock.on(PutEventsCommand).rejects(Object.assign(new Error("no such bus"), { name: "ResourceNotFoundException" }));
+    await expect(counted.publish([event("x"), event("y")])).rejects.toThrow(/no such bus/);
+    expect(undelivered).toEqual([1, 2]);
+
+    // Everything delivered: nothing to tell.
+    ebMock.reset();
+    ebMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    await counted.publish([event("z")]);
+    expect(undelivered).toEqual([1, 2]);
+  });
 });

@@ -16,6 +16,9 @@ import type { TenantChange } from "../../src/ports.js";
 import { hashSpec } from "../../src/tenants/record.js";
 import { DynamoStreamSource, isSpecChange, toTenantChange, type DynamoStreamSourceOptions } from "../../src/providers/tenant-stream.js";
 
+/** Generous: these machines are loaded; a wait's length proves nothing here. */
+const SLOW = { timeout: 10_000 };
+
 const STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/tenants/stream/2024-01-01T00:00:00.000";
 const ddbMock = mockClient(DynamoDBClient);
 const streamsMock = mockClient(DynamoDBStreamsClient);
@@ -187,6 +190,55 @@ describe("DynamoStreamSource", () => {
       throw new Error("handler bug");
     });
     await vi.waitFor(() => expect(seen).toEqual(["a", "b"]));
+  });
+
+  it("reports its lag: the age of the last record read, 0 once a read finds nothing new, growing while reads fail", async () => {
+    let now = 5_000_000;
+    streamsMock.on(DescribeStreamCommand).resolves({ StreamDescription: { Shards: [openShard("s1")] } });
+    iteratorsEcho();
+    // Each GetRecords waits for the test to answer it.
+    const pending: { resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+    streamsMock.on(GetRecordsCommand).callsFake(() => new Promise((resolve, reject) => pending.push({ resolve, reject })));
+    const answer = async (v: unknown, fail = false) => {
+      await vi.waitFor(() => expect(pending.length).toBeGreaterThan(0), SLOW);
+      const p = pending.shift();
+      if (fail) p?.reject(v);
+      else p?.resolve(v);
+    };
+    const idle = new DynamoStreamSource(
+      new DynamoDBClient({ region: "us-east-1" }),
+      new DynamoDBStreamsClient({ region: "us-east-1" }),
+      "t",
+    );
+    expect(idle.lagSeconds()).toBeUndefined(); // not started: not reading
+    await start({ now: () => now });
+    expect(source?.lagSeconds()).toBe(0); // LATEST: caught up at start
+    now += 5_000;
+    expect(source?.lagSeconds()).toBe(5); // nothing read since: 5 s unaccounted for
+
+    const old = { ...record("1", "INSERT", "a", { tenantId: "a" }) };
+    old.dynamodb = { ...old.dynamodb, ApproximateCreationDateTime: new Date(now - 42_000) };
+    await answer({ Records: [old], NextShardIterator: "n1" });
+    await vi.waitFor(() => expect(changes).toHaveLength(1), SLOW);
+    expect(source?.lagSeconds()).toBe(42);
+
+    await answer({ Records: [], NextShardIterator: "n2" });
+    await vi.waitFor(() => expect(source?.lagSeconds()).toBe(0), SLOW);
+
+    // The next read is throttled, and the ones after it too: the lag grows from the last good read.
+    await answer(new LimitExceededException({ message: "slow down", $metadata: { httpStatusCode: 400 } }), true);
+    now += 30_000;
+    expect(source?.lagSeconds()).toBe(30);
+    await answer(new LimitExceededException({ message: "slow down", $metadata: { httpStatusCode: 400 } }), true);
+    now += 30_000;
+    expect(source?.lagSeconds()).toBe(60);
+    await answer({ Records: [], NextShardIterator: "n3" });
+    await vi.waitFor(() => expect(source?.lagSeconds()).toBe(0), SLOW);
+
+    const stopping = source?.stop();
+    for (const p of pending.splice(0)) p.resolve({ Records: [], NextShardIterator: "n4" });
+    await stopping;
+    expect(source?.lagSeconds()).toBeUndefined(); // not reading: no lag to speak of
   });
 
   it("refuses to start on a table without a stream, naming the fix", async () => {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ExponentialBackoff, WorkQueue, type Timers } from "../../src/reconciler/queue.js";
+import type { InProgress, QueueMetricsProvider } from "../../src/reconciler/queue-metrics.js";
 
 /** Deterministic timers: nothing fires until advance(). */
 class ManualTimers implements Timers {
@@ -313,5 +314,100 @@ describe("WorkQueue shutdown", () => {
     queue.done("b");
     await drained;
     expect(await queue.get()).toBeUndefined();
+  });
+});
+
+/** A QueueMetricsProvider that records what the queue reports. */
+function recordingMetrics() {
+  const seen = { names: [] as string[], added: 0, depth: [] as number[], waited: [] as number[], worked: [] as number[], retried: 0 };
+  let read: (() => InProgress) | undefined;
+  const provider: QueueMetricsProvider = {
+    forQueue(name, inProgress) {
+      seen.names.push(name);
+      read = inProgress;
+      return {
+        added: () => seen.added++,
+        depth: (n) => seen.depth.push(n),
+        waited: (s) => seen.waited.push(s),
+        worked: (s) => seen.worked.push(s),
+        retried: () => seen.retried++,
+      };
+    },
+  };
+  return { seen, provider, inProgress: () => read?.() };
+}
+
+describe("WorkQueue metrics", () => {
+  it("reports adds, depth, time waiting and time worked as client-go's workqueue does, and the work in progress", async () => {
+    const timers = new ManualTimers();
+    const { seen, provider, inProgress } = recordingMetrics();
+    const queue = new WorkQueue<string>({ timers, name: "tenant", metrics: provider });
+    expect(seen.names).toEqual(["tenant"]);
+
+    queue.add("a");
+    queue.add("a"); // collapsed: not an add
+    queue.add("b", "resync");
+    expect(seen.added).toBe(2);
+    expect(seen.depth.at(-1)).toBe(2);
+
+    timers.advance(300);
+    expect(await queue.get()).toBe("a");
+    expect(seen.waited).toEqual([0.3]);
+    expect(seen.depth.at(-1)).toBe(1);
+    // Re-added while processing: an add, and it counts in the depth until handed out again.
+    queue.add("a");
+    expect(seen.added).toBe(3);
+    expect(seen.depth.at(-1)).toBe(2);
+
+    timers.advance(200);
+    expect(inProgress()).toEqual({ unfinishedSeconds: 0.2, longestSeconds: 0.2 });
+    expect(await queue.get()).toBe("b");
+    expect(seen.waited[1]).toBeCloseTo(0.5, 9);
+    timers.advance(100);
+    const now = inProgress();
+    expect(now?.unfinishedSeconds).toBeCloseTo(0.4, 9); // a: 0.3 s, b: 0.1 s
+    expect(now?.longestSeconds).toBeCloseTo(0.3, 9);
+
+    queue.done("a");
+    expect(seen.worked).toHaveLength(1);
+    expect(seen.worked[0]).toBeCloseTo(0.3, 9);
+    expect(await queue.get()).toBe("a");
+    // Its wait runs from the re-add (at 300 ms), not from the first add.
+    expect(seen.waited[2]).toBeCloseTo(0.3, 9);
+    queue.done("a");
+    queue.done("b");
+    expect(seen.worked).toHaveLength(3);
+    expect(inProgress()).toEqual({ unfinishedSeconds: 0, longestSeconds: 0 });
+
+    // Delayed adds are retries, as client-go counts them: backoff and requeue-after alike.
+    queue.addAfter("c", 1000);
+    queue.addRateLimited("d");
+    expect(seen.retried).toBe(2);
+    expect(seen.added).toBe(3); // not added yet
+    timers.advance(1000);
+    expect(seen.added).toBe(5);
+    queue.shutDown();
+    expect(seen.depth.at(-1)).toBe(0);
+  });
+
+  it("tells the delay its next backoff retry will wait, and then waits exactly that", async () => {
+    const draws = [0.9, 0.1, 0.5];
+    const { timers, queue } = newQueue(() => draws.shift() ?? 0);
+    const first = queue.nextRetryDelay("a");
+    expect(first).toBe(950); // d = 1000: 500 + 0.9 * 500
+    expect(queue.nextRetryDelay("a")).toBe(first); // drawn once
+    expect(queue.numRequeues("a")).toBe(0); // asking is not failing
+    queue.addRateLimited("a");
+    timers.advance(first - 1);
+    expect(queue.len()).toBe(0);
+    timers.advance(1);
+    expect(queue.len()).toBe(1);
+    expect(await queue.get()).toBe("a");
+    queue.done("a");
+    // The second retry: d = 2000, drawn 0.1.
+    expect(queue.nextRetryDelay("a")).toBe(1100);
+    queue.forget("a");
+    // After forget, back to the first step (d = 1000), with a new draw.
+    expect(queue.nextRetryDelay("a")).toBe(750);
   });
 });

@@ -67,3 +67,23 @@ describe("hashSpec", () => {
     expect(hashSpec({ ...item, apps: { orders: { desiredCount: 3, version: "1" } } })).not.toBe(hashSpec(item));
   });
 });
+
+describe("validateRecord strictness", () => {
+  const valid = { tenantId: "t1", tier: "basic", tenantName: "A" };
+  it("the controller stays tolerant of attributes SBT and others add to the stored item", () => {
+    const stored = {
+      ...valid,
+      email: "a@x.test",
+      sbtaws_tenantConfig: "x",
+      tenantctlApplied: ["tier"],
+      status: { phase: "Ready" },
+      appz: {},
+    };
+    expect(validateRecord(stored).ok).toBe(true);
+  });
+  it("strict (a record file) reports each unknown attribute with a suggestion and its path", () => {
+    const v = validateRecord({ ...valid, appz: {} }, { strict: true });
+    expect(v.ok).toBe(false);
+    if (!v.ok) expect(v.issues).toEqual([{ path: ["appz"], message: 'unknown field "appz": did you mean "apps"?' }]);
+  });
+});

@@ -13,6 +13,8 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StackProvider, TEMPLATE_HASH_TAG, failureFromEvents, type DesiredStack } from "../../src/providers/stack-provider.js";
 import { CloudFormationTenantInfra } from "../../src/providers/tenant-infra.js";
+import { loadConfig } from "../../src/config.js";
+import { tenantInfra } from "../../src/operator/run-controller.js";
 import { poolStackTemplate } from "../../src/tiers/pool-template.js";
 import { tenantStackTemplate } from "../../src/tiers/stack-template.js";
 import { TransientError } from "../../src/errors.js";
@@ -305,6 +307,58 @@ describe("StackProvider.ensure", () => {
     };
     await expect(provider().ensure(desired, fence)).rejects.toThrow("lease lost");
     expect(writes().create).toBe(0);
+  });
+});
+
+describe("StackProvider and the CloudFormation service role (CFN_ROLE_ARN)", () => {
+  const ROLE = "arn:aws:iam::123456789012:role/ecs-tenant-operator/saas-cfn";
+
+  /** One create, one update and one delete through a provider with the given options. */
+  async function createUpdateDelete(options: { roleArn?: string }) {
+    const p = new StackProvider(cfn, { now: () => NOW, ...options });
+    cfnMock
+      .on(DescribeStacksCommand)
+      .rejectsOnce(missing())
+      .resolves({ Stacks: [stack("CREATE_COMPLETE", { hash: "older" })] });
+    cfnMock.on(CreateStackCommand).resolves({ StackId: STACK_ID });
+    cfnMock.on(UpdateStackCommand).resolves({ StackId: STACK_ID });
+    cfnMock.on(DeleteStackCommand).resolves({});
+    await p.ensure(desired);
+    await p.ensure(desired);
+    await p.remove(desired.stackName);
+    return {
+      create: cfnMock.commandCalls(CreateStackCommand).map((c) => c.args[0].input),
+      update: cfnMock.commandCalls(UpdateStackCommand).map((c) => c.args[0].input),
+      delete: cfnMock.commandCalls(DeleteStackCommand).map((c) => c.args[0].input),
+    };
+  }
+
+  it("sends RoleARN with every create, update and delete when configured", async () => {
+    const calls = await createUpdateDelete({ roleArn: ROLE });
+    expect([calls.create.length, calls.update.length, calls.delete.length]).toEqual([1, 1, 1]);
+    for (const input of [...calls.create, ...calls.update, ...calls.delete]) expect(input.RoleARN).toBe(ROLE);
+  });
+
+  it("sends no RoleARN at all when none is configured, so CloudFormation uses the caller's credentials", async () => {
+    const calls = await createUpdateDelete({});
+    expect([calls.create.length, calls.update.length, calls.delete.length]).toEqual([1, 1, 1]);
+    for (const input of [...calls.create, ...calls.update, ...calls.delete]) expect("RoleARN" in input).toBe(false);
+  });
+
+  it("is wired from the config: tenantInfra passes CFN_ROLE_ARN to the stacks it creates", async () => {
+    const base = {
+      SUBNETS: "subnet-0a",
+      SECURITY_GROUPS: "sg-0a",
+      LISTENER_ARN: LISTENER_ARN,
+      VPC_ID: "vpc-0123456789abcdef0",
+    };
+    cfnMock.on(DescribeStacksCommand).rejects(missing());
+    cfnMock.on(CreateStackCommand).resolves({ StackId: STACK_ID });
+    const infra = (env: Record<string, string>) => tenantInfra(loadConfig({ ...base, ...env }), { cloudformation: cfn });
+    await infra({ CFN_ROLE_ARN: ROLE }).ensurePool({ assertHeld() {} });
+    await infra({}).ensurePool({ assertHeld() {} });
+    const roles = cfnMock.commandCalls(CreateStackCommand).map((c) => c.args[0].input.RoleARN);
+    expect(roles).toEqual([ROLE, undefined]);
   });
 });
 

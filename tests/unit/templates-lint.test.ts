@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { poolStackTemplate } from "../../src/tiers/pool-template.js";
 import { tenantStackTemplate } from "../../src/tiers/stack-template.js";
+import { CFN_LINT_INSTALL_HINT as INSTALL_HINT, lintAll, readableFindings } from "../support/cfn-lint.js";
 
 /**
  * Every generated template, exactly as sent (templateBody), through cfn-lint
@@ -15,41 +16,7 @@ import { tenantStackTemplate } from "../../src/tiers/stack-template.js";
  * (cfn-lint config) with its reason, never by changing the resource.
  */
 
-const INSTALL_HINT = "cfn-lint is not on the PATH: install it with `pip install cfn-lint` (CI and the dev machines have it)";
-
-interface Finding {
-  readonly Rule: { readonly Id: string };
-  readonly Level: string;
-  readonly Message: string;
-  readonly Filename: string;
-  readonly Location: { readonly Path?: readonly (string | number)[] };
-}
-
-interface LintRun {
-  readonly code: number;
-  readonly findings: readonly Finding[];
-  readonly stderr: string;
-}
-
-function cfnLint(args: readonly string[]): Promise<LintRun> {
-  return new Promise((resolve, reject) => {
-    execFile("cfn-lint", [...args], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === "ENOENT") return reject(new Error(INSTALL_HINT));
-      const code = err ? Number((err as { code?: unknown }).code ?? 1) : 0;
-      let findings: Finding[];
-      try {
-        findings = stdout.trim() === "" ? [] : (JSON.parse(stdout) as Finding[]);
-      } catch {
-        return reject(new Error(`cfn-lint exited ${code} with output that is not JSON:\n${stdout}\n${stderr}`));
-      }
-      resolve({ code, findings, stderr });
-    });
-  });
-}
-
-/** Informational (I) and experimental rules on; any finding, even informational, makes the exit code non-zero. */
-const lint = (files: readonly string[]) =>
-  cfnLint(["--format", "json", "--include-checks", "I", "--include-experimental", "--non-zero-exit-code", "informational", "--", ...files]);
+const lint = lintAll;
 
 const UUID = "3f2a9c1e-7b4d-4e2a-9f1c-0a1b2c3d4e5f";
 const VPC = "vpc-0123456789abcdef0";
@@ -94,10 +61,7 @@ describe("generated CloudFormation templates pass cfn-lint", () => {
 
   it("tenant and pool templates: exit code 0 and no finding of any level", async () => {
     const run = await lint(Object.keys(TEMPLATES).map((name) => join(dir, `${name}.json`)));
-    const readable = run.findings.map(
-      (f) => `${f.Rule.Id} ${f.Level} ${f.Filename.replace(dir, "")} ${(f.Location.Path ?? []).join("/")}: ${f.Message}`,
-    );
-    expect(readable).toEqual([]);
+    expect(readableFindings(run, dir)).toEqual([]);
     expect(run.code, run.stderr).toBe(0);
   });
 

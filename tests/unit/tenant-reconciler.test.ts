@@ -1,9 +1,13 @@
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { defaultCatalogue } from "../../src/apps/catalogue.js";
-import { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
+import { TenantReconciler, type TenantReconcilerOptions } from "../../src/operator/tenant-reconciler.js";
+import { Controller } from "../../src/reconciler/controller.js";
+import { WorkQueue, type Timers } from "../../src/reconciler/queue.js";
+import type { ReconcileResult } from "../../src/reconciler/result.js";
 import {
   LeaseLostError,
+  UnmanagedResourceError,
   type InfraPort,
   type InfraRemoval,
   type InfraState,
@@ -24,6 +28,9 @@ import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
 import { FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeNamespaces, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
 import { stringContaining } from "../support/matchers.js";
+
+/** Generous: these machines are loaded; a wait's length proves nothing here. */
+const SLOW = { timeout: 10_000 };
 
 const settings = {
   namePrefix: "saas",
@@ -128,7 +135,7 @@ class FakeEvents implements EventPublisher {
   }
 }
 
-function setup(leader = true) {
+function setup(leader = true, options: Partial<TenantReconcilerOptions> = {}) {
   const store = new FakeStore();
   const ecs = new FakeEcs();
   const events = new FakeEvents();
@@ -163,6 +170,7 @@ function setup(leader = true) {
     settings,
     log: pino({ level: "silent" }),
     degradeAfterFailures: 3,
+    ...options,
   });
   return { store, ecs, events, fence, infra, data, ruleApi, claims, r };
 }
@@ -296,9 +304,12 @@ describe("TenantReconciler", () => {
     store.items.set("t5", { tenantId: "t5", tier: "advanced", tenantName: "T5" });
     ecs.fail = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
     for (let i = 0; i < 2; i++) expect((await r.reconcile("t5", signal)).kind).toBe("failed");
-    expect(store.writes).toEqual([]);
+    // Below the threshold only lastError is written: a tenant never reported is Pending, and SBT hears nothing.
+    expect(store.writes.map((w) => w.phase)).toEqual(["Pending", "Pending"]);
+    expect(store.writes.at(-1)?.lastError).toMatchObject({ kind: "transient", type: "ThrottlingException", retries: 2 });
+    expect(events.sent).toEqual([]);
     await r.reconcile("t5", signal);
-    expect(store.writes.at(-1)?.phase).toBe("Degraded");
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Degraded", lastError: { retries: 3 } });
     expect(events.sent.map((e) => e.detailType)).toContain("sbt_aws_provisionFailure");
   });
 
@@ -361,7 +372,13 @@ describe("TenantReconciler", () => {
     infra.state = { kind: "failed", reason: "stack saas-s2 ROLLBACK_COMPLETE: OrdersTable: Table already exists", terminal: false };
     expect(await r.reconcile("s2", signal)).toMatchObject({ kind: "failed", terminal: false });
     expect(ecs.applied).toEqual([]);
-    expect(store.writes.at(-1)).toMatchObject({ phase: "Degraded", message: stringContaining("OrdersTable: Table already exists") });
+    expect(store.writes.at(-1)).toMatchObject({
+      phase: "Degraded",
+      message: stringContaining("OrdersTable: Table already exists"),
+    });
+    // The same write carries the failed attempt.
+    expect(store.writes).toHaveLength(1);
+    expect(store.writes[0]?.lastError).toMatchObject({ kind: "transient", type: "StackOperationFailed", retries: 1 });
     const failure = events.sent.find((e) => e.detailType === "sbt_aws_provisionFailure");
     expect(failure?.detail.reason).toContain("OrdersTable");
   });
@@ -399,5 +416,143 @@ describe("TenantReconciler", () => {
     await r.reconcile("b1", signal);
     await r.reconcile("b1", signal);
     expect(infra.calls.filter((c) => c === "remove b1")).toHaveLength(1);
+  });
+});
+
+/** Queue timers that fire only on advance(), on the same clock the reconciler reads. */
+class ManualTimers implements Timers {
+  #now: number;
+  #seq = 0;
+  readonly pending = new Map<number, { at: number; fn: () => void }>();
+  constructor(start: number) {
+    this.#now = start;
+  }
+  now(): number {
+    return this.#now;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.pending.set(++this.#seq, { at: this.#now + ms, fn });
+    return this.#seq;
+  }
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number);
+  }
+  /** Runs the one pending timer, moving the clock to it; returns its delay. */
+  fireNext(): number {
+    const [id, t] = [...this.pending].sort((a, b) => a[1].at - b[1].at)[0] ?? [];
+    if (id === undefined || t === undefined) throw new Error("no timer pending");
+    const delay = t.at - this.#now;
+    this.pending.delete(id);
+    this.#now = t.at;
+    t.fn();
+    return delay;
+  }
+  nextAt(): number | undefined {
+    return [...this.pending.values()].map((t) => t.at).sort((a, b) => a - b)[0];
+  }
+}
+
+describe("status.lastError", () => {
+  const throttle = () => Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
+
+  it("after 5 transient ECS failures shows retries 5 and the queue's next attempt; the next success clears it", async () => {
+    const timers = new ManualTimers(Date.parse("2026-11-30T12:00:00.000Z"));
+    const { store, ecs, events, r } = setup(true, { now: () => new Date(timers.now()), degradeAfterFailures: 5 });
+    store.items.set("e1", { tenantId: "e1", tier: "advanced", tenantName: "E1" });
+    const queue = new WorkQueue<string>({ timers, backoff: { random: () => 0.5 } });
+    const results: ReconcileResult[] = [];
+    const controller = new Controller<string>({ queue, reconciler: r.reconcile, concurrency: 1, onResult: (_k, res) => results.push(res) });
+    ecs.fail = throttle();
+    controller.start();
+    controller.enqueue(["e1"]);
+    for (let n = 1; n <= 5; n++) {
+      await vi.waitFor(() => expect(results).toHaveLength(n), SLOW);
+      const lastError = store.writes.at(-1)?.lastError;
+      expect(lastError).toMatchObject({ kind: "transient", type: "ThrottlingException", message: "Rate exceeded", retries: n });
+      // nextAttemptAt is when the queue's timer is actually due.
+      expect(lastError?.at).toBe(new Date(timers.now()).toISOString());
+      expect(lastError?.nextAttemptAt).toBe(new Date(timers.nextAt() ?? 0).toISOString());
+      if (n < 5) timers.fireNext();
+    }
+    const status = store.writes.at(-1);
+    expect(status?.lastError?.retries).toBe(5);
+    expect(Date.parse(status?.lastError?.nextAttemptAt ?? "")).toBeGreaterThan(timers.now());
+    // d = 1000 * 2^4, equal jitter at 0.5: 12 s.
+    expect(Date.parse(status?.lastError?.nextAttemptAt ?? "") - timers.now()).toBe(12_000);
+    // One write per failed attempt; below the threshold the phase stayed, at it the tenant is Degraded and SBT told.
+    expect(store.writes.map((w) => `${w.phase}:${w.lastError?.retries}`)).toEqual([
+      "Pending:1",
+      "Pending:2",
+      "Pending:3",
+      "Pending:4",
+      "Degraded:5",
+    ]);
+    expect(events.sent.map((e) => e.detailType)).toContain("sbt_aws_provisionFailure");
+
+    ecs.fail = undefined;
+    expect(timers.fireNext()).toBe(12_000);
+    await vi.waitFor(() => expect(results).toHaveLength(6), SLOW);
+    expect(results[5]?.kind).toBe("requeueAfter");
+    expect(store.writes.at(-1)?.phase).toBe("Provisioning");
+    expect(store.writes.at(-1)).not.toHaveProperty("lastError");
+    expect(store.items.get("e1")?.["status"]).not.toHaveProperty("lastError");
+    await controller.stop({ timeoutMs: 1000 });
+  });
+
+  it("keeps the phase of a tenant that had one, and sends nothing, while a transient failure is retried", async () => {
+    const { store, ecs, events, r } = setup();
+    const record = { tenantId: "e2", tier: "advanced", tenantName: "E2" };
+    store.items.set("e2", { ...record });
+    ecs.observed = steady(record);
+    expect((await r.reconcile("e2", signal)).kind).toBe("done");
+    const ready = store.writes.at(-1);
+    const sent = events.sent.length;
+    ecs.fail = throttle();
+    await r.reconcile("e2", signal, { failures: 0, retryDelayMs: () => 750 });
+    const failedOnce = store.writes.at(-1);
+    expect(failedOnce).toEqual({ ...ready, lastError: expect.objectContaining({ retries: 1, kind: "transient" }) as unknown });
+    expect(events.sent).toHaveLength(sent);
+    expect(Date.parse(failedOnce?.lastError?.nextAttemptAt ?? "") - Date.parse(failedOnce?.lastError?.at ?? "")).toBe(750);
+  });
+
+  it("records a terminal failure, retried slowly, counting on from the status (the queue forgets terminal failures)", async () => {
+    const { store, ecs, r } = setup(true, { problemPollMs: 60_000 });
+    store.items.set("e3", { tenantId: "e3", tier: "advanced", tenantName: "E3" });
+    ecs.fail = new UnmanagedResourceError("service saas-e3-orders");
+    const first = await r.reconcile("e3", signal, { failures: 0, retryDelayMs: () => 1000 });
+    expect(first).toMatchObject({ kind: "failed", terminal: true, retryAfterMs: 60_000 });
+    const status = store.writes.at(-1);
+    expect(status?.phase).toBe("Degraded");
+    expect(status?.lastError).toMatchObject({ kind: "terminal", type: "UnmanagedResourceError", retries: 1 });
+    expect(Date.parse(status?.lastError?.nextAttemptAt ?? "") - Date.parse(status?.lastError?.at ?? "")).toBe(60_000);
+    await r.reconcile("e3", signal, { failures: 0, retryDelayMs: () => 1000 });
+    expect(store.writes.at(-1)?.lastError?.retries).toBe(2);
+  });
+
+  it("records an invalid record as a terminal failure with no attempt scheduled", async () => {
+    const { store, r } = setup();
+    store.items.set("e4", { tenantId: "e4", tier: "platinum", tenantName: "E4" });
+    await r.reconcile("e4", signal, { failures: 0, retryDelayMs: () => 1000 });
+    const lastError = store.writes.at(-1)?.lastError;
+    expect(lastError).toMatchObject({ kind: "terminal", type: "InvalidTenantRecord", retries: 1 });
+    expect(lastError?.message).toContain("e4");
+    expect(lastError).not.toHaveProperty("nextAttemptAt");
+  });
+
+  it("keeps phaseSince while the phase holds and tells the time in phase of each tenant", async () => {
+    let now = Date.parse("2026-11-30T12:00:00.000Z");
+    const { store, ecs, r } = setup(true, { now: () => new Date(now) });
+    const record = { tenantId: "e5", tier: "advanced", tenantName: "E5" };
+    store.items.set("e5", { ...record });
+    await r.reconcile("e5", signal);
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", phaseSince: "2026-11-30T12:00:00.000Z" });
+    now += 5_000;
+    await r.reconcile("e5", signal);
+    expect(store.writes.at(-1)?.phaseSince).toBe("2026-11-30T12:00:00.000Z");
+    now += 5_000;
+    ecs.observed = steady(record);
+    await r.reconcile("e5", signal);
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Ready", phaseSince: "2026-11-30T12:00:10.000Z" });
+    expect(r.phaseTimes()).toEqual([{ phase: "Ready", since: now }]);
   });
 });

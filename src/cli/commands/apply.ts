@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { parseAllDocuments } from "yaml";
+import { Document, isMap, isNode, isScalar, LineCounter, parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { canonicalJson, validateRecord } from "../../tenants/record.js";
 import type { Command, Io } from "../command.js";
@@ -19,15 +19,19 @@ const usage = `Usage: tenantctl apply -f FILE [--dry-run] [-o text|json|yaml]
 Creates or updates tenant records from FILE (JSON or YAML; one record, a list
 of records, or several YAML documents). Use -f - to read standard input.
 
-Each record is validated as the controller validates it (tenantId, tier,
-tenantName, email, tenantRegistrationId, sbtaws_active, suspended, apps). If
-any record is invalid, the errors are printed and nothing is written.
+Each record is validated as the controller validates it, and strictly: it
+may hold only the record's attributes (tenantId, tier, tenantName, email,
+tenantRegistrationId, sbtaws_active, suspended, apps), so a misspelt one is an
+error naming its line and the attribute meant, not an attribute silently
+ignored. If any record is invalid, the errors are printed and nothing is
+written.
 
 Like kubectl apply, it changes only what the file says: the attributes in the
 file replace the stored ones, and an attribute is removed only if the last
 apply set it and the file no longer has it (the record's tenantctlApplied lists
 them). What SBT wrote (email, tenantRegistrationId, sbtaws_active...) and the
-controller's status are kept. A "status" key in the file is ignored.
+controller's status are kept. The "status" and "tenantctlApplied" keys that
+\`tenantctl get -o yaml\` shows are ignored in a file.
 
 Options:
   -f, --filename FILE   file to apply, or - for standard input (required)
@@ -56,7 +60,7 @@ export const applyCommand: Command = {
   usage,
   async run(args, io) {
     const { flags } = parseCommandArgs(args, options, flagsSchema, { min: 0, max: 0, names: "" });
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
 
     let text: string;
     try {
@@ -67,7 +71,7 @@ export const applyCommand: Command = {
     const source = flags.filename === "-" ? "standard input" : flags.filename;
     const loaded = parseRecords(text);
     if (!loaded.ok) return fail(io, "apply", `${source}: ${loaded.message}`);
-    const checked = checkRecords(loaded.records);
+    const checked = checkRecords(loaded.records, loaded.locate);
     if (checked.problems.length > 0) {
       io.stderr.write(`tenantctl apply: ${source}: ${checked.problems.length} invalid record(s); nothing was written\n`);
       for (const p of checked.problems) io.stderr.write(`  - ${p}\n`);
@@ -108,10 +112,22 @@ function printResults(io: Io, results: readonly { tenantId: string; result: Appl
 
 type Item = Record<string, unknown>;
 
+/** Line and column (1-based) of a place in the file. */
+export interface FilePosition {
+  readonly line: number;
+  readonly col: number;
+}
+
+/** Where an attribute of a record is in the file: its key's position, else its record's; undefined when unknown. */
+export type Locate = (record: number, path: readonly (string | number)[]) => FilePosition | undefined;
+
 /** YAML is a superset of JSON, so one parser reads both; a list or a multi-document stream gives several records. */
-export function parseRecords(text: string): { ok: true; records: unknown[] } | { ok: false; message: string } {
+export function parseRecords(text: string): { ok: true; records: unknown[]; locate: Locate } | { ok: false; message: string } {
   const records: unknown[] = [];
-  for (const doc of parseAllDocuments(text)) {
+  // Per record: its document and its path in it, to find a field's line for an error.
+  const origins: { doc: Document.Parsed; base: number[] }[] = [];
+  const lineCounter = new LineCounter();
+  for (const doc of parseAllDocuments(text, { lineCounter })) {
     if ("errors" in doc && doc.errors.length > 0) {
       const first = doc.errors[0];
       const pos = first?.linePos?.[0];
@@ -120,36 +136,76 @@ export function parseRecords(text: string): { ok: true; records: unknown[] } | {
         message: `not valid JSON or YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ""}: ${first?.message.split("\n")[0] ?? ""}`,
       };
     }
+    if (!(doc instanceof Document)) continue;
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) continue; // an empty document, e.g. after a trailing ---
-    if (Array.isArray(value)) records.push(...(value as unknown[]));
-    else records.push(value);
+    if (Array.isArray(value)) {
+      (value as unknown[]).forEach((v, i) => {
+        records.push(v);
+        origins.push({ doc, base: [i] });
+      });
+    } else {
+      records.push(value);
+      origins.push({ doc, base: [] });
+    }
   }
-  return { ok: true, records };
+  const locate: Locate = (record, path) => {
+    const origin = origins[record];
+    if (origin === undefined) return undefined;
+    // The deepest key of the path that is in the file: a missing field is reported at its parent.
+    for (let depth = path.length; depth >= 0; depth--) {
+      const offset = keyOffset(origin.doc, origin.base, path.slice(0, depth));
+      if (offset !== undefined) return lineCounter.linePos(offset);
+    }
+    return undefined;
+  };
+  return { ok: true, records, locate };
 }
 
-/** Validates every record first (the whole file is all or nothing), and finds duplicate ids. */
-export function checkRecords(raw: readonly unknown[]): { records: Item[]; problems: string[] } {
+/** Offset of the key naming `path` in the record at `base` (the record's own node for an empty path). */
+function keyOffset(doc: Document.Parsed, base: readonly number[], path: readonly (string | number)[]): number | undefined {
+  if (path.length === 0) {
+    const node: unknown = base.length === 0 ? doc.contents : doc.getIn(base, true);
+    return isNode(node) ? node.range?.[0] : undefined;
+  }
+  const parent: unknown = path.length === 1 && base.length === 0 ? doc.contents : doc.getIn([...base, ...path.slice(0, -1)], true);
+  if (!isMap(parent)) return undefined;
+  const key = path[path.length - 1];
+  const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key));
+  return isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
+}
+
+/**
+ * Validates every record first (the whole file is all or nothing) with the
+ * controller's schema made strict (an unknown field is a typo, reported with
+ * a suggestion), and finds duplicate ids. One problem per line, with where it
+ * is in the file when `locate` knows.
+ */
+export function checkRecords(raw: readonly unknown[], locate?: Locate): { records: Item[]; problems: string[] } {
   const problems: string[] = [];
   const records: Item[] = [];
   const seen = new Map<string, number>();
   raw.forEach((value, i) => {
     const label = `record ${i + 1}`;
+    const at = (path: readonly (string | number)[]) => {
+      const pos = locate?.(i, path);
+      return pos === undefined ? "" : ` line ${pos.line}`;
+    };
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      problems.push(`${label}: must be a mapping of attributes (tenantId, tier, tenantName, ...)`);
+      problems.push(`${label}${at([])}: must be a mapping of attributes (tenantId, tier, tenantName, ...)`);
       return;
     }
-    const { status: _ignored, [LAST_APPLIED]: _marker, ...item } = value as Item;
-    const v = validateRecord(item);
+    const item = Object.fromEntries(Object.entries(value as Item).filter(([k]) => !(IGNORED_IN_FILE as readonly string[]).includes(k)));
+    const v = validateRecord(item, { strict: true });
     const id = typeof item["tenantId"] === "string" ? item["tenantId"] : undefined;
     const named = id !== undefined ? `${label} (tenant ${id})` : label;
     if (!v.ok) {
-      problems.push(`${named}: ${v.message}`);
+      for (const issue of v.issues) problems.push(`${named}${at(issue.path)}: ${issue.message}`);
       return;
     }
     const previous = seen.get(v.spec.tenantId);
     if (previous !== undefined) {
-      problems.push(`${named}: duplicate tenantId, also in record ${previous}`);
+      problems.push(`${named}${at(["tenantId"])}: duplicate tenantId, also in record ${previous}`);
       return;
     }
     seen.set(v.spec.tenantId, i + 1);
@@ -166,6 +222,13 @@ export function checkRecords(raw: readonly unknown[]): { records: Item[]; proble
  * re-activate an offboarded tenant.
  */
 export const LAST_APPLIED = "tenantctlApplied";
+
+/**
+ * Attributes a record file may carry besides the record's own, and ignores:
+ * what `tenantctl get -o yaml` shows and apply does not write, so a record
+ * read back can be edited and applied again.
+ */
+const IGNORED_IN_FILE = ["status", LAST_APPLIED] as const;
 
 /** The attributes a stored record's last apply set; none for a record apply never wrote. */
 function lastApplied(stored: Readonly<Item> | undefined): string[] {

@@ -54,7 +54,7 @@ export const deleteCommand: Command = {
   async run(args, io) {
     const { flags, positionals } = parseCommandArgs(args, options, flagsSchema, { min: 1, max: 1, names: "tenant ID" });
     const tenantId = checkTenantId(positionals[0]);
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
     const clients = createCliClients(config, io.env);
     try {
       let wasActive: boolean;

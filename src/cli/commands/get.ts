@@ -4,7 +4,7 @@ import { hashSpec, tenantIdSchema, validateRecord } from "../../tenants/record.j
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { createCliClients, explainAwsError, loadClientConfig, outputSchema, parseCommandArgs } from "../client-config.js";
-import { display, fail, formatAge, oneLine, renderData, renderTable, terminalWidth } from "../format.js";
+import { fail, formatAge, oneLine, renderData, renderTable, terminalWidth } from "../format.js";
 
 /** `tenantctl get ID`: one tenant's spec and the status the controller wrote. */
 const usage = `Usage: tenantctl get ID [-o text|json|yaml]
@@ -28,7 +28,7 @@ export const getCommand: Command = {
   async run(args, io) {
     const { flags, positionals } = parseCommandArgs(args, options, flagsSchema, { min: 1, max: 1, names: "tenant ID" });
     const tenantId = checkTenantId(positionals[0]);
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
     const clients = createCliClients(config, io.env);
     let item: Item | undefined;
     try {
@@ -58,10 +58,22 @@ export async function readTenant(documents: DynamoDBDocumentClient, table: strin
 }
 
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+/** A stored value as text: scalars as they are, anything else (a hand-edited item) as JSON. */
+const text = (v: unknown): string =>
+  typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v) : (JSON.stringify(v) ?? "-");
 const obj = (v: unknown): Item | undefined => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Item) : undefined);
 
+export interface DescribeOptions {
+  /**
+   * `tenantctl describe`: also how long the tenant has been in its phase
+   * (status.phaseSince), its last error with retries and next attempt
+   * (status.lastError), and its recent events (status.recentEvents).
+   */
+  readonly detail?: boolean;
+}
+
 /** A person's view of a tenant record: aligned fields, then the status, conditions as a table. */
-export function describeTenant(item: Readonly<Item>, now: Date, width?: number): string {
+export function describeTenant(item: Readonly<Item>, now: Date, width?: number, options: DescribeOptions = {}): string {
   const lines: string[] = [];
   const field = (label: string, value: string) => lines.push(`${`${label}:`.padEnd(22)}${value}`);
   const validation = validateRecord(item);
@@ -70,8 +82,8 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
   field("Tenant", str(item["tenantId"]) ?? "?");
   field("Name", str(item["tenantName"]) ?? "-");
   field("Tier", typeof item["tier"] === "string" ? item["tier"].toLowerCase() : "-");
-  if (item["email"] !== undefined) field("Email", display(item["email"]));
-  if (item["tenantRegistrationId"] !== undefined) field("Registration ID", display(item["tenantRegistrationId"]));
+  if (item["email"] !== undefined) field("Email", text(item["email"]));
+  if (item["tenantRegistrationId"] !== undefined) field("Registration ID", text(item["tenantRegistrationId"]));
   field("Active", item["sbtaws_active"] === false ? "false (offboarding)" : "true");
   if (item["suspended"] === true) field("Suspended", "true (requests refused, services at 0)");
   field("Spec hash", specHash);
@@ -81,7 +93,7 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
     lines.push("Apps:");
     const rows = Object.entries(apps).map(([name, o]) => {
       const override = obj(o) ?? {};
-      return [name, override["desiredCount"] === undefined ? "-" : display(override["desiredCount"]), str(override["version"]) ?? "-"];
+      return [name, override["desiredCount"] === undefined ? "-" : text(override["desiredCount"]), str(override["version"]) ?? "-"];
     });
     lines.push(indent(renderTable(["APP", "DESIRED", "VERSION"], rows)));
   }
@@ -90,12 +102,20 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
   lines.push("");
   if (status === undefined) {
     lines.push("Status:               none yet (the controller has not reconciled this tenant)");
+    if (options.detail === true) lines.push("", "Events:               none");
     return `${lines.join("\n")}\n`;
   }
   lines.push("Status:");
-  const sfield = (label: string, value: string) => lines.push(`  ${`${label}:`.padEnd(20)}${value}`);
-  sfield("Phase", str(status["phase"]) ?? "-");
+  // An empty label continues the field above.
+  const sfield = (label: string, value: string) => lines.push(`  ${(label === "" ? "" : `${label}:`).padEnd(20)}${value}`);
+  const since = str(status["phaseSince"]);
+  sfield(
+    "Phase",
+    `${str(status["phase"]) ?? "-"}${options.detail === true && since !== undefined ? ` (for ${formatAge(since, now)}, since ${since})` : ""}`,
+  );
   sfield("Message", oneLine(str(status["message"]) ?? "-"));
+  const lastError = obj(status["lastError"]);
+  if (options.detail === true && lastError !== undefined) describeLastError(lastError, now, sfield);
   const observed = str(status["observedSpecHash"]);
   sfield(
     "Observed spec hash",
@@ -116,7 +136,7 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
       const c = obj(counts?.[app]);
       return c === undefined
         ? "-"
-        : `${display(c["copied"] ?? 0)} copied, ${display(c["applied"] ?? 0)} changes${c["verified"] !== undefined ? `, ${display(c["verified"])} verified` : ""}`;
+        : `${text(c["copied"] ?? 0)} copied, ${text(c["applied"] ?? 0)} changes${c["verified"] !== undefined ? `, ${text(c["verified"])} verified` : ""}`;
     };
     sfield(
       "Tier move",
@@ -125,13 +145,13 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
     lines.push(`    orders: ${copied("orders")}; products: ${copied("products")}`);
   }
   const route = obj(status["route"]);
-  if (route !== undefined) sfield("Listener rule", `${str(route["ruleArn"]) ?? "-"} (priority ${display(route["priority"] ?? "-")})`);
+  if (route !== undefined) sfield("Listener rule", `${str(route["ruleArn"]) ?? "-"} (priority ${text(route["priority"] ?? "-")})`);
   const backup = obj(status["backup"]);
   if (backup !== undefined) {
     const counts = obj(backup["counts"]);
     sfield(
       "Backup",
-      `${str(backup["location"]) ?? "-"} (orders ${display(counts?.["orders"] ?? "-")}, products ${display(counts?.["products"] ?? "-")}; restore with: tenantctl restore ${str(item["tenantId"]) ?? "ID"} --from ${str(backup["location"]) ?? "s3://..."})`,
+      `${str(backup["location"]) ?? "-"} (orders ${text(counts?.["orders"] ?? "-")}, products ${text(counts?.["products"] ?? "-")}; restore with: tenantctl restore ${str(item["tenantId"]) ?? "ID"} --from ${str(backup["location"]) ?? "s3://..."})`,
     );
   }
   const arns: [string, unknown][] = [
@@ -144,7 +164,7 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
     if (typeof value === "string") sfield(label, value);
     else if (Array.isArray(value) && value.length > 0) {
       lines.push(`  ${label}:`);
-      for (const arn of value) lines.push(`    ${String(arn)}`);
+      for (const arn of value as unknown[]) lines.push(`    ${text(arn)}`);
     }
   }
   const conditions = Array.isArray(status["conditions"]) ? (status["conditions"] as unknown[]).map((c) => obj(c) ?? {}) : [];
@@ -164,7 +184,41 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number):
       ),
     );
   }
+  if (options.detail === true) describeEvents(status["recentEvents"], now, width, lines);
   return `${lines.join("\n")}\n`;
+}
+
+/** The last failed reconcile: what, how it was classified, how many tries in a row, when the controller tries again. */
+function describeLastError(e: Readonly<Item>, now: Date, sfield: (label: string, value: string) => void): void {
+  const type = str(e["type"]);
+  sfield("Last error", oneLine(`${type !== undefined && type !== "Error" ? `${type}: ` : ""}${str(e["message"]) ?? "-"}`));
+  const at = str(e["at"]);
+  const retries = typeof e["retries"] === "number" ? e["retries"] : undefined;
+  const next = str(e["nextAttemptAt"]);
+  const kind = str(e["kind"]);
+  const parts = [
+    kind === "terminal" ? "terminal (needs a fix; not retried on its own)" : (kind ?? "-"),
+    retries === undefined ? undefined : `${retries} failed ${retries === 1 ? "try" : "tries"} in a row`,
+    at === undefined ? undefined : `last ${formatAge(at, now)} ago`,
+  ].filter((p) => p !== undefined);
+  sfield("", parts.join(", "));
+  if (next !== undefined) {
+    const due = Date.parse(next) <= now.getTime();
+    sfield("Next attempt", due ? `${next} (due now)` : `${next} (in ${formatAge(now.toISOString(), new Date(next))})`);
+  }
+}
+
+/** Events, newest last, as kubectl describe shows them: age, type, reason. */
+function describeEvents(value: unknown, now: Date, width: number | undefined, lines: string[]): void {
+  const events = Array.isArray(value) ? (value as unknown[]).flatMap((e) => (obj(e) !== undefined ? [obj(e) as Item] : [])) : [];
+  lines.push("");
+  if (events.length === 0) {
+    lines.push("Events:               none recorded");
+    return;
+  }
+  lines.push("Events:");
+  const rows = events.map((e) => [formatAge(str(e["at"]), now), str(e["detailType"]) ?? "-", str(e["reason"]) ?? ""]);
+  lines.push(indent(renderTable(["AGE", "TYPE", "REASON"], rows, { width: width === undefined ? undefined : width - 2 })));
 }
 
 function indent(text: string, by = "  "): string {

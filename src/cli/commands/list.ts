@@ -54,7 +54,7 @@ export const listCommand: Command = {
   usage,
   async run(args, io) {
     const { flags } = parseCommandArgs(args, options, flagsSchema, { min: 0, max: 0, names: "" });
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
     const output = flags.output ?? "text";
     const clients = createCliClients(config, io.env);
     const watching = flags.watch === true || flags["watch-seconds"] !== undefined;

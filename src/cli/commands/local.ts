@@ -7,7 +7,6 @@ import { createLogger } from "../../log.js";
 import { startController } from "../../operator/run-controller.js";
 import { createAwsClients } from "../../providers/aws-clients.js";
 import { DynamoTenantStore } from "../../providers/tenant-store.js";
-import { ensureEventTail } from "../events-tail.js";
 import type { Command } from "../command.js";
 import { parseFlags } from "../flags.js";
 import { startLiveView } from "../live-view.js";
@@ -49,7 +48,8 @@ Options:
   --no-demo       do not seed demo tenants
   --speed X       simulated ECS time per real second (default 10)
   --throttling    enforce ECS's API throttling buckets
-Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as for the controller.`,
+Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL, ROLLOUT_* as for the controller
+(ROLLOUT_BAKE_SECONDS defaults to 10 here, 300 in production).`,
   async run(args, io) {
     const { flags } = parseFlags(
       args,
@@ -73,14 +73,14 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL as
       const clients = createAwsClients({ region: names.region, endpoint: cloud.endpoint });
       const account = await bootstrapAccount(clients, names);
       const config = loadConfig({
+        // A demo rollout's waves should not each take five minutes; set it to see the production pace.
+        ROLLOUT_BAKE_SECONDS: "10",
         ...env,
         SUBNETS: account.subnets.join(","),
         SECURITY_GROUPS: account.securityGroups.join(","),
         LISTENER_ARN: account.listenerArn,
         VPC_ID: account.vpcId,
       });
-      // Subscribe `tenantctl events` now, so it shows every event since the start, the demo's included.
-      await ensureEventTail(clients, config.eventBusName, config.eventSource);
       if (flags.demo) {
         for (const t of DEMO_TENANTS) {
           await clients.dynamodb
@@ -124,6 +124,8 @@ Local AWS on ${endpoint} (region us-east-1, any credentials). Next, in another t
   aws --endpoint-url ${endpoint} dynamodb put-item --table-name ${config.tenantsTable} \\
       --item '{"tenantId":{"S":"acme"},"tier":{"S":"premium"},"tenantName":{"S":"Acme"}}'
   npm run -s tenantctl -- plan acme            # what the controller would do, as AWS calls
+  npm run -s tenantctl -- catalogue set orders=1.1.0   # a new version, rolled out to the fleet in waves
+  npm run -s tenantctl -- rollout status       # the waves, tenants done/failed/pending
   curl -s http://127.0.0.1:${httpPort ?? 8080}/metrics | grep tenant_operator_
 
 Ctrl-C stops everything.

@@ -130,7 +130,7 @@ export const restoreCommand: Command = {
   async run(args, io) {
     const request = parseRestoreArgs(args);
     const { tenantId, from } = request;
-    const config = loadClientConfig(io.env);
+    const config = await loadClientConfig(io.env);
     const clients = createCliClients(config, io.env);
     const data = dataClients(config, io.env);
     try {

@@ -25,4 +25,6 @@ export default tseslint.config(
     },
   },
   { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
+  // The installed command is plain JavaScript run by Node, with Node's globals.
+  { files: ["bin/**/*.js"], languageOptions: { globals: { console: "readonly", process: "readonly" } } },
 );

@@ -81,6 +81,14 @@ export function fail(io: Io, command: string, message: string, code = 1): number
   return code;
 }
 
+/** A record's value as text: scalars as they are, anything else as JSON (never "[object Object]"). */
+export function display(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value);
+  if (value === undefined) return "undefined";
+  return JSON.stringify(value);
+}
+
 /** An SDK or other error's message, without the "Error:" noise. */
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);

@@ -1,6 +1,6 @@
 import type { TenantStore } from "../ports.js";
 import type { TenantStatus } from "../tenants/status.js";
-import { renderTable } from "./format.js";
+import { display, renderTable } from "./format.js";
 
 /**
  * The local default's screen: a compact table of tenants by phase, printed
@@ -20,7 +20,7 @@ export function startLiveView(store: TenantStore, out: NodeJS.WritableStream, ev
           const status = item["status"] as Partial<TenantStatus> | undefined;
           rows.push([
             String(item["tenantId"]),
-            String(item["tier"] ?? "?").toLowerCase(),
+            display(item["tier"] ?? "?").toLowerCase(),
             status?.phase ?? "Pending",
             (status?.message ?? "").slice(0, 70),
           ]);

@@ -56,7 +56,7 @@ function fromJsonAttribute(value: unknown, path: string): AttributeValue {
   if (entries.length !== 1 || type === undefined) throw new TypeError(`${path}: a DynamoDB JSON attribute has exactly one type key`);
   const strings = (x: unknown): string[] => {
     if (!Array.isArray(x) || !x.every((s) => typeof s === "string")) throw new TypeError(`${path}.${type}: expected a list of strings`);
-    return x as string[];
+    return x;
   };
   const string = (x: unknown): string => {
     if (typeof x !== "string") throw new TypeError(`${path}.${type}: expected a string`);
@@ -114,10 +114,10 @@ export function parseExportLine(line: string): Item {
   try {
     parsed = JSON.parse(line);
   } catch (err) {
-    throw new TypeError(`not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw new TypeError(`not JSON: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   if (parsed === null || typeof parsed !== "object" || !("Item" in parsed)) throw new TypeError(`expected {"Item": {...}}`);
-  return fromJsonItem((parsed as { Item: unknown }).Item);
+  return fromJsonItem(parsed.Item);
 }
 
 /**
@@ -133,7 +133,7 @@ export function canonicalItem(item: Readonly<Item>): string {
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries
       .map(([k, v]) => {
         const inner = (k === "SS" || k === "NS" || k === "BS") && Array.isArray(v) ? [...(v as string[])].sort() : v;

@@ -261,7 +261,8 @@ async function ensureTable(dynamodb: DynamoDBClient, table: string, key: string,
     const described = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
     const description = required(described.Table, "DescribeTable returned no table");
     const partitionKey = description.KeySchema?.find((k) => k.KeyType === "HASH")?.AttributeName;
-    if (partitionKey !== key) throw new Error(`table ${table} exists with partition key ${partitionKey ?? "?"}, expected ${key}`);
+    if (partitionKey !== key)
+      throw new Error(`table ${table} exists with partition key ${partitionKey ?? "?"}, expected ${key}`, { cause: err });
     return description;
   }
 }

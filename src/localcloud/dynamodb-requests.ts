@@ -70,7 +70,7 @@ export function splitBatchWrite(input: Json, fraction: number, throttled: (table
 export function withUnprocessed(answer: Json, unprocessed: Readonly<Record<string, readonly unknown[]>>): Json {
   const merged: Record<string, unknown[]> = {};
   for (const [table, writes] of Object.entries(asRecord(answer["UnprocessedItems"]) ?? {})) {
-    if (Array.isArray(writes)) merged[table] = [...writes];
+    if (Array.isArray(writes)) merged[table] = [...(writes as readonly unknown[])];
   }
   for (const [table, writes] of Object.entries(unprocessed)) merged[table] = [...(merged[table] ?? []), ...writes];
   return { ...answer, UnprocessedItems: merged };

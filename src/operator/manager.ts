@@ -103,6 +103,7 @@ export class Manager {
 
   async start(): Promise<void> {
     const lease = this.#o.lease;
+    // The transition queue logs its own failures and never rejects, so nothing awaits these.
     lease.onAcquired(() => void this.#enqueueTransition(() => this.#lead()));
     lease.onLost(() => void this.#enqueueTransition(() => this.#standBy("lease lost")));
     await lease.start();

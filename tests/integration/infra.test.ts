@@ -31,7 +31,8 @@ async function stack(tenantId: string) {
     return undefined;
   }
 }
-const outputsOf = (s: Awaited<ReturnType<typeof stack>>) => Object.fromEntries((s?.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
+const outputsOf = (s: Awaited<ReturnType<typeof stack>>): Record<string, string | undefined> =>
+  Object.fromEntries((s?.Outputs ?? []).map((o) => [o.OutputKey ?? "", o.OutputValue]));
 async function priorityOf(tenantId: string): Promise<number | undefined> {
   const res = await h.clients.dynamodb.send(
     new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: `priority-of#${tenantId}` }), ConsistentRead: true }),
@@ -67,7 +68,7 @@ describe("tenant infrastructure stacks", () => {
     );
     expect(td.taskDefinition?.taskRoleArn).toBe(out["TaskRoleArn"]);
     expect(td.taskDefinition?.executionRoleArn).toBe(out["ExecutionRoleArn"]);
-    const env = Object.fromEntries((td.taskDefinition?.containerDefinitions?.[0]?.environment ?? []).map((e) => [e.name, e.value]));
+    const env = Object.fromEntries((td.taskDefinition?.containerDefinitions?.[0]?.environment ?? []).map((e) => [e.name ?? "", e.value]));
     // What the reference images read: their own table, and the role to assume with the tenant as session tag.
     expect(env).toMatchObject({
       TABLE_NAME: out["OrdersTableName"],

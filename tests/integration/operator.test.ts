@@ -62,7 +62,7 @@ describe("onboarding", () => {
     const advServices = await activeServices(h.config.advancedCluster, "adv-1");
     expect(advServices.map((s) => s.serviceName).sort()).toEqual(APP_NAMES.map((a) => serviceName(prefix(), "adv-1", a)).sort());
     for (const s of advServices) {
-      const tags = Object.fromEntries((s.tags ?? []).map((t) => [t.key, t.value]));
+      const tags = Object.fromEntries((s.tags ?? []).map((t) => [t.key ?? "", t.value]));
       expect(tags).toMatchObject({ "managed-by": "ecs-tenant-operator", "tenant-id": "adv-1", tier: "advanced" });
       expect(s.runningCount).toBe(s.desiredCount);
     }

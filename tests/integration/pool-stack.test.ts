@@ -6,7 +6,7 @@ import {
   type Stack,
 } from "@aws-sdk/client-cloudformation";
 import { DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ResourceNotFoundException } from "@aws-sdk/client-dynamodb";
-import { DescribeRulesCommand, DescribeTargetGroupsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { DescribeRulesCommand, DescribeTargetGroupsCommand, TargetGroupNotFoundException } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { GetRoleCommand, GetRolePolicyCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { poolRoleName } from "../../src/tiers/naming.js";
@@ -229,7 +229,10 @@ describe("pool and tenant stacks in the local cloud", () => {
     const tgs = await cloud.clients.elbv2
       .send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tenantInfra.targetGroupArn] }))
       .then((r) => r.TargetGroups ?? [])
-      .catch((err: unknown) => (/TargetGroupNotFound/.test(String((err as Error).name)) ? [] : Promise.reject(err)));
+      .catch((err: unknown) => {
+        if (err instanceof TargetGroupNotFoundException) return [];
+        throw err;
+      });
     expect(tgs).toEqual([]);
     // The pool is untouched.
     expect(await tableExists(poolInfra.ordersTableName)).toBe(true);

@@ -18,6 +18,7 @@ import type { AppContext, NamespaceInfo } from "../../src/tiers/model.js";
 import { premiumClusterName, serviceName, taskDefinitionFamily } from "../../src/tiers/naming.js";
 import { startTestCloud, type TestCloud } from "../support/localcloud.js";
 import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
+import { stringContaining, stringMatching } from "../support/matchers.js";
 
 const fence: Fence = { assertHeld: () => undefined };
 const TENANT = "sc-t1";
@@ -53,7 +54,7 @@ describe("Cloud Map namespaces through the local cloud", () => {
     const ready = await namespaces.ensure(name, { "tenant-id": "ns-life" }, fence);
     expect(ready).toMatchObject({
       kind: "ready",
-      namespace: { name, id: expect.stringMatching(/^ns-/), arn: expect.stringContaining(":namespace/ns-") },
+      namespace: { name, id: stringMatching(/^ns-/), arn: stringContaining(":namespace/ns-") },
     });
     await namespaces.ensure(name, { "tenant-id": "ns-life" }, fence);
     expect(await countNamed(name)).toBe(1);
@@ -121,7 +122,7 @@ describe("Service Connect and runtimePlatform through the local cloud", () => {
       containerPort: 3010,
       appProtocol: "http",
     });
-    const env = Object.fromEntries((td.taskDefinition?.containerDefinitions?.[0]?.environment ?? []).map((e) => [e.name, e.value]));
+    const env = Object.fromEntries((td.taskDefinition?.containerDefinitions?.[0]?.environment ?? []).map((e) => [e.name ?? "", e.value]));
     expect(env).toMatchObject({ AWS_REGION: cloud.config.region });
     const rproxyTd = await cloud.clients.ecs.send(
       new DescribeTaskDefinitionCommand({ taskDefinition: taskDefinitionFamily(settings.namePrefix, TENANT, "rproxy") }),

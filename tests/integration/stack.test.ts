@@ -64,7 +64,7 @@ describe("tenant stacks on moto", () => {
 
       const described = (await cfn.send(new DescribeStacksCommand({ StackName: t.stackName }))).Stacks?.[0];
       expect(described?.StackStatus).toBe("CREATE_COMPLETE");
-      const tags = Object.fromEntries((described?.Tags ?? []).map((x) => [x.Key, x.Value]));
+      const tags = Object.fromEntries((described?.Tags ?? []).map((x) => [x.Key ?? "", x.Value]));
       expect(tags).toMatchObject({
         "managed-by": "ecs-tenant-operator",
         "tenant-id": tenantId,

@@ -196,6 +196,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // ---------------------------------------------------------------------------
 // One tier move, with the application writing throughout
 
+/** What a background task threw, as an Error to rethrow where the test asserts. */
+const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
+
 interface MoveLog {
   readonly tenantId: string;
   readonly from: Tier;
@@ -214,7 +217,7 @@ interface MoveLog {
   newSpecHash: string;
   oldSpecHash: string;
   ms: number;
-  error?: unknown;
+  error?: Error;
 }
 
 interface MoveOptions {
@@ -472,7 +475,7 @@ describe("tier moves in every direction, with the application writing throughout
   const logs = new Map<string, MoveLog>();
   const bystanders = { "by-pool": new Expected(), "by-silo": new Expected() };
   const stacksBefore = new Map<string, string | undefined>();
-  const reversal = { expected: new Expected(), steps: [] as string[], reversedAt: "", error: undefined as unknown };
+  const reversal = { expected: new Expected(), steps: [] as string[], reversedAt: "", error: undefined as Error | undefined };
 
   beforeAll(async () => {
     // Same sort keys in every tenant: the copy must tell tenants apart by tenantId alone.
@@ -518,7 +521,7 @@ describe("tier moves in every direction, with the application writing throughout
           try {
             Object.assign(reversal, await reverseBeforeFlip("mv-rev", reversal.expected));
           } catch (error) {
-            reversal.error = error;
+            reversal.error = asError(error);
           }
         })(),
         // A tenant whose traffic never pauses: it writes 5 items a second, before, during and after its
@@ -528,7 +531,7 @@ describe("tier moves in every direction, with the application writing throughout
             logs.set("mv-steady", await moveWhileWriting("mv-steady", "basic", "advanced", steady, { steady: true, everyMs: 200 }));
             if (process.env["TEST_TIMINGS"]) console.info(`mv-steady: ${logs.get("mv-steady")?.ms} ms`);
           } catch (error) {
-            logs.set("mv-steady", { tenantId: "mv-steady", error } as MoveLog);
+            logs.set("mv-steady", { tenantId: "mv-steady", error: asError(error) } as MoveLog);
           }
         })(),
         ...MOVES.map(async (m) => {
@@ -538,7 +541,7 @@ describe("tier moves in every direction, with the application writing throughout
             if (process.env["TEST_TIMINGS"])
               console.info(`${m.tenantId}: ${logs.get(m.tenantId)?.ms} ms, steps ${logs.get(m.tenantId)?.steps.join(",")}`);
           } catch (error) {
-            logs.set(m.tenantId, { tenantId: m.tenantId, from: m.from, to: m.to, error } as MoveLog);
+            logs.set(m.tenantId, { tenantId: m.tenantId, from: m.from, to: m.to, error: asError(error) } as MoveLog);
           }
         }),
       ]);
@@ -629,7 +632,7 @@ describe("suspension", () => {
     const siloServices = APP_NAMES.map((a) => serviceName(prefix(), "sus-silo", a));
     const siloServicesNow = async () =>
       (await h.clients.ecs.send(new DescribeServicesCommand({ cluster: h.config.advancedCluster, services: siloServices }))).services ?? [];
-    const countsBefore = Object.fromEntries((await siloServicesNow()).map((s) => [s.serviceName, s.desiredCount]));
+    const countsBefore = Object.fromEntries((await siloServicesNow()).map((s) => [s.serviceName ?? "", s.desiredCount]));
     expect(Object.values(countsBefore).every((c) => Number(c ?? 0) > 0)).toBe(true);
     const tablesBefore = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, (await h.status(id))?.tables] as const)));
 

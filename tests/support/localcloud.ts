@@ -76,7 +76,7 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
       clients,
       control: cloud.scheduler,
       stop: async () => {
-        for (const client of Object.values(clients)) client.destroy();
+        for (const client of [clients.ec2, clients.dynamodb, clients.eventbridge, clients.ecs, clients.elbv2, clients.s3]) client.destroy();
         await cloud.stop();
       },
     };

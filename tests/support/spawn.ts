@@ -34,7 +34,7 @@ export function spawnCli(args: readonly string[], env: Readonly<Record<string, s
     out.split("\n").flatMap((l) => {
       try {
         const v: unknown = JSON.parse(l);
-        return v !== null && typeof v === "object" ? [v as Record<string, unknown>] : [];
+        return isRecord(v) ? [v] : [];
       } catch {
         return [];
       }
@@ -55,4 +55,8 @@ export function spawnCli(args: readonly string[], env: Readonly<Record<string, s
       }
     },
   };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }

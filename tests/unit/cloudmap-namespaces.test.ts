@@ -14,6 +14,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { LeaseLostError, UnmanagedResourceError, type Fence } from "../../src/ports.js";
 import { CloudMapNamespaces, requestIdFor } from "../../src/providers/cloudmap-namespaces.js";
+import { stringContaining } from "../support/matchers.js";
 
 const sdMock = mockClient(ServiceDiscoveryClient);
 let namespaces: CloudMapNamespaces;
@@ -53,7 +54,7 @@ describe("CloudMapNamespaces.ensure", () => {
     sdMock.on(CreateHttpNamespaceCommand).resolves({ OperationId: "op-1" });
     const f = fence();
     const result = await namespaces.ensure("saas-acme-0123456789ab", { "tenant-id": "acme", tier: "premium" }, f);
-    expect(result).toEqual({ kind: "inProgress", reason: expect.stringContaining("op-1") });
+    expect(result).toEqual({ kind: "inProgress", reason: stringContaining("op-1") });
     const input = sdMock.commandCalls(CreateHttpNamespaceCommand)[0]?.args[0].input;
     expect(input).toMatchObject({ Name: "saas-acme-0123456789ab", CreatorRequestId: requestIdFor("saas-acme-0123456789ab") });
     expect(input?.Tags).toEqual([
@@ -135,7 +136,7 @@ describe("CloudMapNamespaces.ensure", () => {
     expect(result.kind).toBe("inProgress");
     const ids = sdMock.commandCalls(CreateHttpNamespaceCommand).map((c) => c.args[0].input.CreatorRequestId);
     expect(ids).toEqual(renews ? [requestIdFor("saas-acme"), requestIdFor("saas-acme", "op-old")] : [requestIdFor("saas-acme")]);
-    if (renews) expect(result).toMatchObject({ reason: expect.stringContaining("op-new") });
+    if (renews) expect(result).toMatchObject({ reason: stringContaining("op-new") });
   });
 });
 
@@ -151,7 +152,7 @@ describe("CloudMapNamespaces.remove", () => {
     sdMock.on(ListTagsForResourceCommand).resolves({ Tags: MANAGED });
     sdMock.on(DeleteNamespaceCommand).resolves({ OperationId: "op-d" });
     const f = fence();
-    expect(await namespaces.remove("saas-acme", f)).toEqual({ kind: "inProgress", reason: expect.stringContaining("op-d") });
+    expect(await namespaces.remove("saas-acme", f)).toEqual({ kind: "inProgress", reason: stringContaining("op-d") });
     expect(sdMock.commandCalls(DeleteNamespaceCommand)[0]?.args[0].input).toEqual({ Id: "ns-1" });
     expect(f.calls).toBe(1);
   });
@@ -164,7 +165,7 @@ describe("CloudMapNamespaces.remove", () => {
       .rejects(new ResourceInUse({ message: "Namespace has associated services", $metadata: { httpStatusCode: 400 } }));
     expect(await namespaces.remove("saas-acme", fence())).toEqual({
       kind: "inProgress",
-      reason: expect.stringContaining("Namespace has associated services"),
+      reason: stringContaining("Namespace has associated services"),
     });
   });
 

@@ -302,7 +302,7 @@ describe("the reference images' environment (with an AppContext)", () => {
   it("follows a catalogue entry that asks for other variables and another table", () => {
     const custom = loadCatalogue({
       apps: {
-        ...(JSON.parse(JSON.stringify(defaultCatalogue.apps)) as Record<string, unknown>),
+        ...structuredClone(defaultCatalogue.apps),
         users: { ...defaultCatalogue.apps.users, storage: "products", environment: ["TABLE_NAME", "NAMESPACE"] },
       },
     });
@@ -463,7 +463,7 @@ describe("loadCatalogue", () => {
     },
   ])("rejects $reason, naming the field", ({ edit, field }) => {
     const apps = { ...raw.apps };
-    for (const [app, patch] of Object.entries(edit)) apps[app] = { ...apps[app], ...(patch as Record<string, unknown>) };
+    for (const [app, patch] of Object.entries(edit as Record<string, Record<string, unknown>>)) apps[app] = { ...apps[app], ...patch };
     expect(() => loadCatalogue({ apps })).toThrow(CatalogueError);
     expect(() => loadCatalogue({ apps })).toThrow(field);
   });

@@ -14,6 +14,7 @@ import {
   type ObservedState,
   type Plan,
 } from "../../src/tiers/model.js";
+import { objectContaining, stringContaining } from "../support/matchers.js";
 
 const settings: TierSettings = {
   namePrefix: "saas",
@@ -154,7 +155,7 @@ describe("diff: exactly the needed calls", () => {
         cluster: "saas-advanced",
         name: `saas-t-${ID}-orders`,
         desiredCount: 3,
-        reason: expect.stringContaining("desiredCount 1 -> 3"),
+        reason: stringContaining("desiredCount 1 -> 3"),
       },
     ]);
     expect(p.converged).toBe(false);
@@ -172,7 +173,7 @@ describe("diff: exactly the needed calls", () => {
       cluster: "saas-advanced",
       name: `saas-t-${ID}-users`,
       taskDefinitionFamily: `saas-t-${ID}-users`,
-      reason: expect.stringContaining("task definition"),
+      reason: stringContaining("task definition"),
     });
     expect(update).not.toHaveProperty("desiredCount");
   });
@@ -192,7 +193,7 @@ describe("diff: exactly the needed calls", () => {
     }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([
-      expect.objectContaining({ kind: "updateService", name: `saas-t-${ID}-orders`, taskDefinitionFamily: `saas-t-${ID}-orders` }),
+      objectContaining({ kind: "updateService", name: `saas-t-${ID}-orders`, taskDefinitionFamily: `saas-t-${ID}-orders` }),
     ]);
   });
 
@@ -204,14 +205,18 @@ describe("diff: exactly the needed calls", () => {
 
   it("creates everything from nothing for an advanced tenant, task definitions before services", () => {
     const p = diff(desired(), { clusters: [], services: [], taskDefinitions: [] }, footprint);
-    expect(kinds(p)).toEqual([...Array(4).fill("registerTaskDefinition"), ...Array(4).fill("createService")]);
+    expect(kinds(p)).toEqual([...Array<string>(4).fill("registerTaskDefinition"), ...Array<string>(4).fill("createService")]);
     for (const a of p.actions) if (a.kind === "createService") expect(a.service.cluster).toBe("saas-advanced");
     expectReasons(p);
   });
 
   it("creates the cluster first for a premium tenant from nothing", () => {
     const p = diff(desired({ tier: "premium" }), { clusters: [], services: [], taskDefinitions: [] }, footprint);
-    expect(kinds(p)).toEqual(["createCluster", ...Array(4).fill("registerTaskDefinition"), ...Array(4).fill("createService")]);
+    expect(kinds(p)).toEqual([
+      "createCluster",
+      ...Array<string>(4).fill("registerTaskDefinition"),
+      ...Array<string>(4).fill("createService"),
+    ]);
     expect(p.actions[0]).toMatchObject({ kind: "createCluster", cluster: { name: PREMIUM } });
     for (const a of p.actions) if (a.kind === "createService") expect(a.service.cluster).toBe(PREMIUM);
   });
@@ -220,7 +225,7 @@ describe("diff: exactly the needed calls", () => {
     const d = desired();
     const o = withService(converged(d), app("orders"), (s) => ({ ...s, status: "INACTIVE" }));
     expect(diff(d, o, footprint).actions).toEqual([
-      expect.objectContaining({ kind: "createService", service: expect.objectContaining({ app: "orders" }) }),
+      objectContaining({ kind: "createService", service: objectContaining({ app: "orders" }) }),
     ]);
   });
 });
@@ -246,7 +251,7 @@ describe("diff: Service Connect", () => {
     const before = converged(desiredWithNamespace({}, { region: "us-east-1", accountId: "123456789012" }));
     const p = diff(d, before, footprint);
     // rproxy reads NAMESPACE, so its task definition changes too; the others only change service.
-    expect(kinds(p)).toEqual(["registerTaskDefinition", ...Array(4).fill("updateService")]);
+    expect(kinds(p)).toEqual(["registerTaskDefinition", ...Array<string>(4).fill("updateService")]);
     const orders = p.actions.find((a) => a.kind === "updateService" && a.name.endsWith("-orders"));
     expect(orders).toEqual({
       kind: "updateService",
@@ -256,7 +261,7 @@ describe("diff: Service Connect", () => {
         namespace: NS,
         servers: [{ portName: "orders", discoveryName: "orders-api", port: 3010, dnsName: `orders-api.${NS.name}.sc` }],
       },
-      reason: expect.stringContaining(`Service Connect: off -> on in namespace ${NS.name}`),
+      reason: stringContaining(`Service Connect: off -> on in namespace ${NS.name}`),
     });
     const rproxy = p.actions.find((a) => a.kind === "updateService" && a.name.endsWith("-rproxy"));
     expect(rproxy).toMatchObject({ taskDefinitionFamily: `saas-t-${ID}-rproxy`, serviceConnect: { namespace: NS, servers: [] } });
@@ -270,11 +275,11 @@ describe("diff: Service Connect", () => {
     }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([
-      expect.objectContaining({
+      objectContaining({
         kind: "updateService",
         name: `saas-t-${ID}-users`,
-        serviceConnect: expect.objectContaining({ namespace: NS }),
-        reason: expect.stringContaining("servers"),
+        serviceConnect: objectContaining({ namespace: NS }),
+        reason: stringContaining("servers"),
       }),
     ]);
     expect(p.actions[0]).not.toHaveProperty("taskDefinitionFamily");
@@ -288,7 +293,7 @@ describe("diff: Service Connect", () => {
       serviceConnect: { enabled: true, namespace: NS.arn, servers: [], log: undefined },
     }));
     expect(diff(d, o, footprint).actions).toEqual([
-      expect.objectContaining({ kind: "updateService", serviceConnect: "disable", reason: expect.stringContaining("-> off") }),
+      objectContaining({ kind: "updateService", serviceConnect: "disable", reason: stringContaining("-> off") }),
     ]);
   });
 
@@ -311,7 +316,7 @@ describe("diff: Service Connect", () => {
     const o = withService(before, app("users"), ({ serviceConnect: _off, ...s }) => s);
     const users = diff(d, o, footprint).actions.filter((a) => "name" in a && a.name.endsWith("-users"));
     expect(users).toEqual([
-      expect.objectContaining({ kind: "updateService", desiredCount: 2, serviceConnect: expect.objectContaining({ namespace: NS }) }),
+      objectContaining({ kind: "updateService", desiredCount: 2, serviceConnect: objectContaining({ namespace: NS }) }),
     ]);
   });
 });
@@ -322,7 +327,7 @@ describe("diff: waiting", () => {
     const o = withService(converged(d), app("orders"), (s) => ({ ...s, status: "DRAINING" }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([]);
-    expect(p.waitingFor).toEqual([expect.stringContaining("DRAINING")]);
+    expect(p.waitingFor).toEqual([stringContaining("DRAINING")]);
     expect(p.converged).toBe(false);
   });
 
@@ -343,7 +348,7 @@ describe("diff: waiting", () => {
     }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([]);
-    expect(p.waitingFor).toEqual([expect.stringContaining("1/3 tasks running")]);
+    expect(p.waitingFor).toEqual([stringContaining("1/3 tasks running")]);
   });
 
   it.each([
@@ -385,7 +390,7 @@ describe("diff: waiting", () => {
       }));
       const p = diff(d, o, footprint);
       expect(p.actions).toEqual([]);
-      expect(p.waitingFor).toEqual([expect.stringContaining(says)]);
+      expect(p.waitingFor).toEqual([stringContaining(says)]);
       expect(p.converged).toBe(false);
     },
   );
@@ -407,7 +412,7 @@ describe("diff: waiting", () => {
     }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([]);
-    expect(p.problems).toEqual([expect.stringContaining("tasks failed to start (crashloop)")]);
+    expect(p.problems).toEqual([stringContaining("tasks failed to start (crashloop)")]);
     expect(p.converged).toBe(false);
   });
 
@@ -431,7 +436,7 @@ describe("diff: waiting", () => {
     }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([]);
-    expect(p.problems).toEqual([expect.stringContaining("circuit breaker")]);
+    expect(p.problems).toEqual([stringContaining("circuit breaker")]);
   });
 });
 
@@ -451,7 +456,7 @@ describe("diff: deletions", () => {
       "updateService:rproxy=0",
       "deleteService:rproxy",
     ]);
-    expect(p.waitingFor).toEqual([expect.stringContaining(`cluster ${PREMIUM} is not desired`)]);
+    expect(p.waitingFor).toEqual([stringContaining(`cluster ${PREMIUM} is not desired`)]);
     expectReasons(p);
   });
 
@@ -470,8 +475,8 @@ describe("diff: deletions", () => {
     const p = diff(desired({ tier: "premium" }), converged(desired()), footprint);
     expect(kinds(p)).toEqual([
       "createCluster",
-      ...Array(4).fill("createService"),
-      ...Array(4).fill(["updateService", "deleteService"]).flat(),
+      ...Array<string>(4).fill("createService"),
+      ...Array<string[]>(4).fill(["updateService", "deleteService"]).flat(),
     ]);
     for (const a of p.actions) {
       if (a.kind === "createService") expect(a.service.cluster).toBe(PREMIUM);
@@ -481,13 +486,16 @@ describe("diff: deletions", () => {
 
   it("moves a tenant from premium to advanced: the premium cluster waits for its services", () => {
     const p = diff(desired(), converged(desired({ tier: "premium" })), footprint);
-    expect(kinds(p)).toEqual([...Array(4).fill("createService"), ...Array(4).fill(["updateService", "deleteService"]).flat()]);
-    expect(p.waitingFor).toEqual([expect.stringContaining(`cluster ${PREMIUM}`)]);
+    expect(kinds(p)).toEqual([
+      ...Array<string>(4).fill("createService"),
+      ...Array<string[]>(4).fill(["updateService", "deleteService"]).flat(),
+    ]);
+    expect(p.waitingFor).toEqual([stringContaining(`cluster ${PREMIUM}`)]);
   });
 
   it("moves a tenant from advanced to basic: removes its services, keeps nothing", () => {
     const p = diff(desired({ tier: "basic" }), converged(desired()), footprint);
-    expect(kinds(p)).toEqual(Array(4).fill(["updateService", "deleteService"]).flat());
+    expect(kinds(p)).toEqual(Array<string[]>(4).fill(["updateService", "deleteService"]).flat());
   });
 });
 
@@ -511,7 +519,7 @@ describe("diff: unmanaged resources are never touched", () => {
     const o = withService(converged(desired()), app("orders"), (s) => ({ ...s, tags: unmanaged }));
     const p = diff(d, o, footprint);
     expect(p.actions).toEqual([]);
-    expect(p.problems).toEqual([expect.stringContaining("not managed")]);
+    expect(p.problems).toEqual([stringContaining("not managed")]);
   });
 
   it("places no services in a desired cluster name held by an unmanaged cluster", () => {
@@ -519,7 +527,7 @@ describe("diff: unmanaged resources are never touched", () => {
     const o = converged(d);
     const p = diff(d, { ...o, clusters: o.clusters.map((c) => ({ ...c, tags: unmanaged })), services: [] }, footprint);
     expect(p.actions).toEqual([]);
-    expect(p.problems).toEqual([expect.stringContaining(`cluster ${PREMIUM} exists but is not managed`)]);
+    expect(p.problems).toEqual([stringContaining(`cluster ${PREMIUM} exists but is not managed`)]);
   });
 
   it("does not register into a family whose latest revision is unmanaged", () => {
@@ -531,7 +539,7 @@ describe("diff: unmanaged resources are never touched", () => {
       footprint,
     );
     expect(p.actions).toEqual([]);
-    expect(p.problems).toEqual([expect.stringContaining(`saas-t-${ID}-orders`)]);
+    expect(p.problems).toEqual([stringContaining(`saas-t-${ID}-orders`)]);
   });
 
   it("ignores observed services outside the footprint", () => {

@@ -29,8 +29,19 @@ function resource(name: string, input: PoolStackInput = base): Resource {
 }
 const tagsOf = (r: Resource) =>
   Object.fromEntries(((r.Properties["Tags"] ?? []) as { Key: string; Value: string }[]).map((t) => [t.Key, t.Value]));
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- loose JSON
-const statements = (doc: any): any[] => doc.Statement;
+/** One IAM statement of the template, as the assertions read it. */
+interface Statement {
+  readonly Sid?: string;
+  readonly Effect?: string;
+  readonly Action?: string | readonly string[];
+  readonly Resource?: unknown;
+  readonly Principal?: unknown;
+  readonly Condition?: Readonly<Record<string, unknown>>;
+}
+const statements = (doc: unknown): readonly Statement[] => (doc as { readonly Statement: readonly Statement[] }).Statement;
+/** The statements of a role's inline policies. */
+const policyStatements = (properties: Readonly<Record<string, unknown>>): readonly Statement[] =>
+  (properties["Policies"] as readonly { readonly PolicyDocument: unknown }[]).flatMap((p) => statements(p.PolicyDocument));
 
 describe("poolStackTemplate: contents", () => {
   it("holds exactly the pool's shared infrastructure", () => {
@@ -126,11 +137,11 @@ describe("poolStackTemplate: contents", () => {
 
   it("tenant-access role: item actions on the pooled tables, within the session's tenant partition", () => {
     const role = resource("TenantAccessRole").Properties;
-    const all = role["Policies"].flatMap((p: { PolicyDocument: unknown }) => statements(p.PolicyDocument));
+    const all = policyStatements(role);
     expect(all).toHaveLength(1);
-    const [s] = all;
+    const s = all[0]!;
     expect(s.Effect).toBe("Allow");
-    expect([...s.Action].sort()).toEqual([...ABAC_ITEM_ACTIONS].sort());
+    expect([...(s.Action ?? [])].sort()).toEqual([...ABAC_ITEM_ACTIONS].sort());
     expect(s.Action).not.toContain("dynamodb:Scan");
     expect(s.Resource).toEqual([{ "Fn::GetAtt": ["OrdersTable", "Arn"] }, { "Fn::GetAtt": ["ProductsTable", "Arn"] }]);
     expect(s.Condition).toEqual({
@@ -148,9 +159,9 @@ describe("poolStackTemplate: contents", () => {
   it("execution role: pull images and write the pool log group, nothing else", () => {
     const exec = resource("ExecutionRole").Properties;
     expect(exec["RoleName"]).toBe("saas-pool-exec");
-    const all = exec["Policies"].flatMap((p: { PolicyDocument: unknown }) => statements(p.PolicyDocument));
-    expect(all.map((s: { Sid: string }) => s.Sid)).toEqual(["PullImages", "OwnLogGroup"]);
-    expect(all[1].Resource).toEqual({ "Fn::GetAtt": ["LogGroup", "Arn"] });
+    const all = policyStatements(exec);
+    expect(all.map((s) => s.Sid)).toEqual(["PullImages", "OwnLogGroup"]);
+    expect(all[1]?.Resource).toEqual({ "Fn::GetAtt": ["LogGroup", "Arn"] });
     expect(JSON.stringify(exec["Policies"])).not.toMatch(/dynamodb|sts:/);
   });
 

@@ -5,7 +5,10 @@ import {
   TransactWriteItemsCommand,
   TransactionCanceledException,
   type AttributeValue,
+  type GetItemCommandInput,
+  type ScanCommandInput,
   type TransactWriteItem,
+  type TransactWriteItemsCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -30,19 +33,19 @@ class FakeTable {
   pageSize = 100;
 
   install(mock: AwsClientStub<DynamoDBClient>): void {
-    mock.on(GetItemCommand).callsFake(async (input) => {
+    mock.on(GetItemCommand).callsFake(async (input: GetItemCommandInput) => {
       await jitter();
-      const item = this.items.get(input.Key.pk.S);
+      const item = this.items.get(input.Key?.["pk"]?.S ?? "");
       return item === undefined ? {} : { Item: structuredClone(item) };
     });
-    mock.on(ScanCommand).callsFake(async (input) => {
+    mock.on(ScanCommand).callsFake(async (input: ScanCommandInput) => {
       await jitter();
       this.scans++;
       expect(input.ConsistentRead).toBe(true);
-      const prefix = input.ExpressionAttributeValues[":prefix"].S as string;
+      const prefix = input.ExpressionAttributeValues?.[":prefix"]?.S ?? "";
       expect(input.FilterExpression).toBe("begins_with(pk, :prefix)");
       const keys = [...this.items.keys()].sort();
-      const from = input.ExclusiveStartKey === undefined ? 0 : keys.indexOf(input.ExclusiveStartKey.pk.S) + 1;
+      const from = input.ExclusiveStartKey === undefined ? 0 : keys.indexOf(input.ExclusiveStartKey["pk"]?.S ?? "") + 1;
       const page = keys.slice(from, from + this.pageSize);
       const last = page[page.length - 1];
       return {
@@ -50,10 +53,10 @@ class FakeTable {
         ...(from + this.pageSize < keys.length && last !== undefined ? { LastEvaluatedKey: { pk: { S: last } } } : {}),
       };
     });
-    mock.on(TransactWriteItemsCommand).callsFake(async (input) => {
+    mock.on(TransactWriteItemsCommand).callsFake(async (input: TransactWriteItemsCommandInput) => {
       await jitter();
       this.transactions++;
-      const ops = input.TransactItems as TransactWriteItem[];
+      const ops: TransactWriteItem[] = input.TransactItems ?? [];
       if (Math.random() < this.conflictRate) throw cancelled(ops.map(() => "TransactionConflict"));
       // Everything below runs without yielding: the transaction is atomic.
       const codes = ops.map((op) => (this.#holds(op) ? "None" : "ConditionalCheckFailed"));

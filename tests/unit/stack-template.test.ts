@@ -27,6 +27,19 @@ function resource(name: string, input: TenantStackInput = base): Resource {
   return r;
 }
 const tagsOf = (r: Resource) => Object.fromEntries((r.Properties["Tags"] as { Key: string; Value: string }[]).map((t) => [t.Key, t.Value]));
+/** One IAM statement of the template, as the assertions read it. */
+interface Statement {
+  readonly Sid?: string;
+  readonly Effect?: string;
+  readonly Action?: string | readonly string[];
+  readonly Resource?: unknown;
+  readonly Principal?: unknown;
+  readonly Condition?: Readonly<Record<string, unknown>>;
+}
+const statements = (doc: unknown): readonly Statement[] => (doc as { readonly Statement: readonly Statement[] }).Statement;
+/** The statements of a role's inline policies. */
+const policyStatements = (properties: Readonly<Record<string, unknown>>): readonly Statement[] =>
+  (properties["Policies"] as readonly { readonly PolicyDocument: unknown }[]).flatMap((p) => statements(p.PolicyDocument));
 
 describe("tenantStackTemplate: contents", () => {
   it("holds exactly the tenant's infrastructure", () => {
@@ -76,7 +89,7 @@ describe("tenantStackTemplate: contents", () => {
     expect(resource("TaskRole").Properties["Policies"]).toBeUndefined();
     const grant = resource("TaskRolePolicy").Properties;
     expect(grant["Roles"]).toEqual([{ Ref: "TaskRole" }]);
-    expect(grant["PolicyDocument"].Statement).toEqual([
+    expect(statements(grant["PolicyDocument"])).toEqual([
       {
         Sid: "TenantScopedSessionsOnly",
         Effect: "Allow",
@@ -84,7 +97,7 @@ describe("tenantStackTemplate: contents", () => {
         Resource: { "Fn::GetAtt": ["TenantAccessRole", "Arn"] },
       },
     ]);
-    const trust = resource("TenantAccessRole").Properties["AssumeRolePolicyDocument"].Statement;
+    const trust = statements(resource("TenantAccessRole").Properties["AssumeRolePolicyDocument"]);
     expect(trust).toEqual([
       {
         Effect: "Allow",
@@ -97,15 +110,15 @@ describe("tenantStackTemplate: contents", () => {
 
   it("tenant-access role: item actions on the two tables only, within the session's own partition", () => {
     const role = resource("TenantAccessRole").Properties;
-    const statements = role["Policies"].flatMap((p: any) => p.PolicyDocument.Statement); // eslint-disable-line @typescript-eslint/no-explicit-any -- loose JSON
-    expect(statements).toHaveLength(1);
-    const [s] = statements;
+    const all = policyStatements(role);
+    expect(all).toHaveLength(1);
+    const s = all[0]!;
     expect(s.Effect).toBe("Allow");
-    expect([...s.Action].sort()).toEqual([...ABAC_ITEM_ACTIONS].sort());
+    expect([...(s.Action ?? [])].sort()).toEqual([...ABAC_ITEM_ACTIONS].sort());
     expect(s.Action).not.toContain("dynamodb:Scan");
     expect(s.Resource).toEqual([{ "Fn::GetAtt": ["OrdersTable", "Arn"] }, { "Fn::GetAtt": ["ProductsTable", "Arn"] }]);
-    expect(s.Condition["ForAllValues:StringEquals"]).toEqual({ "dynamodb:LeadingKeys": ["${aws:PrincipalTag/tenant}"] });
-    expect(s.Condition["Null"]).toEqual({ "dynamodb:LeadingKeys": "false" });
+    expect(s.Condition?.["ForAllValues:StringEquals"]).toEqual({ "dynamodb:LeadingKeys": ["${aws:PrincipalTag/tenant}"] });
+    expect(s.Condition?.["Null"]).toEqual({ "dynamodb:LeadingKeys": "false" });
     // The principal tag comes from the session alone, never from a role tag.
     expect(tagsOf(resource("TenantAccessRole"))["tenant"]).toBeUndefined();
   });
@@ -118,8 +131,7 @@ describe("tenantStackTemplate: contents", () => {
 
   it("roles are assumable by ECS tasks only", () => {
     for (const id of ["TaskRole", "ExecutionRole"]) {
-      const trust = resource(id).Properties["AssumeRolePolicyDocument"];
-      expect(trust.Statement).toEqual([
+      expect(statements(resource(id).Properties["AssumeRolePolicyDocument"])).toEqual([
         expect.objectContaining({ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole" }),
       ]);
     }

@@ -27,6 +27,7 @@ import {
   FakeRemovals,
   FakeRoutes,
 } from "../support/fake-ports.js";
+import { stringMatching } from "../support/matchers.js";
 
 /**
  * The tenant's data through its life, against in-memory ports that keep
@@ -517,7 +518,7 @@ describe("offboarding", () => {
       const status = w.store.status("off");
       expect(status.phase).toBe("Deprovisioned");
       expect(status.backup).toMatchObject({
-        location: expect.stringMatching(/^s3:\/\/backups\/offboarded\/off\//),
+        location: stringMatching(/^s3:\/\/backups\/offboarded\/off\//),
         counts: { orders: 12, products: 12 },
       });
       expect(w.data.items(POOL.orders, "off")).toEqual([]);

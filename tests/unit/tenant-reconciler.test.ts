@@ -27,6 +27,7 @@ import { validateRecord } from "../../src/tenants/record.js";
 import { TenantRoutes } from "../../src/operator/tenant-routes.js";
 import { poolTables, siloTables } from "../../src/tiers/data-home.js";
 import { FakeClaims, FakeData, FakeIdentity, FakePriorities, FakeNamespaces, FakeRemovals, FakeRoutes } from "../support/fake-ports.js";
+import { stringContaining } from "../support/matchers.js";
 
 /** Generous: these machines are loaded; a wait's length proves nothing here. */
 const SLOW = { timeout: 10_000 };
@@ -332,7 +333,7 @@ describe("TenantReconciler", () => {
     infra.state = { kind: "inProgress", status: "stack saas-s1 CREATE_IN_PROGRESS" };
     expect((await r.reconcile("s1", signal)).kind).toBe("requeueAfter");
     expect(ecs.applied).toEqual([]);
-    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", message: expect.stringContaining("CREATE_IN_PROGRESS") as unknown });
+    expect(store.writes.at(-1)).toMatchObject({ phase: "Provisioning", message: stringContaining("CREATE_IN_PROGRESS") });
 
     infra.state = { kind: "ready", infra: INFRA };
     await r.reconcile("s1", signal);
@@ -373,7 +374,7 @@ describe("TenantReconciler", () => {
     expect(ecs.applied).toEqual([]);
     expect(store.writes.at(-1)).toMatchObject({
       phase: "Degraded",
-      message: expect.stringContaining("OrdersTable: Table already exists") as unknown,
+      message: stringContaining("OrdersTable: Table already exists"),
     });
     // The same write carries the failed attempt.
     expect(store.writes).toHaveLength(1);

@@ -51,7 +51,11 @@ export const tenantRecordSchema = z.object({
     .superRefine((apps, ctx) => {
       for (const key of Object.keys(apps)) {
         if (!(APP_NAMES as readonly string[]).includes(key)) {
-          ctx.addIssue({ code: "custom", path: [key], message: `unknown app "${key}": apps keys must be one of ${APP_NAMES.join(", ")}` });
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: `unknown app "${clip(key)}": apps keys must be one of ${APP_NAMES.join(", ")}`,
+          });
         }
       }
     })
@@ -75,19 +79,33 @@ export function validateRecord(item: Readonly<Record<string, unknown>>): RecordV
   const specHash = hashSpec(item);
   const parsed = tenantRecordSchema.safeParse(item);
   if (parsed.success) return { ok: true, spec: parsed.data, specHash };
-  const message = parsed.error.issues
-    .map((issue) => {
-      const path = issue.path.map(String);
-      const last = path[path.length - 1];
-      // Messages already start with their field's name; prefix only the parents.
-      if (last !== undefined && issue.message.startsWith(last)) {
-        return [...path.slice(0, -1), issue.message].join(".");
-      }
-      return path.length === 0 ? issue.message : `${path.join(".")}: ${issue.message}`;
-    })
-    .join("; ");
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path.map((p) => clip(String(p)));
+    const last = path[path.length - 1];
+    // Messages already start with their field's name; prefix only the parents.
+    if (last !== undefined && issue.message.startsWith(last)) {
+      return [...path.slice(0, -1), issue.message].join(".");
+    }
+    return path.length === 0 ? issue.message : `${path.join(".")}: ${issue.message}`;
+  });
+  // The message lands in the status (twice) and in SBT's failure event: a record
+  // with huge or countless bad keys must still leave room for it in a 400 KB
+  // item and a 256 KB event, or the tenant never shows Failed.
+  const shown = problems.slice(0, MAX_PROBLEMS_SHOWN);
+  const more = problems.length - shown.length;
+  const message = shown.join("; ") + (more > 0 ? `; and ${more} more problem${more === 1 ? "" : "s"}` : "");
   const tenantId = typeof item["tenantId"] === "string" ? item["tenantId"] : undefined;
   return { ok: false, tenantId, message, specHash };
+}
+
+/** Problems a validation message lists; the rest are counted. */
+const MAX_PROBLEMS_SHOWN = 10;
+/** Characters of a record's own text (an app key) quoted in a message. */
+const MAX_QUOTED = 64;
+
+/** Input quoted in a message, cut short with its length when long. */
+function clip(text: string): string {
+  return text.length <= MAX_QUOTED ? text : `${text.slice(0, MAX_QUOTED)}… (${text.length} characters)`;
 }
 
 /** Attributes that make up the spec. `status` and unknown attributes are excluded on purpose. */

@@ -247,24 +247,7 @@ export async function killDuringOnboarding(o: KillOptions): Promise<ScenarioResu
     await world.seedLookalikes(GHOSTS, neighbourOf(records));
     await world.write(records);
     world.say(`${records.length} records written; ${o.rounds} kill rounds`);
-    const inFlight: number[] = [];
-    const delays: number[] = [];
-    let reconcilesKilled = 0;
-    for (let round = 1; round <= o.rounds; round++) {
-      const c = world.fleet.spawn("k");
-      const { acquiredAt } = await world.fleet.waitForLeader(c.spawnedAt, o.leaseSeconds * 1000 + 90_000);
-      const delay = Math.round(world.random() * (o.maxKillDelayMs ?? 4000));
-      await sleep(Math.max(0, acquiredAt + delay - Date.now()));
-      const left = (await world.unsettled()).length;
-      c.kill9();
-      await c.exited;
-      inFlight.push(left);
-      delays.push(delay);
-      reconcilesKilled += c.reconciles.length;
-      world.say(
-        `round ${round}: killed ${c.holder} ${delay} ms after it led (${c.reconciles.length} reconciles done), ${left} tenants not yet Ready`,
-      );
-    }
+    const kills = await killRounds(world, o);
     world.fleet.spawn("k-final");
     const settleMs = await world.settle(o.settleTimeoutMs);
     const report = await world.audit();
@@ -277,10 +260,10 @@ export async function killDuringOnboarding(o: KillOptions): Promise<ScenarioResu
       report,
       o.leaseSeconds * 1000,
       {
-        killsWithOnboardingInFlight: inFlight.filter((n) => n > 0).length,
-        notReadyAtFirstKill: inFlight[0] ?? 0,
-        notReadyAtLastKill: inFlight[inFlight.length - 1] ?? 0,
-        reconcilesByKilledControllers: reconcilesKilled,
+        killsWithOnboardingInFlight: kills.filter((k) => k.notReady > 0).length,
+        notReadyAtFirstKill: kills[0]?.notReady ?? 0,
+        notReadyAtLastKill: kills[kills.length - 1]?.notReady ?? 0,
+        reconcilesByKilledControllers: kills.reduce((n, k) => n + k.reconciles, 0),
         settleAfterLastKillS: settleMs === undefined ? "timed out" : round1(settleMs / 1000),
         lastControllerExit: String(exit),
       },
@@ -288,6 +271,32 @@ export async function killDuringOnboarding(o: KillOptions): Promise<ScenarioResu
   } finally {
     await world.close();
   }
+}
+
+/**
+ * `rounds` times: one controller, SIGKILLed a random while (up to
+ * maxKillDelayMs) after it took the lease. The next one starts at once and
+ * waits out the dead one's lease, as a restarted task would.
+ */
+export async function killRounds(
+  world: World,
+  o: Pick<KillOptions, "rounds" | "maxKillDelayMs" | "leaseSeconds">,
+): Promise<{ delayMs: number; notReady: number; reconciles: number }[]> {
+  const kills: { delayMs: number; notReady: number; reconciles: number }[] = [];
+  for (let round = 1; round <= o.rounds; round++) {
+    const c = world.fleet.spawn("k");
+    const { acquiredAt } = await world.fleet.waitForLeader(c.spawnedAt, o.leaseSeconds * 1000 + 90_000);
+    const delayMs = Math.round(world.random() * (o.maxKillDelayMs ?? 4000));
+    await sleep(Math.max(0, acquiredAt + delayMs - Date.now()));
+    const notReady = (await world.unsettled()).length;
+    c.kill9();
+    await c.exited;
+    kills.push({ delayMs, notReady, reconciles: c.reconciles.length });
+    world.say(
+      `round ${round}: killed ${c.holder} ${delayMs} ms after it led (${c.reconciles.length} reconciles done), ${notReady} records not yet settled`,
+    );
+  }
+  return kills;
 }
 
 // ---- 2. faults: 5% 5xx, 200 ms latency, ECS throttling ----
@@ -343,7 +352,7 @@ export async function faultsDuringOnboarding(o: FaultOptions): Promise<ScenarioR
         allReadyAfterWriteS: allReadyS,
         callsReceived: received,
         controllerAttemptsThrottled: metrics.throttled,
-        controllerAttemptsFailed: metrics.errors,
+        controllerAttemptsErrored: metrics.errors,
         leaseLosses: c.lostAt.length,
         controllerExit: String(exit),
       },

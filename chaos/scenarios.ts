@@ -230,7 +230,7 @@ function neighbourOf(records: readonly PlannedRecord[]): string {
 export interface KillOptions extends CommonOptions {
   readonly tenants: number;
   readonly rounds: number;
-  /** A kill lands this long (at most) after the controller took the lease. @default 4000 */
+  /** A kill lands this long (at most) after the controller took the lease. @default 20000: spread over an onboarding of 100 tenants on a 2-core machine */
   readonly maxKillDelayMs?: number;
 }
 
@@ -255,7 +255,7 @@ export async function killDuringOnboarding(o: KillOptions): Promise<ScenarioResu
     const exit = last === undefined ? -1 : await last.stop();
     return result(
       "kill",
-      { tenants: o.tenants, rounds: o.rounds, leaseSeconds: o.leaseSeconds, maxKillDelayMs: o.maxKillDelayMs ?? 4000, seed: o.seed },
+      { tenants: o.tenants, rounds: o.rounds, leaseSeconds: o.leaseSeconds, maxKillDelayMs: o.maxKillDelayMs ?? 20_000, seed: o.seed },
       started,
       report,
       o.leaseSeconds * 1000,
@@ -286,7 +286,7 @@ export async function killRounds(
   for (let round = 1; round <= o.rounds; round++) {
     const c = world.fleet.spawn("k");
     const { acquiredAt } = await world.fleet.waitForLeader(c.spawnedAt, o.leaseSeconds * 1000 + 90_000);
-    const delayMs = Math.round(world.random() * (o.maxKillDelayMs ?? 4000));
+    const delayMs = Math.round(world.random() * (o.maxKillDelayMs ?? 20_000));
     await sleep(Math.max(0, acquiredAt + delayMs - Date.now()));
     const notReady = (await world.unsettled()).length;
     c.kill9();

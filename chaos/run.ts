@@ -9,6 +9,7 @@ import {
   fuzzedRecords,
   killDuringOnboarding,
   leaderKills,
+  openWorlds,
   type CommonOptions,
   type ScenarioResult,
 } from "./scenarios.js";
@@ -201,6 +202,14 @@ function render(results: readonly ScenarioResult[], machine: ReturnType<typeof m
 
 function seconds(ms: number | undefined): string {
   return ms === undefined ? "–" : `${(ms / 1000).toFixed(1)} s`;
+}
+
+// Stopped by a signal: the controllers and the local AWS (and its moto) go first.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`chaos: ${signal}; stopping the controllers and the local AWS\n`);
+    void Promise.allSettled([...openWorlds].map((w) => w.close())).then(() => process.exit(130));
+  });
 }
 
 main().then(

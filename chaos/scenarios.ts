@@ -1,4 +1,10 @@
-import { GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import {
+  BatchGetItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  type AttributeValue,
+  type BatchGetItemCommandOutput,
+} from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -53,6 +59,9 @@ export interface CommonOptions {
   readonly progress?: (line: string) => void;
 }
 
+/** Worlds not yet closed, so that a runner stopped by a signal can take its children down first. */
+export const openWorlds = new Set<World>();
+
 /** A chaos world: the local AWS, the controllers, the records the run wrote and what each should come to. */
 export class World {
   readonly expected = new Map<string, Expectation>();
@@ -73,7 +82,9 @@ export class World {
     const cloud = await startChaosCloud({ speed: o.speed ?? 10, logFile: join(dir, "local-aws.log") });
     say(`local AWS on ${cloud.endpoint}`);
     const controllers = new ControllerFleet({ env: cloud.env, logDir: dir, leaseSeconds: o.leaseSeconds, extraEnv });
-    return new World(cloud, controllers, mulberry32(o.seed), say);
+    const world = new World(cloud, controllers, mulberry32(o.seed), say);
+    openWorlds.add(world);
+    return world;
   }
 
   get table(): string {
@@ -114,41 +125,55 @@ export class World {
     return res.Item ? unmarshall(res.Item) : undefined;
   }
 
-  /** Every record's phase (status only, so huge fuzzed attributes are not read back each poll). */
-  async phases(): Promise<Map<string, string | undefined>> {
+  /**
+   * The phase of each record named (BatchGetItem, status.phase only): one
+   * lookup per key, where a Scan would read every record, huge fuzzed ones
+   * included, at each poll.
+   */
+  async phasesOf(ids: readonly string[]): Promise<Map<string, string | undefined>> {
     const out = new Map<string, string | undefined>();
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.cloud.clients.dynamodb.send(
-        new ScanCommand({
-          TableName: this.table,
-          ConsistentRead: true,
-          ProjectionExpression: "tenantId, #s.phase",
-          ExpressionAttributeNames: { "#s": "status" },
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      for (const raw of page.Items ?? []) {
-        const item = unmarshall(raw);
-        out.set(String(item["tenantId"]), (item["status"] as Partial<TenantStatus> | undefined)?.phase);
+    for (let i = 0; i < ids.length; i += 100) {
+      let keys: Record<string, AttributeValue>[] | undefined = ids.slice(i, i + 100).map((tenantId) => marshall({ tenantId }));
+      while (keys !== undefined && keys.length > 0) {
+        const res: BatchGetItemCommandOutput = await this.cloud.clients.dynamodb.send(
+          new BatchGetItemCommand({
+            RequestItems: {
+              [this.table]: {
+                Keys: keys,
+                ConsistentRead: true,
+                ProjectionExpression: "tenantId, #s.phase",
+                ExpressionAttributeNames: { "#s": "status" },
+              },
+            },
+          }),
+        );
+        for (const raw of res.Responses?.[this.table] ?? []) {
+          const item = unmarshall(raw);
+          out.set(String(item["tenantId"]), (item["status"] as Partial<TenantStatus> | undefined)?.phase);
+        }
+        keys = res.UnprocessedKeys?.[this.table]?.Keys;
       }
-      start = page.LastEvaluatedKey;
-    } while (start !== undefined);
+    }
     return out;
   }
 
-  /** Records not yet where they should be (Ready, or Failed for an invalid one). */
-  async unsettled(): Promise<string[]> {
-    const phases = await this.phases();
-    return [...this.expected].filter(([id, want]) => phases.get(id) !== (want.kind === "ready" ? "Ready" : "Failed")).map(([id]) => id);
+  /** Of the records named (every record the run wrote by default), those not yet Ready, or Failed for an invalid one. */
+  async unsettled(ids: readonly string[] = [...this.expected.keys()]): Promise<string[]> {
+    const phases = await this.phasesOf(ids);
+    return ids.filter((id) => {
+      const want = this.expected.get(id);
+      return want !== undefined && phases.get(id) !== (want.kind === "ready" ? "Ready" : "Failed");
+    });
   }
 
   /** Waits until every record is where it should be; returns how long it took, or undefined at the deadline. */
   async settle(timeoutMs: number, label = "settle"): Promise<number | undefined> {
     const started = Date.now();
     let lastSaid = 0;
+    let left = [...this.expected.keys()];
     for (;;) {
-      const left = await this.unsettled();
+      // A record counts once it got there; the audit looks at all of them again at the end.
+      left = await this.unsettled(left);
       if (left.length === 0) return Date.now() - started;
       if (Date.now() - started > timeoutMs) {
         this.say(
@@ -178,6 +203,7 @@ export class World {
   }
 
   async close(): Promise<void> {
+    openWorlds.delete(this);
     await this.fleet.stopAll().catch(() => undefined);
     this.fleet.killAll();
     await this.cloud.stop();

@@ -146,7 +146,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   notObject.map((apps) => ({ kind: "appsWrongType", apply: (r: RawRecord) => ({ ...r, apps }) })),
   unknownApp.map((app) => ({ kind: "unknownApp", apply: (r: RawRecord) => ({ ...r, apps: { [app]: { desiredCount: 1 } } }) })),
   // Thousands of problems in one record: one line each would not fit either.
-  fc.integer({ min: 100, max: 8000 }).map((n) => ({
+  fc.integer({ min: 100, max: 3000 }).map((n) => ({
     kind: "manyUnknownApps",
     apply: (r: RawRecord) => ({ ...r, apps: Object.fromEntries(Array.from({ length: n }, (_, i) => [`app${i}`, { desiredCount: 1 }])) }),
   })),

@@ -34,7 +34,9 @@ import { errorName, wrapAwsError } from "./aws-errors.js";
  * writes, so two controllers do not create at once; should a lost lease race
  * a new leader anyway, after a create the pools (and clients) of that name
  * are listed again and the oldest kept, a newer one this process made
- * deleted. Every pool is tagged managed-by, and a pool without the tag is
+ * deleted. A process killed between its create and that delete leaves a
+ * newer pool behind: a leader's first look at the name deletes it (see
+ * #find). Every pool is tagged managed-by, and a pool without the tag is
  * never modified or deleted.
  */
 export interface CognitoIdentityOptions {
@@ -195,7 +197,7 @@ export class CognitoIdentity implements IdentityPort {
   }
 
   async #ensurePool(name: string, tenantId: string | undefined, fence: Fence): Promise<UserPoolRef> {
-    const found = await this.#find(name);
+    const found = await this.#find(name, fence);
     if (found !== undefined) return found;
     fence.assertHeld();
     const created = await this.#call(`creating user pool ${name}`, () =>
@@ -233,12 +235,20 @@ export class CognitoIdentity implements IdentityPort {
     return ref;
   }
 
-  async #find(name: string): Promise<UserPoolRef | undefined> {
+  /**
+   * The oldest pool of the name, with its app client. With a fence (a
+   * leader that may write), newer managed pools of the name without an app
+   * client are deleted: each is a create whose process died before it could
+   * delete its own (above). Only the pool handed out gets a client, so one
+   * without was never given to a tenant and holds no user.
+   */
+  async #find(name: string, fence?: Fence): Promise<UserPoolRef | undefined> {
     const known = this.#known.get(name);
     if (known !== undefined) return known;
-    const pool = sortOldestFirst(await this.#listByName(name))[0];
+    const [pool, ...newer] = sortOldestFirst(await this.#listByName(name));
     if (pool?.Id === undefined) return undefined;
     await this.#assertManaged(pool.Id, name);
+    if (fence !== undefined) for (const extra of newer) if (extra.Id !== undefined) await this.#dropLeftover(extra.Id, name, fence);
     const client = (await this.#clients(pool.Id, name))[0];
     // A pool whose client was never made (a crash in between): ensure makes it.
     if (client === undefined) return undefined;
@@ -304,6 +314,28 @@ export class CognitoIdentity implements IdentityPort {
       token = page?.NextToken;
     } while (token !== undefined);
     return out;
+  }
+
+  /** Deletes a leftover duplicate pool if it is ours (managed-by) and was never handed out (no app client). */
+  async #dropLeftover(userPoolId: string, name: string, fence: Fence): Promise<void> {
+    const pool = await this.#call(
+      `describing user pool ${name}`,
+      () => this.#cognito.send(new DescribeUserPoolCommand({ UserPoolId: userPoolId })),
+      "ResourceNotFoundException",
+    );
+    if (pool?.UserPool?.UserPoolTags?.[MANAGED_BY_KEY] !== MANAGED_BY_VALUE) return;
+    const clients = await this.#call(
+      `listing the app clients of ${name}`,
+      () => this.#cognito.send(new ListUserPoolClientsCommand({ UserPoolId: userPoolId, MaxResults: 60 })),
+      "ResourceNotFoundException",
+    );
+    if ((clients?.UserPoolClients ?? []).length > 0) return;
+    fence.assertHeld();
+    await this.#call(
+      `deleting the duplicate user pool ${userPoolId}`,
+      () => this.#cognito.send(new DeleteUserPoolCommand({ UserPoolId: userPoolId })),
+      "ResourceNotFoundException",
+    );
   }
 
   async #assertManaged(userPoolId: string, name: string): Promise<void> {

@@ -64,7 +64,7 @@ export const tenantRecordSchema = z.object({
         if (!(APP_NAMES as readonly string[]).includes(key)) {
           const hint = didYouMean(key, APP_NAMES);
           const keys = `apps keys must be one of ${APP_NAMES.join(", ")}`;
-          ctx.addIssue({ code: "custom", path: [key], message: `unknown app "${key}"${hint ? `${hint} (${keys})` : `: ${keys}`}` });
+          ctx.addIssue({ code: "custom", path: [key], message: `unknown app "${clip(key)}"${hint ? `${hint} (${keys})` : `: ${keys}`}` });
         }
       }
     })
@@ -118,7 +118,7 @@ export function validateRecord(item: Readonly<Record<string, unknown>>, options:
   const issues: RecordIssue[] = parsed.error.issues.flatMap((issue): RecordIssue[] => {
     if (issue.code === "unrecognized_keys") {
       return issue.keys.map((key) => {
-        const path = [...issue.path.map((p) => (typeof p === "number" ? p : String(p))), key];
+        const path = [...issue.path.map((p) => (typeof p === "number" ? p : clip(String(p)))), clip(key)];
         const fields = fieldsAt(issue.path);
         const hint = didYouMean(key, fields);
         return {
@@ -127,7 +127,7 @@ export function validateRecord(item: Readonly<Record<string, unknown>>, options:
         };
       });
     }
-    const path = issue.path.map((p) => (typeof p === "number" ? p : String(p)));
+    const path = issue.path.map((p) => (typeof p === "number" ? p : clip(String(p))));
     const last = path[path.length - 1];
     // Messages already start with their field's name; prefix only the parents.
     if (last !== undefined && issue.message.startsWith(String(last))) {
@@ -135,8 +135,24 @@ export function validateRecord(item: Readonly<Record<string, unknown>>, options:
     }
     return [{ path, message: path.length === 0 ? issue.message : `${path.join(".")}: ${issue.message}` }];
   });
+  // The message lands in the status (twice) and in SBT's failure event: a record
+  // with huge or countless bad keys must still leave room for it in a 400 KB
+  // item and a 256 KB event, or the tenant never shows Failed.
+  const shown = issues.slice(0, MAX_PROBLEMS_SHOWN).map((i) => i.message);
+  const more = issues.length - shown.length;
+  const message = shown.join("; ") + (more > 0 ? `; and ${more} more problem${more === 1 ? "" : "s"}` : "");
   const tenantId = typeof item["tenantId"] === "string" ? item["tenantId"] : undefined;
-  return { ok: false, tenantId, message: issues.map((i) => i.message).join("; "), issues, specHash };
+  return { ok: false, tenantId, message, issues, specHash };
+}
+
+/** Problems a validation message lists; the rest are counted. */
+const MAX_PROBLEMS_SHOWN = 10;
+/** Characters of a record's own text (an app key) quoted in a message. */
+const MAX_QUOTED = 64;
+
+/** Input quoted in a message, cut short with its length when long. */
+function clip(text: string): string {
+  return text.length <= MAX_QUOTED ? text : `${text.slice(0, MAX_QUOTED)}… (${text.length} characters)`;
 }
 
 /** Attributes that make up the spec. `status` and unknown attributes are excluded on purpose. */

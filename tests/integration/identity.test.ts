@@ -1,6 +1,7 @@
 import {
   AdminGetUserCommand,
   CognitoIdentityProviderClient,
+  CreateUserPoolClientCommand,
   CreateUserPoolCommand,
   ListUserPoolsCommand,
   ListUsersInGroupCommand,
@@ -82,6 +83,29 @@ describe("CognitoIdentity against the local Cognito", () => {
     expect(await poolsNamed(tenantPoolName("idt", "t-silo"))).toEqual([]);
     expect(await poolsNamed(sharedPoolName("idt"))).toHaveLength(1);
     await id.deleteTenantPool("t-silo", held); // absent is success
+  });
+
+  it("deletes a newer pool a killed controller left behind, and only that kind", async () => {
+    // Found by the chaos runs (RELIABILITY.md): a controller SIGKILLed between
+    // CreateUserPool and deleting its own newer duplicate left two shared pools for good.
+    const name = tenantPoolName("idt", "t-crash");
+    const kept = await identity().ensureTenantPool("t-crash", held);
+    // Creation dates order the pools; moto's may have one-second steps.
+    await new Promise((r) => setTimeout(r, 1100));
+    const managed = { "managed-by": "ecs-tenant-operator", "tenant-id": "t-crash" };
+    const leftover = await client.send(new CreateUserPoolCommand({ PoolName: name, UserPoolTags: managed }));
+    const handedOut = await client.send(new CreateUserPoolCommand({ PoolName: name, UserPoolTags: managed }));
+    await client.send(new CreateUserPoolClientCommand({ UserPoolId: handedOut.UserPool?.Id, ClientName: `${name}-client` }));
+    const foreign = await client.send(new CreateUserPoolCommand({ PoolName: name }));
+    const ids = async () => (await poolsNamed(name)).map((p) => p.Id).sort();
+    const all = [kept.userPoolId, leftover.UserPool?.Id, handedOut.UserPool?.Id, foreign.UserPool?.Id].sort();
+
+    // Reading (tenantctl plan) deletes nothing.
+    expect(await identity().findTenantPool("t-crash")).toEqual(kept);
+    expect(await ids()).toEqual(all);
+    // A new leader's first ensure finds the oldest and deletes the leftover: managed, and never given a client.
+    expect(await identity().ensureTenantPool("t-crash", held)).toEqual(kept);
+    expect(await ids()).toEqual(all.filter((id) => id !== leftover.UserPool?.Id));
   });
 
   it("never touches a pool without managed-by", async () => {

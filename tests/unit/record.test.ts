@@ -56,6 +56,56 @@ describe("validateRecord", () => {
   });
 });
 
+describe("validateRecord messages stay small whatever the record holds", () => {
+  // The message is written into the status twice and sent in SBT's failure
+  // event; found by the chaos fuzz (RELIABILITY.md): a 200 KB app key or
+  // thousands of unknown apps made the status write exceed DynamoDB's 400 KB
+  // item limit, so the record never showed Failed.
+  const base = { tenantId: "t1", tier: "basic", tenantName: "A" };
+
+  it("quotes a huge unknown app key by its start and length", () => {
+    const key = `billing${"k".repeat(200_000)}`;
+    const v = validateRecord({ ...base, apps: { [key]: { desiredCount: 1 } } });
+    expect(v.ok).toBe(false);
+    if (!v.ok) {
+      expect(v.message.length).toBeLessThan(1000);
+      expect(v.message).toContain('unknown app "billingkkk');
+      expect(v.message).toContain("(200007 characters)");
+      expect(v.message).toContain("orders, products, users, rproxy");
+    }
+  });
+
+  it("clips a huge key in the path of a nested problem", () => {
+    const v = validateRecord({ ...base, apps: { ["x".repeat(50_000)]: { desiredCount: -1 } } });
+    expect(v.ok).toBe(false);
+    if (!v.ok) {
+      expect(v.message.length).toBeLessThan(1000);
+      expect(v.message).toContain("(50000 characters)");
+    }
+  });
+
+  it("lists the first problems and counts the rest", () => {
+    const apps = Object.fromEntries(Array.from({ length: 8000 }, (_, i) => [`app${i}`, {}]));
+    const v = validateRecord({ ...base, tier: "gold", apps });
+    expect(v.ok).toBe(false);
+    if (!v.ok) {
+      expect(v.message.length).toBeLessThan(2000);
+      expect(v.message).toContain("tier must be basic, advanced or premium");
+      expect(v.message).toContain('unknown app "app0"');
+      expect(v.message).toMatch(/; and 7991 more problems$/);
+    }
+  });
+
+  it("leaves a short message as it was", () => {
+    const v = validateRecord({ ...base, tier: "gold", apps: { billing: {} } });
+    expect(v.ok).toBe(false);
+    if (!v.ok)
+      expect(v.message).toBe(
+        'tier must be basic, advanced or premium (any case); apps.billing: unknown app "billing": apps keys must be one of orders, products, users, rproxy',
+      );
+  });
+});
+
 describe("hashSpec", () => {
   const item = { tenantId: "t1", tier: "basic", tenantName: "A", apps: { orders: { desiredCount: 2, version: "1" } } };
   it("ignores status and unknown attributes, and key order", () => {

@@ -25,8 +25,15 @@ export const DEMO_TENANTS = [
 ] as const;
 
 const flagsSchema = z.object({
-  port: z.coerce.number().int().min(1, "must be 1-65535").max(65535, "must be 1-65535").default(4566),
+  port: z.coerce
+    .number()
+    .int()
+    .min(0, "must be 0-65535 (0 picks a free port)")
+    .max(65535, "must be 0-65535 (0 picks a free port)")
+    .default(4566),
   demo: z.boolean().default(true),
+  controller: z.boolean().default(true),
+  view: z.boolean().default(true),
   speed: z.coerce.number().min(0, "must be 0 or more").max(10_000, "must be at most 10000").default(10),
   throttling: z.boolean().default(false),
 });
@@ -34,26 +41,39 @@ const flagsSchema = z.object({
 export const localCommand: Command = {
   name: "local",
   summary: "Run everything locally: a local AWS (moto + ECS scheduler), bootstrap, demo tenants, the controller (npm start)",
-  usage: `Usage: tenantctl local [--port 4566] [--no-demo] [--speed 10] [--throttling]
+  usage: `Usage: tenantctl local [--port 4566] [--no-demo] [--no-controller] [--no-view] [--speed 10] [--throttling]
 
 Starts moto server on a free loopback port behind the local ECS scheduler, which
 serves the AWS endpoint on http://127.0.0.1:<port> (region us-east-1, any
 credentials). Bootstraps what a real account would already have (VPC, subnets,
 security group, ALB and listener, tenants table with stream, event bus, pool
 and advanced clusters), seeds one demo tenant per tier, runs the controller and
-shows tenants converging. Ctrl-C stops everything it started.
+shows tenants converging. It prints an \`export ...\` line with every variable a
+\`tenantctl controller\` needs against this local AWS. Ctrl-C stops everything
+it started.
 
 Options:
-  --port N        AWS endpoint port (default 4566)
-  --no-demo       do not seed demo tenants
-  --speed X       simulated ECS time per real second (default 10)
-  --throttling    enforce ECS's API throttling buckets
-Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL, ROLLOUT_* as for the controller
+  --port N          AWS endpoint port (default 4566; 0 picks a free one)
+  --no-demo         do not seed demo tenants
+  --no-controller   run the local AWS alone (bootstrapped), for \`tenantctl controller\`
+                    processes started, killed and compared apart with the export line
+  --no-view         do not print the table of tenants when their phases change
+  --speed X         simulated ECS time per real second (default 10)
+  --throttling      enforce ECS's API throttling buckets
+Environment: TENANTS_TABLE, LEASE_TABLE, EVENT_BUS_NAME, EVENT_SOURCE, NAME_PREFIX, POOL_CLUSTER,
+ADVANCED_CLUSTER, BACKUP_BUCKET, HTTP_PORT, LOG_LEVEL, ROLLOUT_* as for the controller
 (ROLLOUT_BAKE_SECONDS defaults to 10 here, 300 in production).`,
   async run(args, io) {
     const { flags } = parseFlags(
       args,
-      { port: { type: "string" }, demo: { type: "boolean" }, speed: { type: "string" }, throttling: { type: "boolean" } },
+      {
+        port: { type: "string" },
+        demo: { type: "boolean" },
+        controller: { type: "boolean" },
+        view: { type: "boolean" },
+        speed: { type: "string" },
+        throttling: { type: "boolean" },
+      },
       flagsSchema,
     );
     const level = io.env["LOG_LEVEL"] ?? "info";
@@ -97,13 +117,15 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL, R
         }
       }
       // Simulated ECS runs fast here, so look often; production defaults poll less.
-      const running = await startController(config, log, { pollMs: 250, maxPollMs: 2000, streamPollMs: 250 });
-      io.stdout.write(nextSteps(cloud.endpoint, config, running.httpPort));
-      const view = startLiveView(new DynamoTenantStore(clients.dynamodb, config.tenantsTable), io.stdout);
+      const running = flags.controller
+        ? await startController(config, log, { pollMs: 250, maxPollMs: 2000, streamPollMs: 250 })
+        : undefined;
+      io.stdout.write(nextSteps(cloud.endpoint, config, running === undefined ? undefined : (running.httpPort ?? config.httpPort)));
+      const view = flags.view ? startLiveView(new DynamoTenantStore(clients.dynamodb, config.tenantsTable), io.stdout) : undefined;
       const signal = await untilSignal();
       log.info({ signal }, "stopping the local run");
-      view.stop();
-      await running.stop();
+      view?.stop();
+      await running?.stop();
       clients.destroy();
     } finally {
       await cloud.stop();
@@ -112,13 +134,86 @@ Environment: TENANTS_TABLE, EVENT_BUS_NAME, NAME_PREFIX, HTTP_PORT, LOG_LEVEL, R
   },
 };
 
-function nextSteps(endpoint: string, config: Config, httpPort: number | undefined): string {
-  return `
-Local AWS on ${endpoint} (region us-east-1, any credentials). Next, in another terminal:
+/**
+ * Everything a `tenantctl controller` needs to run against this local AWS:
+ * the endpoint and throwaway credentials, the network ids the bootstrap
+ * made, and the tables, bus, prefix, clusters and bucket in use, spelled out
+ * even where they are the defaults so that a controller started from a
+ * shell with other values set still meets this account.
+ */
+export function controllerEnv(endpoint: string, config: Config): Record<string, string> {
+  return {
+    ...localAwsEnv(endpoint, config.region),
+    SUBNETS: config.subnets.join(","),
+    SECURITY_GROUPS: config.securityGroups.join(","),
+    LISTENER_ARN: config.listenerArn,
+    VPC_ID: config.vpcId,
+    TENANTS_TABLE: config.tenantsTable,
+    LEASE_TABLE: config.leaseTable,
+    EVENT_BUS_NAME: config.eventBusName,
+    EVENT_SOURCE: config.eventSource,
+    NAME_PREFIX: config.namePrefix,
+    POOL_CLUSTER: config.poolCluster,
+    ADVANCED_CLUSTER: config.advancedCluster,
+    BACKUP_BUCKET: config.backupBucket,
+  };
+}
 
-  export AWS_ENDPOINT_URL=${endpoint} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \\
-         SUBNETS=${config.subnets.join(",")} SECURITY_GROUPS=${config.securityGroups.join(",")} \\
-         LISTENER_ARN=${config.listenerArn} VPC_ID=${config.vpcId}
+/** `export A=1 B=2 \` over a few lines, values quoted for a POSIX shell where they need it. */
+export function exportLine(env: Readonly<Record<string, string>>, indent = "  "): string {
+  const words = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`);
+  const lines: string[] = [];
+  let line = "export";
+  for (const w of words) {
+    if (line.length + w.length + 1 > 110 && line.trim() !== "export") {
+      lines.push(line);
+      line = `${indent}      ${w}`;
+    } else line += ` ${w}`;
+  }
+  lines.push(line);
+  return indent + lines.join(" \\\n");
+}
+
+/** Parses what exportLine printed (the first `export` line and its continuations) back into variables. */
+export function parseExportLine(text: string): Record<string, string> | undefined {
+  const lines = text.split("\n");
+  const start = lines.findIndex((l) => /^\s*export\s/.test(l));
+  if (start < 0) return undefined;
+  let joined = "";
+  for (let i = start; i < lines.length; i++) {
+    const l = lines[i] ?? "";
+    if (l.endsWith("\\")) joined += `${l.slice(0, -1)} `;
+    else {
+      joined += l;
+      break;
+    }
+  }
+  const env: Record<string, string> = {};
+  const word = /([A-Za-z_][A-Za-z0-9_]*)=('(?:[^']|'\\'')*'|[^\s']*)/g;
+  for (const m of joined.replace(/^\s*export\s+/, "").matchAll(word)) {
+    const [, key, raw] = m;
+    if (key === undefined || raw === undefined) continue;
+    env[key] = raw.startsWith("'") ? raw.slice(1, -1).replaceAll("'\\''", "'") : raw;
+  }
+  return env;
+}
+
+function shellQuote(value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+function nextSteps(endpoint: string, config: Config, httpPort: number | undefined): string {
+  const alone =
+    httpPort === undefined
+      ? `No controller runs here (--no-controller): with the export line below pasted, start one, or several
+(each with its own HTTP_PORT), with \`HTTP_PORT=8080 npm run -s tenantctl -- controller\`.
+`
+      : "";
+  return `
+Local AWS on ${endpoint} (region ${config.region}, any credentials).
+${alone}Next, in another terminal:
+
+${exportLine(controllerEnv(endpoint, config))}
   npm run -s tenantctl -- list                 # tenants and their phases
   npm run -s tenantctl -- events --follow      # SBT status events as they happen
   aws --endpoint-url ${endpoint} dynamodb put-item --table-name ${config.tenantsTable} \\

@@ -43,7 +43,7 @@ const USAGE = `usage: npm run chaos -- [options]
   --error-rate X       share of calls answered 503 in faults (default 0.05)
   --latency-ms N       latency added to every call in faults (default 200)
   --speed X            simulated ECS time per real second (default 10)
-  --settle-s N         how long the fleet may take to settle after the damage (default 900)
+  --settle-s N         how long the fleet may take to settle after the damage (default 2400)
   --seed N             seed of kill points and fuzzed records (default: the time)
   --log-dir DIR        logs of the local AWS and every controller (default .local/chaos/<time>)
   --json               JSON results on stdout (the table goes to stderr)
@@ -76,7 +76,7 @@ const flagsSchema = z.object({
   "error-rate": z.coerce.number({ error: "--error-rate must be a number" }).min(0).max(1).default(0.05),
   "latency-ms": int("latency-ms", 0, 120_000).default(200),
   speed: z.coerce.number({ error: "--speed must be a number" }).positive("--speed must be above 0").max(10_000).default(10),
-  "settle-s": int("settle-s", 10, 86_400).default(900),
+  "settle-s": int("settle-s", 10, 86_400).default(2400),
   seed: int("seed", 0, 2 ** 31 - 1).default(() => Date.now() % 2 ** 31),
   "log-dir": z.string().min(1).optional(),
   json: z.boolean().default(false),

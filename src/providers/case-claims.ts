@@ -1,13 +1,7 @@
-import {
-  DeleteItemCommand,
-  GetItemCommand,
-  PutItemCommand,
-  ScanCommand,
-  type AttributeValue,
-  type DynamoDBClient,
-} from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CaseClaim, CaseClaimPort, ClaimResult, Fence } from "../ports.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
+import { scanOperatorItems } from "./operator-table-scan.js";
 
 /**
  * ALB matches header values ignoring case, so tenants `Acme` and `acme`
@@ -108,29 +102,11 @@ export class CaseClaims implements CaseClaimPort {
 
   /** A consistent Scan of the operator table for the claims' prefix. */
   async list(): Promise<readonly CaseClaim[]> {
-    const out: CaseClaim[] = [];
-    let start: Record<string, AttributeValue> | undefined;
     try {
-      do {
-        const page = await this.#client.send(
-          new ScanCommand({
-            TableName: this.#table,
-            ConsistentRead: true,
-            FilterExpression: "begins_with(pk, :prefix)",
-            ExpressionAttributeValues: { ":prefix": { S: PREFIX } },
-            ...(start !== undefined ? { ExclusiveStartKey: start } : {}),
-          }),
-        );
-        for (const item of page.Items ?? []) {
-          const claim = fromItem(item);
-          if (claim !== undefined) out.push(claim);
-        }
-        start = page.LastEvaluatedKey;
-      } while (start !== undefined);
+      return await scanOperatorItems(this.#client, this.#table, PREFIX, fromItem);
     } catch (err) {
       throw wrapAwsError(err, `listing the tenant id claims in ${this.#table}`);
     }
-    return out;
   }
 
   async #read(tenantId: string): Promise<CaseClaim | undefined> {

@@ -1,13 +1,7 @@
-import {
-  DeleteItemCommand,
-  GetItemCommand,
-  PutItemCommand,
-  ScanCommand,
-  type AttributeValue,
-  type DynamoDBClient,
-} from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Fence, Removal, RemovalLog } from "../ports.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
+import { scanOperatorItems } from "./operator-table-scan.js";
 
 /**
  * Deleted tenant records awaiting the end of their offboarding, in the
@@ -60,29 +54,11 @@ export class DynamoRemovalLog implements RemovalLog {
   }
 
   async list(): Promise<readonly Removal[]> {
-    const out: Removal[] = [];
-    let start: Record<string, AttributeValue> | undefined;
     try {
-      do {
-        const page = await this.#client.send(
-          new ScanCommand({
-            TableName: this.#table,
-            ConsistentRead: true,
-            FilterExpression: "begins_with(pk, :prefix)",
-            ExpressionAttributeValues: { ":prefix": { S: PREFIX } },
-            ...(start !== undefined ? { ExclusiveStartKey: start } : {}),
-          }),
-        );
-        for (const item of page.Items ?? []) {
-          const removal = fromItem(item);
-          if (removal !== undefined) out.push(removal);
-        }
-        start = page.LastEvaluatedKey;
-      } while (start !== undefined);
+      return await scanOperatorItems(this.#client, this.#table, PREFIX, fromItem);
     } catch (err) {
       throw wrapAwsError(err, `listing pending removals in ${this.#table}`);
     }
-    return out;
   }
 
   async clear(tenantId: string, fence: Fence): Promise<void> {

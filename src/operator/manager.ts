@@ -152,8 +152,7 @@ export class Manager {
     this.#synced = false;
     this.#leadingSince = this.#now();
     this.#setRole("leader");
-    controller.start();
-    // Before the first keys: their reconciles wait for what these tasks load (the rollout's catalogues).
+    // Before the workers: their reconciles wait for what these tasks load (the rollout's catalogues).
     for (const task of this.#o.leaderTasks ?? [])
       await task.start({
         // Behind fresh record edits: a rollout never delays what a person just asked for.
@@ -162,6 +161,7 @@ export class Manager {
         },
         resync: () => void this.#resync(),
       });
+    controller.start();
     // The stream starts before the scan: a change made during the scan is then
     // seen by both, and the queue collapses the duplicate; started after, it
     // could fall between the two and wait for the next resync.
@@ -193,8 +193,9 @@ export class Manager {
     this.#resyncTimer = undefined;
     await this.#o.changes.stop();
     this.#changesStarted = false;
-    for (const task of this.#o.leaderTasks ?? []) await task.stop();
     await this.#controller?.stop({ timeoutMs: this.#o.shutdownTimeoutMs ?? 20_000 });
+    // After the workers: a reconcile finishing its work still gets its catalogue.
+    for (const task of this.#o.leaderTasks ?? []) await task.stop();
     this.#controller = undefined;
     this.#queue = undefined;
     this.#synced = false;

@@ -145,6 +145,8 @@ export class RolloutExecutor implements CatalogueSource {
    * error is retryable, so the reconcile comes back with backoff.
    */
   async #loaded(): Promise<void> {
+    // A reconcile still running after this controller stopped leading must not wait for a leader's state.
+    if (!this.#running) throw new LeaseLostError("not leading: the rollout executor is stopped");
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(

@@ -344,10 +344,20 @@ export class TenantReconciler {
   /** Revision hygiene once deployments completed: old revisions of their families go (never one a service runs). */
   async #prune(watch: Watch, observed: ObservedState, key: string): Promise<void> {
     if (this.#o.revisions === undefined || watch.completed.length === 0) return;
-    const families = [...new Set(watch.completed.map((s) => s.taskDefinitionFamily))];
+    const keep = this.#o.revisionsToKeep ?? 5;
+    // A family whose running revision number is within the count to keep has nothing older to prune: no call.
+    const revisionRun = (cluster: string, name: string) =>
+      Number(
+        observed.services
+          .find((o) => o.cluster === cluster && o.name === name)
+          ?.taskDefinitionArn.split(":")
+          .pop() ?? 0,
+      );
+    const families = [...new Set(watch.completed.filter((s) => revisionRun(s.cluster, s.name) > keep).map((s) => s.taskDefinitionFamily))];
+    if (families.length === 0) return;
     const inUse = new Set(observed.services.flatMap((s) => [s.taskDefinitionArn, ...s.deployments.map((d) => d.taskDefinitionArn)]));
     try {
-      const pruned = await this.#o.revisions.prune(families, this.#o.revisionsToKeep ?? 5, inUse, this.#o.fence);
+      const pruned = await this.#o.revisions.prune(families, keep, inUse, this.#o.fence);
       if (pruned.deregistered.length + pruned.deleted.length > 0)
         this.#o.log.info({ key, deregistered: pruned.deregistered, deleted: pruned.deleted }, "pruned old task definition revisions");
     } catch (err) {

@@ -41,7 +41,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Op
       pollMs: 100,
       maxPollMs: 400,
       streamPollMs: 100,
-      rolloutTickMs: 200,
+      rolloutTickMs: 500,
       http: false,
       shutdownTimeoutMs: 5000,
     });

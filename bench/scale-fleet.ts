@@ -1,0 +1,194 @@
+import type { ECSClient } from "@aws-sdk/client-ecs";
+import { pino, type Logger } from "pino";
+import { defaultCatalogue } from "../src/apps/catalogue.js";
+import { EcsThrottle } from "../src/localcloud/throttling.js";
+import { Manager } from "../src/operator/manager.js";
+import { TenantReconciler } from "../src/operator/tenant-reconciler.js";
+import { TenantRoutes } from "../src/operator/tenant-routes.js";
+import { EcsProvider } from "../src/providers/ecs.js";
+import { InMemoryLeaseStore, LeaderLease } from "../src/reconciler/lease.js";
+import type { ReconcileResult } from "../src/reconciler/result.js";
+import { poolTables } from "../src/tiers/data-home.js";
+import type { TierSettings } from "../src/tiers/desired.js";
+import { Busy } from "./fakes/busy.js";
+import { FakeEcsClient } from "./fakes/fake-ecs.js";
+import {
+  MemoryChangeSource,
+  MemoryClaims,
+  MemoryData,
+  MemoryEvents,
+  MemoryIdentity,
+  MemoryInfra,
+  MemoryNamespaces,
+  MemoryPriorities,
+  MemoryRemovals,
+  MemoryRoutes,
+  MemoryTenantStore,
+} from "./fakes/memory-ports.js";
+
+/**
+ * The scale benchmark's world: one in-memory cloud (bench/fakes) and N
+ * controllers composed on it exactly as src/operator/run-controller.ts
+ * composes one on AWS (real Manager, TenantReconciler, WorkQueue,
+ * Controller, LeaderLease and EcsProvider), minus HTTP, metrics and the
+ * fleet rollout, which a converged fleet does not exercise.
+ */
+
+export const SETTINGS: TierSettings = {
+  namePrefix: "saas",
+  poolCluster: "saas-pool",
+  advancedCluster: "saas-advanced",
+  subnets: ["subnet-0a", "subnet-0b"],
+  securityGroups: ["sg-0a"],
+};
+export const LISTENER_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas/0123456789abcdef/fedcba9876543210";
+const REGION = "us-east-1";
+const ACCOUNT = "123456789012";
+
+export interface ScaleCloud {
+  readonly ecs: FakeEcsClient;
+  readonly store: MemoryTenantStore;
+  readonly changes: MemoryChangeSource;
+  readonly infra: MemoryInfra;
+  readonly data: MemoryData;
+  readonly routes: MemoryRoutes;
+  readonly priorities: MemoryPriorities;
+  readonly claims: MemoryClaims;
+  readonly removals: MemoryRemovals;
+  readonly namespaces: MemoryNamespaces;
+  readonly identity: MemoryIdentity;
+  readonly events: MemoryEvents;
+  readonly leases: InMemoryLeaseStore;
+  /** Time spent in the fakes' own bodies, all of them together. */
+  readonly busy: Busy;
+}
+
+export interface CloudOptions {
+  /** ECS's documented buckets on every call (src/localcloud/throttling.ts). @default false */
+  readonly throttle?: boolean;
+}
+
+export function createCloud(options: CloudOptions = {}): ScaleCloud {
+  const busy = new Busy();
+  return {
+    ecs: new FakeEcsClient({
+      region: REGION,
+      accountId: ACCOUNT,
+      sharedClusters: [SETTINGS.poolCluster, SETTINGS.advancedCluster],
+      busy,
+      ...(options.throttle === true ? { throttle: new EcsThrottle() } : {}),
+    }),
+    store: new MemoryTenantStore(busy),
+    changes: new MemoryChangeSource(),
+    infra: new MemoryInfra(busy),
+    data: new MemoryData(Object.values(poolTables(SETTINGS.namePrefix))),
+    routes: new MemoryRoutes(busy),
+    priorities: new MemoryPriorities(),
+    claims: new MemoryClaims(busy),
+    removals: new MemoryRemovals(),
+    namespaces: new MemoryNamespaces(busy),
+    identity: new MemoryIdentity(busy),
+    events: new MemoryEvents(),
+    leases: new InMemoryLeaseStore(),
+    busy,
+  };
+}
+
+/** The ECS requests one controller sent, by action: the caller's count, to check against what the fake served. */
+export class SentCounter {
+  readonly sent = new Map<string, number>();
+
+  wrap(client: ECSClient): ECSClient {
+    const send = async (command: object): Promise<unknown> => {
+      const action = command.constructor.name.replace(/Command$/, "");
+      this.sent.set(action, (this.sent.get(action) ?? 0) + 1);
+      return (client as unknown as { send(c: object): Promise<unknown> }).send(command);
+    };
+    return { send } as unknown as ECSClient;
+  }
+}
+
+export interface ScaleController {
+  readonly holder: string;
+  readonly manager: Manager;
+  readonly reconciler: TenantReconciler;
+  readonly lease: LeaderLease;
+  readonly ecs: EcsProvider;
+  readonly sent: SentCounter;
+  /** Reconciles this controller finished, by result kind. */
+  readonly results: Map<ReconcileResult["kind"], number>;
+  /** Times this controller lost its lease (a stop counts too). */
+  readonly leaseLosses: { count: number };
+}
+
+export interface ControllerTuning {
+  /** Workers per controller (CONCURRENCY). @default 8, the config default */
+  readonly concurrency?: number;
+  /** LEASE_SECONDS. @default 15 */
+  readonly leaseSeconds?: number;
+  /** First requeue while ECS converges. @default 1000, the production default */
+  readonly pollMs?: number;
+  /** pino level; output goes to /dev/null, so logging costs what it costs in production. @default "info" */
+  readonly logLevel?: string;
+  /** Called after every reconcile of any controller. */
+  readonly onResult?: (holder: string, key: string, result: ReconcileResult) => void;
+}
+
+/**
+ * THE composition of the benchmark's controllers, and the one function to
+ * change when controllers shard the fleet: today each controller is a
+ * Manager behind the one "controller" lease, so one leads and the others
+ * stand by; with per-shard leases each would own its share of the keys.
+ */
+export function composeControllers(cloud: ScaleCloud, count: number, tuning: ControllerTuning = {}): ScaleController[] {
+  const log: Logger = pino({ level: tuning.logLevel ?? "info" }, pino.destination({ dest: "/dev/null", sync: true }));
+  return Array.from({ length: count }, (_, i) => composeController(cloud, `controller-${i + 1}`, tuning, log));
+}
+
+function composeController(cloud: ScaleCloud, holder: string, tuning: ControllerTuning, baseLog: Logger): ScaleController {
+  const log = baseLog.child({ holder });
+  const lease = new LeaderLease({ store: cloud.leases, holder, durationMs: (tuning.leaseSeconds ?? 15) * 1000, log });
+  const sent = new SentCounter();
+  const ecs = new EcsProvider(sent.wrap(cloud.ecs.asClient()), { region: REGION });
+  // As run-controller: another leader may have registered revisions meanwhile.
+  lease.onAcquired(() => ecs.invalidateCaches());
+  const leaseLosses = { count: 0 };
+  lease.onLost(() => (leaseLosses.count += 1));
+  const reconciler = new TenantReconciler({
+    store: cloud.store,
+    ecs,
+    infra: cloud.infra,
+    data: cloud.data,
+    routes: new TenantRoutes(cloud.routes, cloud.priorities, LISTENER_ARN),
+    claims: cloud.claims,
+    removals: cloud.removals,
+    namespaces: cloud.namespaces,
+    identity: cloud.identity,
+    account: { region: REGION, accountId: ACCOUNT },
+    backupBucket: "saas-backups",
+    events: cloud.events,
+    fence: lease,
+    catalogue: defaultCatalogue,
+    settings: SETTINGS,
+    log,
+    ...(tuning.pollMs !== undefined ? { pollMs: tuning.pollMs } : {}),
+  });
+  const results = new Map<ReconcileResult["kind"], number>();
+  const manager = new Manager({
+    store: cloud.store,
+    changes: cloud.changes.follower(),
+    ecs,
+    reconciler,
+    lease,
+    log,
+    concurrency: tuning.concurrency ?? 8,
+    // Passes are started by the benchmark (resyncNow), never by the timer.
+    resyncMs: 24 * 3600 * 1000,
+    sharedClusters: [SETTINGS.poolCluster, SETTINGS.advancedCluster],
+    onResult: (key, result) => {
+      results.set(result.kind, (results.get(result.kind) ?? 0) + 1);
+      tuning.onResult?.(holder, key, result);
+    },
+  });
+  return { holder, manager, reconciler, lease, ecs, sent, results, leaseLosses };
+}

@@ -232,8 +232,10 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
     } finally {
       clearInterval(ticker);
     }
-    const onboarded = figures(before, snapshot(cloud, controllers, counter), controllers);
+    const readyAt = performance.now();
+    // Counted once quiet, so the reconcile that wrote the last Ready is in; timed to that write.
     await counter.quiet(1500);
+    const onboarded = { ...figures(before, snapshot(cloud, controllers, counter), controllers), wallMs: readyAt - before.at };
     say(`onboarded ${fleet.length} in ${(onboarded.wallMs / 1000).toFixed(1)} s`);
 
     // ---- 2. steady state memory

@@ -19,7 +19,7 @@ export function renderScaleText(report: ScaleReport): string {
     out.push(
       "",
       `== ${o.tenants} tenants (${o.mix.basic} basic / ${o.mix.advanced} advanced / ${o.mix.premium} premium), ${o.controllers} controller(s), CONCURRENCY ${o.concurrency}, ECS ${o.throttle ? "THROTTLED" : "unthrottled"} ==`,
-      `1. onboarding from empty: ${secs(on.wallMs)} wall, ${on.tenantsPerSecond.toFixed(0)} tenants/s; ${on.reconciles} reconciles (${results(on)}); CPU ${secs(on.cpuMs)} (fakes ${secs(on.fakesMs)})`,
+      `1. onboarding from empty: ${secs(on.wallMs)} wall, ${on.tenantsPerSecond.toFixed(0)} tenants/s; ${on.reconciles} reconciles (${results(on)}); CPU ${secs(on.cpuMs)} = ${(on.cpuMs / o.tenants).toFixed(2)} ms per tenant (fakes, timed: ${secs(on.fakesMs)})`,
       `   ECS ${on.ecsReads} reads + ${on.ecsWrites} writes: ${byAction(on.ecs)}`,
       `   registration floor: ${on.registrationFloor.calls} RegisterTaskDefinition at 1/s after a burst of 20 = ${secs(on.registrationFloor.seconds * 1000)} (${hours(on.registrationFloor.seconds)}); floor / wall = ${ratio(on.registrationFloor.seconds * 1000, on.wallMs)}`,
       `   slowest bucket: ${on.bindingFloor.category}, ${on.bindingFloor.calls} calls = ${secs(on.bindingFloor.seconds * 1000)}`,
@@ -28,14 +28,14 @@ export function renderScaleText(report: ScaleReport): string {
       `3. one resync pass: ${secs(rs.wallMs)} wall, ${rs.reconciles} reconciles (${results(rs)}), ${rs.ecsReads} ECS reads = ${(rs.ecsReads / o.tenants).toFixed(2)} per tenant, ${rs.ecsWrites} ECS writes, ${rs.statusWrites} status writes`,
       `   reads: ${byAction(rs.ecs)}`,
       `   read floor: ${rs.ecsReads} reads at 20/s = ${secs(rs.readFloorSeconds * 1000)}; slowest read bucket ${rs.bindingFloor.category} (${rs.bindingFloor.calls} calls) = ${secs(rs.bindingFloor.seconds * 1000)}; floor / wall = ${ratio(rs.readFloorSeconds * 1000, rs.wallMs)}`,
-      `   CPU per no-op reconcile: ${rs.cpuPerReconcileMs.toFixed(3)} ms (${rs.cpuPerReconcileWithoutFakesMs.toFixed(3)} ms without the fakes' ${secs(rs.fakesMs)})`,
+      `   CPU per no-op reconcile: ${rs.cpuPerReconcileMs.toFixed(3)} ms; ${rs.cpuPerReconcileWithoutFakesMs.toFixed(3)} ms without the fakes (their ${rs.fakesReplay.calls} calls replayed alone: ${secs(rs.fakesReplay.cpuMs)} CPU)`,
       `4. per controller (onboarding | resync): ${Object.entries(on.perController)
         .map(
           ([h, c]) =>
             `${h} ${c.role} ${c.reconciles} reconciles ${c.ecs} ECS | ${rs.perController[h]?.reconciles ?? 0} reconciles ${rs.perController[h]?.ecs ?? 0} ECS`,
         )
         .join("; ")}; leases lost ${on.leaseLosses + rs.leaseLosses}`,
-      `   converged: ${r.converged.ready} Ready, ${r.converged.servicesSteady} of ${r.converged.servicesExpected} services steady, ${r.converged.premiumClusters} premium clusters, ${r.converged.leaders} leader(s)`,
+      `   load average ${r.load[0].toFixed(1)} -> ${r.load[1].toFixed(1)} on ${report.machine.nproc} cores; converged: ${r.converged.ready} Ready, ${r.converged.servicesSteady} of ${r.converged.servicesExpected} services steady, ${r.converged.premiumClusters} premium clusters, ${r.converged.leaders} leader(s)`,
     );
   }
   return out.join("\n");
@@ -60,7 +60,7 @@ export function renderScaleMarkdown(report: ScaleReport): string {
     row("**Onboarding from empty**: wall", (r) => secs(r.onboarding.wallMs)),
     row("tenants/s", (r) => r.onboarding.tenantsPerSecond.toFixed(0)),
     row("reconciles", (r) => String(r.onboarding.reconciles)),
-    row("CPU (of which fakes)", (r) => `${secs(r.onboarding.cpuMs)} (${secs(r.onboarding.fakesMs)})`),
+    row("CPU (per tenant)", (r) => `${secs(r.onboarding.cpuMs)} (${(r.onboarding.cpuMs / r.options.tenants).toFixed(2)} ms)`),
     row("ECS reads", (r) => byAction(pick(r.onboarding, true))),
     row("ECS writes", (r) => byAction(pick(r.onboarding, false))),
     row(
@@ -91,6 +91,7 @@ export function renderScaleMarkdown(report: ScaleReport): string {
         .join(", "),
     ),
     row("leases lost", (r) => String(r.onboarding.leaseLosses + r.resync.leaseLosses)),
+    row("load average (start → end)", (r) => `${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`),
   ];
   return lines.join("\n");
 }

@@ -1,3 +1,4 @@
+import { loadavg } from "node:os";
 import { bucketFor } from "../src/localcloud/throttling.js";
 import type { TenantChange } from "../src/ports.js";
 import type { ReconcileResult } from "../src/reconciler/result.js";
@@ -98,8 +99,14 @@ export interface ScaleResult {
     readonly bindingFloor: Floor;
     readonly cpuPerReconcileMs: number;
     readonly cpuPerReconcileWithoutFakesMs: number;
+    /** The fakes' bodies of the pass run again back to back: their CPU, robust to a loaded machine. */
+    readonly fakesReplay: { readonly calls: number; readonly cpuMs: number };
+    /** Keys the pass reconciled more than once, and keys reconciled by more than one controller (both 0 when sound). */
+    readonly duplicates: { readonly twice: number; readonly byTwoControllers: number };
   };
   readonly converged: ConvergenceCheck;
+  /** The machine's 1-minute load average at the start and at the end: above its cores, wall times stretch (CPU times do not). */
+  readonly load: readonly [number, number];
 }
 
 /** What the fleet looks like at the end: the invariants the test asserts. */
@@ -154,6 +161,7 @@ export function fleetRecords(
 }
 
 export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
+  const loadBefore = loadavg()[0] ?? 0;
   collect();
   const baselineRss = process.memoryUsage().rss;
   const cloud = createCloud({ throttle: options.throttle });
@@ -190,9 +198,10 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       readFloorSeconds: m.pass.ecsReads / 20,
       bindingFloor: bindingFloor(Object.fromEntries(Object.entries(m.pass.ecs).filter(([a]) => ECS_READS.has(a)))),
       cpuPerReconcileMs: m.pass.cpuMs / m.pass.reconciles,
-      cpuPerReconcileWithoutFakesMs: (m.pass.cpuMs - m.pass.fakesMs) / m.pass.reconciles,
+      cpuPerReconcileWithoutFakesMs: (m.pass.cpuMs - m.pass.fakesReplay.cpuMs) / m.pass.reconciles,
     },
     converged: m.converged,
+    load: [loadBefore, loadavg()[0] ?? 0],
   };
 }
 
@@ -203,7 +212,7 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
   const controllers: ScaleController[] = composeControllers(cloud, options.controllers, {
     concurrency: options.concurrency,
     logLevel: options.logLevel,
-    onResult: (_holder, key, result) => counter.record(key, result),
+    onResult: (holder, key, result) => counter.record(holder, key, result),
   });
   try {
     // One leads (today: the single "controller" lease); the others stand by.
@@ -246,15 +255,22 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
     const passStart = snapshot(cloud, controllers, counter);
     const target = counter.total + fleet.length + 1;
     const passed = counter.whenTotal(target);
-    if (!(await leader.manager.resyncNow())) throw new Error("the resync could not list the fleet");
+    counter.beginPass();
+    cloud.busy.record();
+    // Every controller is asked: today only the leader resyncs (the others answer false); sharded, each would resync its shards.
+    const listed = await Promise.all(controllers.map((c) => c.manager.resyncNow()));
+    if (!listed.some(Boolean)) throw new Error("no controller could list the fleet for the resync");
     await within(passed, options.timeoutMs, () => `resync: ${counter.total - passStart.reconciles} of ${fleet.length + 1} reconciled`);
-    const pass = figures(passStart, snapshot(cloud, controllers, counter), controllers);
+    const pass = {
+      ...figures(passStart, snapshot(cloud, controllers, counter), controllers),
+      duplicates: counter.passDuplicates(),
+      fakesReplay: cloud.busy.replay(),
+    };
     await counter.quiet(500);
     const extra = counter.total - target;
-    if (extra !== 0 || leader.manager.queueDepth !== 0)
-      throw new Error(
-        `the resync pass reconciled ${extra} keys more than the fleet and the pool; queue depth ${leader.manager.queueDepth}`,
-      );
+    const depth = controllers.reduce((n, c) => n + c.manager.queueDepth, 0);
+    if (extra !== 0 || depth !== 0)
+      throw new Error(`the resync pass reconciled ${extra} keys more than the fleet and the pool; queue depth ${depth}`);
     say(`resync pass: ${pass.reconciles} reconciles in ${(pass.wallMs / 1000).toFixed(1)} s, ${pass.ecsReads} ECS reads`);
 
     const converged = convergence(cloud, fleet, controllers);
@@ -271,10 +287,16 @@ class ReconcileCounter {
   total = 0;
   lastAt = performance.now();
   readonly byKey = new Map<string, ReconcileResult["kind"]>();
+  /** Since beginPass(): each key's reconciles and the controllers that ran them. */
+  #pass = new Map<string, { count: number; holders: Set<string> }>();
   readonly #waiters: { readonly total: number; readonly resolve: () => void }[] = [];
 
-  record(key: string, result: ReconcileResult): void {
+  record(holder: string, key: string, result: ReconcileResult): void {
     this.total += 1;
+    const mine = this.#pass.get(key) ?? { count: 0, holders: new Set<string>() };
+    mine.count += 1;
+    mine.holders.add(holder);
+    this.#pass.set(key, mine);
     this.lastAt = performance.now();
     this.byKey.set(key, result.kind);
     for (let i = this.#waiters.length - 1; i >= 0; i--) {
@@ -284,6 +306,21 @@ class ReconcileCounter {
         w.resolve();
       }
     }
+  }
+
+  beginPass(): void {
+    this.#pass = new Map();
+  }
+
+  /** Keys reconciled more than once since beginPass(), and keys reconciled by more than one controller. */
+  passDuplicates(): { readonly twice: number; readonly byTwoControllers: number } {
+    let twice = 0;
+    let byTwo = 0;
+    for (const k of this.#pass.values()) {
+      if (k.count > 1) twice += 1;
+      if (k.holders.size > 1) byTwo += 1;
+    }
+    return { twice, byTwoControllers: byTwo };
   }
 
   whenTotal(total: number): Promise<void> {

@@ -86,7 +86,7 @@ export class MemoryTenantStore implements TenantStore {
   async get(tenantId: string): Promise<RawTenantItem | undefined> {
     this.gets += 1;
     await answerLater();
-    return this.#items.get(tenantId);
+    return this.busy.time(() => this.#items.get(tenantId));
   }
 
   async writeStatus(tenantId: string, status: TenantStatus, fence: Fence): Promise<boolean> {

@@ -48,9 +48,9 @@ function expectConvergedFleet(r: ScaleResult): void {
   expect(pass.ecsWrites).toBe(0);
   expect(Object.keys(pass.ecs).every((a) => a.startsWith("Describe") || a.startsWith("List"))).toBe(true);
   expect(pass.ecsReads).toBe(Object.values(pass.ecs).reduce((n, v) => n + v, 0));
-  // Each tenant's observe reads its clusters once and the advanced cluster's services once.
-  expect(pass.ecs["DescribeClusters"]).toBeGreaterThanOrEqual(TENANTS);
-  expect(pass.ecs["DescribeServices"]).toBeGreaterThanOrEqual(TENANTS);
+  // Batched or not, a pass must look at ECS; how many reads it takes is the benchmark's figure, not an invariant.
+  expect(pass.ecs["DescribeServices"]).toBeGreaterThan(0);
+  expect(pass.duplicates).toEqual({ twice: 0, byTwoControllers: 0 });
   expect(pass.statusWrites).toBe(0);
   expect(pass.otherWrites).toBe(0);
   expect(pass.events).toEqual({});
@@ -65,7 +65,8 @@ describe("scale benchmark (short version)", () => {
     expect(Object.keys(r.resync.perController)).toEqual(["controller-1"]);
   });
 
-  it("three controllers today: one leads and does every reconcile, the two standbys send ECS nothing", async () => {
+  it("three controllers on one lease: one leads and does every reconcile, the two standbys send ECS nothing", async () => {
+    // What 3 controllers give before sharding; sharded, every controller reconciles its shards' keys (exactly once each, checked above).
     const r = await run(3);
     expectConvergedFleet(r);
     for (const phase of [r.onboarding, r.resync]) {

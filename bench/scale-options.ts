@@ -13,6 +13,7 @@ export const SCALE_USAGE = `usage: npm run bench:scale -- [options]
   --throttle           enforce ECS's documented buckets on the fake (then the figures are the buckets')
   --log-level LEVEL    the controllers' pino level, written to /dev/null (default info)
   --timeout-s N        give up on a phase after N seconds (default 1800)
+  --cpu-profile DIR    write a V8 CPU profile of each phase to DIR (onboarding-<N>c.cpuprofile, resync-<N>c.cpuprofile)
   --quick              300 tenants
   --json               the results as JSON on stdout (progress on stderr)
   --markdown           the results as the BENCHMARKS.md tables
@@ -45,6 +46,7 @@ const schema = z
       error: "--log-level must be one of trace, debug, info, warn, error, fatal, silent",
     }),
     "timeout-s": count("--timeout-s", 1, 86_400),
+    "cpu-profile": z.string().min(1, "--cpu-profile needs a directory").optional(),
     quick: z.boolean(),
     json: z.boolean(),
     markdown: z.boolean(),
@@ -60,6 +62,7 @@ export interface ScaleArgs {
   readonly throttle: boolean;
   readonly logLevel: string;
   readonly timeoutMs: number;
+  readonly cpuProfileDir: string | undefined;
   readonly json: boolean;
   readonly markdown: boolean;
   readonly help: boolean;
@@ -79,6 +82,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
       throttle: { type: "boolean", default: false },
       "log-level": { type: "string", default: "info" },
       "timeout-s": { type: "string", default: "1800" },
+      "cpu-profile": { type: "string" },
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       markdown: { type: "boolean", default: false },
@@ -99,6 +103,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
     throttle: o.throttle,
     logLevel: o["log-level"],
     timeoutMs: o["timeout-s"] * 1000,
+    cpuProfileDir: o["cpu-profile"],
     json: o.json,
     markdown: o.markdown,
     help: o.help,

@@ -5,6 +5,7 @@ import type { ReconcileResult } from "../src/reconciler/result.js";
 import { APP_NAMES, hashSpec } from "../src/tenants/record.js";
 import { poolServiceName, premiumClusterName, serviceName } from "../src/tiers/naming.js";
 import { ECS_READS } from "./fakes/fake-ecs.js";
+import { PhaseProfiler } from "./scale-profile.js";
 import { composeControllers, createCloud, SETTINGS, type ScaleCloud, type ScaleController } from "./scale-fleet.js";
 
 /**
@@ -34,6 +35,8 @@ export interface ScaleOptions {
   readonly timeoutMs: number;
   /** A line of progress, for the console. */
   readonly progress?: (line: string) => void;
+  /** Write a V8 CPU profile of each phase into this directory (bench/scale-profile.ts). */
+  readonly cpuProfileDir?: string;
 }
 
 /** What one phase cost. */
@@ -174,7 +177,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
 
   const mib = (n: number) => Math.round((n / 2 ** 20) * 10) / 10;
   const registrations = m.onboarded.ecs["RegisterTaskDefinition"] ?? 0;
-  const { progress: _progress, ...settings } = options;
+  const { progress: _progress, cpuProfileDir: _dir, ...settings } = options;
   return {
     options: settings,
     onboarding: {
@@ -229,6 +232,8 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
       newSpecHash: hashSpec(f.record),
       oldSpecHash: undefined,
     }));
+    const profiler = new PhaseProfiler(options.cpuProfileDir);
+    await profiler.start();
     const before = snapshot(cloud, controllers, counter);
     // SBT writes every record; the stream delivers them in pages of 100.
     for (let i = 0; i < fleet.length; i += 100) {
@@ -242,6 +247,8 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
       clearInterval(ticker);
     }
     const readyAt = performance.now();
+    const onboardingProfile = await profiler.stop(`onboarding-${options.controllers}c`);
+    if (onboardingProfile !== undefined) say(`CPU profile of the onboarding: ${onboardingProfile}`);
     // Counted once quiet, so the reconcile that wrote the last Ready is in; timed to that write.
     await counter.quiet(1500);
     const onboarded = { ...figures(before, snapshot(cloud, controllers, counter), controllers), wallMs: readyAt - before.at };
@@ -257,12 +264,16 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
     const passed = counter.whenTotal(target);
     counter.beginPass();
     cloud.busy.record();
+    await profiler.start();
     // Every controller is asked: today only the leader resyncs (the others answer false); sharded, each would resync its shards.
     const listed = await Promise.all(controllers.map((c) => c.manager.resyncNow()));
     if (!listed.some(Boolean)) throw new Error("no controller could list the fleet for the resync");
     await within(passed, options.timeoutMs, () => `resync: ${counter.total - passStart.reconciles} of ${fleet.length + 1} reconciled`);
+    const passEnd = snapshot(cloud, controllers, counter);
+    const passProfile = await profiler.stop(`resync-${options.controllers}c`);
+    if (passProfile !== undefined) say(`CPU profile of the resync pass: ${passProfile}`);
     const pass = {
-      ...figures(passStart, snapshot(cloud, controllers, counter), controllers),
+      ...figures(passStart, passEnd, controllers),
       duplicates: counter.passDuplicates(),
       fakesReplay: cloud.busy.replay(),
     };

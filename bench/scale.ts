@@ -42,6 +42,7 @@ if (args.controllers.length === 1) {
       logLevel: args.logLevel,
       timeoutMs: args.timeoutMs,
       progress: say,
+      ...(args.cpuProfileDir !== undefined ? { cpuProfileDir: args.cpuProfileDir } : {}),
     }),
   );
 } else {

@@ -10,6 +10,7 @@ export const SCALE_USAGE = `usage: npm run bench:scale -- [options]
   --advanced W
   --premium W
   --concurrency N      workers per controller, CONCURRENCY (default 8)
+  --lease-seconds N    LEASE_SECONDS: with 2+ controllers, how long the killed leader's lease holds (default 15)
   --throttle           enforce ECS's documented buckets on the fake (then the figures are the buckets')
   --log-level LEVEL    the controllers' pino level, written to /dev/null (default info)
   --timeout-s N        give up on a phase after N seconds (default 1800)
@@ -41,6 +42,7 @@ const schema = z
     advanced: weight("--advanced"),
     premium: weight("--premium"),
     concurrency: count("--concurrency", 1, 256),
+    "lease-seconds": count("--lease-seconds", 1, 600),
     throttle: z.boolean(),
     "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       error: "--log-level must be one of trace, debug, info, warn, error, fatal, silent",
@@ -59,6 +61,7 @@ export interface ScaleArgs {
   readonly mix: Mix;
   readonly controllers: readonly number[];
   readonly concurrency: number;
+  readonly leaseSeconds: number;
   readonly throttle: boolean;
   readonly logLevel: string;
   readonly timeoutMs: number;
@@ -79,6 +82,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
       advanced: { type: "string", default: "3" },
       premium: { type: "string", default: "1" },
       concurrency: { type: "string", default: "8" },
+      "lease-seconds": { type: "string", default: "15" },
       throttle: { type: "boolean", default: false },
       "log-level": { type: "string", default: "info" },
       "timeout-s": { type: "string", default: "1800" },
@@ -100,6 +104,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
     mix: mixOf(tenants, weights),
     controllers: o.controllers,
     concurrency: o.concurrency,
+    leaseSeconds: o["lease-seconds"],
     throttle: o.throttle,
     logLevel: o["log-level"],
     timeoutMs: o["timeout-s"] * 1000,

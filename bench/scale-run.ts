@@ -27,6 +27,8 @@ export interface ScaleOptions {
   readonly controllers: number;
   /** Workers per controller (CONCURRENCY). */
   readonly concurrency: number;
+  /** LEASE_SECONDS: how long a dead leader's lease holds the fleet before a standby takes over. @default 15 */
+  readonly leaseSeconds?: number;
   /** ECS's buckets on the fake (the figures then measure the buckets, not the controller). */
   readonly throttle: boolean;
   /** pino level of the controllers (written to /dev/null). */
@@ -105,6 +107,17 @@ export interface ScaleResult {
     /** The fakes' bodies of the pass run again back to back: their CPU, robust to a loaded machine. */
     readonly fakesReplay: { readonly calls: number; readonly cpuMs: number };
     /** Keys the pass reconciled more than once, and keys reconciled by more than one controller (both 0 when sound). */
+    readonly duplicates: { readonly twice: number; readonly byTwoControllers: number };
+  };
+  /**
+   * With more than one controller: the leader dies (stops renewing, stops
+   * working, keeps its lease until it expires) and a standby takes over,
+   * running its first resync with cold caches.
+   */
+  readonly takeover?: PhaseFigures & {
+    /** From the leader's death to a standby holding the lease. */
+    readonly leaseTakenAfterMs: number;
+    readonly newLeader: string;
     readonly duplicates: { readonly twice: number; readonly byTwoControllers: number };
   };
   readonly converged: ConvergenceCheck;
@@ -203,6 +216,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       cpuPerReconcileMs: m.pass.cpuMs / m.pass.reconciles,
       cpuPerReconcileWithoutFakesMs: (m.pass.cpuMs - m.pass.fakesReplay.cpuMs) / m.pass.reconciles,
     },
+    ...(m.takeover !== undefined ? { takeover: m.takeover } : {}),
     converged: m.converged,
     load: [loadBefore, loadavg()[0] ?? 0],
   };
@@ -215,6 +229,7 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
   const controllers: ScaleController[] = composeControllers(cloud, options.controllers, {
     concurrency: options.concurrency,
     logLevel: options.logLevel,
+    ...(options.leaseSeconds !== undefined ? { leaseSeconds: options.leaseSeconds } : {}),
     onResult: (holder, key, result) => counter.record(holder, key, result),
   });
   try {
@@ -284,11 +299,53 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
       throw new Error(`the resync pass reconciled ${extra} keys more than the fleet and the pool; queue depth ${depth}`);
     say(`resync pass: ${pass.reconciles} reconciles in ${(pass.wallMs / 1000).toFixed(1)} s, ${pass.ecsReads} ECS reads`);
 
+    // ---- 4. the leader dies; a standby takes the fleet over
+    const takeover = controllers.length > 1 ? await takeOver(cloud, controllers, leader, counter, fleet.length + 1, options) : undefined;
+    if (takeover !== undefined)
+      say(
+        `takeover: lease after ${(takeover.leaseTakenAfterMs / 1000).toFixed(1)} s, ${takeover.newLeader} resynced the fleet in ${(takeover.wallMs / 1000).toFixed(1)} s with ${takeover.ecsReads} ECS reads`,
+      );
+
     const converged = convergence(cloud, fleet, controllers);
-    return { onboarded, gc, mem, pass, converged, dropped: controllers.map((c) => new WeakRef(c.reconciler)) };
+    return { onboarded, gc, mem, pass, takeover, converged, dropped: controllers.map((c) => new WeakRef(c.reconciler)) };
   } finally {
     for (const c of controllers) await c.manager.stop();
   }
+}
+
+/**
+ * The leader stops renewing and working, as a process that froze or was
+ * killed would (its lease stays until it expires); timed from then until a
+ * standby that took the lease has reconciled every key once.
+ */
+async function takeOver(
+  cloud: ScaleCloud,
+  controllers: readonly ScaleController[],
+  leader: ScaleController,
+  counter: ReconcileCounter,
+  keys: number,
+  options: ScaleOptions,
+) {
+  const start = snapshot(cloud, controllers, counter);
+  const passed = counter.whenTotal(counter.total + keys);
+  counter.beginPass();
+  await leader.lease.stop({ release: false });
+  const next = await within(
+    (async () => {
+      for (;;) {
+        const found = controllers.find((c) => c !== leader && c.manager.role === "leader");
+        if (found !== undefined) return found;
+        await sleep(20);
+      }
+    })(),
+    options.timeoutMs,
+    "no standby took the lease over",
+  );
+  const leaseTakenAfterMs = performance.now() - start.at;
+  await within(passed, options.timeoutMs, () => `takeover: ${counter.total - start.reconciles} of ${keys} reconciled`);
+  const figuresOf = figures(start, snapshot(cloud, controllers, counter), controllers);
+  await counter.quiet(500);
+  return { ...figuresOf, leaseTakenAfterMs, newLeader: next.holder, duplicates: counter.passDuplicates() };
 }
 
 // ------------------------------------------------------------------ helpers

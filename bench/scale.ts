@@ -38,6 +38,7 @@ if (args.controllers.length === 1) {
       mix: args.mix,
       controllers: args.controllers[0] ?? 1,
       concurrency: args.concurrency,
+      leaseSeconds: args.leaseSeconds,
       throttle: args.throttle,
       logLevel: args.logLevel,
       timeoutMs: args.timeoutMs,

@@ -17,8 +17,22 @@ const mix = mixOf(TENANTS, { basic: 6, advanced: 3, premium: 1 });
 const silo = mix.advanced + mix.premium;
 
 function run(controllers: number): Promise<ScaleResult> {
-  return runScale({ tenants: TENANTS, mix, controllers, concurrency: 8, throttle: false, logLevel: "silent", timeoutMs: 120_000 });
+  return runScale({
+    tenants: TENANTS,
+    mix,
+    controllers,
+    concurrency: 8,
+    // Short, so the killed leader's lease expires soon; a wait's length proves nothing here.
+    leaseSeconds: 2,
+    throttle: false,
+    logLevel: "silent",
+    timeoutMs: 120_000,
+  });
 }
+
+/** One 3-controller run, shared by the tests that read it. */
+let three: Promise<ScaleResult> | undefined;
+const runThree = () => (three ??= run(3));
 
 function expectConvergedFleet(r: ScaleResult): void {
   expect(r.converged).toEqual({
@@ -63,11 +77,12 @@ describe("scale benchmark (short version)", () => {
     const r = await run(1);
     expectConvergedFleet(r);
     expect(Object.keys(r.resync.perController)).toEqual(["controller-1"]);
+    expect(r.takeover).toBeUndefined();
   });
 
   it("three controllers on one lease: one leads and does every reconcile, the two standbys send ECS nothing", async () => {
     // What 3 controllers give before sharding; sharded, every controller reconciles its shards' keys (exactly once each, checked above).
-    const r = await run(3);
+    const r = await runThree();
     expectConvergedFleet(r);
     for (const phase of [r.onboarding, r.resync]) {
       const all = Object.values(phase.perController);
@@ -78,6 +93,26 @@ describe("scale benchmark (short version)", () => {
       ]);
       expect(all.reduce((n, c) => n + c.reconciles, 0)).toBe(phase.reconciles);
     }
+  });
+
+  it("a standby takes over from a leader that died, and its first resync reconciles every key once without writing", async () => {
+    const r = await runThree();
+    const t = r.takeover;
+    expect(t).toBeDefined();
+    if (t === undefined) return;
+    expect(t.newLeader).not.toBe("controller-1");
+    expect(t.perController[t.newLeader]?.reconciles).toBe(TENANTS + 1);
+    expect(t.reconciles).toBe(TENANTS + 1);
+    expect(t.duplicates).toEqual({ twice: 0, byTwoControllers: 0 });
+    expect(t.ecsSent).toEqual(t.ecs);
+    expect(t.ecsWrites).toBe(0);
+    expect(t.statusWrites).toBe(0);
+    expect(t.events).toEqual({});
+    // Its caches start cold: each silo tenant's task definition families are described again.
+    expect(t.ecs["DescribeTaskDefinition"]).toBeGreaterThanOrEqual(4 * silo);
+    // The dead leader lost its lease once; nobody else did.
+    expect(t.leaseLosses).toBe(1);
+    expect(r.onboarding.perController["controller-1"]?.role).toBe("leader");
   });
 });
 

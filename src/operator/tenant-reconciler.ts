@@ -573,7 +573,9 @@ export class TenantReconciler {
       } else t.data.route = outcome.route;
     };
     // Suspension blocks routing before it scales to 0, so no request meets a stopping task.
-    if (spec.suspended) await route();
+    // A tenant's first rule goes before its services: ECS takes a target group only once a rule on
+    // its placed listener attaches it to a load balancer (a tenant with no place waits, Degraded).
+    if (spec.suspended || (t.data.route ?? previous?.route) === undefined) await route();
 
     // Service Connect needs the tenant's namespace before its services: made
     // without it, they would be updated once more when it appears.
@@ -617,7 +619,7 @@ export class TenantReconciler {
 
     // Resuming reverses suspension: tasks run again before requests are let in.
     // A tenant that never had a rule gets its forward at once (nothing to reverse).
-    if (!spec.suspended && (plan.converged || (t.data.route ?? previous?.route) === undefined)) await route();
+    if (!spec.suspended && routeProblem === undefined && (plan.converged || (t.data.route ?? previous?.route) === undefined)) await route();
     if (routeProblem !== undefined) plan = { ...plan, problems: [...plan.problems, routeProblem], converged: false };
 
     // The data: a move under way advances as far as it can; otherwise the

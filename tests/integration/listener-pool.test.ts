@@ -137,9 +137,8 @@ describe("the listener pool", () => {
       new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: `priority-of#${leaving.id}` }), ConsistentRead: true }),
     );
     expect(placement.Item).toBeUndefined();
-    expect(await counted(L2)).toBe(1);
 
-    // The waiting tenant retries with backoff; an edit of its record makes the retry now.
+    // The waiting tenant retries with backoff (it may have taken the place already); an edit of its record makes the retry now.
     await h.update(waiting.id, { tenantName: "Pool retried" });
     const ready = await h.waitForPhase(waiting.id, "Ready", 60_000);
     expect(ready.route?.listenerArn).toBe(L2);

@@ -75,7 +75,8 @@ export interface AuditClients {
 export type AuditNames = Pick<
   Config,
   "tenantsTable" | "namePrefix" | "poolCluster" | "advancedCluster" | "listenerArn" | "subnets" | "securityGroups"
->;
+> &
+  Partial<Pick<Config, "listenerArns">>;
 
 /** What a record should have come to. */
 export type Expectation =
@@ -137,7 +138,8 @@ export async function readInventory(clients: AuditClients, names: AuditNames): P
     readRecords(clients.dynamodb, names.tenantsTable),
     readEcs(clients.ecs),
     readStacks(clients.cloudformation),
-    readRules(clients.elbv2, names.listenerArn),
+    // Every listener of the pool: a tenant's rule is on the one it is placed on.
+    Promise.all((names.listenerArns ?? [names.listenerArn]).map((l) => readRules(clients.elbv2, l))).then((all) => all.flat()),
     readNamespaces(clients.servicediscovery),
     readUserPools(clients.cognito),
   ]);

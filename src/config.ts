@@ -22,6 +22,17 @@ const positiveInt = (name: string, def: number, max = 1_000_000) =>
     .max(max, `${name} must be at most ${max}`)
     .default(def);
 
+/** An ALB listener ARN: arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>. */
+export const LISTENER_ARN_PATTERN = /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/app\/[^/]+\/[0-9a-f]+\/[0-9a-f]+$/;
+
+/** An ALB holds at most 100 target groups (an AWS quota). */
+export const MAX_TENANTS_PER_LISTENER = 100;
+
+/** The load balancer part of a listener ARN (`app/<name>/<id>`). */
+export function loadBalancerOf(listenerArn: string): string {
+  return listenerArn.split(":listener/")[1]?.split("/").slice(0, 3).join("/") ?? listenerArn;
+}
+
 /** An AWS region name such as us-east-1 or ap-southeast-2. */
 export const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d$/;
 
@@ -65,13 +76,58 @@ export const configSchema = z.object({
       .array(z.string().regex(/^sg-[0-9a-f]+$/, "SECURITY_GROUPS must be security group ids such as sg-0abc"))
       .min(1, "SECURITY_GROUPS must list at least one security group id"),
   ),
-  /** The shared ALB listener that tenant listener rules hang off. Required. */
+  /** One shared ALB listener: the same as LISTENER_ARNS with one ARN. LISTENER_ARNS or LISTENER_ARN is required. */
   LISTENER_ARN: z
     .string()
     .regex(
-      /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/app\/[^/]+\/[0-9a-f]+\/[0-9a-f]+$/,
+      LISTENER_ARN_PATTERN,
       "LISTENER_ARN must be an ALB listener ARN (arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>)",
-    ),
+    )
+    .optional(),
+  /**
+   * The pool of shared ALB listeners tenant rules hang off, comma-separated
+   * (docs/adr/0015-listener-pool.md). The first holds the pool's catch-all
+   * rule; append listeners, never reorder or remove one tenants are placed on.
+   */
+  LISTENER_ARNS: csv
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(
+              LISTENER_ARN_PATTERN,
+              "LISTENER_ARNS must be ALB listener ARNs (arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>), comma-separated",
+            ),
+        )
+        .min(1, "LISTENER_ARNS must list at least one listener ARN"),
+    )
+    .superRefine((arns, ctx) => {
+      const twice = arns.find((a, i) => arns.indexOf(a) !== i);
+      if (twice !== undefined) {
+        ctx.addIssue({ code: "custom", message: `LISTENER_ARNS lists ${twice} twice: name each listener once` });
+        return;
+      }
+      // Target groups are counted per load balancer, so two listeners of one ALB would share its 100.
+      const albs = arns.map(loadBalancerOf);
+      const shared = albs.find((a, i) => albs.indexOf(a) !== i);
+      if (shared !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          message: `LISTENER_ARNS lists two listeners of load balancer ${shared}: an ALB holds at most 100 target groups whichever listener routes to them, so give one listener per load balancer`,
+        });
+    })
+    .optional(),
+  /** Silo tenants placed on one listener; an ALB holds at most 100 target groups. @default 90 */
+  TENANTS_PER_LISTENER: z.coerce
+    .number({ error: "TENANTS_PER_LISTENER must be a whole number" })
+    .int("TENANTS_PER_LISTENER must be a whole number")
+    .min(1, "TENANTS_PER_LISTENER must be at least 1")
+    .max(
+      MAX_TENANTS_PER_LISTENER,
+      `TENANTS_PER_LISTENER must be at most ${MAX_TENANTS_PER_LISTENER}: an ALB holds at most 100 target groups and each tenant placed on its listener attaches one (the first listener's ALB also holds the pool's, so it takes at most 99); add listeners to LISTENER_ARNS instead`,
+    )
+    .default(90),
   /** The VPC of the tenant target groups (the ALB's VPC). Required. */
   VPC_ID: z.string().regex(/^vpc-[0-9a-f]+$/, "VPC_ID must be a VPC id such as vpc-0abc"),
   /** Retention of each tenant's log group, in days. @default 30 */
@@ -202,7 +258,12 @@ export interface Config {
   readonly advancedCluster: string;
   readonly subnets: readonly string[];
   readonly securityGroups: readonly string[];
+  /** The first of listenerArns: it holds the pool's catch-all rule, and placements made before the pool existed. */
   readonly listenerArn: string;
+  /** LISTENER_ARNS (or LISTENER_ARN alone): the listeners silo tenants are placed on, in order. */
+  readonly listenerArns: readonly string[];
+  /** TENANTS_PER_LISTENER: placements one listener takes. */
+  readonly tenantsPerListener: number;
   readonly vpcId: string;
   readonly logRetentionDays: number;
   readonly resyncSeconds: number;
@@ -243,13 +304,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       `TENANTS_STREAM_ARN is the stream of table ${streamTable}, but TENANTS_TABLE is ${names.tenantsTable}: give the stream of ${names.tenantsTable}, or unset TENANTS_STREAM_ARN`,
     ]);
   }
+  const listenerArns = listenersOf(c.LISTENER_ARNS, c.LISTENER_ARN);
   return {
     ...names,
     endpoint: c.AWS_ENDPOINT_URL,
     eventSource: c.EVENT_SOURCE,
     subnets: c.SUBNETS,
     securityGroups: c.SECURITY_GROUPS,
-    listenerArn: c.LISTENER_ARN,
+    listenerArn: listenerArns[0] ?? "",
+    listenerArns,
+    tenantsPerListener: c.TENANTS_PER_LISTENER,
     vpcId: c.VPC_ID,
     logRetentionDays: c.LOG_RETENTION_DAYS,
     resyncSeconds: c.RESYNC_SECONDS,
@@ -275,6 +339,27 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     revisionsToKeep: c.REVISIONS_TO_KEEP,
   };
+}
+
+/**
+ * The listener pool from LISTENER_ARNS, or LISTENER_ARN alone (the variable
+ * of a single-listener deployment). Both may be set while upgrading, as long
+ * as they agree on the first listener: placements made before the pool
+ * existed are on it.
+ */
+function listenersOf(arns: readonly string[] | undefined, single: string | undefined): readonly string[] {
+  if (arns === undefined) {
+    if (single === undefined)
+      throw new ConfigError([
+        "LISTENER_ARNS is required: the ALB listener ARNs tenant rules hang off, comma-separated (or LISTENER_ARN for a single listener)",
+      ]);
+    return [single];
+  }
+  if (single !== undefined && single !== arns[0])
+    throw new ConfigError([
+      `LISTENER_ARN is ${single} but LISTENER_ARNS starts with ${arns[0] ?? ""}: the first listener holds the pool's catch-all and the placements made before LISTENER_ARNS, so unset LISTENER_ARN or list it first in LISTENER_ARNS`,
+    ]);
+  return arns;
 }
 
 /** The names of the account's shared resources: what a bootstrap creates before the network ids exist. */

@@ -54,6 +54,8 @@ export interface BootstrapClients {
 export type BootstrapNames = AccountNames & {
   /** S3 bucket for tenant data backups; created when given. */
   readonly backupBucket?: string;
+  /** Load balancers to make, each with its listener: the listener pool (LISTENER_ARNS). @default 1 */
+  readonly albs?: number;
 };
 
 export interface BootstrapResult {
@@ -63,8 +65,11 @@ export interface BootstrapResult {
   readonly securityGroups: readonly string[];
   readonly loadBalancerArn: string;
   readonly loadBalancerDnsName: string;
-  /** HTTP :80, default action a fixed 404; tenant routing rules hang off it. */
+  /** HTTP :80, default action a fixed 404; tenant routing rules hang off it. The first of listenerArns. */
   readonly listenerArn: string;
+  /** One listener per load balancer made (`albs`), the first one's first: LISTENER_ARNS. */
+  readonly listenerArns: readonly string[];
+  readonly loadBalancerArns: readonly string[];
   readonly tenantsTable: string;
   readonly tenantsStreamArn: string;
   readonly leaseTable: string;
@@ -81,7 +86,7 @@ const SUBNET_CIDRS = ["10.40.1.0/24", "10.40.2.0/24"] as const;
 export async function bootstrapAccount(clients: BootstrapClients, names: BootstrapNames): Promise<BootstrapResult> {
   const network = await step("network", () => ensureNetwork(clients.ec2, names));
   const [alb, tenants, leaseTable, eventBusName, clusters, backupBucket] = await Promise.all([
-    step("load balancer", () => ensureLoadBalancer(clients.elbv2, names, network)),
+    step("load balancers", () => ensureLoadBalancers(clients.elbv2, names, network)),
     step(`table ${names.tenantsTable}`, () => ensureTenantsTable(clients.dynamodb, names.tenantsTable)),
     step(`table ${names.leaseTable}`, () => ensureLeaseTable(clients.dynamodb, names.leaseTable)),
     step(`event bus ${names.eventBusName}`, () => ensureEventBus(clients.eventbridge, names.eventBusName)),
@@ -178,12 +183,36 @@ async function ensureNetwork(
   return { vpcId, subnets, securityGroups: [groupId] };
 }
 
-async function ensureLoadBalancer(
+/** `<prefix>-local`, then `<prefix>-local-2`, ...: the first keeps the name it had before there could be several. */
+async function ensureLoadBalancers(
   elbv2: ElasticLoadBalancingV2Client,
   names: BootstrapNames,
   network: { subnets: readonly string[]; securityGroups: readonly string[] },
+): Promise<{
+  loadBalancerArn: string;
+  loadBalancerDnsName: string;
+  listenerArn: string;
+  listenerArns: readonly string[];
+  loadBalancerArns: readonly string[];
+}> {
+  const made = [];
+  for (let i = 1; i <= (names.albs ?? 1); i++) {
+    made.push(await ensureLoadBalancer(elbv2, i === 1 ? `${names.namePrefix}-local` : `${names.namePrefix}-local-${i}`, network));
+  }
+  const first = made[0];
+  if (first === undefined) throw new Error("albs must be at least 1");
+  return {
+    ...first,
+    listenerArns: made.map((m) => m.listenerArn),
+    loadBalancerArns: made.map((m) => m.loadBalancerArn),
+  };
+}
+
+async function ensureLoadBalancer(
+  elbv2: ElasticLoadBalancingV2Client,
+  name: string,
+  network: { subnets: readonly string[]; securityGroups: readonly string[] },
 ): Promise<{ loadBalancerArn: string; loadBalancerDnsName: string; listenerArn: string }> {
-  const name = `${names.namePrefix}-local`;
   let lb;
   try {
     lb = (await elbv2.send(new DescribeLoadBalancersCommand({ Names: [name] }))).LoadBalancers?.[0];

@@ -86,7 +86,10 @@ export function tenantParts(
     data: new DynamoTenantData(clients.dynamodb, clients.streams, clients.s3),
     routes: new TenantRoutes(
       new ListenerRoutes(clients.elbv2),
-      new PriorityAllocator(clients.dynamodb, config.leaseTable),
+      new PriorityAllocator(clients.dynamodb, config.leaseTable, {
+        listeners: config.listenerArns,
+        perListener: config.tenantsPerListener,
+      }),
       config.listenerArn,
     ),
     claims: new CaseClaims(clients.dynamodb, config.leaseTable),

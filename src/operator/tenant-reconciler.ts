@@ -564,13 +564,18 @@ export class TenantReconciler {
         ? { kind: "forward", targetGroupArn: infra.targetGroupArn }
         : undefined;
     let routeProblem: string | undefined;
+    let routeRetry: Error | undefined;
     const route = async () => {
       const outcome = await this.#o.routes.converge(tenantId, routeAction, t.data.route ?? previous?.route, this.#o.fence);
-      if (outcome.kind === "blocked") routeProblem = outcome.reason;
-      else t.data.route = outcome.route;
+      if (outcome.kind === "blocked") {
+        routeProblem = outcome.reason;
+        routeRetry = outcome.retry;
+      } else t.data.route = outcome.route;
     };
     // Suspension blocks routing before it scales to 0, so no request meets a stopping task.
-    if (spec.suspended) await route();
+    // A tenant's first rule goes before its services: ECS takes a target group only once a rule on
+    // its placed listener attaches it to a load balancer (a tenant with no place waits, Degraded).
+    if (spec.suspended || (t.data.route ?? previous?.route) === undefined) await route();
 
     // Service Connect needs the tenant's namespace before its services: made
     // without it, they would be updated once more when it appears.
@@ -614,7 +619,7 @@ export class TenantReconciler {
 
     // Resuming reverses suspension: tasks run again before requests are let in.
     // A tenant that never had a rule gets its forward at once (nothing to reverse).
-    if (!spec.suspended && (plan.converged || (t.data.route ?? previous?.route) === undefined)) await route();
+    if (!spec.suspended && routeProblem === undefined && (plan.converged || (t.data.route ?? previous?.route) === undefined)) await route();
     if (routeProblem !== undefined) plan = { ...plan, problems: [...plan.problems, routeProblem], converged: false };
 
     // The data: a move under way advances as far as it can; otherwise the
@@ -674,19 +679,28 @@ export class TenantReconciler {
     }
 
     const arns = ownedArns(desired, observed, outcome, infra?.stackId);
-    await this.#report(tenantId, previous, t.specHash, {
-      kind: "planned",
-      spec,
-      plan,
-      arns,
-      data: t.data,
-      ...(rolloutFailure !== undefined ? { rolloutFailure: { rolloutId: rolloutFailure.rolloutId } } : {}),
-    });
+    // No listener with room: Degraded now, and retried with backoff (a place may free up; a restart with another listener makes one).
+    const routeError = routeRetry && this.#lastError(routeRetry, "transient", previous, t.context, t.context?.retryDelayMs());
+    await this.#report(
+      tenantId,
+      previous,
+      t.specHash,
+      {
+        kind: "planned",
+        spec,
+        plan,
+        arns,
+        data: t.data,
+        ...(rolloutFailure !== undefined ? { rolloutFailure: { rolloutId: rolloutFailure.rolloutId } } : {}),
+      },
+      routeError,
+    );
     if (rolloutFailure !== undefined) {
       // Announced (the provisionFailure above): the next look runs the previous catalogue again.
       await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId);
       return requeueAfter(this.#o.pollMs, rolloutFailure.message);
     }
+    if (routeRetry !== undefined) return failed(routeRetry, false);
     this.#reportOutcome(tenantId, assigned.hash, siloTier === undefined ? "notApplicable" : plan.converged ? "healthy" : "waiting");
     if (move !== undefined && plan.waitingFor.length > 0 && plan.problems.length === 0 && plan.actions.length === 0) {
       // A move's steps wait on time (drain) or on data, not on ECS: look again soon, not with ECS's doubling backoff.

@@ -10,7 +10,7 @@ import { wrapAwsError } from "./aws-errors.js";
  * table (partition key `pk`) so `tenantctl plan` on a workstation plans with
  * the controller's network ids, names and catalogue without being told them:
  *
- *   pk = "settings#controller"   subnets, securityGroups, listenerArn, vpcId, ... ,
+ *   pk = "settings#controller"   subnets, securityGroups, listenerArn(s), vpcId, ... ,
  *                                holder, token, publishedAt
  *
  * Only what is not secret: ids, names, the catalogue. Written by a controller
@@ -29,6 +29,7 @@ export const controllerSettingsSchema = z.object({
   securityGroups: z.array(z.string()).min(1),
   listenerArn: z.string(),
   listenerArns: z.array(z.string()).optional(),
+  tenantsPerListener: z.number().optional(),
   vpcId: z.string(),
   region: z.string().optional(),
   accountId: z.string().optional(),
@@ -64,7 +65,8 @@ export function settingsOf(
     subnets: [...config.subnets],
     securityGroups: [...config.securityGroups],
     listenerArn: config.listenerArn,
-    listenerArns: [config.listenerArn],
+    listenerArns: [...config.listenerArns],
+    tenantsPerListener: config.tenantsPerListener,
     vpcId: config.vpcId,
     region: config.region,
     accountId: who.accountId,

@@ -78,7 +78,7 @@ function parameters(extra: Record<string, string>): Parameter[] {
     Subnets: cloud.account.subnets.join(","),
     SecurityGroups: cloud.account.securityGroups.join(","),
     VpcId: cloud.account.vpcId,
-    ListenerArn: cloud.account.listenerArn,
+    ListenerArns: cloud.account.listenerArn,
     ...extra,
   };
   return Object.entries(given).map(([ParameterKey, ParameterValue]) => ({ ParameterKey, ParameterValue }));

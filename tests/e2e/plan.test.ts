@@ -162,7 +162,7 @@ describe("tenantctl plan", () => {
     const none = await planWith({ ...workstation, LEASE_TABLE: "no-controller-here" }, "plan-3");
     expect(none.code).toBe(2);
     expect(none.err).toContain(
-      "no controller has published its settings in table no-controller-here (the table does not exist): set SUBNETS, SECURITY_GROUPS, LISTENER_ARN, VPC_ID",
+      "no controller has published its settings in table no-controller-here (the table does not exist): set SUBNETS, SECURITY_GROUPS, LISTENER_ARNS, VPC_ID",
     );
   });
 

@@ -282,6 +282,13 @@ export class FakePriorities implements Priorities {
     this.taken.set(tenantId, n);
     return n;
   }
+  async placement(tenantId: string) {
+    const priority = await this.get(tenantId);
+    return priority === undefined ? undefined : { priority };
+  }
+  async place(tenantId: string, fence: Fence) {
+    return { priority: await this.allocate(tenantId, fence) };
+  }
   async release(tenantId: string, fence: Fence) {
     fence.assertHeld();
     return this.taken.delete(tenantId);

@@ -42,6 +42,8 @@ export interface TestCloudOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** An S3 bucket for tenant data backups, created by the bootstrap (account.backupBucket). */
   readonly backupBucket?: string;
+  /** Load balancers the bootstrap makes, each with a listener (account.listenerArns, LISTENER_ARNS). @default 1 */
+  readonly albs?: number;
 }
 
 export async function startTestCloud(options: TestCloudOptions = {}): Promise<TestCloud> {
@@ -59,12 +61,13 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
     const account = await bootstrapAccount(clients, {
       ...names,
       ...(options.backupBucket !== undefined ? { backupBucket: options.backupBucket } : {}),
+      ...(options.albs !== undefined ? { albs: options.albs } : {}),
     });
     const env = {
       ...baseEnv,
       SUBNETS: account.subnets.join(","),
       SECURITY_GROUPS: account.securityGroups.join(","),
-      LISTENER_ARN: account.listenerArn,
+      LISTENER_ARNS: account.listenerArns.join(","),
       VPC_ID: account.vpcId,
     };
     cloud.scheduler.resetCalls();

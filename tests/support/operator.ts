@@ -29,9 +29,21 @@ export interface OperatorHarness {
   leaseLosses(): Promise<number>;
 }
 
-export async function startHarness(env: Record<string, string> = {}): Promise<OperatorHarness> {
-  const cloud = await startTestCloud({ speed: 200, env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env } });
-  const config = cloud.config;
+export interface HarnessOptions {
+  /** Load balancers the bootstrap makes (cloud.account.listenerArns). @default 1 */
+  readonly albs?: number;
+  /** How many of them the controllers use (LISTENER_ARNS, the first ones); a test adds the others by restarting one. @default all */
+  readonly listeners?: number;
+}
+
+export async function startHarness(env: Record<string, string> = {}, options: HarnessOptions = {}): Promise<OperatorHarness> {
+  const cloud = await startTestCloud({
+    speed: 200,
+    env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env },
+    ...(options.albs !== undefined ? { albs: options.albs } : {}),
+  });
+  if (options.listeners !== undefined) env = { LISTENER_ARNS: cloud.account.listenerArns.slice(0, options.listeners).join(","), ...env };
+  const config = loadConfig({ ...cloud.env, ...env });
   const clients = createAwsClients(config);
   const sink = await EventSink.create(clients.eventbridge, clients.sqs, config.eventBusName, config.eventSource);
   const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });

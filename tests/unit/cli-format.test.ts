@@ -121,6 +121,7 @@ describe("describeTenant", () => {
     expect(text).toMatch(/Tier move:\s+basic -> advanced, step backfill \(started 65s ago\)/);
     expect(text).toContain("orders: 12 copied, 3 changes; products: 4 copied, 0 changes, 4 verified");
     expect(text).toMatch(/Listener rule:\s+arn:rule\/7 \(priority 7\)/);
+    expect(text).toMatch(/^\s+Listener:\s+l$/m);
     expect(text).toContain("tenantctl restore t9 --from s3://b/offboarded/t9/x/");
   });
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { controllerEnv, exportLine, parseExportLine } from "../../src/cli/commands/local.js";
+import { PassThrough } from "node:stream";
+import { UsageError } from "../../src/cli/command.js";
+import { controllerEnv, exportLine, localCommand, parseExportLine } from "../../src/cli/commands/local.js";
 import { loadConfig } from "../../src/config.js";
 
 /**
@@ -9,6 +11,7 @@ import { loadConfig } from "../../src/config.js";
  * controller the same account, names included.
  */
 const LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas-local/e8c8d7b80b71f56f/904e2125603f02f8";
+const LISTENER_2 = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas-local-2/0a8c8d7b80b71f56/0b4e2125603f02f8";
 
 describe("the local export line", () => {
   it("carries every name a controller needs, so a controller configured from it alone meets the same account", () => {
@@ -16,7 +19,8 @@ describe("the local export line", () => {
       AWS_ENDPOINT_URL: "http://127.0.0.1:4566",
       SUBNETS: "subnet-0a,subnet-0b",
       SECURITY_GROUPS: "sg-0c",
-      LISTENER_ARN: LISTENER,
+      LISTENER_ARNS: `${LISTENER},${LISTENER_2}`,
+      TENANTS_PER_LISTENER: "7",
       VPC_ID: "vpc-0d",
       TENANTS_TABLE: "sbt-tenants",
       LEASE_TABLE: "ops.lease",
@@ -46,9 +50,13 @@ describe("the local export line", () => {
       subnets: c.subnets,
       securityGroups: c.securityGroups,
       listenerArn: c.listenerArn,
+      listenerArns: c.listenerArns,
+      tenantsPerListener: c.tenantsPerListener,
       vpcId: c.vpcId,
     });
     expect(names(fromLine)).toEqual(names(config));
+    expect(fromLine.listenerArns).toEqual([LISTENER, LISTENER_2]);
+    expect(env?.["LISTENER_ARNS"]).toBe(`${LISTENER},${LISTENER_2}`);
     expect(env?.["AWS_ACCESS_KEY_ID"]).toBe("test");
     expect(env?.["AWS_SECRET_ACCESS_KEY"]).toBe("test");
   });
@@ -67,5 +75,19 @@ describe("the local export line", () => {
     const text = `header\n${exportLine(many)}\nfooter=ignored\n`;
     expect(text.split("\n").length).toBeGreaterThan(4);
     expect(parseExportLine(text)).toEqual(many);
+  });
+});
+
+describe("tenantctl local --albs", () => {
+  const io = { stdout: new PassThrough(), stderr: new PassThrough(), stdin: new PassThrough(), env: {} };
+  it.each([
+    ["0", "--albs: must be at least 1 (the pool's catch-all needs a listener)"],
+    ["21", "--albs: must be at most 20 (each is a load balancer in the local AWS)"],
+    ["1.5", "--albs: must be a whole number of load balancers, 1-20"],
+    ["two", "--albs: must be a whole number of load balancers, 1-20"],
+  ])("refuses --albs %s before starting anything", async (value, message) => {
+    const run = localCommand.run(["--albs", value], io);
+    await expect(run).rejects.toThrow(UsageError);
+    await expect(run).rejects.toThrow(message);
   });
 });

@@ -71,7 +71,7 @@ describe("planConfig: the published settings fill in what the workstation lacks"
     }
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).problems).toEqual([
-      "no controller has published its settings in table sbt-operator (the table does not exist): set SECURITY_GROUPS, LISTENER_ARN, VPC_ID (the export line `npm start` prints has them), or start a controller",
+      "no controller has published its settings in table sbt-operator (the table does not exist): set SECURITY_GROUPS, LISTENER_ARNS, VPC_ID (the export line `npm start` prints has them), or start a controller",
     ]);
   });
 

@@ -63,3 +63,66 @@ describe("the settings the deploy template sets", () => {
     ]);
   });
 });
+
+describe("the listener pool: LISTENER_ARNS, LISTENER_ARN and TENANTS_PER_LISTENER", () => {
+  const L1 = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/saas/abc/def";
+  const L2 = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/saas-2/0a1/0b2";
+  const L3 = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/saas-3/0c3/0d4";
+  const { LISTENER_ARN: _single, ...withoutListener } = REQUIRED;
+  const load = (env: Record<string, string>) => loadConfig({ ...withoutListener, ...env });
+  const problemsOf = (env: Record<string, string>): readonly string[] => {
+    try {
+      load(env);
+      return [];
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+  };
+
+  it("LISTENER_ARN alone is a pool of one; 90 tenants per listener by default", () => {
+    const c = load({ LISTENER_ARN: L1 });
+    expect([c.listenerArn, c.listenerArns, c.tenantsPerListener]).toEqual([L1, [L1], 90]);
+  });
+
+  it("LISTENER_ARNS is read in order, spaces and empty entries ignored; the first is listenerArn", () => {
+    const c = load({ LISTENER_ARNS: ` ${L2}, ${L1},,${L3} `, TENANTS_PER_LISTENER: "40" });
+    expect(c.listenerArns).toEqual([L2, L1, L3]);
+    expect(c.listenerArn).toBe(L2);
+    expect(c.tenantsPerListener).toBe(40);
+  });
+
+  it("both may be set while upgrading when LISTENER_ARN is the first of LISTENER_ARNS; otherwise the conflict is named", () => {
+    expect(load({ LISTENER_ARN: L1, LISTENER_ARNS: `${L1},${L2}` }).listenerArns).toEqual([L1, L2]);
+    expect(problemsOf({ LISTENER_ARN: L2, LISTENER_ARNS: `${L1},${L2}` })).toEqual([
+      `LISTENER_ARN is ${L2} but LISTENER_ARNS starts with ${L1}: the first listener holds the pool's catch-all and the placements made before LISTENER_ARNS, so unset LISTENER_ARN or list it first in LISTENER_ARNS`,
+    ]);
+  });
+
+  it("neither set: names both variables", () => {
+    expect(problemsOf({})).toEqual([
+      "LISTENER_ARNS is required: the ALB listener ARNs tenant rules hang off, comma-separated (or LISTENER_ARN for a single listener)",
+    ]);
+    expect(problemsOf({ LISTENER_ARNS: " , " })).toEqual(["LISTENER_ARNS must list at least one listener ARN"]);
+  });
+
+  it("a malformed entry, a duplicate, or two listeners of one load balancer are refused by name", () => {
+    expect(problemsOf({ LISTENER_ARNS: `${L1},arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/x/1` })).toEqual([
+      "LISTENER_ARNS must be ALB listener ARNs (arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>), comma-separated",
+    ]);
+    expect(problemsOf({ LISTENER_ARNS: `${L1},${L2},${L1}` })).toEqual([`LISTENER_ARNS lists ${L1} twice: name each listener once`]);
+    const sameAlb = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/saas/abc/0f0";
+    expect(problemsOf({ LISTENER_ARNS: `${L1},${sameAlb}` })[0]).toMatch(
+      /^LISTENER_ARNS lists two listeners of load balancer app\/saas\/abc: an ALB holds at most 100 target groups/,
+    );
+    expect(problemsOf({ LISTENER_ARN: "listener-1" })[0]).toMatch(/^LISTENER_ARN must be an ALB listener ARN/);
+  });
+
+  it("TENANTS_PER_LISTENER is 1..100, and the message says why 100", () => {
+    expect(problemsOf({ LISTENER_ARN: L1, TENANTS_PER_LISTENER: "101" })[0]).toMatch(
+      /^TENANTS_PER_LISTENER must be at most 100: an ALB holds at most 100 target groups.*add listeners to LISTENER_ARNS instead$/,
+    );
+    expect(problemsOf({ LISTENER_ARN: L1, TENANTS_PER_LISTENER: "0" })).toEqual(["TENANTS_PER_LISTENER must be at least 1"]);
+    expect(problemsOf({ LISTENER_ARN: L1, TENANTS_PER_LISTENER: "2.5" })).toEqual(["TENANTS_PER_LISTENER must be a whole number"]);
+  });
+});

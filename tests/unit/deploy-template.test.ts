@@ -30,8 +30,13 @@ const GIVEN = {
   Subnets: "subnet-0a,subnet-0b",
   SecurityGroups: "sg-0a",
   VpcId: "vpc-0a",
-  ListenerArn: `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:listener/app/shared/0123abcd/4567ef89`,
+  ListenerArns: [
+    `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:listener/app/shared/0123abcd/4567ef89`,
+    `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:listener/app/shared-2/0a0b0c0d/0e0f0a0b`,
+  ].join(","),
 };
+const [FIRST_LISTENER, SECOND_LISTENER] = GIVEN.ListenerArns.split(",") as [string, string];
+const ruleArns = (listener: string) => `${listener.replace(":listener/", ":listener-rule/")}/*`;
 
 /** The template resolved as CloudFormation would with these parameters; physical ids are made up. */
 function contextFor(given: Readonly<Record<string, string>>): ResolveContext {
@@ -145,8 +150,8 @@ const ACTION_OF: Readonly<Record<string, readonly string[]>> = {
   "dynamodb:BatchWrite": ["dynamodb:BatchWriteItem"],
   "dynamodb:BatchGet": ["dynamodb:BatchGetItem"],
   // There is no TransactWriteItems action: each item is authorized as its own
-  // operation, and the controller's transactions hold Put and Delete items
-  // (checked in the source below).
+  // operation, and the controller's transactions hold Put and Delete items,
+  // and Update items where the source has them (checked below).
   "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
   "s3:HeadObject": ["s3:GetObject"],
   "s3:ListObjectsV2": ["s3:ListBucket"],
@@ -197,9 +202,13 @@ function controllerCalls(): ControllerCalls {
       const prefix = IAM_PREFIX[pkg];
       if (prefix === undefined) throw new Error(`${file}: no IAM prefix known for ${pkg}`);
       const key = `${prefix}:${command}`;
-      if (command === "TransactWriteItems")
-        expect(source, `${file}: a transaction item other than Put or Delete`).not.toMatch(/\b(Update|ConditionCheck):/);
-      for (const action of ACTION_OF[key] ?? [key]) actions.set(action, [...(actions.get(action) ?? []), file.slice(ROOT.length + 1)]);
+      const implied: string[] = [];
+      if (command === "TransactWriteItems") {
+        expect(source, `${file}: a transaction item other than Put, Delete or Update`).not.toMatch(/\bConditionCheck:/);
+        if (/\bUpdate:/.test(source)) implied.push("dynamodb:UpdateItem");
+      }
+      for (const action of [...(ACTION_OF[key] ?? [key]), ...implied])
+        actions.set(action, [...(actions.get(action) ?? []), file.slice(ROOT.length + 1)]);
     }
   }
   for (const [action, { file, fn }] of Object.entries(NOT_THE_CONTROLLERS)) {
@@ -308,6 +317,17 @@ describe("the task role allows what the controller calls, and nothing else", () 
     expect(cfnActions.filter((a) => a.startsWith("iam:Pass"))).toEqual([]);
   });
 
+  it("tenant rules on every listener of ListenerArns, the pool's catch-all on the first only", () => {
+    const sid = (id: string) => list(statements.find((x) => x.Sid === id)?.Resource ?? []);
+    expect(sid("CreateTenantRules")).toEqual([FIRST_LISTENER, SECOND_LISTENER]);
+    expect(sid("TagRulesOnCreateOnly")).toEqual([ruleArns(FIRST_LISTENER), ruleArns(SECOND_LISTENER)]);
+    expect(sid("ChangeTenantRules")).toEqual([ruleArns(FIRST_LISTENER), ruleArns(SECOND_LISTENER)]);
+    const cfn = statementsOf("CfnServiceRole", ctx);
+    const cfnSid = (id: string) => list(cfn.find((x) => x.Sid === id)?.Resource ?? []);
+    expect(cfnSid("PoolCatchAllRule")).toEqual([FIRST_LISTENER]);
+    expect(cfnSid("PoolCatchAllRuleChanges")).toEqual([ruleArns(FIRST_LISTENER)]);
+  });
+
   it("the tenant record's spec stays SBT's: UpdateItem on the tenants table touches tenantId and status only", () => {
     const s = statements.find((x) => x.Sid === "WriteTenantStatusOnly");
     expect(list(s?.Resource ?? [])).toEqual([`arn:aws:dynamodb:eu-west-1:${ACCOUNT}:table/TenantDetails`]);
@@ -343,8 +363,10 @@ describe("the controller's task and service", () => {
     const required = Object.entries(configSchema.shape)
       .filter(([, schema]) => !schema.safeParse(undefined).success)
       .map(([name]) => name);
-    expect(required.sort()).toEqual(["LISTENER_ARN", "SECURITY_GROUPS", "SUBNETS", "VPC_ID"]);
+    expect(required.sort()).toEqual(["SECURITY_GROUPS", "SUBNETS", "VPC_ID"]);
     for (const name of required) expect(env[name], name).toBeTruthy();
+    // One of LISTENER_ARNS and LISTENER_ARN is required (checked after the schema): the template sets the list.
+    expect(env["LISTENER_ARNS"]).toBe(GIVEN.ListenerArns);
     const config = loadConfig(env);
     expect(config).toMatchObject({
       region: "eu-west-1",
@@ -354,7 +376,9 @@ describe("the controller's task and service", () => {
       subnets: ["subnet-0a", "subnet-0b"],
       securityGroups: ["sg-0a"],
       assignPublicIp: "DISABLED",
-      listenerArn: GIVEN.ListenerArn,
+      listenerArn: FIRST_LISTENER,
+      listenerArns: [FIRST_LISTENER, SECOND_LISTENER],
+      tenantsPerListener: 90,
       cfnRoleArn: `arn:aws:iam::${ACCOUNT}:role/ecs-tenant-operator/cfnservicerole-physical`,
       backupBucket: "backupbucket-physical",
       poolCluster: "saas-pool",

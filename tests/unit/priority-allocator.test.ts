@@ -1,18 +1,21 @@
 import {
+  ConditionalCheckFailedException,
   DynamoDBClient,
   GetItemCommand,
+  PutItemCommand,
   ScanCommand,
   TransactWriteItemsCommand,
   TransactionCanceledException,
   type AttributeValue,
   type GetItemCommandInput,
+  type PutItemCommandInput,
   type ScanCommandInput,
   type TransactWriteItem,
   type TransactWriteItemsCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { PrioritiesExhaustedError, PriorityAllocator } from "../../src/providers/priority-allocator.js";
+import { ListenersFullError, PrioritiesExhaustedError, PriorityAllocator } from "../../src/providers/priority-allocator.js";
 import { TransientError } from "../../src/errors.js";
 
 type Item = Record<string, AttributeValue>;
@@ -64,23 +67,48 @@ class FakeTable {
       for (const op of ops) {
         if (op.Put) this.items.set(op.Put.Item!["pk"]!.S!, structuredClone(op.Put.Item!));
         else if (op.Delete) this.items.delete(op.Delete.Key!["pk"]!.S!);
+        else if (op.Update) this.#update(op.Update);
         else throw new Error("unexpected transaction item");
       }
       return {};
     });
+    mock.on(PutItemCommand).callsFake(async (input: PutItemCommandInput) => {
+      await jitter();
+      const pk = input.Item?.["pk"]?.S ?? "";
+      expect(input.ConditionExpression).toBe("attribute_not_exists(pk)");
+      if (this.items.has(pk)) throw new ConditionalCheckFailedException({ message: "exists", $metadata: {} });
+      this.items.set(pk, structuredClone(input.Item!));
+      return {};
+    });
+  }
+
+  /** The one update the allocator makes: a listener's count plus or minus one. */
+  #update(u: NonNullable<TransactWriteItem["Update"]>): void {
+    expect(u.UpdateExpression).toBe("SET #tenants = #tenants + :delta");
+    const pk = u.Key!["pk"]!.S!;
+    const item = this.items.get(pk)!;
+    const delta = Number(u.ExpressionAttributeValues![":delta"]!.N);
+    this.items.set(pk, { ...item, tenants: { N: String(Number(item["tenants"]!.N) + delta) } });
   }
 
   /** Evaluates exactly the conditions the allocator writes; anything else fails the test. */
   #holds(op: TransactWriteItem): boolean {
-    const spec = op.Put ?? op.Delete;
+    const spec = op.Put ?? op.Delete ?? op.Update;
     if (spec === undefined) throw new Error("unexpected transaction item");
-    const pk = (op.Put ? op.Put.Item! : op.Delete!.Key!)["pk"]!.S!;
+    const pk = (op.Put ? op.Put.Item! : (op.Delete ?? op.Update)!.Key!)["pk"]!.S!;
     const existing = this.items.get(pk);
     const names = spec.ExpressionAttributeNames ?? {};
     const values = spec.ExpressionAttributeValues ?? {};
     const cond = spec.ConditionExpression;
     if (cond === undefined) return true;
     if (cond === "attribute_not_exists(pk)") return existing === undefined;
+    const bound = /^attribute_exists\(pk\) AND #tenants ([<>]) :bound$/.exec(cond);
+    if (bound !== null) {
+      if (existing === undefined) return false;
+      const have = Number(existing["tenants"]!.N);
+      const limit = Number(values[":bound"]!.N);
+      return bound[1] === "<" ? have < limit : have > limit;
+    }
     const eq = /^(#\w+) = (:\w+)$/.exec(cond ?? "");
     if (eq !== null) {
       const attr = names[eq[1]!]!;
@@ -283,5 +311,122 @@ describe("PriorityAllocator", () => {
     expect(err).toBeInstanceOf(TransientError);
     expect(err.cause).toMatchObject({ name: "ProvisionedThroughputExceededException" });
     expect(err.message).toContain("tenant t");
+  });
+});
+
+const L1 = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/1";
+const L2 = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/b/2/2";
+
+/** Every placement in the table, both directions checked, and each listener's count against its numbers. */
+function placements(): Map<string, { listenerArn: string; priority: number }> {
+  const owners = new Map<string, { listenerArn: string; priority: number }>();
+  const numbers = new Map<string, string>();
+  const counts = new Map<string, number>();
+  for (const [pk, item] of table.items) {
+    if (pk.startsWith("priority-of#"))
+      owners.set(pk.slice("priority-of#".length), { listenerArn: item["listenerArn"]?.S ?? L1, priority: Number(item["priority"]!.N) });
+    else if (pk.startsWith("listener-tenants#")) counts.set(pk.slice("listener-tenants#".length), Number(item["tenants"]!.N));
+    else if (pk.startsWith("priority#")) {
+      const rest = pk.slice("priority#".length);
+      const hash = rest.lastIndexOf("#");
+      numbers.set(hash < 0 ? `${L1} ${rest}` : `${rest.slice(0, hash)} ${rest.slice(hash + 1)}`, item["tenantId"]!.S!);
+    }
+  }
+  expect(numbers.size).toBe(owners.size);
+  for (const [tenant, p] of owners) expect(numbers.get(`${p.listenerArn} ${p.priority}`), tenant).toBe(tenant);
+  for (const [listener, n] of counts) expect([...owners.values()].filter((p) => p.listenerArn === listener).length, listener).toBe(n);
+  return owners;
+}
+
+describe("PriorityAllocator with a listener pool", () => {
+  const pool = (perListener: number, extra: ConstructorParameters<typeof PriorityAllocator>[2] = {}) =>
+    allocator({ listeners: [L1, L2], perListener, ...extra });
+
+  it("places on the listener with the fewest tenants, numbers per listener; a placement is kept; the first listener keeps the old item names", async () => {
+    const a = pool(3);
+    expect(await a.place("t1")).toEqual({ listenerArn: L1, priority: 1 });
+    expect(await a.place("t2")).toEqual({ listenerArn: L2, priority: 1 });
+    expect(await a.place("t3")).toEqual({ listenerArn: L1, priority: 2 });
+    expect(await a.place("t1")).toEqual({ listenerArn: L1, priority: 1 });
+    expect(await a.placement("t2")).toEqual({ listenerArn: L2, priority: 1 });
+    expect([...table.items.keys()].filter((k) => k.startsWith("priority#")).sort()).toEqual(
+      ["priority#1", "priority#2", `priority#${L2}#1`].sort(),
+    );
+    placements();
+  });
+
+  it("every listener full: ListenersFullError saying to add a listener, nothing written; a release frees the place", async () => {
+    const a = pool(2);
+    for (const t of ["a", "b", "c", "d"]) await a.place(t);
+    const transactions = table.transactions;
+    const err = await a.place("e").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ListenersFullError);
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as Error).message).toBe(
+      "all 2 listeners hold 2 tenants (TENANTS_PER_LISTENER); add a listener to LISTENER_ARNS (an ALB holds at most 100 target groups)",
+    );
+    expect(table.transactions).toBe(transactions);
+    expect(await a.proposal("e")).toEqual({ full: (err as Error).message });
+    expect(await a.placement("e")).toBeUndefined();
+
+    const bOn = (await a.placement("b"))!;
+    expect(await a.release("b")).toBe(true);
+    expect(await a.proposal("e")).toEqual(bOn);
+    expect(await a.place("e")).toEqual(bOn);
+    expect(placements().size).toBe(4);
+  });
+
+  it("racing controllers never over-fill a listener: 30 tenants, 8 workers, room for 20", async () => {
+    table.conflictRate = 0.05;
+    const workers = Array.from({ length: 8 }, () => pool(10));
+    const tenants = Array.from({ length: 30 }, (_, i) => `t-${i}`);
+    let next = 0;
+    const full: string[] = [];
+    await Promise.all(
+      workers.map(async (w) => {
+        while (next < tenants.length) {
+          const t = tenants[next++]!;
+          await w.place(t).catch((e: unknown) => {
+            if (!(e instanceof ListenersFullError)) throw e;
+            full.push(t);
+          });
+        }
+      }),
+    );
+    const placed = placements();
+    expect(placed.size).toBe(20);
+    expect(full.length).toBe(10);
+    for (const l of [L1, L2]) {
+      const on = [...placed.values()].filter((p) => p.listenerArn === l);
+      expect(on.length, l).toBe(10);
+      expect(new Set(on.map((p) => p.priority)).size).toBe(10);
+    }
+    expect(Number(table.items.get(`listener-tenants#${L1}`)!["tenants"]!.N)).toBe(10);
+    expect(Number(table.items.get(`listener-tenants#${L2}`)!["tenants"]!.N)).toBe(10);
+  });
+
+  it("after an upgrade from one listener: old placements stay on the first, are counted, and are released with the count", async () => {
+    // What a single-listener controller left: numbers and owners without a listener, and no counts.
+    for (const [t, n] of [
+      ["old-1", 1],
+      ["old-2", 2],
+    ] as const) {
+      table.items.set(`priority#${n}`, { pk: { S: `priority#${n}` }, tenantId: { S: t } });
+      table.items.set(`priority-of#${t}`, { pk: { S: `priority-of#${t}` }, priority: { N: String(n) }, tenantId: { S: t } });
+    }
+    const a = pool(3);
+    expect(await a.placement("old-1")).toEqual({ listenerArn: L1, priority: 1 });
+    // L1 holds 2 already, so the new tenants go to L2 until it holds as many.
+    expect(await a.place("new-1")).toEqual({ listenerArn: L2, priority: 1 });
+    expect(await a.place("new-2")).toEqual({ listenerArn: L2, priority: 2 });
+    expect(await a.place("new-3")).toEqual({ listenerArn: L1, priority: 3 });
+    expect(Number(table.items.get(`listener-tenants#${L1}`)!["tenants"]!.N)).toBe(3);
+    placements();
+
+    // A release before any count exists seeds the count (the leaver included), then takes one off.
+    table.items.delete(`listener-tenants#${L1}`);
+    expect(await pool(3).release("old-2")).toBe(true);
+    expect(Number(table.items.get(`listener-tenants#${L1}`)!["tenants"]!.N)).toBe(2);
+    expect(placements().size).toBe(4);
   });
 });

@@ -145,7 +145,11 @@ export function describeTenant(item: Readonly<Item>, now: Date, width?: number, 
     lines.push(`    orders: ${copied("orders")}; products: ${copied("products")}`);
   }
   const route = obj(status["route"]);
-  if (route !== undefined) sfield("Listener rule", `${str(route["ruleArn"]) ?? "-"} (priority ${text(route["priority"] ?? "-")})`);
+  if (route !== undefined) {
+    sfield("Listener rule", `${str(route["ruleArn"]) ?? "-"} (priority ${text(route["priority"] ?? "-")})`);
+    // Which listener of the pool the tenant is placed on (docs/adr/0015-listener-pool.md).
+    sfield("Listener", str(route["listenerArn"]) ?? "-");
+  }
   const backup = obj(status["backup"]);
   if (backup !== undefined) {
     const counts = obj(backup["counts"]);

@@ -36,12 +36,18 @@ const flagsSchema = z.object({
   view: z.boolean().default(true),
   speed: z.coerce.number().min(0, "must be 0 or more").max(10_000, "must be at most 10000").default(10),
   throttling: z.boolean().default(false),
+  albs: z.coerce
+    .number({ error: "must be a whole number of load balancers, 1-20" })
+    .int("must be a whole number of load balancers, 1-20")
+    .min(1, "must be at least 1 (the pool's catch-all needs a listener)")
+    .max(20, "must be at most 20 (each is a load balancer in the local AWS)")
+    .default(1),
 });
 
 export const localCommand: Command = {
   name: "local",
   summary: "Run everything locally: a local AWS (moto + ECS scheduler), bootstrap, demo tenants, the controller (npm start)",
-  usage: `Usage: tenantctl local [--port 4566] [--no-demo] [--no-controller] [--no-view] [--speed 10] [--throttling]
+  usage: `Usage: tenantctl local [--port 4566] [--no-demo] [--no-controller] [--no-view] [--speed 10] [--throttling] [--albs 1]
 
 Starts moto server on a free loopback port behind the local ECS scheduler, which
 serves the AWS endpoint on http://127.0.0.1:<port> (region us-east-1, any
@@ -60,8 +66,10 @@ Options:
   --no-view         do not print the table of tenants when their phases change
   --speed X         simulated ECS time per real second (default 10)
   --throttling      enforce ECS's API throttling buckets
+  --albs N          load balancers to make, each with a listener: the listener pool
+                    silo tenants are spread over (LISTENER_ARNS; default 1, at most 20)
 Environment: TENANTS_TABLE, LEASE_TABLE, EVENT_BUS_NAME, EVENT_SOURCE, NAME_PREFIX, POOL_CLUSTER,
-ADVANCED_CLUSTER, BACKUP_BUCKET, HTTP_PORT, LOG_LEVEL, ROLLOUT_* as for the controller
+ADVANCED_CLUSTER, BACKUP_BUCKET, HTTP_PORT, LOG_LEVEL, TENANTS_PER_LISTENER, ROLLOUT_* as for the controller
 (ROLLOUT_BAKE_SECONDS defaults to 10 here, 300 in production).`,
   async run(args, io) {
     const { flags } = parseFlags(
@@ -73,6 +81,7 @@ ADVANCED_CLUSTER, BACKUP_BUCKET, HTTP_PORT, LOG_LEVEL, ROLLOUT_* as for the cont
         view: { type: "boolean" },
         speed: { type: "string" },
         throttling: { type: "boolean" },
+        albs: { type: "string" },
       },
       flagsSchema,
     );
@@ -91,14 +100,16 @@ ADVANCED_CLUSTER, BACKUP_BUCKET, HTTP_PORT, LOG_LEVEL, ROLLOUT_* as for the cont
       const env = { ...io.env, ...awsEnv };
       const names = loadAccountNames(env);
       const clients = createAwsClients({ region: names.region, endpoint: cloud.endpoint });
-      const account = await bootstrapAccount(clients, names);
+      const account = await bootstrapAccount(clients, { ...names, albs: flags.albs });
       const config = loadConfig({
         // A demo rollout's waves should not each take five minutes; set it to see the production pace.
         ROLLOUT_BAKE_SECONDS: "10",
         ...env,
         SUBNETS: account.subnets.join(","),
         SECURITY_GROUPS: account.securityGroups.join(","),
-        LISTENER_ARN: account.listenerArn,
+        LISTENER_ARNS: account.listenerArns.join(","),
+        // One the shell may hold from another run would contradict the pool just made.
+        LISTENER_ARN: undefined,
         VPC_ID: account.vpcId,
       });
       if (flags.demo) {
@@ -146,7 +157,8 @@ export function controllerEnv(endpoint: string, config: Config): Record<string, 
     ...localAwsEnv(endpoint, config.region),
     SUBNETS: config.subnets.join(","),
     SECURITY_GROUPS: config.securityGroups.join(","),
-    LISTENER_ARN: config.listenerArn,
+    LISTENER_ARNS: config.listenerArns.join(","),
+    TENANTS_PER_LISTENER: String(config.tenantsPerListener),
     VPC_ID: config.vpcId,
     TENANTS_TABLE: config.tenantsTable,
     LEASE_TABLE: config.leaseTable,

@@ -136,9 +136,11 @@ export type Published =
   | { readonly kind: "failed"; readonly message: string };
 
 /** The variables plan needs that only the controller's deployment knows; without them (here or published) there is no plan. */
-const REQUIRED = ["SUBNETS", "SECURITY_GROUPS", "LISTENER_ARN", "VPC_ID"] as const;
+const REQUIRED = ["SUBNETS", "SECURITY_GROUPS", "LISTENER_ARNS", "VPC_ID"] as const;
 
-const isSet = (env: Io["env"], name: string) => (env[name] ?? "") !== "";
+/** LISTENER_ARN, the single-listener spelling, stands for LISTENER_ARNS. */
+const isSet = (env: Io["env"], name: string): boolean =>
+  (env[name] ?? "") !== "" || (name === "LISTENER_ARNS" && isSet(env, "LISTENER_ARN"));
 
 async function publishedSettings(client: ClientConfig, env: Io["env"]): Promise<Published> {
   const clients = createCliClients(client, env);
@@ -158,7 +160,9 @@ export function settingsEnv(s: ControllerSettings): Record<string, string> {
   const env: Record<string, string | undefined> = {
     SUBNETS: s.subnets.join(","),
     SECURITY_GROUPS: s.securityGroups.join(","),
-    LISTENER_ARN: s.listenerArn,
+    // An older controller published only the one listener.
+    LISTENER_ARNS: (s.listenerArns ?? [s.listenerArn]).join(","),
+    TENANTS_PER_LISTENER: s.tenantsPerListener?.toString(),
     VPC_ID: s.vpcId,
     NAME_PREFIX: s.namePrefix,
     TENANTS_TABLE: s.tenantsTable,
@@ -184,6 +188,8 @@ export function settingsEnv(s: ControllerSettings): Record<string, string> {
 export function planConfig(env: Io["env"], client: Pick<ClientConfig, "region" | "leaseTable">, published: Published): Config {
   const own = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ""));
   const fromSettings = published.kind === "found" ? settingsEnv(published.settings) : {};
+  // The person's listeners win whichever way they are spelled.
+  if (isSet(env, "LISTENER_ARNS")) delete fromSettings["LISTENER_ARNS"];
   try {
     return loadConfig({ ...fromSettings, ...own, AWS_REGION: client.region });
   } catch (err) {

@@ -379,6 +379,15 @@ export class MemoryPriorities implements Priorities {
     return n;
   }
 
+  async placement(tenantId: string): Promise<{ priority: number } | undefined> {
+    const priority = this.#taken.get(tenantId);
+    return priority === undefined ? undefined : { priority };
+  }
+
+  async place(tenantId: string, fence: Fence): Promise<{ priority: number }> {
+    return { priority: await this.allocate(tenantId, fence) };
+  }
+
   async release(tenantId: string, fence: Fence): Promise<boolean> {
     fence.assertHeld();
     return this.#taken.delete(tenantId);

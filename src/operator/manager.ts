@@ -225,7 +225,10 @@ export class Manager {
     const seen = new Set<string>();
     try {
       // Before any key is queued: their reconciles then observe from what it read (docs/adr/0018).
-      const survey = await this.#o.ecs.survey(this.#o.sharedClusters).then((owners) => ({ owners }), (err: unknown) => ({ err }));
+      const survey = await this.#o.ecs.survey(this.#o.sharedClusters).then(
+        (owners) => ({ owners }),
+        (err: unknown) => ({ err }),
+      );
       queue.add(POOL_KEY, "resync");
       for await (const page of this.#o.store.scan()) {
         for (const item of page) {

@@ -72,7 +72,7 @@ export class ObservationSnapshot {
     for (const s of reads.services) {
       if (!this.#listed.has(s.cluster)) continue;
       let byName = this.#services.get(s.cluster);
-      if (byName === undefined) this.#services.set(s.cluster, (byName = new Map()));
+      if (byName === undefined) this.#services.set(s.cluster, (byName = new Map<string, ObservedService>()));
       byName.set(s.name, s);
     }
   }

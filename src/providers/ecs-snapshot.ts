@@ -8,9 +8,9 @@ import { TENANT_ID_KEY, type Footprint, type ObservedCluster, type ObservedServi
  * - each key (Footprint.owner) gets it once: a requeue while converging reads live;
  * - a write by this process to a service or cluster, or a hint that the key
  *   changed (an ECS event), withdraws what it covered;
- * - it never answers for a cluster whose services were not listed, or for a
- *   name the caller says it cannot judge from a listing (a service this
- *   process created recently may not be listed yet).
+ * - it never answers for a cluster whose services were not listed, or when
+ *   a name is absent (or INACTIVE) that the caller says a listing cannot
+ *   settle (a service this process created recently may not be listed yet).
  * Holds only mapped observations, never SDK objects, and one survey at a time.
  */
 export interface SurveyReads {
@@ -87,7 +87,8 @@ export class ObservationSnapshot {
   /**
    * The snapshot's answer for a footprint, once per owner; undefined when it
    * has none to give (expired, spent, written since, not listed, or a name
-   * `unsure` says a listing cannot settle), and the caller reads ECS.
+   * absent or INACTIVE that `unsure` says a listing cannot settle), and the
+   * caller reads ECS.
    */
   take(footprint: Footprint, unsure: (cluster: string, name: string) => boolean): SnapshotView | undefined {
     const owner = footprint.owner;
@@ -111,8 +112,10 @@ export class ObservationSnapshot {
       if (!this.#listed.has(loc.cluster)) return undefined;
       const byName = this.#services.get(loc.cluster);
       for (const name of new Set(loc.serviceNames)) {
-        if (this.#written.has(serviceKey(loc.cluster, name)) || unsure(loc.cluster, name)) return undefined;
+        if (this.#written.has(serviceKey(loc.cluster, name))) return undefined;
         const s = byName?.get(name);
+        // Only absence (or a dead incarnation) can be a listing lagging behind a create; a live service listed is settled.
+        if ((s === undefined || s.status === "INACTIVE") && unsure(loc.cluster, name)) return undefined;
         if (s !== undefined) services.push(s);
       }
     }

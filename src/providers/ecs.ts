@@ -139,7 +139,7 @@ export class EcsProvider implements EcsPort {
   // ---------------------------------------------------------------- observe
 
   async observe(footprint: Footprint): Promise<ObservedState> {
-    // Names this process created lately are ECS's to settle: a listing may not show them yet.
+    // Names this process created lately are ECS's to settle when not listed live: a listing may lag behind.
     const view = this.#snapshot.take(footprint, (cluster, name) => this.#recent.get(cluster, name) !== undefined);
     return view !== undefined ? this.#observeFrom(view, footprint) : this.#observeLive(footprint);
   }

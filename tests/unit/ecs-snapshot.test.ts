@@ -288,6 +288,13 @@ describe("EcsProvider.survey", () => {
     expect(reads()).toBeGreaterThan(before);
     // Live, the provider reports it as being created rather than missing: no second create is planned.
     expect(observed.services.find((s) => s.name === created)).toMatchObject({ status: "ACTIVE", runningCount: 0 });
+
+    // Once a survey lists it, the listing has caught up: answered from the snapshot.
+    addService(ADVANCED, created, "a1");
+    await provider.survey([ADVANCED, POOL]);
+    const listed = reads();
+    expect((await provider.observe(footprint("a1"))).services.find((s) => s.name === created)?.runningCount).toBe(1);
+    expect(reads()).toBe(listed);
   });
 
   it("skips INACTIVE clusters and services that vanished between listing and describing; keeps an INACTIVE service's word", async () => {
@@ -429,13 +436,15 @@ describe("ObservationSnapshot", () => {
     expect(snapshot.take(fp("t1", "s1"), never)).toBeDefined();
   });
 
-  it("asks the caller about each name, and gives nothing when one is unsure", () => {
+  it("asks the caller about each name absent from the listing, and gives nothing when one is unsure", () => {
     const snapshot = new ObservationSnapshot(1000, () => 0);
     snapshot.begin();
     snapshot.prime(reads(0));
-    expect(snapshot.take(fp("t1", "s1"), (_c, name) => name === "s1")).toBeUndefined();
+    expect(snapshot.take(fp("t1", "s9"), (_c, name) => name === "s9")).toBeUndefined();
     // Not spent by that refusal: still answered once the name is settled.
-    expect(snapshot.take(fp("t1", "s1"), never)).toBeDefined();
+    expect(snapshot.take(fp("t1", "s9"), never)).toBeDefined();
+    // A live service listed needs no settling.
+    expect(snapshot.take(fp("t2", "s2"), () => true)?.services.map((s) => s.name)).toEqual(["s2"]);
   });
 });
 

@@ -37,6 +37,8 @@ export class ObservationSnapshot {
   /** Since a survey began (writes and hints are kept from then on), and since it primed (answers are given). */
   #collecting = false;
   #primed = false;
+  /** Which survey may prime: the one that began last, if nothing cleared since. */
+  #generation = 0;
   #at = Number.NEGATIVE_INFINITY;
   #clusters = new Map<string, ObservedCluster>();
   #listed = new Set<string>();
@@ -57,14 +59,19 @@ export class ObservationSnapshot {
    * writes and hints are kept, so one that lands while the survey reads
    * still withdraws what the survey saw before it.
    */
-  begin(): void {
+  begin(): number {
     this.clear();
     this.#collecting = true;
+    return this.#generation;
   }
 
-  /** The survey's reads; without a begin() first, nothing written meanwhile would be known, so nothing is kept. */
-  prime(reads: SurveyReads): void {
-    if (!this.#collecting) return;
+  /**
+   * The survey's reads, under the token its begin() gave. Without that
+   * begin, or after another survey's, the writes made while it read are not
+   * all known: nothing is kept.
+   */
+  prime(token: number, reads: SurveyReads): void {
+    if (!this.#collecting || token !== this.#generation) return;
     this.#primed = true;
     this.#at = reads.at;
     for (const c of reads.clusters) this.#clusters.set(c.name, c);
@@ -143,7 +150,13 @@ export class ObservationSnapshot {
     if (this.#collecting) this.#written.add(name);
   }
 
+  /** The survey under `token` failed: unless another began since, nothing is kept. */
+  abandon(token: number): void {
+    if (token === this.#generation) this.clear();
+  }
+
   clear(): void {
+    this.#generation += 1;
     this.#collecting = false;
     this.#primed = false;
     this.#at = Number.NEGATIVE_INFINITY;

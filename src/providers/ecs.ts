@@ -571,13 +571,14 @@ export class EcsProvider implements EcsPort {
    * observes that follow use, and answers the tenants owning managed resources.
    */
   async survey(sharedClusters: readonly string[]): Promise<ReadonlySet<string>> {
-    this.#snapshot.begin();
+    const token = this.#snapshot.begin();
     try {
       const { owners, reads } = await surveyEcs(this.#ecs, sharedClusters, this.#now);
-      this.#snapshot.prime(reads);
+      this.#snapshot.prime(token, reads);
       return owners;
     } catch (err) {
-      this.#snapshot.clear();
+      // Only its own: a survey begun since goes on collecting.
+      this.#snapshot.abandon(token);
       throw err;
     }
   }

@@ -415,10 +415,14 @@ describe("ObservationSnapshot", () => {
   it("is primed only by a survey that began (so no write could have slipped by unseen), and holds only mapped services", () => {
     let now = 0;
     const snapshot = new ObservationSnapshot(1000, () => now);
-    snapshot.prime(reads(now));
+    snapshot.prime(0, reads(now));
     expect(snapshot.take(fp("t1", "s1"), never)).toBeUndefined();
-    snapshot.begin();
-    snapshot.prime(reads(now));
+    // Two surveys overlap: the first to begin may not prime, as writes before the second began were dropped.
+    const first = snapshot.begin();
+    const second = snapshot.begin();
+    snapshot.prime(first, reads(now));
+    expect(snapshot.take(fp("t1", "s1"), never)).toBeUndefined();
+    snapshot.prime(second, reads(now));
     expect(snapshot.size).toBe(2);
     expect(snapshot.take(fp("t1", "s1"), never)?.services.map((s) => s.name)).toEqual(["s1"]);
     now = 1001;
@@ -429,8 +433,7 @@ describe("ObservationSnapshot", () => {
 
   it("withdraws a key's services by tag on forget, so another footprint covering them reads live too", () => {
     const snapshot = new ObservationSnapshot(1000, () => 0);
-    snapshot.begin();
-    snapshot.prime(reads(0));
+    snapshot.prime(snapshot.begin(), reads(0));
     snapshot.forget("t2");
     expect(snapshot.take(fp("other", "s2"), never)).toBeUndefined();
     expect(snapshot.take(fp("t1", "s1"), never)).toBeDefined();
@@ -438,8 +441,7 @@ describe("ObservationSnapshot", () => {
 
   it("asks the caller about each name absent from the listing, and gives nothing when one is unsure", () => {
     const snapshot = new ObservationSnapshot(1000, () => 0);
-    snapshot.begin();
-    snapshot.prime(reads(0));
+    snapshot.prime(snapshot.begin(), reads(0));
     expect(snapshot.take(fp("t1", "s9"), (_c, name) => name === "s9")).toBeUndefined();
     // Not spent by that refusal: still answered once the name is settled.
     expect(snapshot.take(fp("t1", "s9"), never)).toBeDefined();

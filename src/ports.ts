@@ -42,8 +42,16 @@ export interface EcsPort {
    * managed-by=ecs-tenant-operator. Calls fence.assertHeld() before each write.
    */
   apply(actions: readonly Action[], observed: ObservedState, fence: Fence): Promise<ApplyOutcome>;
-  /** Tenant ids owning managed resources in the given shared clusters or in managed clusters: the orphan sweep. */
-  inventory(sharedClusters: readonly string[]): Promise<ReadonlySet<string>>;
+  /**
+   * The resync's reads, batched across tenants (docs/adr/0018): every cluster,
+   * and the services of the shared clusters and of managed clusters. Answers
+   * the tenant ids owning managed resources (the orphan sweep), and primes a
+   * snapshot that answers the next observe of each key once, while young, so
+   * the reconciles the resync queues read no ECS when nothing changed.
+   */
+  survey(sharedClusters: readonly string[]): Promise<ReadonlySet<string>>;
+  /** The key changed behind our back (an ECS event): its next observe reads ECS, never the snapshot. */
+  forget(tenantKey: string): void;
 }
 
 export interface TenantStore {

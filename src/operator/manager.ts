@@ -224,6 +224,11 @@ export class Manager {
     const started = this.#now();
     const seen = new Set<string>();
     try {
+      // Before any key is queued: their reconciles then observe from what it read (docs/adr/0018).
+      const survey = await this.#o.ecs.survey(this.#o.sharedClusters).then(
+        (owners) => ({ owners }),
+        (err: unknown) => ({ err }),
+      );
       queue.add(POOL_KEY, "resync");
       for await (const page of this.#o.store.scan()) {
         for (const item of page) {
@@ -236,8 +241,8 @@ export class Manager {
       }
       // Deleted records whose offboarding a restart interrupted.
       for (const id of await this.#o.reconciler.pendingRemovals()) if (!seen.has(id)) queue.add(id, "resync");
-      const owners = await this.#o.ecs.inventory(this.#o.sharedClusters);
-      const orphans = [...owners].filter((id) => !seen.has(id));
+      if ("err" in survey) throw survey.err;
+      const orphans = [...survey.owners].filter((id) => !seen.has(id));
       for (const id of orphans) queue.add(id, "resync");
       this.#lastResyncAt = this.#now();
       this.#o.log.info({ tenants: seen.size, orphans: orphans.length, ms: this.#lastResyncAt - started }, "resync queued");

@@ -130,7 +130,8 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     log,
   });
   const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable);
-  const ecs = new EcsProvider(clients.ecs, { region: config.region });
+  // A survey's reads answer observes for half a resync interval at most (docs/adr/0018).
+  const ecs = new EcsProvider(clients.ecs, { region: config.region, snapshotMaxAgeMs: config.resyncSeconds * 500 });
   // Another leader may have registered revisions meanwhile: forget what this process cached.
   lease.onAcquired(() => ecs.invalidateCaches());
   // The acting controller's settings, for `tenantctl plan` on a workstation (src/providers/controller-settings.ts).

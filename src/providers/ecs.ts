@@ -28,8 +28,9 @@ import {
   type ObservedTaskDefinition,
 } from "../tiers/model.js";
 import { chunks, doing, errorName, isCondition, wrapAwsError } from "./aws-errors.js";
-import { findTenantsWithResources } from "./ecs-inventory.js";
 import { RecentCreates, TaskDefinitionCache } from "./ecs-cache.js";
+import { ObservationSnapshot, type SnapshotView } from "./ecs-snapshot.js";
+import { surveyEcs } from "./ecs-survey.js";
 import {
   clientTokenFor,
   containerDefinitions,
@@ -70,6 +71,11 @@ export interface EcsProviderOptions {
    * DescribeServices still answers MISSING. @default 30000
    */
   readonly createGraceMs?: number;
+  /**
+   * How long what a resync's survey read answers the observes that follow it
+   * (docs/adr/0018): about half the resync interval. @default 60000
+   */
+  readonly snapshotMaxAgeMs?: number;
   /** Create clusters with the FARGATE capacity provider. @default true */
   readonly fargateCapacityProvider?: boolean;
   /** @default Date.now */
@@ -82,7 +88,8 @@ export class StaleObservationError extends TransientError {}
 /**
  * EcsPort on the ECS API (SDK v3). Reads are batched at ECS's limits and task
  * definitions are remembered in process, so a steady-state observe of one
- * tenant costs DescribeClusters plus one DescribeServices per cluster.
+ * tenant costs DescribeClusters plus one DescribeServices per cluster; the
+ * first observe of a key after a resync's survey costs none (ecs-snapshot.ts).
  *
  * Idempotency, call by call:
  * - CreateCluster: ECS returns the existing cluster for an existing name.
@@ -98,14 +105,20 @@ export class EcsProvider implements EcsPort {
   readonly #ecs: ECSClient;
   readonly #region: string;
   readonly #fargate: boolean;
+  readonly #now: () => number;
   readonly #taskDefs = new TaskDefinitionCache();
   readonly #recent: RecentCreates;
+  readonly #snapshot: ObservationSnapshot;
+  /** Observations the snapshot answered: a create planned from one looks at ECS first (see #createService). */
+  readonly #fromSnapshot = new WeakSet<ObservedState>();
 
   constructor(ecs: ECSClient, options: EcsProviderOptions) {
     this.#ecs = ecs;
     this.#region = options.region;
     this.#fargate = options.fargateCapacityProvider ?? true;
-    this.#recent = new RecentCreates(options.createGraceMs ?? 30_000, options.now ?? Date.now);
+    this.#now = options.now ?? Date.now;
+    this.#recent = new RecentCreates(options.createGraceMs ?? 30_000, this.#now);
+    this.#snapshot = new ObservationSnapshot(options.snapshotMaxAgeMs ?? 60_000, this.#now);
   }
 
   /**
@@ -115,11 +128,36 @@ export class EcsProvider implements EcsPort {
   invalidateCaches(): void {
     this.#taskDefs.clear();
     this.#recent.clear();
+    this.#snapshot.clear();
+  }
+
+  /** A hint that the key changed behind our back (an ECS event): its next observe reads ECS, not the snapshot. */
+  forget(tenantKey: string): void {
+    this.#snapshot.forget(tenantKey);
   }
 
   // ---------------------------------------------------------------- observe
 
   async observe(footprint: Footprint): Promise<ObservedState> {
+    // Names this process created lately are ECS's to settle when not listed live: a listing may lag behind.
+    const view = this.#snapshot.take(footprint, (cluster, name) => this.#recent.get(cluster, name) !== undefined);
+    return view !== undefined ? this.#observeFrom(view, footprint) : this.#observeLive(footprint);
+  }
+
+  async #observeFrom(view: SnapshotView, footprint: Footprint): Promise<ObservedState> {
+    const taskDefinitions = await this.#latestTaskDefinitions(unique(footprint.taskDefinitionFamilies));
+    const running = view.services.filter((s) => s.status !== "INACTIVE" && s.taskDefinitionArn !== "");
+    await this.#learnHashes(unique(running.map((s) => s.taskDefinitionArn)));
+    const observed: ObservedState = {
+      clusters: view.clusters,
+      services: view.services.map((s) => ({ ...s, taskDefinitionContentHash: this.#hashOf(s.taskDefinitionArn || undefined) })),
+      taskDefinitions,
+    };
+    this.#fromSnapshot.add(observed);
+    return observed;
+  }
+
+  async #observeLive(footprint: Footprint): Promise<ObservedState> {
     const clusterNames = unique([...footprint.ownedClusters, ...footprint.serviceLocations.map((l) => l.cluster)]);
     const clusters = await this.#describeClusters(clusterNames);
     const live = new Map(clusters.map((c) => [c.name, c]));
@@ -276,6 +314,11 @@ export class EcsProvider implements EcsPort {
       // Before every write: a controller that lost the lease must not act,
       // even halfway through a plan.
       fence.assertHeld();
+      // Before the call: whatever it does, the snapshot's word on the resource is old now.
+      if (action.kind === "createCluster") this.#snapshot.wroteCluster(action.cluster.name);
+      else if (action.kind === "deleteCluster") this.#snapshot.wroteCluster(action.cluster);
+      else if (action.kind === "createService") this.#snapshot.wroteService(action.service.cluster, action.service.name);
+      else if (action.kind !== "registerTaskDefinition") this.#snapshot.wroteService(action.cluster, action.name);
       switch (action.kind) {
         case "createCluster":
           created.push(await this.#createCluster(action.cluster));
@@ -360,8 +403,19 @@ export class EcsProvider implements EcsPort {
   }
 
   async #createService(service: DesiredService, taskDefinitionArn: string, observed: ObservedState): Promise<string | undefined> {
-    // The earlier incarnation of the name, if ECS still shows it INACTIVE: this create is not a retry of its.
-    const dead = observed.services.find((s) => s.cluster === service.cluster && s.name === service.name && s.status === "INACTIVE");
+    let dead: ObservedService | undefined;
+    if (this.#fromSnapshot.has(observed)) {
+      // A listing leaves out INACTIVE services, whose incarnation the clientToken must name; and a service
+      // listed absent may exist by now. One read settles both (a create is rare; a no-op resync makes none).
+      const { found } = await this.#describeServices(service.cluster, [service.name]);
+      const live = found.find((s) => s.serviceName === service.name);
+      // Someone else's, or ours appearing: the next observe reads it live and plans against it.
+      if (live !== undefined && live.status !== "INACTIVE") return undefined;
+      dead = live === undefined ? undefined : mapService(live, service.cluster, undefined);
+    } else {
+      // The earlier incarnation of the name, if ECS still shows it INACTIVE: this create is not a retry of its.
+      dead = observed.services.find((s) => s.cluster === service.cluster && s.name === service.name && s.status === "INACTIVE");
+    }
     const replaces = dead === undefined ? undefined : `${dead.arn}@${dead.createdAt ?? ""}`;
     try {
       const res = await this.#ecs.send(
@@ -510,11 +564,23 @@ export class EcsProvider implements EcsPort {
     return current;
   }
 
-  // -------------------------------------------------------------- inventory
+  // ----------------------------------------------------------------- survey
 
-  /** Tenants owning managed resources, found by tags: see ecs-inventory.ts. */
-  inventory(sharedClusters: readonly string[]): Promise<ReadonlySet<string>> {
-    return findTenantsWithResources(this.#ecs, sharedClusters);
+  /**
+   * The resync's batched reads (ecs-survey.ts): primes the snapshot the
+   * observes that follow use, and answers the tenants owning managed resources.
+   */
+  async survey(sharedClusters: readonly string[]): Promise<ReadonlySet<string>> {
+    const token = this.#snapshot.begin();
+    try {
+      const { owners, reads } = await surveyEcs(this.#ecs, sharedClusters, this.#now);
+      this.#snapshot.prime(token, reads);
+      return owners;
+    } catch (err) {
+      // Only its own: a survey begun since goes on collecting.
+      this.#snapshot.abandon(token);
+      throw err;
+    }
   }
 }
 

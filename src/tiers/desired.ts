@@ -228,6 +228,7 @@ export function footprintForTenant(tenantId: string, settings: TierSettings): Fo
   const shared = new Set([settings.advancedCluster, settings.poolCluster]);
   const clusters = [...new Set([settings.advancedCluster, premium])];
   return {
+    owner: tenantId,
     serviceLocations: clusters.map((cluster) => ({ cluster, serviceNames })),
     ownedClusters: shared.has(premium) ? [] : [premium],
     taskDefinitionFamilies: APP_NAMES.map((app) => taskDefinitionFamily(prefix, tenantId, app)),
@@ -237,6 +238,7 @@ export function footprintForTenant(tenantId: string, settings: TierSettings): Fo
 export function footprintForPool(settings: TierSettings): Footprint {
   const prefix = settings.namePrefix;
   return {
+    owner: POOL_KEY,
     serviceLocations: [{ cluster: settings.poolCluster, serviceNames: APP_NAMES.map((app) => poolServiceName(prefix, app)) }],
     ownedClusters: [],
     taskDefinitionFamilies: APP_NAMES.map((app) => poolTaskDefinitionFamily(prefix, app)),

@@ -176,6 +176,11 @@ export const NOTHING: DesiredState = { clusters: [], taskDefinitions: [], servic
  * change or an offboarding finds what the old tier left (names are deterministic).
  */
 export interface Footprint {
+  /**
+   * The reconcile key the footprint belongs to. A footprint with one may be
+   * answered once from the resync's observation snapshot (docs/adr/0018).
+   */
+  readonly owner?: string;
   /** Clusters that may hold the key's services, each with the service names to look for. */
   readonly serviceLocations: readonly { readonly cluster: string; readonly serviceNames: readonly string[] }[];
   /** Clusters the key may own outright (premium). */

@@ -117,7 +117,7 @@ describe("EcsProvider against moto", () => {
     expect(described.services?.[0]?.networkConfiguration?.awsvpcConfiguration?.subnets).toEqual([subnet]);
     expect(described.services?.[0]?.launchType).toBe("FARGATE");
 
-    expect([...(await provider.inventory(["saas-advanced"]))]).toEqual(["p1"]);
+    expect([...(await provider.survey(["saas-advanced"]))]).toEqual(["p1"]);
 
     // Steady state: DescribeClusters plus DescribeServices, nothing else.
     const before = counter.snapshot();
@@ -166,7 +166,7 @@ describe("EcsProvider against moto", () => {
     const gone = await provider.observe(footprint);
     expect(gone.clusters).toEqual([]);
     expect(gone.services).toEqual([]);
-    expect(await provider.inventory(["saas-advanced"])).toEqual(new Set());
+    expect(await provider.survey(["saas-advanced"])).toEqual(new Set());
 
     // Deleting again is success: the state we want already holds.
     await expect(

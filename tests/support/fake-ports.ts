@@ -409,9 +409,11 @@ export class ConvergingEcs implements EcsPort {
     return { registered, created };
   }
 
-  async inventory(): Promise<ReadonlySet<string>> {
+  async survey(): Promise<ReadonlySet<string>> {
     return new Set();
   }
+
+  forget(): void {}
 
   #steady(
     cluster: string,

@@ -28,7 +28,7 @@ class Store implements TenantStore {
 }
 
 const changes: TenantChangeSource = { start: async () => {}, stop: async () => {} };
-const ecs = { inventory: async () => new Set<string>() } as unknown as EcsPort;
+const ecs = { survey: async () => new Set<string>() } as unknown as EcsPort;
 const reconciler = {
   reconcile: async () => done(),
   noteRemoved: () => {},

@@ -836,9 +836,11 @@ describe("EcsProvider and Service Connect", () => {
   });
 });
 
-describe("EcsProvider.inventory", () => {
+describe("EcsProvider.survey", () => {
   it("collects tenant ids of managed services (paginated) and managed clusters, ignoring foreign and INACTIVE ones", async () => {
     const arns = Array.from({ length: 12 }, (_, i) => serviceArn("saas-advanced", `s${i}`));
+    // The premium cluster's services are listed too (the snapshot answers its observe); it holds none here.
+    ecsMock.on(ListServicesCommand).resolves({ serviceArns: [] });
     ecsMock
       .on(ListServicesCommand, { cluster: "saas-advanced", maxResults: 100 })
       .resolves({ serviceArns: arns.slice(0, 7), nextToken: "p2" });
@@ -860,7 +862,7 @@ describe("EcsProvider.inventory", () => {
         { clusterName: "saas-p1", status: "ACTIVE", tags: tags({ ...MANAGED, "tenant-id": "p1", tier: "premium" }) },
       ],
     });
-    const tenants = await provider.inventory(["saas-advanced"]);
+    const tenants = await provider.survey(["saas-advanced"]);
     expect([...tenants].sort()).toEqual(["p1", "t0", "t1"]);
     expect(ecsMock.commandCalls(DescribeServicesCommand).map((c) => c.args[0].input.services?.length)).toEqual([10, 2]);
     expect(ecsMock.commandCalls(DescribeClustersCommand)[0]?.args[0].input.include).toEqual(["TAGS"]);

@@ -77,9 +77,10 @@ class FakeEcs implements EcsPort {
     this.applied.push([...actions]);
     return { registered: new Map(), created: [] };
   }
-  async inventory() {
+  async survey() {
     return new Set<string>();
   }
+  forget() {}
 }
 
 const INFRA: TenantInfra = {

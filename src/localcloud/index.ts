@@ -38,6 +38,8 @@ export interface LocalCloudOptions {
   readonly motoBin?: string;
   /** "passthrough" leaves ECS and CloudFormation to plain moto (DynamoDB is serialized either way). @default "simulate" */
   readonly mode?: SchedulerMode;
+  /** Publish ECS's events to moto's default EventBridge bus, as ECS does. @default true */
+  readonly ecsEvents?: boolean;
 }
 
 export interface LocalCloud {
@@ -67,6 +69,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       port: options.port ?? 4566,
       throttling: options.throttling ?? false,
       ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      ...(options.ecsEvents !== undefined ? { ecsEvents: options.ecsEvents } : {}),
       ...(options.speed !== undefined ? { speed: options.speed } : {}),
       ...(options.timing !== undefined ? { timing: options.timing } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),

@@ -42,6 +42,8 @@ export interface TestCloudOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** An S3 bucket for tenant data backups, created by the bootstrap (account.backupBucket). */
   readonly backupBucket?: string;
+  /** Put ECS_EVENTS_QUEUE_URL (the bootstrap's queue) in the env and Config, so controllers take ECS events as hints. @default false */
+  readonly ecsEvents?: boolean;
 }
 
 export async function startTestCloud(options: TestCloudOptions = {}): Promise<TestCloud> {
@@ -66,6 +68,7 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
       SECURITY_GROUPS: account.securityGroups.join(","),
       LISTENER_ARN: account.listenerArn,
       VPC_ID: account.vpcId,
+      ...(account.ecsEventsQueueUrl !== undefined && options.ecsEvents === true ? { ECS_EVENTS_QUEUE_URL: account.ecsEventsQueueUrl } : {}),
     };
     cloud.scheduler.resetCalls();
     return {
@@ -76,7 +79,8 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
       clients,
       control: cloud.scheduler,
       stop: async () => {
-        for (const client of [clients.ec2, clients.dynamodb, clients.eventbridge, clients.ecs, clients.elbv2, clients.s3]) client.destroy();
+        for (const client of [clients.ec2, clients.dynamodb, clients.eventbridge, clients.ecs, clients.elbv2, clients.s3, clients.sqs])
+          client.destroy();
         await cloud.stop();
       },
     };

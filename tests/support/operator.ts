@@ -29,8 +29,16 @@ export interface OperatorHarness {
   leaseLosses(): Promise<number>;
 }
 
-export async function startHarness(env: Record<string, string> = {}): Promise<OperatorHarness> {
-  const cloud = await startTestCloud({ speed: 200, env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env } });
+/** ecsEvents: controllers take ECS events as hints from the bootstrap's queue (ECS_EVENTS_QUEUE_URL). @default false */
+export async function startHarness(
+  env: Record<string, string> = {},
+  options: { readonly ecsEvents?: boolean } = {},
+): Promise<OperatorHarness> {
+  const cloud = await startTestCloud({
+    speed: 200,
+    env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env },
+    ...(options.ecsEvents === true ? { ecsEvents: true } : {}),
+  });
   const config = cloud.config;
   const clients = createAwsClients(config);
   const sink = await EventSink.create(clients.eventbridge, clients.sqs, config.eventBusName, config.eventSource);

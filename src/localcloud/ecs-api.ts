@@ -49,13 +49,7 @@ export class EcsApi {
   readonly #tasks = new TaskLedger();
   readonly #onStep: StepObserver | undefined;
 
-  constructor(
-    moto: Upstream,
-    clock: SimClock,
-    timing: Partial<SimTiming>,
-    log: Logger | undefined,
-    events?: EcsEventPublisher,
-  ) {
+  constructor(moto: Upstream, clock: SimClock, timing: Partial<SimTiming>, log: Logger | undefined, events?: EcsEventPublisher) {
     this.#moto = moto;
     this.#clock = clock;
     this.#log = log;

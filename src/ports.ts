@@ -84,7 +84,11 @@ export interface TenantChangeSource {
  * names a key; the reconcile reads ECS as always.
  */
 export interface TenantHintSource {
-  start(onHints: (keys: readonly string[]) => void): Promise<void>;
+  /**
+   * onHints returns the keys it declines (another controller's shard): their
+   * messages go back to the queue for another consumer instead of being deleted.
+   */
+  start(onHints: (keys: readonly string[]) => readonly string[] | void): Promise<void>;
   stop(): Promise<void>;
 }
 

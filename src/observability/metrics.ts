@@ -167,6 +167,7 @@ export class Metrics implements QueueMetricsProvider {
       enqueued: hint("enqueued", "ECS events that named a managed tenant or the pool, whose key was queued for a look."),
       ignored: hint("ignored", "Well-formed ECS events about no managed service (another cluster, a standalone task)."),
       malformed: hint("malformed", "Messages on the ECS event queue that were no ECS event; deleted, not retried."),
+      declined: hint("declined", "ECS events about another controller's shard, returned to the queue for it."),
     };
 
     // client-go's workqueue metrics, with controller-runtime's names and help.
@@ -266,6 +267,7 @@ export class Metrics implements QueueMetricsProvider {
       enqueued: (n) => c.enqueued.inc(n),
       ignored: (n) => c.ignored.inc(n),
       malformed: (n) => c.malformed.inc(n),
+      declined: (n) => c.declined.inc(n),
     };
   }
 

@@ -1,4 +1,10 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import type { Logger } from "../log.js";
 import type { TenantHintSource } from "../ports.js";
 import { hintOfMessage, type HintNames } from "../tiers/ecs-event-hint.js";
@@ -14,6 +20,8 @@ export interface HintCounts {
   ignored(n: number): void;
   /** Bodies that were no ECS event; deleted, never retried. */
   malformed(n: number): void;
+  /** Events whose key the manager declined (not its shard), returned to the queue for another controller. */
+  declined(n: number): void;
 }
 
 export interface EcsEventQueueOptions {
@@ -28,7 +36,13 @@ export interface EcsEventQueueOptions {
   readonly backoffMaxMs?: number;
   /** Uniform in [0, 1). @default Math.random */
   readonly random?: () => number;
+  /** How long a declined message stays hidden before another consumer may take it. @default 1 */
+  readonly declineVisibilitySeconds?: number;
+  /** Receives after which a message nobody took is deleted anyway (the resync covers its key). @default 10 */
+  readonly maxReceives?: number;
 }
+
+type OnHints = (keys: readonly string[]) => readonly string[] | void;
 
 /** SQS's limit per ReceiveMessage and DeleteMessageBatch. */
 const BATCH = 10;
@@ -42,6 +56,11 @@ const BATCH = 10;
  * the resync covers anything lost. A delete that fails is only logged; the
  * message comes back after its visibility timeout, a harmless second hint.
  * A failing receive backs off and tries again for as long as it runs.
+ *
+ * Several controllers sharing the fleet by shards share the queue, and an
+ * SQS message reaches one of them: keys the manager declines are not
+ * deleted but made visible again after a second, for another controller to
+ * receive, until a message has been received `maxReceives` times.
  */
 export class EcsEventQueue implements TenantHintSource {
   readonly #sqs: SQSClient;
@@ -57,7 +76,7 @@ export class EcsEventQueue implements TenantHintSource {
   }
 
   /** Starts polling; returns at once (nothing needs to be in place before the resync's scan). */
-  start(onHints: (keys: readonly string[]) => void): Promise<void> {
+  start(onHints: OnHints): Promise<void> {
     if (this.#abort !== undefined) throw new Error("ECS event queue already started");
     const abort = new AbortController();
     this.#abort = abort;
@@ -73,7 +92,7 @@ export class EcsEventQueue implements TenantHintSource {
     this.#loop = undefined;
   }
 
-  async #run(onHints: (keys: readonly string[]) => void, signal: AbortSignal): Promise<void> {
+  async #run(onHints: OnHints, signal: AbortSignal): Promise<void> {
     let failures = 0;
     while (!signal.aborted) {
       let messages: Message[];
@@ -89,8 +108,9 @@ export class EcsEventQueue implements TenantHintSource {
         continue;
       }
       if (messages.length === 0) continue;
-      this.#hand(messages, onHints);
-      await this.#delete(messages);
+      const declined = this.#hand(messages, onHints);
+      await this.#delete(messages.filter((m) => !declined.has(m)));
+      await this.#release([...declined]);
     }
   }
 
@@ -101,6 +121,7 @@ export class EcsEventQueue implements TenantHintSource {
           QueueUrl: this.#queueUrl,
           MaxNumberOfMessages: BATCH,
           WaitTimeSeconds: Math.max(0, Math.min(20, this.#o.waitSeconds ?? 20)),
+          MessageSystemAttributeNames: ["ApproximateReceiveCount"],
         }),
         { abortSignal: signal },
       )
@@ -113,17 +134,15 @@ export class EcsEventQueue implements TenantHintSource {
     });
   }
 
-  /** Maps each message to its key and hands the distinct keys over in one call. */
-  #hand(messages: readonly Message[], onHints: (keys: readonly string[]) => void): void {
-    const keys = new Set<string>();
-    let enqueued = 0;
+  /** Maps each message to its key and hands the distinct keys over in one call; returns the messages to give back. */
+  #hand(messages: readonly Message[], onHints: OnHints): Set<Message> {
+    const byKey = new Map<string, Message[]>();
     let ignored = 0;
     let malformed = 0;
     for (const m of messages) {
       const hint = hintOfMessage(m.Body ?? "", this.#o.names);
       if (hint.kind === "key") {
-        keys.add(hint.key);
-        enqueued += 1;
+        byKey.set(hint.key, [...(byKey.get(hint.key) ?? []), m]);
         this.#o.log?.debug({ key: hint.key, detailType: hint.detailType, eventName: hint.eventName }, "ECS event");
       } else if (hint.kind === "ignored") ignored += 1;
       else {
@@ -133,10 +152,33 @@ export class EcsEventQueue implements TenantHintSource {
     }
     const counts = this.#o.counts;
     counts?.received(messages.length);
-    if (keys.size > 0) onHints([...keys]);
-    counts?.enqueued(enqueued);
+    const declinedKeys = byKey.size > 0 ? (onHints([...byKey.keys()]) ?? []) : [];
+    const declined = new Set<Message>();
+    const maxReceives = this.#o.maxReceives ?? 10;
+    for (const key of declinedKeys)
+      for (const m of byKey.get(key) ?? []) if (Number(m.Attributes?.ApproximateReceiveCount ?? "1") < maxReceives) declined.add(m);
+    const keyed = [...byKey.values()].reduce((n, ms) => n + ms.length, 0);
+    counts?.enqueued(keyed - declined.size);
+    counts?.declined(declined.size);
     counts?.ignored(ignored);
     counts?.malformed(malformed);
+    return declined;
+  }
+
+  /** Makes declined messages visible again soon, for the controller whose shard they name. */
+  async #release(messages: readonly Message[]): Promise<void> {
+    const entries = messages.flatMap((m, i) =>
+      m.ReceiptHandle !== undefined
+        ? [{ Id: String(i), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: this.#o.declineVisibilitySeconds ?? 1 }]
+        : [],
+    );
+    if (entries.length === 0) return;
+    try {
+      await this.#sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: this.#queueUrl, Entries: entries }));
+    } catch (err) {
+      // They come back after the queue's visibility timeout instead.
+      this.#o.log?.debug({ err: errorName(err) }, "could not hand declined ECS events back early");
+    }
   }
 
   async #delete(messages: readonly Message[]): Promise<void> {

@@ -25,7 +25,7 @@ import { parseExposition } from "../support/prom-text.js";
 describe("ECS events reach the queue through the bootstrap's rule", () => {
   let cloud: TestCloud;
   beforeAll(async () => {
-    cloud = await startTestCloud({ speed: 0 });
+    cloud = await startTestCloud({ speed: 0, ecsEvents: true });
   });
   afterAll(async () => {
     await cloud?.stop();

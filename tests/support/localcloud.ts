@@ -42,7 +42,12 @@ export interface TestCloudOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** An S3 bucket for tenant data backups, created by the bootstrap (account.backupBucket). */
   readonly backupBucket?: string;
-  /** Put ECS_EVENTS_QUEUE_URL (the bootstrap's queue) in the env and Config, so controllers take ECS events as hints. @default false */
+  /**
+   * The scheduler publishes ECS's events (as `npm start` does) and the env and
+   * Config carry ECS_EVENTS_QUEUE_URL (the bootstrap's queue), so controllers
+   * take them as hints. Off by default, so other tests and the benchmarks put
+   * no event traffic on moto. @default false
+   */
   readonly ecsEvents?: boolean;
 }
 
@@ -51,6 +56,7 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
     port: 0,
     speed: options.speed ?? 0,
     throttling: options.throttling ?? false,
+    ecsEvents: options.ecsEvents === true,
     ...(options.timing !== undefined ? { timing: options.timing } : {}),
   });
   try {

@@ -154,6 +154,7 @@ const ACTION_OF: Readonly<Record<string, readonly string[]>> = {
   "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
   "s3:HeadObject": ["s3:GetObject"],
   "sqs:DeleteMessageBatch": ["sqs:DeleteMessage"],
+  "sqs:ChangeMessageVisibilityBatch": ["sqs:ChangeMessageVisibility"],
   "s3:ListObjectsV2": ["s3:ListBucket"],
 };
 
@@ -442,7 +443,7 @@ describe("ECS events reach the controller's queue", () => {
     expect(rule["Targets"]).toEqual([{ Id: "queue", Arn: queueArn }]);
   });
 
-  it("the queue lets that rule alone send, and the controller only receive and delete", () => {
+  it("the queue lets that rule alone send, and the controller only receive, delete and give back", () => {
     const policy = resolve(template.Resources["EcsEventsQueuePolicy"]?.Properties, ctx) as {
       Queues: string[];
       PolicyDocument: { Statement: Statement[] & { Principal: unknown }[] };
@@ -459,7 +460,7 @@ describe("ECS events reach the controller's queue", () => {
       },
     ]);
     const hints = statementsOf("TaskRole", ctx).find((s) => s.Sid === "EcsEventHints");
-    expect(hints).toMatchObject({ Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], Resource: queueArn });
+    expect(hints).toMatchObject({ Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], Resource: queueArn });
   });
 });
 

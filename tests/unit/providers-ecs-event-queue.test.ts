@@ -1,4 +1,10 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+  type Message,
+} from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EcsEventQueue, type HintCounts } from "../../src/providers/ecs-event-queue.js";
@@ -26,7 +32,7 @@ function deploymentEvent(cluster: string, service: string): string {
 const message = (id: string, body: string): Message => ({ MessageId: id, ReceiptHandle: `rh-${id}`, Body: body });
 
 class Counts implements HintCounts {
-  readonly seen = { received: 0, enqueued: 0, ignored: 0, malformed: 0 };
+  readonly seen = { received: 0, enqueued: 0, ignored: 0, malformed: 0, declined: 0 };
   received(n: number) {
     this.seen.received += n;
   }
@@ -38,6 +44,9 @@ class Counts implements HintCounts {
   }
   malformed(n: number) {
     this.seen.malformed += n;
+  }
+  declined(n: number) {
+    this.seen.declined += n;
   }
 }
 
@@ -86,7 +95,9 @@ describe("EcsEventQueue", () => {
     const counts = new Counts();
     const handed: string[][] = [];
     source = new EcsEventQueue(new SQSClient({ region: "us-east-1" }), QUEUE, { names, counts });
-    await source.start((keys) => handed.push([...keys]));
+    await source.start((keys) => {
+      handed.push([...keys]);
+    });
     await until(() => sqsMock.commandCalls(DeleteMessageBatchCommand).length === 1, "the delete");
 
     const receive = sqsMock.commandCalls(ReceiveMessageCommand)[0]?.args[0].input;
@@ -95,7 +106,8 @@ describe("EcsEventQueue", () => {
     const deleted = sqsMock.commandCalls(DeleteMessageBatchCommand)[0]?.args[0].input;
     expect(deleted?.QueueUrl).toBe(QUEUE);
     expect(deleted?.Entries?.map((e) => e.ReceiptHandle)).toEqual(["rh-1", "rh-2", "rh-3", "rh-4", "rh-5"]);
-    expect(counts.seen).toEqual({ received: 5, enqueued: 3, ignored: 1, malformed: 1 });
+    expect(counts.seen).toEqual({ received: 5, enqueued: 3, ignored: 1, malformed: 1, declined: 0 });
+    expect(receive?.MessageSystemAttributeNames).toEqual(["ApproximateReceiveCount"]);
   });
 
   it("hands keys over before deleting: a crash between the two repeats a hint, never loses one", async () => {
@@ -106,7 +118,9 @@ describe("EcsEventQueue", () => {
       return { Successful: [{ Id: "0" }] };
     });
     source = new EcsEventQueue(new SQSClient({ region: "us-east-1" }), QUEUE, { names });
-    await source.start((keys) => order.push(`hint:${keys.join(",")}`));
+    await source.start((keys) => {
+      order.push(`hint:${keys.join(",")}`);
+    });
     await until(() => order.length === 2, "hint and delete");
     expect(order).toEqual(["hint:b", "delete"]);
   });
@@ -128,11 +142,43 @@ describe("EcsEventQueue", () => {
       backoffInitialMs: 5,
       log: { warn: (_o: unknown, msg?: string) => warnings.push(msg ?? ""), debug: () => {} } as never,
     });
-    await source.start((keys) => handed.push(...keys));
+    await source.start((keys) => {
+      handed.push(...keys);
+    });
     await until(() => handed.length === 2, "both hints");
     expect(handed).toEqual(["acme", "zed"]);
     expect(warnings).toContain("could not receive ECS events");
     expect(warnings).toContain("could not delete ECS events; they will be seen again");
+  });
+
+  it("gives back, rather than deletes, the messages of keys the manager declines (another shard's), until they were received too often", async () => {
+    const seen = (id: string, body: string, receives: number): Message => ({
+      ...message(id, body),
+      Attributes: { ApproximateReceiveCount: String(receives) },
+    });
+    receiveAnswers([
+      [
+        seen("1", deploymentEvent("saas-t-mine", "saas-t-mine-orders"), 1),
+        seen("2", deploymentEvent("saas-t-theirs", "saas-t-theirs-orders"), 1),
+        seen("3", deploymentEvent("saas-t-theirs", "saas-t-theirs-users"), 2),
+        seen("4", deploymentEvent("saas-t-stale", "saas-t-stale-users"), 10),
+      ],
+    ]);
+    sqsMock.on(DeleteMessageBatchCommand).resolves({ Successful: [] });
+    sqsMock.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [] });
+    const counts = new Counts();
+    source = new EcsEventQueue(new SQSClient({ region: "us-east-1" }), QUEUE, { names, counts, maxReceives: 10 });
+    await source.start((keys) => keys.filter((k) => k !== "mine"));
+    await until(() => sqsMock.commandCalls(ChangeMessageVisibilityBatchCommand).length === 1, "the release");
+    expect(sqsMock.commandCalls(DeleteMessageBatchCommand)[0]?.args[0].input.Entries?.map((e) => e.ReceiptHandle)).toEqual([
+      "rh-1",
+      "rh-4",
+    ]);
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityBatchCommand)[0]?.args[0].input.Entries).toEqual([
+      { Id: "0", ReceiptHandle: "rh-2", VisibilityTimeout: 1 },
+      { Id: "1", ReceiptHandle: "rh-3", VisibilityTimeout: 1 },
+    ]);
+    expect(counts.seen).toMatchObject({ received: 4, enqueued: 2, declined: 2 });
   });
 
   it("stop() ends the long poll in flight", async () => {

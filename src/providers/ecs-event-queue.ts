@@ -108,7 +108,14 @@ export class EcsEventQueue implements TenantHintSource {
         continue;
       }
       if (messages.length === 0) continue;
-      const declined = this.#hand(messages, onHints);
+      let declined: Set<Message>;
+      try {
+        declined = this.#hand(messages, onHints);
+      } catch (err) {
+        // Left undeleted, the messages come back after their visibility timeout.
+        this.#o.log?.warn({ err: errorName(err), message: (err as Error).message }, "could not hand ECS events over");
+        continue;
+      }
       await this.#delete(messages.filter((m) => !declined.has(m)));
       await this.#release([...declined]);
     }

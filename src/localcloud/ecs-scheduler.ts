@@ -153,7 +153,9 @@ class LocalEcsScheduler implements EcsScheduler {
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         const message = err instanceof Error ? err.message : String(err);
-        this.#log?.error({ err }, "local scheduler failed a request");
+        // A caller that went away (a long poll ended at shutdown) is owed nothing, and nothing went wrong for anyone.
+        if (res.destroyed || req.socket.destroyed) this.#log?.debug({ err }, "local scheduler dropped a request its caller left");
+        else this.#log?.error({ err }, "local scheduler failed a request");
         if (!res.headersSent) send(res, jsonAnswer(500, { __type: "InternalFailure", message }));
         else res.destroy();
       });

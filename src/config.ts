@@ -138,7 +138,17 @@ export const configSchema = z.object({
       "LOG_RETENTION_DAYS must be a CloudWatch Logs retention: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653",
     )
     .default(30),
-  /** Seconds between full resyncs. @default 300 */
+  /**
+   * The SQS queue an EventBridge rule fills with ECS events on the managed
+   * clusters (docs/adr/0017-ecs-events-as-hints.md). Unset: no hints, the
+   * controller sees ECS drift at the resync only. @default unset
+   */
+  ECS_EVENTS_QUEUE_URL: z
+    .url({
+      error: "ECS_EVENTS_QUEUE_URL must be an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/saas-ecs-events",
+    })
+    .optional(),
+  /** Seconds between full resyncs (each one jittered by ±10%). @default 300 */
   RESYNC_SECONDS: positiveInt("RESYNC_SECONDS", 300, 86_400),
   /** Tenants reconciled at once. @default 8 */
   CONCURRENCY: positiveInt("CONCURRENCY", 8, 256),
@@ -267,6 +277,8 @@ export interface Config {
   readonly vpcId: string;
   readonly logRetentionDays: number;
   readonly resyncSeconds: number;
+  /** Where ECS events arrive as hints; undefined: resync only. */
+  readonly ecsEventsQueueUrl: string | undefined;
   readonly concurrency: number;
   readonly httpPort: number;
   readonly logLevel: string;
@@ -317,6 +329,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     vpcId: c.VPC_ID,
     logRetentionDays: c.LOG_RETENTION_DAYS,
     resyncSeconds: c.RESYNC_SECONDS,
+    ecsEventsQueueUrl: c.ECS_EVENTS_QUEUE_URL,
     concurrency: c.CONCURRENCY,
     httpPort: c.HTTP_PORT,
     logLevel: c.LOG_LEVEL,

@@ -86,6 +86,20 @@ export interface TenantChangeSource {
   stop(): Promise<void>;
 }
 
+/**
+ * Keys worth a look now, from ECS's own events (docs/adr/0017-ecs-events-as-hints.md):
+ * at least once, unordered, possibly about nothing that changed. A hint only
+ * names a key; the reconcile reads ECS as always.
+ */
+export interface TenantHintSource {
+  /**
+   * onHints returns the keys it declines (another controller's shard): their
+   * messages go back to the queue for another consumer instead of being deleted.
+   */
+  start(onHints: (keys: readonly string[]) => readonly string[] | void): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export const DETAIL_TYPES = [
   "sbt_aws_provisionSuccess",
   "sbt_aws_provisionFailure",

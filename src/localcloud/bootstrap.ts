@@ -23,16 +23,26 @@ import {
   DescribeLoadBalancersCommand,
   type ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { CreateEventBusCommand, DescribeEventBusCommand, type EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import {
+  CreateEventBusCommand,
+  DescribeEventBusCommand,
+  PutRuleCommand,
+  PutTargetsCommand,
+  type EventBridgeClient,
+} from "@aws-sdk/client-eventbridge";
+import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { CreateBucketCommand, HeadBucketCommand, type BucketLocationConstraint, type S3Client } from "@aws-sdk/client-s3";
 import type { AccountNames } from "../config.js";
+import { ecsEventPattern } from "../tiers/ecs-event-hint.js";
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE } from "../tiers/model.js";
 
 /**
  * Creates in the local cloud what a real account would already have before the
  * controller runs: network, ALB and listener, the tenants table with its
- * stream, the lease table, the event bus, the two shared clusters and, when
- * named, the bucket tenant data is backed up to. Safe to
+ * stream, the lease table, the event bus, the two shared clusters, the queue
+ * ECS's events on the managed clusters reach the controller through (with
+ * its rule on the default bus) and, when named, the bucket tenant data is
+ * backed up to. Safe to
  * run again: everything is looked up first (network pieces by the tag
  * localcloud=ecs-tenant-operator), so a re-run reuses rather than duplicates.
  */
@@ -48,6 +58,8 @@ export interface BootstrapClients {
   readonly elbv2: ElasticLoadBalancingV2Client;
   /** Needed only for a backup bucket; path-style (forcePathStyle), as moto serves every bucket on one host. */
   readonly s3?: S3Client;
+  /** Needed for the ECS events queue; without it there is none (ecsEventsQueueUrl undefined). */
+  readonly sqs?: SQSClient;
 }
 
 /** What the bootstrap names: the same names the controller reads (loadAccountNames), plus an optional backup bucket. */
@@ -78,6 +90,8 @@ export interface BootstrapResult {
   readonly advancedClusterArn: string;
   /** Present when the names carried one. */
   readonly backupBucket?: string;
+  /** ECS_EVENTS_QUEUE_URL: where the rule `<prefix>-ecs-events` on the default bus puts ECS's events. Present with an SQS client. */
+  readonly ecsEventsQueueUrl?: string;
 }
 
 const VPC_CIDR = "10.40.0.0/16";
@@ -95,6 +109,12 @@ export async function bootstrapAccount(clients: BootstrapClients, names: Bootstr
       ? undefined
       : step(`bucket ${names.backupBucket}`, () => ensureBucket(clients.s3, names.backupBucket ?? "", names.region)),
   ]);
+  const poolClusterArn = clusters.get(names.poolCluster) ?? "";
+  const sqs = clients.sqs;
+  const ecsEventsQueueUrl =
+    sqs === undefined
+      ? undefined
+      : await step("ECS events queue", () => ensureEcsEventsQueue(sqs, clients.eventbridge, names, poolClusterArn));
   return {
     ...network,
     ...alb,
@@ -102,9 +122,10 @@ export async function bootstrapAccount(clients: BootstrapClients, names: Bootstr
     tenantsStreamArn: tenants.streamArn,
     leaseTable,
     eventBusName,
-    poolClusterArn: clusters.get(names.poolCluster) ?? "",
+    poolClusterArn,
     advancedClusterArn: clusters.get(names.advancedCluster) ?? "",
     ...(backupBucket !== undefined ? { backupBucket } : {}),
+    ...(ecsEventsQueueUrl !== undefined ? { ecsEventsQueueUrl } : {}),
   };
 }
 
@@ -329,6 +350,57 @@ async function ensureBucket(s3: S3Client | undefined, bucket: string, region: st
     if (!isNamed(err, "BucketAlreadyOwnedByYou")) throw err;
   }
   return bucket;
+}
+
+/**
+ * The queue `<prefix>-ecs-events` and the rule of the same name on the
+ * account's default bus (where ECS sends its events) that fills it with the
+ * managed clusters' task, deployment and service action events, with the
+ * queue policy EventBridge needs to deliver (moto does not check it; AWS
+ * does). The same pieces as deploy/operator.yaml. Every call is an upsert.
+ */
+async function ensureEcsEventsQueue(
+  sqs: SQSClient,
+  eventbridge: EventBridgeClient,
+  names: BootstrapNames,
+  clusterArn: string,
+): Promise<string> {
+  const name = `${names.namePrefix}-ecs-events`;
+  // A hint older than an hour is worth less than the resync that has run since.
+  const created = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { MessageRetentionPeriod: "3600" } }));
+  const queueUrl = required(created.QueueUrl, `CreateQueue ${name} returned no QueueUrl`);
+  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
+  const queueArn = required(attributes.Attributes?.["QueueArn"], `queue ${name} has no QueueArn`);
+  const arnHead = clusterArn.slice(0, clusterArn.indexOf("cluster/"));
+  const rule = await eventbridge.send(
+    new PutRuleCommand({
+      Name: name,
+      EventBusName: "default",
+      EventPattern: JSON.stringify(ecsEventPattern(names, arnHead)),
+      State: "ENABLED",
+      Description: "ECS events on the tenant operator's clusters, as hints of which tenant to look at",
+    }),
+  );
+  const ruleArn = required(rule.RuleArn, `PutRule ${name} returned no RuleArn`);
+  const policy = {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "ecs-events",
+        Effect: "Allow",
+        Principal: { Service: "events.amazonaws.com" },
+        Action: "sqs:SendMessage",
+        Resource: queueArn,
+        Condition: { ArnEquals: { "aws:SourceArn": ruleArn } },
+      },
+    ],
+  };
+  await sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: JSON.stringify(policy) } }));
+  const targets = await eventbridge.send(
+    new PutTargetsCommand({ Rule: name, EventBusName: "default", Targets: [{ Id: "queue", Arn: queueArn }] }),
+  );
+  if ((targets.FailedEntryCount ?? 0) > 0) throw new Error(`PutTargets ${name}: ${targets.FailedEntries?.[0]?.ErrorMessage ?? "failed"}`);
+  return queueUrl;
 }
 
 /** CreateCluster only for missing or INACTIVE clusters; moto replaces an existing cluster and would drop its tags. */

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { SimClock } from "./clock.js";
+import { ecsEventsOf, TaskLedger, type EcsEventPublisher, type ServiceIdentity } from "./ecs-events.js";
 import {
   advanceTo,
   canUpdate,
@@ -14,9 +15,11 @@ import {
   liveServicesIn,
   serviceCounts,
   updateService,
+  serviceKey,
   type SimService,
   type SimState,
   type SimTiming,
+  type StepObserver,
 } from "./ecs-simulation.js";
 import { asRecord, asRecords, clusterName, lastSegment, num, okJson, parseJson, str, type Json } from "./json.js";
 import { awsError, forward, jsonAnswer, withJsonBody, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
@@ -39,18 +42,43 @@ export class EcsApi {
   /** Serialises writes to one service (or cluster), so two racing CreateService calls cannot both pass the check. */
   readonly #locks = new Map<string, Promise<void>>();
   #state: SimState;
+  /** Where ECS's events go (ecs-events.ts); undefined: announced nowhere. */
+  readonly #events: EcsEventPublisher | undefined;
+  /** Each service's ARNs, from moto's answers, for its events. */
+  readonly #identities = new Map<string, ServiceIdentity>();
+  readonly #tasks = new TaskLedger();
+  readonly #onStep: StepObserver | undefined;
 
-  constructor(moto: Upstream, clock: SimClock, timing: Partial<SimTiming>, log: Logger | undefined) {
+  constructor(moto: Upstream, clock: SimClock, timing: Partial<SimTiming>, log: Logger | undefined, events?: EcsEventPublisher) {
     this.#moto = moto;
     this.#clock = clock;
     this.#log = log;
     this.#state = initialState(clock.now(), timing);
+    this.#events = events;
+    this.#onStep = events === undefined ? undefined : (before, after, at) => this.#announce(before, after, at);
   }
 
   /** The model advanced to the clock's now. */
   sync(): SimState {
-    this.#state = advanceTo(this.#state, this.#clock.now());
+    this.#state = advanceTo(this.#state, this.#clock.now(), this.#onStep);
     return this.#state;
+  }
+
+  /** Publishes what ECS would say about this change of the service. */
+  #announce(before: SimService | undefined, after: SimService | undefined, at: number): void {
+    if (this.#events === undefined || after === undefined || after === before) return;
+    const identity = this.#identities.get(serviceKey(after.cluster, after.name));
+    if (identity !== undefined) this.#events.publish(ecsEventsOf(before, after, at, identity, this.#tasks));
+  }
+
+  /** Sets the state after a call changed `cluster/name`, announcing the change. */
+  #commit(next: SimState, cluster: string, name: string, service: Json): void {
+    const serviceArn = str(service["serviceArn"]);
+    const clusterArn = str(service["clusterArn"]);
+    if (serviceArn !== undefined && clusterArn !== undefined) this.#identities.set(serviceKey(cluster, name), { serviceArn, clusterArn });
+    const before = findService(this.#state, cluster, name);
+    this.#state = next;
+    this.#announce(before, findService(next, cluster, name), next.now);
   }
 
   /** The model's view of one service (names or ARNs accepted), advanced to now. */
@@ -61,6 +89,8 @@ export class EcsApi {
   /** Forgets every service; with motoReset also the task definitions, whose ARNs moto hands out again from revision 1. */
   clear(motoReset: boolean): void {
     if (motoReset) this.#crashloopByTaskDef.clear();
+    this.#identities.clear();
+    this.#tasks.clear();
     this.#state = clearServices(this.sync());
   }
 
@@ -116,16 +146,18 @@ export class EcsApi {
       const service = parsed === undefined ? undefined : asRecord(parsed["service"]);
       if (service === undefined) return answer;
       const taskDefinition = str(service["taskDefinition"]) ?? "";
-      this.#state = createService(this.sync(), {
+      const crashloop = taskDefinition === "" ? false : await this.#crashloop(call, taskDefinition);
+      const next = createService(this.sync(), {
         cluster,
         name,
         taskDefinition,
         desiredCount: num(service["desiredCount"]) ?? 0,
         clientToken,
-        crashloop: taskDefinition === "" ? false : await this.#crashloop(call, taskDefinition),
+        crashloop,
         ...serviceConnectOf(input),
         ...deploymentConfigurationOf(input),
       });
+      this.#commit(next, cluster, name, service);
       this.#log?.debug({ cluster, service: name, taskDefinition }, "service created; deployment started");
       return withJsonBody(answer, { ...parsed, service: this.#render(service) });
     });
@@ -142,7 +174,7 @@ export class EcsApi {
       if (service === undefined) return answer;
       const requested = str(input["taskDefinition"]);
       const resolved = requested === undefined ? undefined : await this.#resolveTaskDefinition(call, requested);
-      this.#state = updateService(this.sync(), {
+      const next = updateService(this.sync(), {
         cluster,
         name,
         taskDefinition: resolved?.arn,
@@ -152,6 +184,7 @@ export class EcsApi {
         ...serviceConnectOf(input),
         ...deploymentConfigurationOf(input),
       });
+      this.#commit(next, cluster, name, service);
       this.#log?.debug(
         { cluster, service: name, deployment: findService(this.#state, cluster, name)?.deployments[0]?.id },
         "service updated",
@@ -170,7 +203,7 @@ export class EcsApi {
       const parsed = okJson(answer);
       const service = parsed === undefined ? undefined : asRecord(parsed["service"]);
       if (service === undefined) return answer;
-      this.#state = deleteService(this.sync(), cluster, name);
+      this.#commit(deleteService(this.sync(), cluster, name), cluster, name, service);
       this.#log?.debug({ cluster, service: name }, "service deleted; draining");
       return withJsonBody(answer, { ...parsed, service: this.#render(service) });
     });

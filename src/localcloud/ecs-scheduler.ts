@@ -8,6 +8,7 @@ import { DynamoDbHandler } from "./dynamodb-handler.js";
 import { tablesNamed } from "./dynamodb-requests.js";
 import { isDynamoDbTarget } from "./dynamodb-serializer.js";
 import { ECS_TARGET, EcsApi } from "./ecs-api.js";
+import { EcsEventPublisher } from "./ecs-events.js";
 import { serviceCounts, type SimService, type SimTiming } from "./ecs-simulation.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { parseJson } from "./json.js";
@@ -57,7 +58,16 @@ export interface EcsSchedulerOptions {
    * @default "simulate"
    */
   readonly mode?: SchedulerMode;
+  /**
+   * Publish ECS's events (task, deployment and service action) to moto's
+   * default EventBridge bus as services move, the way ECS does (ecs-events.ts).
+   * Ignored in passthrough mode. @default true
+   */
+  readonly ecsEvents?: boolean;
 }
+
+/** How often, in real time, the model is moved on by itself so that its events go out without a call to wait for. */
+const EVENT_TICK_MS = 200;
 
 export type SchedulerMode = "simulate" | "passthrough";
 
@@ -120,6 +130,8 @@ class LocalEcsScheduler implements EcsScheduler {
   readonly #simulate: boolean;
   readonly #log: Logger | undefined;
   readonly #server: Server;
+  readonly #events: EcsEventPublisher | undefined;
+  #ticker: NodeJS.Timeout | undefined;
   #throttling: boolean;
   #port = 0;
 
@@ -129,15 +141,21 @@ class LocalEcsScheduler implements EcsScheduler {
     this.#motoEndpoint = options.motoEndpoint.replace(/\/$/, "");
     this.#cloudFormation = new CloudFormationHandler(this.#moto, this.#motoEndpoint, "us-east-1", options.log);
     this.#clock = new SimClock(options.speed ?? 10);
-    this.#ecs = new EcsApi(this.#moto, this.#clock, options.timing ?? {}, options.log);
+    this.#simulate = (options.mode ?? "simulate") === "simulate";
+    this.#events =
+      this.#simulate && options.ecsEvents !== false
+        ? new EcsEventPublisher({ motoEndpoint: this.#motoEndpoint, log: options.log })
+        : undefined;
+    this.#ecs = new EcsApi(this.#moto, this.#clock, options.timing ?? {}, options.log, this.#events);
     this.#dynamoDb = new DynamoDbHandler(this.#moto, options.log);
     this.#throttling = options.throttling ?? false;
-    this.#simulate = (options.mode ?? "simulate") === "simulate";
     this.#log = options.log;
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         const message = err instanceof Error ? err.message : String(err);
-        this.#log?.error({ err }, "local scheduler failed a request");
+        // A caller that went away (a long poll ended at shutdown) is owed nothing, and nothing went wrong for anyone.
+        if (res.destroyed || req.socket.destroyed) this.#log?.debug({ err }, "local scheduler dropped a request its caller left");
+        else this.#log?.error({ err }, "local scheduler failed a request");
         if (!res.headersSent) send(res, jsonAnswer(500, { __type: "InternalFailure", message }));
         else res.destroy();
       });
@@ -160,6 +178,11 @@ class LocalEcsScheduler implements EcsScheduler {
       this.#server.listen(port, "127.0.0.1", () => {
         this.#server.off("error", onError);
         this.#port = (this.#server.address() as AddressInfo).port;
+        if (this.#events !== undefined) {
+          // ECS announces a task when it starts, not when someone next asks about the service.
+          this.#ticker = setInterval(() => this.#ecs.sync(), EVENT_TICK_MS);
+          this.#ticker.unref();
+        }
         resolve();
       });
     });
@@ -167,6 +190,8 @@ class LocalEcsScheduler implements EcsScheduler {
 
   close(): Promise<void> {
     this.#cloudFormation.close();
+    if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    this.#events?.close();
     return new Promise((resolve) => {
       if (!this.#server.listening) return resolve();
       this.#server.close(() => resolve());

@@ -279,11 +279,15 @@ export function deleteService(state: SimState, cluster: string, name: string): S
   });
 }
 
+/** Sees each step of each service: the service before and after it, at its simulated time. */
+export type StepObserver = (before: SimService, after: SimService, at: number) => void;
+
 /**
  * Moves simulated time forward to `now`, applying every step due on the way in
  * time order, so the result does not depend on how the interval is cut up.
+ * `onStep` sees every step, e.g. to tell what ECS would have announced.
  */
-export function advanceTo(state: SimState, now: number): SimState {
+export function advanceTo(state: SimState, now: number, onStep?: StepObserver): SimState {
   if (now <= state.now) return state;
   const due = Object.entries(state.services).filter(([, s]) => s.nextStepAt !== undefined && s.nextStepAt <= now);
   // Most calls find nothing due; keep the services record as it is then (benchmarks hold thousands).
@@ -293,7 +297,10 @@ export function advanceTo(state: SimState, now: number): SimState {
   for (const [key, service] of due) {
     let current = service;
     while (current.nextStepAt !== undefined && current.nextStepAt <= now) {
-      [current, seq] = step(current, current.nextStepAt, state.timing, seq);
+      const before = current;
+      const at = current.nextStepAt;
+      [current, seq] = step(current, at, state.timing, seq);
+      onStep?.(before, current, at);
     }
     services[key] = current;
   }

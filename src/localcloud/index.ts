@@ -4,6 +4,7 @@ import { ECSClient } from "@aws-sdk/client-ecs";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
 import { awsClient, RETRIES, type AwsTarget } from "../providers/aws-clients.js";
 import type { BootstrapClients } from "./bootstrap.js";
@@ -38,6 +39,8 @@ export interface LocalCloudOptions {
   readonly motoBin?: string;
   /** "passthrough" leaves ECS and CloudFormation to plain moto (DynamoDB is serialized either way). @default "simulate" */
   readonly mode?: SchedulerMode;
+  /** Publish ECS's events to moto's default EventBridge bus, as ECS does. @default true */
+  readonly ecsEvents?: boolean;
 }
 
 export interface LocalCloud {
@@ -67,6 +70,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       port: options.port ?? 4566,
       throttling: options.throttling ?? false,
       ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      ...(options.ecsEvents !== undefined ? { ecsEvents: options.ecsEvents } : {}),
       ...(options.speed !== undefined ? { speed: options.speed } : {}),
       ...(options.timing !== undefined ? { timing: options.timing } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),
@@ -88,8 +92,8 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
   };
 }
 
-/** The bootstrap's clients, S3 included. */
-export type LocalAwsClients = BootstrapClients & { readonly s3: S3Client };
+/** The bootstrap's clients, S3 and SQS included. */
+export type LocalAwsClients = BootstrapClients & { readonly s3: S3Client; readonly sqs: SQSClient };
 
 /** Where a client reaches the local cloud: its endpoint, with throwaway credentials. */
 export function localTarget(endpoint: string, region = LOCAL_REGION): AwsTarget {
@@ -106,6 +110,7 @@ export function localAwsClients(endpoint: string, region = LOCAL_REGION): LocalA
     ecs: awsClient(ECSClient, target, RETRIES.standard),
     elbv2: awsClient(ElasticLoadBalancingV2Client, target, RETRIES.standard),
     s3: awsClient(S3Client, target, RETRIES.standard),
+    sqs: awsClient(SQSClient, target, RETRIES.standard),
   };
 }
 

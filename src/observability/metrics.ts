@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CallCounter } from "../providers/call-counter.js";
+import type { HintCounts } from "../providers/ecs-event-queue.js";
 import type { InProgress, QueueMetrics, QueueMetricsProvider } from "../reconciler/queue-metrics.js";
 import type { ReconcileResult } from "../reconciler/result.js";
 import { PHASES, type Phase } from "../tenants/status.js";
@@ -65,6 +66,7 @@ export class Metrics implements QueueMetricsProvider {
   readonly #resyncAge: Gauge;
   readonly #publishFailures: Counter;
   readonly #leaseLost: Counter;
+  readonly #hints: Readonly<Record<keyof HintCounts, Counter>>;
   readonly #wqAdds: Counter<"name">;
   readonly #wqDepth: Gauge<"name">;
   readonly #wqLatency: Histogram<"name">;
@@ -155,6 +157,18 @@ export class Metrics implements QueueMetricsProvider {
       registers,
     });
     this.#leaseLost.inc(0);
+    const hint = (outcome: keyof HintCounts, help: string) => {
+      const counter = new Counter({ name: `tenant_operator_ecs_event_hints_${outcome}_total`, help, registers });
+      counter.inc(0);
+      return counter;
+    };
+    this.#hints = {
+      received: hint("received", "Messages read from the ECS event queue (ECS_EVENTS_QUEUE_URL)."),
+      enqueued: hint("enqueued", "ECS events that named a managed tenant or the pool, whose key was queued for a look."),
+      ignored: hint("ignored", "Well-formed ECS events about no managed service (another cluster, a standalone task)."),
+      malformed: hint("malformed", "Messages on the ECS event queue that were no ECS event; deleted, not retried."),
+      declined: hint("declined", "ECS events about another controller's shard, returned to the queue for it."),
+    };
 
     // client-go's workqueue metrics, with controller-runtime's names and help.
     const name = ["name"] as const;
@@ -243,6 +257,18 @@ export class Metrics implements QueueMetricsProvider {
     if (!(events > 0)) return;
     this.#publishFailures.inc(events);
     this.#interval.eventPublishFailures += events;
+  }
+
+  /** Where the ECS event queue counts what it read (src/providers/ecs-event-queue.ts). */
+  get hintCounts(): HintCounts {
+    const c = this.#hints;
+    return {
+      received: (n) => c.received.inc(n),
+      enqueued: (n) => c.enqueued.inc(n),
+      ignored: (n) => c.ignored.inc(n),
+      malformed: (n) => c.malformed.inc(n),
+      declined: (n) => c.declined.inc(n),
+    };
   }
 
   /** The lease was lost while leading (not released on a graceful stop). */

@@ -3,10 +3,11 @@ import { Controller } from "../reconciler/controller.js";
 import type { LeaderLease } from "../reconciler/lease.js";
 import { WorkQueue } from "../reconciler/queue.js";
 import type { QueueMetricsProvider } from "../reconciler/queue-metrics.js";
+import { jitteredResyncMs } from "../reconciler/resync-jitter.js";
 import type { ReconcileResult } from "../reconciler/result.js";
 import { POOL_KEY } from "../tiers/desired.js";
 import { describeError } from "./errors.js";
-import type { EcsPort, TenantChange, TenantChangeSource, TenantStore } from "../ports.js";
+import type { EcsPort, TenantChange, TenantChangeSource, TenantHintSource, TenantStore } from "../ports.js";
 import type { TenantReconciler } from "./tenant-reconciler.js";
 import type { LeaderContext } from "./rollout-executor.js";
 
@@ -36,6 +37,10 @@ export interface ManagerOptions {
   /** @default Date.now */
   readonly now?: () => number;
   readonly leaderTasks?: readonly LeaderTask[];
+  /** ECS events naming keys to look at, queued behind fresh edits (docs/adr/0017-ecs-events-as-hints.md). @default none */
+  readonly hints?: TenantHintSource;
+  /** Draws the resync's jitter. @default Math.random */
+  readonly random?: () => number;
 }
 
 /** The work queue's name in its metrics, as controller-runtime names a queue after its controller. */
@@ -166,6 +171,13 @@ export class Manager {
     // seen by both, and the queue collapses the duplicate; started after, it
     // could fall between the two and wait for the next resync.
     await this.#startChanges();
+    await this.#o.hints?.start((keys) => {
+      for (const key of keys) {
+        // ECS says this key changed: what the last survey read of it is stale.
+        this.#o.ecs.forget(key);
+        queue.add(key, "hint");
+      }
+    });
     this.#synced = await this.#resync();
     this.#scheduleResync();
   }
@@ -193,6 +205,7 @@ export class Manager {
     this.#resyncTimer = undefined;
     await this.#o.changes.stop();
     this.#changesStarted = false;
+    await this.#o.hints?.stop();
     await this.#controller?.stop({ timeoutMs: this.#o.shutdownTimeoutMs ?? 20_000 });
     // After the workers: a reconcile finishing its work still gets its catalogue.
     for (const task of this.#o.leaderTasks ?? []) await task.stop();
@@ -254,7 +267,7 @@ export class Manager {
   }
 
   #scheduleResync(): void {
-    const delay = this.#synced ? this.#o.resyncMs : Math.min(this.#o.resyncMs, RESYNC_RETRY_MS);
+    const delay = this.#synced ? jitteredResyncMs(this.#o.resyncMs, this.#o.random) : Math.min(this.#o.resyncMs, RESYNC_RETRY_MS);
     this.#resyncTimer = setTimeout(() => {
       void (async () => {
         await this.#startChanges();

@@ -23,6 +23,7 @@ import { CloudFormationTenantInfra } from "../providers/tenant-infra.js";
 import { EventBridgePublisher } from "../providers/event-publisher.js";
 import { DynamoTenantStore } from "../providers/tenant-store.js";
 import { DynamoStreamSource } from "../providers/tenant-stream.js";
+import { EcsEventQueue } from "../providers/ecs-event-queue.js";
 import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
 import { Manager } from "./manager.js";
 import { RolloutExecutor } from "./rollout-executor.js";
@@ -183,6 +184,16 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     ...(config.tenantsStreamArn !== undefined ? { streamArn: config.tenantsStreamArn } : {}),
     ...(tuning.streamPollMs !== undefined ? { pollIntervalMs: tuning.streamPollMs } : {}),
   });
+  const hints =
+    config.ecsEventsQueueUrl === undefined
+      ? undefined
+      : new EcsEventQueue(clients.sqs, config.ecsEventsQueueUrl, {
+          names: config,
+          log: log.child({ component: "ecs-events" }),
+          counts: metrics.hintCounts,
+        });
+  if (hints === undefined)
+    log.info({ resyncSeconds: config.resyncSeconds }, "ECS_EVENTS_QUEUE_URL is not set: ECS drift is seen at each resync only");
   const manager = new Manager({
     store,
     changes,
@@ -196,6 +207,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     onResult: (_key, result, ms) => metrics.observeReconcile(result, ms),
     queueMetrics: metrics,
     leaderTasks: [rollouts],
+    ...(hints !== undefined ? { hints } : {}),
     ...(tuning.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
   });
   manager.onRoleChange((role) => metrics.setLeader(role === "leader"));

@@ -3,9 +3,10 @@
  * - a key waits at most once: repeated adds collapse;
  * - a key is handed to one worker at a time: adding a key that is being
  *   processed marks it dirty, and `done` puts it back once;
- * - three priorities, served in order: follow-ups of work already started
+ * - four priorities, served in order: follow-ups of work already started
  *   (a requeue while ECS converges), then fresh keys (a stream change, a user
- *   edit), then bulk resync keys; a waiting key added again at a higher
+ *   edit), then hints (an ECS event: something may have drifted), then bulk
+ *   resync keys; a waiting key added again at a higher
  *   priority is promoted. Follow-ups first means a wave of onboardings
  *   finishes tenants one by one instead of all of them near the end;
  *   follow-ups are delayed adds, so they cannot starve the others;
@@ -16,7 +17,7 @@
 import type { InProgress, QueueMetrics, QueueMetricsProvider } from "./queue-metrics.js";
 
 /** In the order they are served. */
-const PRIORITIES = ["followUp", "fresh", "resync"] as const;
+const PRIORITIES = ["followUp", "fresh", "hint", "resync"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 const rank = (p: Priority): number => PRIORITIES.indexOf(p);
 
@@ -140,7 +141,12 @@ export class WorkQueue<K extends string = string> {
   readonly #backoff: ExponentialBackoff<K>;
   // Waiting keys by priority. Sets keep insertion order (FIFO) and allow
   // O(1) removal, which promotion needs.
-  readonly #waiting: Readonly<Record<Priority, Set<K>>> = { followUp: new Set<K>(), fresh: new Set<K>(), resync: new Set<K>() };
+  readonly #waiting: Readonly<Record<Priority, Set<K>>> = {
+    followUp: new Set<K>(),
+    fresh: new Set<K>(),
+    hint: new Set<K>(),
+    resync: new Set<K>(),
+  };
   /** Keys that need processing (waiting, or re-added while processing), with their priority. */
   readonly #dirty = new Map<K, Priority>();
   readonly #processing = new Set<K>();

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { AppName } from "../tenants/record.js";
+import { APP_NAMES, tenantIdSchema, type AppName } from "../tenants/record.js";
 
 /**
  * Deterministic AWS resource names from (namePrefix, tenantId, app).
@@ -21,9 +21,11 @@ import type { AppName } from "../tenants/record.js";
  *   tenant id, plus a readable, sanitised slice of it. The choice is per kind,
  *   never per id, so a hashed name can never meet a verbatim one.
  *
- * Nothing here parses a name back into a tenant id: tenant ids are recovered
- * from the tenant-id tag, never from names (a hashed name cannot be reversed,
- * and a prefix change would break any parser).
+ * Tenant ids are recovered from the tenant-id tag, never from names (a hashed
+ * name cannot be reversed, and a prefix change would break any parser). The
+ * one exception is tenantOfEcsName below, for ECS events, which carry no
+ * tags: what it finds is only a hint of which tenant to look at
+ * (docs/adr/0017-ecs-events-as-hints.md), never a fact anything is decided on.
  */
 
 /** The silo tables each tenant gets in its infrastructure stack. */
@@ -58,6 +60,30 @@ export function serviceName(prefix: string, tenantId: string, app: AppName): str
  */
 export function taskDefinitionFamily(prefix: string, tenantId: string, app: AppName): string {
   return `${prefix}-${TENANT}-${tenantId}-${app}`;
+}
+
+/**
+ * The tenant a premium cluster or a tenant service is named after, or
+ * undefined for any other name (the pool's, another prefix's, a foreign
+ * one). It inverts premiumClusterName and serviceName, which embed the id
+ * verbatim: the prefix has no hyphen and the app is the last segment, so
+ * the split is unambiguous. For hints only (see the module comment).
+ */
+export function tenantOfEcsName(prefix: string, name: string, kind: "cluster" | "service"): string | undefined {
+  const head = `${prefix}-${TENANT}-`;
+  if (!name.startsWith(head)) return undefined;
+  let id = name.slice(head.length);
+  if (kind === "service") {
+    const cut = id.lastIndexOf("-");
+    if (cut < 0 || !(APP_NAMES as readonly string[]).includes(id.slice(cut + 1))) return undefined;
+    id = id.slice(0, cut);
+  }
+  return tenantIdSchema.safeParse(id).success ? id : undefined;
+}
+
+/** Whether the name is one of the pool's services (poolServiceName of some app). */
+export function isPoolServiceName(prefix: string, name: string): boolean {
+  return APP_NAMES.some((app) => poolServiceName(prefix, app) === name);
 }
 
 /** A pooled (basic tier) service, in the pool cluster. */

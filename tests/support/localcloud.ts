@@ -44,6 +44,13 @@ export interface TestCloudOptions {
   readonly backupBucket?: string;
   /** Load balancers the bootstrap makes, each with a listener (account.listenerArns, LISTENER_ARNS). @default 1 */
   readonly albs?: number;
+  /**
+   * The scheduler publishes ECS's events (as `npm start` does) and the env and
+   * Config carry ECS_EVENTS_QUEUE_URL (the bootstrap's queue), so controllers
+   * take them as hints. Off by default, so other tests and the benchmarks put
+   * no event traffic on moto. @default false
+   */
+  readonly ecsEvents?: boolean;
 }
 
 export async function startTestCloud(options: TestCloudOptions = {}): Promise<TestCloud> {
@@ -51,6 +58,7 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
     port: 0,
     speed: options.speed ?? 0,
     throttling: options.throttling ?? false,
+    ecsEvents: options.ecsEvents === true,
     ...(options.timing !== undefined ? { timing: options.timing } : {}),
   });
   try {
@@ -69,6 +77,7 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
       SECURITY_GROUPS: account.securityGroups.join(","),
       LISTENER_ARNS: account.listenerArns.join(","),
       VPC_ID: account.vpcId,
+      ...(account.ecsEventsQueueUrl !== undefined && options.ecsEvents === true ? { ECS_EVENTS_QUEUE_URL: account.ecsEventsQueueUrl } : {}),
     };
     cloud.scheduler.resetCalls();
     return {
@@ -79,7 +88,8 @@ export async function startTestCloud(options: TestCloudOptions = {}): Promise<Te
       clients,
       control: cloud.scheduler,
       stop: async () => {
-        for (const client of [clients.ec2, clients.dynamodb, clients.eventbridge, clients.ecs, clients.elbv2, clients.s3]) client.destroy();
+        for (const client of [clients.ec2, clients.dynamodb, clients.eventbridge, clients.ecs, clients.elbv2, clients.s3, clients.sqs])
+          client.destroy();
         await cloud.stop();
       },
     };

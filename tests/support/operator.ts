@@ -34,6 +34,8 @@ export interface HarnessOptions {
   readonly albs?: number;
   /** How many of them the controllers use (LISTENER_ARNS, the first ones); a test adds the others by restarting one. @default all */
   readonly listeners?: number;
+  /** Controllers take ECS events as hints from the bootstrap's queue (ECS_EVENTS_QUEUE_URL). @default false */
+  readonly ecsEvents?: boolean;
 }
 
 export async function startHarness(env: Record<string, string> = {}, options: HarnessOptions = {}): Promise<OperatorHarness> {
@@ -41,6 +43,7 @@ export async function startHarness(env: Record<string, string> = {}, options: Ha
     speed: 200,
     env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env },
     ...(options.albs !== undefined ? { albs: options.albs } : {}),
+    ...(options.ecsEvents === true ? { ecsEvents: true } : {}),
   });
   if (options.listeners !== undefined) env = { LISTENER_ARNS: cloud.account.listenerArns.slice(0, options.listeners).join(","), ...env };
   const config = loadConfig({ ...cloud.env, ...env });

@@ -30,6 +30,7 @@ describe("the local export line", () => {
       POOL_CLUSTER: "shared-pool",
       ADVANCED_CLUSTER: "shared-adv",
       BACKUP_BUCKET: "acme-backups",
+      ECS_EVENTS_QUEUE_URL: "http://127.0.0.1:4566/123456789012/acme1-ecs-events",
     });
     const printed = `Local AWS on ...\n\n${exportLine(controllerEnv("http://127.0.0.1:4566", config))}\n  npm run -s tenantctl -- list\n`;
     const env = parseExportLine(printed);
@@ -53,10 +54,12 @@ describe("the local export line", () => {
       listenerArns: c.listenerArns,
       tenantsPerListener: c.tenantsPerListener,
       vpcId: c.vpcId,
+      ecsEventsQueueUrl: c.ecsEventsQueueUrl,
     });
     expect(names(fromLine)).toEqual(names(config));
     expect(fromLine.listenerArns).toEqual([LISTENER, LISTENER_2]);
     expect(env?.["LISTENER_ARNS"]).toBe(`${LISTENER},${LISTENER_2}`);
+    expect(fromLine.ecsEventsQueueUrl).toBe("http://127.0.0.1:4566/123456789012/acme1-ecs-events");
     expect(env?.["AWS_ACCESS_KEY_ID"]).toBe("test");
     expect(env?.["AWS_SECRET_ACCESS_KEY"]).toBe("test");
   });

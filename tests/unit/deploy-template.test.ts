@@ -8,6 +8,7 @@ import { configSchema, loadConfig } from "../../src/config.js";
 import { evaluateConditions, parameterValues, parseTemplate, resolve, type ResolveContext } from "../../src/localcloud/cfn-template.js";
 import { lintAll, readableFindings } from "../support/cfn-lint.js";
 import { EMF_DIMENSION, EMF_METRICS, EMF_NAMESPACE } from "../../src/observability/emf.js";
+import { ecsEventPattern } from "../../src/tiers/ecs-event-hint.js";
 
 /**
  * deploy/operator.yaml, the template that deploys the controller: cfn-lint
@@ -52,6 +53,8 @@ function contextFor(given: Readonly<Record<string, string>>): ResolveContext {
   const prefix = String(refs["NamePrefix"]);
   const physical: Record<string, string> = Object.fromEntries(created.map(([id]) => [id, `${id.toLowerCase()}-physical`]));
   physical["OperatorTable"] = `${prefix}-operator`;
+  // Ref of a queue is its URL.
+  physical["EcsEventsQueue"] = `https://sqs.eu-west-1.amazonaws.com/${ACCOUNT}/${prefix}-ecs-events`;
   return {
     refs,
     conditions,
@@ -59,6 +62,7 @@ function contextFor(given: Readonly<Record<string, string>>): ResolveContext {
     attribute: (id, attribute) => {
       if (!(id in physical)) return undefined;
       if (id.endsWith("Role") && attribute === "Arn") return `arn:aws:iam::${ACCOUNT}:role/ecs-tenant-operator/${physical[id] ?? ""}`;
+      if (id === "EcsEventsQueue" && attribute === "Arn") return `arn:aws:sqs:eu-west-1:${ACCOUNT}:${prefix}-ecs-events`;
       if (attribute === "Arn") return `arn:aws:service:eu-west-1:${ACCOUNT}:${physical[id] ?? ""}`;
       if (attribute === "Name") return physical[id];
       return undefined;
@@ -154,6 +158,8 @@ const ACTION_OF: Readonly<Record<string, readonly string[]>> = {
   // and Update items where the source has them (checked below).
   "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
   "s3:HeadObject": ["s3:GetObject"],
+  "sqs:DeleteMessageBatch": ["sqs:DeleteMessage"],
+  "sqs:ChangeMessageVisibilityBatch": ["sqs:ChangeMessageVisibility"],
   "s3:ListObjectsV2": ["s3:ListBucket"],
 };
 
@@ -383,6 +389,7 @@ describe("the controller's task and service", () => {
       backupBucket: "backupbucket-physical",
       poolCluster: "saas-pool",
       advancedCluster: "saas-advanced",
+      ecsEventsQueueUrl: `https://sqs.eu-west-1.amazonaws.com/${ACCOUNT}/saas-ecs-events`,
     });
     // The metrics the alarms watch, on stdout through awslogs (BRIEF's contract).
     expect(env["EMF_METRICS"]).toBe("true");
@@ -441,6 +448,43 @@ describe("the controller's task and service", () => {
     expect(t?.["BillingMode"]).toBe("PAY_PER_REQUEST");
     const bootstrap = readFileSync(join(ROOT, "src/localcloud/bootstrap.ts"), "utf8");
     expect(bootstrap).toContain('ensureTable(dynamodb, table, "pk", false)');
+  });
+});
+
+describe("ECS events reach the controller's queue", () => {
+  const ctx = contextFor({ ...GIVEN, PoolClusterName: "shared-pool" });
+  const queueArn = `arn:aws:sqs:eu-west-1:${ACCOUNT}:saas-ecs-events`;
+
+  it("the rule on the default bus has the controller's own pattern (managed clusters only) and the queue as target", () => {
+    const rule = resolve(template.Resources["EcsEventsRule"]?.Properties, ctx) as Record<string, unknown>;
+    expect(rule).not.toHaveProperty("EventBusName"); // ECS sends to the default bus
+    expect(rule["EventPattern"]).toEqual(
+      ecsEventPattern(
+        { namePrefix: "saas", poolCluster: "shared-pool", advancedCluster: "saas-advanced" },
+        `arn:aws:ecs:eu-west-1:${ACCOUNT}:`,
+      ),
+    );
+    expect(rule["Targets"]).toEqual([{ Id: "queue", Arn: queueArn }]);
+  });
+
+  it("the queue lets that rule alone send, and the controller only receive, delete and give back", () => {
+    const policy = resolve(template.Resources["EcsEventsQueuePolicy"]?.Properties, ctx) as {
+      Queues: string[];
+      PolicyDocument: { Statement: Statement[] & { Principal: unknown }[] };
+    };
+    expect(policy.Queues).toEqual([`https://sqs.eu-west-1.amazonaws.com/${ACCOUNT}/saas-ecs-events`]);
+    expect(policy.PolicyDocument.Statement).toEqual([
+      {
+        Sid: "EcsEventsRule",
+        Effect: "Allow",
+        Principal: { Service: "events.amazonaws.com" },
+        Action: "sqs:SendMessage",
+        Resource: queueArn,
+        Condition: { ArnEquals: { "aws:SourceArn": `arn:aws:service:eu-west-1:${ACCOUNT}:ecseventsrule-physical` } },
+      },
+    ]);
+    const hints = statementsOf("TaskRole", ctx).find((s) => s.Sid === "EcsEventHints");
+    expect(hints).toMatchObject({ Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], Resource: queueArn });
   });
 });
 

@@ -3,8 +3,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { Metrics } from "../../src/observability/metrics.js";
 import { Manager } from "../../src/operator/manager.js";
 import type { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
-import type { EcsPort, RawTenantItem, TenantChangeSource, TenantStore } from "../../src/ports.js";
+import type { EcsPort, RawTenantItem, TenantChangeSource, TenantHintSource, TenantStore } from "../../src/ports.js";
 import { InMemoryLeaseStore, LeaderLease } from "../../src/reconciler/lease.js";
+import { jitteredResyncMs } from "../../src/reconciler/resync-jitter.js";
 import { done } from "../../src/reconciler/result.js";
 import { parseExposition, sample } from "../support/prom-text.js";
 
@@ -41,13 +42,17 @@ afterEach(async () => {
   manager = undefined;
 });
 
-function setup(store: Store, metrics?: Metrics) {
+function setup(
+  store: Store,
+  metrics?: Metrics,
+  extra: { hints?: TenantHintSource; reconcile?: (key: string) => Promise<ReturnType<typeof done>> } = {},
+) {
   let now = 1_000_000;
   const m = new Manager({
     store,
     changes,
     ecs,
-    reconciler,
+    reconciler: extra.reconcile ? ({ ...reconciler, reconcile: extra.reconcile } as unknown as TenantReconciler) : reconciler,
     lease: new LeaderLease({ store: new InMemoryLeaseStore(), holder: "me", durationMs: 15_000 }),
     log: pino({ level: "silent" }),
     concurrency: 2,
@@ -55,6 +60,7 @@ function setup(store: Store, metrics?: Metrics) {
     sharedClusters: [],
     now: () => now,
     ...(metrics ? { queueMetrics: metrics } : {}),
+    ...(extra.hints ? { hints: extra.hints } : {}),
   });
   manager = m;
   return { m, advance: (ms: number) => (now += ms) };
@@ -105,5 +111,49 @@ describe("Manager resync age", () => {
       });
     await vi.waitFor(async () => expect(await worked()).toBe(3), SLOW);
     expect(sample(text, "workqueue_adds_total", "workqueue_adds_total", { name: "tenant" })).toBe(3);
+  });
+});
+
+/** A hint source the test fires by hand, recording its starts and stops. */
+class Hints implements TenantHintSource {
+  onHints: ((keys: readonly string[]) => void) | undefined;
+  readonly calls: string[] = [];
+  async start(onHints: (keys: readonly string[]) => void) {
+    this.calls.push("start");
+    this.onHints = onHints;
+  }
+  async stop() {
+    this.calls.push("stop");
+    this.onHints = undefined;
+  }
+}
+
+describe("Manager hints", () => {
+  it("runs the hint source while leading and reconciles the keys it names", async () => {
+    const hints = new Hints();
+    const reconciled: string[] = [];
+    const { m } = setup(new Store(), undefined, {
+      hints,
+      reconcile: async (key) => {
+        reconciled.push(key);
+        return done();
+      },
+    });
+    await m.start();
+    await vi.waitFor(() => expect(m.ready).toBe(true), SLOW);
+    await vi.waitFor(() => expect(reconciled).toHaveLength(3), SLOW); // the initial resync: pool, a, b
+    expect(hints.calls).toEqual(["start"]);
+    hints.onHints?.(["zed", "a"]);
+    await vi.waitFor(() => expect(reconciled.slice(3).sort()).toEqual(["a", "zed"]), SLOW);
+    await m.stop();
+    expect(hints.calls).toEqual(["start", "stop"]);
+  });
+});
+
+describe("jitteredResyncMs", () => {
+  it("stays within ±10% of the period and spans it", () => {
+    expect(jitteredResyncMs(300_000, () => 0)).toBe(270_000);
+    expect(jitteredResyncMs(300_000, () => 0.5)).toBe(300_000);
+    expect(jitteredResyncMs(300_000, () => 0.999999)).toBe(330_000);
   });
 });

@@ -156,6 +156,19 @@ describe("WorkQueue priorities", () => {
     expect(order).toEqual(["u1", "u2", "f1", "f2", "r1"]);
   });
 
+  it("serves ECS hints after fresh keys and before resync keys; a hint promotes a waiting resync key", async () => {
+    const { queue } = newQueue();
+    queue.add("r1", "resync");
+    queue.add("r2", "resync");
+    queue.add("h1", "hint");
+    queue.add("f1", "fresh");
+    queue.add("r2", "hint");
+    queue.add("f1", "hint");
+    const order = [];
+    for (let i = 0; i < 4; i++) order.push(await queue.get());
+    expect(order).toEqual(["f1", "h1", "r2", "r1"]);
+  });
+
   it("promotes a waiting fresh key that gets a follow-up add, and never demotes one", async () => {
     const { queue } = newQueue();
     queue.add("a", "fresh");

@@ -53,7 +53,7 @@ Starts moto server on a free loopback port behind the local ECS scheduler, which
 serves the AWS endpoint on http://127.0.0.1:<port> (region us-east-1, any
 credentials). Bootstraps what a real account would already have (VPC, subnets,
 security group, ALB and listener, tenants table with stream, event bus, pool
-and advanced clusters), seeds one demo tenant per tier, runs the controller and
+and advanced clusters, the queue ECS's events reach the controller through), seeds one demo tenant per tier, runs the controller and
 shows tenants converging. It prints an \`export ...\` line with every variable a
 \`tenantctl controller\` needs against this local AWS. Ctrl-C stops everything
 it started.
@@ -111,6 +111,7 @@ ADVANCED_CLUSTER, BACKUP_BUCKET, HTTP_PORT, LOG_LEVEL, TENANTS_PER_LISTENER, ROL
         // One the shell may hold from another run would contradict the pool just made.
         LISTENER_ARN: undefined,
         VPC_ID: account.vpcId,
+        ...(account.ecsEventsQueueUrl !== undefined ? { ECS_EVENTS_QUEUE_URL: account.ecsEventsQueueUrl } : {}),
       });
       if (flags.demo) {
         for (const t of DEMO_TENANTS) {
@@ -168,6 +169,7 @@ export function controllerEnv(endpoint: string, config: Config): Record<string, 
     POOL_CLUSTER: config.poolCluster,
     ADVANCED_CLUSTER: config.advancedCluster,
     BACKUP_BUCKET: config.backupBucket,
+    ...(config.ecsEventsQueueUrl !== undefined ? { ECS_EVENTS_QUEUE_URL: config.ecsEventsQueueUrl } : {}),
   };
 }
 

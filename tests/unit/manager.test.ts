@@ -29,7 +29,9 @@ class Store implements TenantStore {
 }
 
 const changes: TenantChangeSource = { start: async () => {}, stop: async () => {} };
-const ecs = { survey: async () => new Set<string>() } as unknown as EcsPort;
+/** Keys whose survey snapshot the manager withdrew. */
+const forgotten: string[] = [];
+const ecs = { survey: async () => new Set<string>(), forget: (key: string) => void forgotten.push(key) } as unknown as EcsPort;
 const reconciler = {
   reconcile: async () => done(),
   noteRemoved: () => {},
@@ -145,6 +147,8 @@ describe("Manager hints", () => {
     expect(hints.calls).toEqual(["start"]);
     hints.onHints?.(["zed", "a"]);
     await vi.waitFor(() => expect(reconciled.slice(3).sort()).toEqual(["a", "zed"]), SLOW);
+    // An event says ECS changed: the survey's answer for those keys must not be reused.
+    expect(forgotten).toEqual(expect.arrayContaining(["zed", "a"]));
     await m.stop();
     expect(hints.calls).toEqual(["start", "stop"]);
   });

@@ -19,7 +19,24 @@ export { LeaseLostError, UnmanagedResourceError } from "./errors.js";
 /** Checked before every write to AWS; throws LeaseLostError when not leader. */
 export interface Fence {
   assertHeld(): void;
+  /**
+   * The lease term this fence stands for, when it has one: a DynamoDB write
+   * can then be conditioned on the lease item still naming this holder and
+   * token (a ConditionCheck in the same transaction), which holds even for a
+   * process paused past its lease. Undefined: only assertHeld() guards.
+   */
+  term?(): FenceTerm | undefined;
 }
+
+/** A lease item `lease#<lease>` in the operator table, held by `holder` in its term `token`. */
+export interface FenceTerm {
+  readonly lease: string;
+  readonly holder: string;
+  readonly token: number;
+}
+
+/** The fence of each key's writes: its shard's lease, bound to the term current when the reconcile began. */
+export type FenceFor = (key: string) => Fence;
 
 export interface ApplyOutcome {
   /** Task definition ARNs registered during this apply, by family. */

@@ -24,6 +24,9 @@ import { EventBridgePublisher } from "../providers/event-publisher.js";
 import { DynamoTenantStore } from "../providers/tenant-store.js";
 import { DynamoStreamSource } from "../providers/tenant-stream.js";
 import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
+import { ShardLeases } from "../reconciler/shard-leases.js";
+import { DynamoDbShardStore } from "../providers/dynamodb-shard-store.js";
+import { KeyOwnership } from "./key-ownership.js";
 import { Manager } from "./manager.js";
 import { RolloutExecutor } from "./rollout-executor.js";
 import { DynamoRolloutStore } from "../providers/rollout-store.js";
@@ -39,6 +42,8 @@ export interface RunningController {
   /** The fleet rollout, while this controller leads. */
   readonly rollouts: RolloutExecutor;
   readonly lease: LeaderLease;
+  /** This controller's shard leases: the tenants it reconciles. */
+  readonly shards: ShardLeases;
   readonly calls: CallCounter;
   readonly metrics: Metrics;
   readonly clients: AwsClients;
@@ -120,13 +125,23 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   // Only the seed of the catalogue record (operator table): after that, the record rules (`tenantctl catalogue set`).
   const catalogue = await loadCatalogueFile(config.catalogueFile);
 
+  const holder = config.holderId ?? defaultHolderId();
   const lease = new LeaderLease({
     store: new DynamoDbLeaseStore(clients.dynamodb, config.leaseTable),
-    holder: config.holderId ?? defaultHolderId(),
+    holder,
     durationMs: config.leaseSeconds * 1000,
     log,
   });
-  const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable);
+  const shards = new ShardLeases({
+    store: new DynamoDbShardStore(clients.dynamodb, config.leaseTable),
+    holder,
+    count: config.shardCount,
+    durationMs: config.leaseSeconds * 1000,
+    log: log.child({ component: "shards" }),
+  });
+  const ownership = new KeyOwnership(lease, shards);
+  // Status writes condition on the shard lease item in the operator table (one transaction).
+  const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable, { leaseTable: config.leaseTable });
   const ecs = new EcsProvider(clients.ecs, { region: config.region });
   // Another leader may have registered revisions meanwhile: forget what this process cached.
   lease.onAcquired(() => ecs.invalidateCaches());
@@ -168,6 +183,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
       onUndelivered: (n) => metrics.eventPublishFailed(n),
     }),
     fence: lease,
+    fenceFor: ownership.fenceFor,
     catalogue,
     settings: config,
     log,
@@ -185,6 +201,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     ecs,
     reconciler,
     lease,
+    shards,
     log,
     concurrency: config.concurrency,
     resyncMs: config.resyncSeconds * 1000,
@@ -200,6 +217,10 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   lease.onLost(() => {
     if (stopping === undefined) metrics.leaseLost();
   });
+  shards.onAcquired(() => metrics.shardAcquired());
+  shards.onLost((_shard, reason) => {
+    if (stopping === undefined && reason !== "stopped") metrics.shardLost();
+  });
   /** Gauges read from their sources, before each scrape and each EMF line. */
   const refresh = () => {
     metrics.setQueueDepth(manager.queueDepth);
@@ -207,6 +228,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     metrics.setPhaseTimes(reconciler.phaseTimes(), Date.now(), config.stuckAfterSeconds * 1000);
     metrics.setStreamLag(changes.lagSeconds());
     metrics.setResyncAge(manager.resyncAgeSeconds());
+    metrics.setShards(config.shardCount, shards.ownedShards(), manager.syncedShards());
   };
   const emf = config.emfMetrics
     ? new EmfEmitter({
@@ -239,7 +261,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   await manager.start();
   emf?.start();
   log.info(
-    { role: manager.role, holder: lease.holder, httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName },
+    { role: manager.role, holder: lease.holder, shards: shards.ownedShards(), httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName },
     "controller started",
   );
 
@@ -248,6 +270,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     reconciler,
     rollouts,
     lease,
+    shards,
     calls,
     metrics,
     clients,

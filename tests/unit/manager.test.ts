@@ -5,6 +5,7 @@ import { Manager } from "../../src/operator/manager.js";
 import type { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
 import type { EcsPort, RawTenantItem, TenantChangeSource, TenantStore } from "../../src/ports.js";
 import { InMemoryLeaseStore, LeaderLease } from "../../src/reconciler/lease.js";
+import { InMemoryShardStore, ShardLeases } from "../../src/reconciler/shard-leases.js";
 import { done } from "../../src/reconciler/result.js";
 import { parseExposition, sample } from "../support/prom-text.js";
 
@@ -49,6 +50,7 @@ function setup(store: Store, metrics?: Metrics) {
     ecs,
     reconciler,
     lease: new LeaderLease({ store: new InMemoryLeaseStore(), holder: "me", durationMs: 15_000 }),
+    shards: new ShardLeases({ store: new InMemoryShardStore(), holder: "me", count: 4, durationMs: 15_000 }),
     log: pino({ level: "silent" }),
     concurrency: 2,
     resyncMs: 3_600_000,

@@ -453,10 +453,10 @@ export interface CatalogueSource {
   assignment(key: string): Promise<CatalogueAssignment>;
   /** Remembered in memory; the rollout executor records it at its next step. */
   report(key: string, hash: string, outcome: RolloutOutcome): void;
-  /** The key's deployment of the rollout's catalogue failed: recorded durably before it returns. */
-  fail(key: string, hash: string, reason: string): Promise<void>;
+  /** The key's deployment of the rollout's catalogue failed: recorded durably before it returns (under the key's fence, when given). */
+  fail(key: string, hash: string, reason: string, fence?: Fence): Promise<void>;
   /** The key's provisionFailure for the rollout was sent. */
-  announced(key: string, rolloutId: string): Promise<void>;
+  announced(key: string, rolloutId: string, fence?: Fence): Promise<void>;
 }
 
 /** Open and failed deployments of a key with no tenant record to keep them in (the pool), in the operator table. */

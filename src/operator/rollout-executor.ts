@@ -78,6 +78,8 @@ export class RolloutExecutor implements CatalogueSource {
   #ready: Deferred = deferred();
   #lock: Promise<void> = Promise.resolve();
   #running = false;
+  /** Running as a follower: another controller leads; the rollout item is read, never written by a tick. */
+  #following = false;
   #tickInFlight: Promise<void> = Promise.resolve();
   #lastError: string | undefined;
 
@@ -95,6 +97,21 @@ export class RolloutExecutor implements CatalogueSource {
   start(ctx: LeaderContext): Promise<void> {
     this.#ctx = ctx;
     this.#running = true;
+    this.#following = false;
+    this.#reports.clear();
+    this.#wake(0);
+    return Promise.resolve();
+  }
+
+  /**
+   * Another controller leads (ADR 0016): each tick reads the rollout item
+   * only, so the reconciles of this controller's shards get their keys'
+   * catalogues, and keys whose catalogue the rollout moved are queued here.
+   */
+  follow(ctx: LeaderContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#running = true;
+    this.#following = true;
     this.#reports.clear();
     this.#wake(0);
     return Promise.resolve();
@@ -103,6 +120,7 @@ export class RolloutExecutor implements CatalogueSource {
   /** Stops stepping; reconciles still waiting for the catalogue get LeaseLostError (retried by the next leader). */
   async stop(): Promise<void> {
     this.#running = false;
+    this.#following = false;
     this.#ctx = undefined;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -129,14 +147,14 @@ export class RolloutExecutor implements CatalogueSource {
     if (outcome !== "waiting" && r !== undefined && r.state !== "Completed" && inCurrentWave(r, key)) this.#wake(NUDGE_MS);
   }
 
-  async fail(key: string, hash: string, reason: string): Promise<void> {
+  async fail(key: string, hash: string, reason: string, fence?: Fence): Promise<void> {
     await this.#loaded();
-    await this.#mutate((r) => (hash === r.to ? recordFailure(r, key, reason, this.#now()) : undefined));
+    await this.#mutate((r) => (hash === r.to ? recordFailure(r, key, reason, this.#now()) : undefined), fence);
   }
 
-  async announced(key: string, rolloutId: string): Promise<void> {
+  async announced(key: string, rolloutId: string, fence?: Fence): Promise<void> {
     await this.#loaded();
-    await this.#mutate((r) => (r.id === rolloutId ? recordAnnounced(r, key, this.#now()) : undefined));
+    await this.#mutate((r) => (r.id === rolloutId ? recordAnnounced(r, key, this.#now()) : undefined), fence);
   }
 
   /**
@@ -203,6 +221,13 @@ export class RolloutExecutor implements CatalogueSource {
   /** One step: load once; then follow the catalogue and advance the rollout. */
   async #tick(): Promise<void> {
     if (!this.#running) return;
+    if (this.#following) {
+      const stored = await this.#o.store.readRollout();
+      if (stored === undefined) return; // the leader writes the first one
+      this.#adopt(stored);
+      if (!this.#ready.settled) this.#ready.resolve();
+      return;
+    }
     const [catalogue, stored] = await Promise.all([this.#o.store.readCatalogue(), this.#o.store.readRollout()]);
     let rollout = stored;
     if (rollout === undefined) {
@@ -284,15 +309,19 @@ export class RolloutExecutor implements CatalogueSource {
     if (moved.length > 0) this.#ctx?.enqueue(moved);
   }
 
-  /** Read-modify-write of the rollout, retried on a conflicting write. */
-  async #mutate(change: (r: Rollout) => Rollout | undefined): Promise<void> {
+  /**
+   * Read-modify-write of the rollout, retried on a conflicting write. Fenced
+   * by the key's fence when given (a follower records its own keys' failures;
+   * the write is conditional on the version, so it races no one).
+   */
+  async #mutate(change: (r: Rollout) => Rollout | undefined, fence: Fence = this.#o.fence): Promise<void> {
     await this.#locked(async () => {
       for (let attempt = 0; attempt < 5; attempt++) {
         const current = this.#rollout ?? (await this.#o.store.readRollout());
         if (current === undefined) throw new LeaseLostError("not leading: no rollout state");
         const next = change(current);
         if (next === undefined) return;
-        if (await this.#o.store.writeRollout(next, current.version, this.#o.fence)) {
+        if (await this.#o.store.writeRollout(next, current.version, fence)) {
           this.#adopt(next);
           return;
         }

@@ -347,7 +347,7 @@ export class TenantReconciler {
     let reason: string | undefined;
     if (r.role === "target" && failures.length > 0) {
       reason = failures.map((f) => `${f.image}: ${f.reason}`).join("; ");
-      await this.#o.catalogues.fail(key, a.hash, reason);
+      await this.#o.catalogues.fail(key, a.hash, reason, this.#fence(key));
     } else if (r.role === "failed" && r.failure !== undefined && !r.failure.announced) reason = r.failure.reason;
     if (reason === undefined) return undefined;
     const to = changes.map((c) => `${c.app} ${c.to}`).join(", ");
@@ -419,7 +419,7 @@ export class TenantReconciler {
     const failure = await this.#rolloutFailure(POOL_KEY, assigned, watch, undefined);
     if (failure !== undefined) {
       // The pool has no record to show it: the rollout's status does.
-      await this.#o.catalogues?.announced(POOL_KEY, failure.rolloutId);
+      await this.#o.catalogues?.announced(POOL_KEY, failure.rolloutId, this.#fence(POOL_KEY));
       return requeueAfter(this.#o.pollMs, failure.message);
     }
     this.#reportOutcome(POOL_KEY, assigned.hash, plan.converged ? "healthy" : "waiting");
@@ -702,7 +702,7 @@ export class TenantReconciler {
     });
     if (rolloutFailure !== undefined) {
       // Announced (the provisionFailure above): the next look runs the previous catalogue again.
-      await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId);
+      await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId, this.#fence(tenantId));
       return requeueAfter(this.#o.pollMs, rolloutFailure.message);
     }
     this.#reportOutcome(tenantId, assigned.hash, siloTier === undefined ? "notApplicable" : plan.converged ? "healthy" : "waiting");

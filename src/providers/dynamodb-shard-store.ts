@@ -136,7 +136,13 @@ export class DynamoDbShardStore extends DynamoDbLeaseStore implements ShardStore
           UpdateExpression: "SET #holder = :me, #expiresAt = :exp ADD #token :one",
           ConditionExpression: "#holder = :from AND #token = :token",
           ExpressionAttributeNames: { "#holder": "holder", "#expiresAt": "expiresAt", "#token": "token" },
-          ExpressionAttributeValues: { ":me": { S: holder }, ":from": { S: from }, ":token": num(token), ":exp": num(expiresAt), ":one": num(1) },
+          ExpressionAttributeValues: {
+            ":me": { S: holder },
+            ":from": { S: from },
+            ":token": num(token),
+            ":exp": num(expiresAt),
+            ":one": num(1),
+          },
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -145,7 +151,12 @@ export class DynamoDbShardStore extends DynamoDbLeaseStore implements ShardStore
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) {
         const item = err.Item;
-        return { acquired: false, holder: item?.["holder"]?.S, expiresAt: readNumber(item?.["expiresAt"]) ?? 0, token: readNumber(item?.["token"]) ?? 0 };
+        return {
+          acquired: false,
+          holder: item?.["holder"]?.S,
+          expiresAt: readNumber(item?.["expiresAt"]) ?? 0,
+          token: readNumber(item?.["token"]) ?? 0,
+        };
       }
       throw wrapAwsError(err, `taking lease ${name} from ${from} in ${this.#table}`);
     }

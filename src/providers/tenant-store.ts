@@ -132,7 +132,9 @@ export class DynamoTenantStore implements TenantStore {
       if (errorName(err) === "TransactionCanceledException") {
         const reasons = (err as { CancellationReasons?: readonly { Code?: string }[] }).CancellationReasons ?? [];
         if (reasons[1]?.Code === "ConditionalCheckFailed")
-          throw new LeaseLostError(`lease "${term.lease}" is no longer held by ${term.holder} in term ${term.token}; status of ${tenantId} not written`);
+          throw new LeaseLostError(
+            `lease "${term.lease}" is no longer held by ${term.holder} in term ${term.token}; status of ${tenantId} not written`,
+          );
         if (reasons[0]?.Code === "ConditionalCheckFailed") return false;
       }
       throw wrapAwsError(err, `writing status of tenant ${tenantId} to ${this.#table}`);

@@ -100,7 +100,9 @@ export class ShardLeases {
     this.#roundMs = options.roundMs ?? Math.round(options.durationMs / 3);
     this.#marginMs = options.safetyMarginMs ?? Math.round(options.durationMs / 10);
     if (!(this.#roundMs > 0 && this.#roundMs < options.durationMs - this.#marginMs && this.#marginMs >= 0))
-      throw new RangeError(`invalid shard lease timing: duration ${options.durationMs} ms, round ${this.#roundMs} ms, margin ${this.#marginMs} ms`);
+      throw new RangeError(
+        `invalid shard lease timing: duration ${options.durationMs} ms, round ${this.#roundMs} ms, margin ${this.#marginMs} ms`,
+      );
   }
 
   get holder(): string {
@@ -237,7 +239,8 @@ export class ShardLeases {
         } catch (err) {
           // Kept until its margin: the next round tries again.
           this.#o.log?.warn({ shard, err: describe(err) }, "could not renew shard lease; retrying next round");
-          if (this.#timers.now() + this.#roundMs >= h.expiresAt - this.#marginMs) this.#lose(shard, "lease renewal kept failing until expiry");
+          if (this.#timers.now() + this.#roundMs >= h.expiresAt - this.#marginMs)
+            this.#lose(shard, "lease renewal kept failing until expiry");
           return;
         }
         if (!ok) return this.#lose(shard, "lease renewal refused: another controller took it");
@@ -371,7 +374,8 @@ export class InMemoryShardStore implements ShardStore {
 
   async steal(name: string, holder: string, from: string, token: number, durationMs: number, now: number): Promise<AcquireResult> {
     const cur = this.#leases.get(name);
-    if (!cur || cur.holder !== from || cur.token !== token) return { acquired: false, ...(cur ?? { holder: undefined, expiresAt: 0, token: 0 }) };
+    if (!cur || cur.holder !== from || cur.token !== token)
+      return { acquired: false, ...(cur ?? { holder: undefined, expiresAt: 0, token: 0 }) };
     const next: LeaseState = { holder, expiresAt: now + durationMs, token: cur.token + 1 };
     this.#leases.set(name, next);
     return { acquired: true, ...next };

@@ -148,6 +148,9 @@ const ACTION_OF: Readonly<Record<string, readonly string[]>> = {
   // operation, and the controller's transactions hold Put and Delete items
   // (checked in the source below).
   "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+  // The tenant status write under a shard lease (src/providers/tenant-store.ts):
+  // the status Update on the tenants table, a ConditionCheck on the lease item.
+  "dynamodb:TransactWrite": ["dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
   "s3:HeadObject": ["s3:GetObject"],
   "s3:ListObjectsV2": ["s3:ListBucket"],
 };

@@ -227,7 +227,8 @@ export class Manager {
 
   async #lead(): Promise<void> {
     if (this.#role === "stopped" || this.#role === "leader") return;
-    this.#o.log.info("acquired the controller lease; running the fleet-wide work (pool, rollout)");
+    // The message tools look for (chaos/controllers.ts); the work it starts now is the fleet-wide part.
+    this.#o.log.info({ work: "pool, rollout" }, "acquired leader lease; starting reconcilers");
     for (const task of this.#o.leaderTasks ?? []) {
       if (this.#role === "standby") await task.stop();
       await task.start(this.#context());
@@ -238,7 +239,7 @@ export class Manager {
 
   async #standBy(reason: string): Promise<void> {
     if (this.#role === "stopped" || this.#role === "standby") return;
-    if (this.#role === "leader") this.#o.log.warn({ reason }, "not leading the fleet-wide work any more");
+    if (this.#role === "leader") this.#o.log.warn({ reason, work: "pool, rollout" }, "not leader; standing by");
     for (const task of this.#o.leaderTasks ?? []) {
       if (this.#role === "leader") await task.stop();
       await task.follow?.(this.#context());

@@ -33,7 +33,8 @@ async function leaseHolder(name = "controller"): Promise<{ holder?: string; expi
   return res.Item ? (unmarshall(res.Item) as { holder?: string; expiresAt?: number }) : undefined;
 }
 
-const LEADS = "acquired the controller lease; running the fleet-wide work (pool, rollout)";
+/** Logged when a controller takes the controller lease (the pool key and the rollout; its shards are apart). */
+const LEADS = "acquired leader lease; starting reconcilers";
 
 it("runs exactly one leader and fails over within the lease duration", async () => {
   const env = { ...h.cloud.env, LEASE_SECONDS: String(LEASE_SECONDS), HTTP_PORT: "0", LOG_LEVEL: process.env["CHILD_LOG_LEVEL"] ?? "info" };

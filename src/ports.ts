@@ -499,6 +499,21 @@ export interface RolloutStorePort {
   seedCatalogue(catalogue: Catalogue, by: string, fence: Fence): Promise<boolean>;
   readRollout(): Promise<Rollout | undefined>;
   writeRollout(rollout: Rollout, readVersion: number | undefined, fence?: Fence): Promise<boolean>;
+  /**
+   * A unit's latest report, for the leader when another controller owns the
+   * unit (ADR 0016); an older report never replaces a newer one.
+   */
+  putReport?(unit: string, report: RolloutReport): Promise<void>;
+  /** The stored reports of these units (absent: none). */
+  readReports?(units: readonly string[]): Promise<ReadonlyMap<string, RolloutReport>>;
+}
+
+/** What a reconcile reported to the rollout about its unit (src/rollouts/planner.ts Report). */
+export interface RolloutReport {
+  /** Epoch ms. */
+  readonly at: number;
+  readonly hash: string;
+  readonly outcome: RolloutOutcome;
 }
 
 /** Publishes a wave event (detail-type tenant-operator_rolloutWave). */

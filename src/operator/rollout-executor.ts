@@ -141,7 +141,19 @@ export class RolloutExecutor implements CatalogueSource {
   }
 
   report(key: string, hash: string, outcome: RolloutOutcome): void {
-    this.#reports.set(key, { at: this.#now().getTime(), hash, outcome });
+    const report = { at: this.#now().getTime(), hash, outcome };
+    this.#reports.set(key, report);
+    // A follower's unit of the wave under way: the leader must see it (ADR 0016).
+    const current = this.#rollout;
+    if (this.#following && outcome !== "waiting" && current !== undefined && current.state !== "Completed" && inCurrentWave(current, key))
+      this.#o.store
+        .putReport?.(key, report)
+        .catch((err: unknown) =>
+          this.#o.log.warn(
+            { key, err: describeError(err) },
+            "could not share a rollout report; the unit reports again at its next reconcile",
+          ),
+        );
     // A unit of the wave under way answered: the step that may finish the wave need not wait for the next tick.
     const r = this.#rollout;
     if (outcome !== "waiting" && r !== undefined && r.state !== "Completed" && inCurrentWave(r, key)) this.#wake(NUDGE_MS);
@@ -252,6 +264,7 @@ export class RolloutExecutor implements CatalogueSource {
       await this.#startRollout(rollout, catalogue.catalogue, catalogue.hash);
       return;
     }
+    await this.#gatherReports(rollout);
     const step = advance(rollout, this.#now(), this.#reports, this.#o.settings);
     if (!step.changed) return;
     // Events before the write that records them: a crash in between publishes again (at least once).
@@ -262,6 +275,19 @@ export class RolloutExecutor implements CatalogueSource {
     this.#adopt(step.rollout);
     this.#ctx?.enqueue(step.enqueue);
     if (step.rollout.state === "Completed") this.#ctx?.resync();
+  }
+
+  /** Reports other controllers shared for the wave under way's open units, where newer than this process's own. */
+  async #gatherReports(r: Rollout): Promise<void> {
+    if (this.#o.store.readReports === undefined || r.state === "Completed") return;
+    const wave = [...r.waves].reverse().find((w) => w.startedAt !== undefined);
+    if (wave === undefined || wave.bakedAt !== undefined) return;
+    const open = wave.units.filter((u) => r.failed[u] === undefined && (r.done[u] === undefined || wave.checkedAt !== undefined));
+    if (open.length === 0) return;
+    for (const [unit, report] of await this.#o.store.readReports(open)) {
+      const mine = this.#reports.get(unit);
+      if (mine === undefined || mine.at < report.at) this.#reports.set(unit, report);
+    }
   }
 
   /** The catalogue changed: a new rollout from where every unit stands, superseding the current one. */
@@ -307,6 +333,11 @@ export class RolloutExecutor implements CatalogueSource {
     const units = new Set([...knownUnits(before), ...knownUnits(next)]);
     const moved = [...units].filter((u) => assignment(before, u).hash !== assignment(next, u).hash);
     if (moved.length > 0) this.#ctx?.enqueue(moved);
+    // A follower's units of a wave whose bake check began must show they are still healthy (the leader queued only its own).
+    if (this.#following) {
+      const checking = next.waves.flatMap((w, i) => (w.checkedAt !== undefined && before.waves[i]?.checkedAt === undefined ? w.units : []));
+      if (checking.length > 0) this.#ctx?.enqueue(checking);
+    }
   }
 
   /**

@@ -157,7 +157,8 @@ export class Manager {
       this.#synced.delete(shard);
       this.#toSync.delete(shard);
       if (shards.ownedShards().length === 0) this.#owningSince = undefined;
-      this.#o.log.warn({ shard, reason }, "shard lost; its keys are dropped here and reconciled by its next owner");
+      if (reason !== "stopped")
+        this.#o.log.warn({ shard, reason }, "shard lost; its keys are dropped here and reconciled by its next owner");
     });
     // Throws on a SHARD_COUNT the fleet does not use: better no controller than two owners.
     await shards.start();

@@ -214,6 +214,9 @@ export class ShardLeases {
 
   async #step(): Promise<void> {
     if (this.#stopped) return;
+    // Rounds keep their cadence from their starts: a slow round (a busy
+    // table) must not push the next renewal towards the lease's margin.
+    const started = this.#timers.now();
     try {
       await this.#renewAll();
       await this.#balance();
@@ -222,10 +225,11 @@ export class ShardLeases {
     }
     this.#announce();
     if (this.#stopped) return;
+    const delay = Math.max(10, started + this.#roundMs - this.#timers.now());
     this.#timer = this.#timers.setTimeout(() => {
       this.#timer = undefined;
       this.#round = this.#step();
-    }, this.#roundMs);
+    }, delay);
   }
 
   async #renewAll(): Promise<void> {

@@ -30,7 +30,11 @@ export interface OperatorHarness {
 }
 
 export async function startHarness(env: Record<string, string> = {}): Promise<OperatorHarness> {
-  const cloud = await startTestCloud({ speed: 200, env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env } });
+  // 4 shards: with 3-second leases, 32 renewals a second would crowd the local cloud's one-at-a-time DynamoDB writes.
+  const cloud = await startTestCloud({
+    speed: 200,
+    env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", SHARD_COUNT: "4", CONCURRENCY: "8", ...env },
+  });
   const config = cloud.config;
   const clients = createAwsClients(config);
   const sink = await EventSink.create(clients.eventbridge, clients.sqs, config.eventBusName, config.eventSource);

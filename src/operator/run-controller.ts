@@ -261,7 +261,14 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   await manager.start();
   emf?.start();
   log.info(
-    { role: manager.role, holder: lease.holder, shards: shards.ownedShards(), httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName },
+    {
+      role: manager.role,
+      holder: lease.holder,
+      shards: shards.ownedShards(),
+      httpPort: http?.port,
+      table: config.tenantsTable,
+      bus: config.eventBusName,
+    },
     "controller started",
   );
 

@@ -906,7 +906,9 @@ export class TenantReconciler {
       backup = removed.backup;
     } else if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#fence(tenantId)));
     if (plan.problems.length > 0) {
-      await this.#publish(tenantId, [deletedEvent(tenantId, removal?.registrationId, "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
+      await this.#publish(tenantId, [
+        deletedEvent(tenantId, removal?.registrationId, "sbt_aws_deprovisionFailure", plan.problems.join("; ")),
+      ]);
     }
     if (!plan.converged) return this.#next(tenantId, plan, "removing resources");
     this.#waits.delete(tenantId);
@@ -977,10 +979,15 @@ export class TenantReconciler {
     }
     const pool = poolTables(prefix);
     for (const app of DATA_APPS)
-      if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#fence(tenantId), signal);
+      if ((await this.#o.data.tableStatus(pool[app])) !== undefined)
+        await this.#o.data.purge(tenantId, pool[app], this.#fence(tenantId), signal);
     await this.#o.routes.removeAny(tenantId, this.#fence(tenantId));
     // Its users: in the shared pool by its group, and its own pool if it had one.
-    await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#fence(tenantId)), tenantId, this.#fence(tenantId));
+    await this.#o.identity.removeTenantUsers(
+      await this.#o.identity.ensureSharedPool(this.#fence(tenantId)),
+      tenantId,
+      this.#fence(tenantId),
+    );
     await this.#o.identity.deleteTenantPool(tenantId, this.#fence(tenantId));
     const stack = await this.#o.infra.remove(tenantId, this.#fence(tenantId));
     if (stack.kind !== "gone") return { plan: merge(plan, stack), backup };

@@ -9,7 +9,6 @@ import {
 import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
 import { localTarget } from "../../src/localcloud/index.js";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { shardOf } from "../../src/reconciler/shards.js";
 import { hashSpec } from "../../src/tenants/record.js";
@@ -95,7 +94,7 @@ async function statusWrites(): Promise<Map<string, { lease: string; holder: stri
       for (const r of records) {
         const image = r.dynamodb?.NewImage;
         if (image === undefined) continue;
-        const item = unmarshall(image as Record<string, AttributeValue>) as {
+        const item = unmarshall(image) as {
           tenantId: string;
           status?: { writtenBy?: { lease: string; holder: string; token: number } };
         };

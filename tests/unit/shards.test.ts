@@ -52,7 +52,12 @@ function simulate(count: number, controllers: string[], start: (string | undefin
     for (const me of controllers) {
       const owned = new Set(holders.flatMap((h, s) => (h === me ? [s] : [])));
       const d = decideBalance({ me, now, leases: fleet(count, holders, now), workers: workers(controllers, now), owned });
-      for (const s of d.take) if (holders[s] === undefined) ((holders[s] = me), (moved = true), moves++);
+      for (const s of d.take) {
+        if (holders[s] !== undefined) continue; // another controller took it this round: the store's condition would refuse
+        holders[s] = me;
+        moved = true;
+        moves++;
+      }
       if (d.steal) {
         expect(holders[d.steal.shard]).toBe(d.steal.from);
         holders[d.steal.shard] = me;

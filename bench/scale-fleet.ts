@@ -1,3 +1,5 @@
+import { InMemoryShardStore, ShardLeases } from "../src/reconciler/shard-leases.js";
+import { KeyOwnership } from "../src/operator/key-ownership.js";
 import type { ECSClient } from "@aws-sdk/client-ecs";
 import { pino, type Logger } from "pino";
 import { defaultCatalogue } from "../src/apps/catalogue.js";
@@ -42,6 +44,8 @@ export const SETTINGS: TierSettings = {
   securityGroups: ["sg-0a"],
 };
 export const LISTENER_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/saas/0123456789abcdef/fedcba9876543210";
+/** The production default (SHARD_COUNT). */
+const SHARD_COUNT = 32;
 const REGION = "us-east-1";
 const ACCOUNT = "123456789012";
 
@@ -59,6 +63,8 @@ export interface ScaleCloud {
   readonly identity: MemoryIdentity;
   readonly events: MemoryEvents;
   readonly leases: InMemoryLeaseStore;
+  /** The shard leases every controller shares (docs/adr/0016). */
+  readonly shardLeases: InMemoryShardStore;
   /** Time spent in the fakes' own bodies, all of them together. */
   readonly busy: Busy;
 }
@@ -90,6 +96,7 @@ export function createCloud(options: CloudOptions = {}): ScaleCloud {
     identity: new MemoryIdentity(busy),
     events: new MemoryEvents(),
     leases: new InMemoryLeaseStore(),
+    shardLeases: new InMemoryShardStore(),
     busy,
   };
 }
@@ -147,7 +154,11 @@ export function composeControllers(cloud: ScaleCloud, count: number, tuning: Con
 
 function composeController(cloud: ScaleCloud, holder: string, tuning: ControllerTuning, baseLog: Logger): ScaleController {
   const log = baseLog.child({ holder });
-  const lease = new LeaderLease({ store: cloud.leases, holder, durationMs: (tuning.leaseSeconds ?? 15) * 1000, log });
+  const durationMs = (tuning.leaseSeconds ?? 15) * 1000;
+  const lease = new LeaderLease({ store: cloud.leases, holder, durationMs, log });
+  // As run-controller: the fleet's tenants are shared out by shard leases; the controller lease keeps the pool key.
+  const shards = new ShardLeases({ store: cloud.shardLeases, holder, count: SHARD_COUNT, durationMs, log });
+  const ownership = new KeyOwnership(lease, shards);
   const sent = new SentCounter();
   const ecs = new EcsProvider(sent.wrap(cloud.ecs.asClient()), { region: REGION });
   // As run-controller: another leader may have registered revisions meanwhile.
@@ -168,6 +179,7 @@ function composeController(cloud: ScaleCloud, holder: string, tuning: Controller
     backupBucket: "saas-backups",
     events: cloud.events,
     fence: lease,
+    fenceFor: ownership.fenceFor,
     catalogue: defaultCatalogue,
     settings: SETTINGS,
     log,
@@ -180,6 +192,7 @@ function composeController(cloud: ScaleCloud, holder: string, tuning: Controller
     ecs,
     reconciler,
     lease,
+    shards,
     log,
     concurrency: tuning.concurrency ?? 8,
     // Passes are started by the benchmark (resyncNow), never by the timer.

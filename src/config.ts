@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { RolloutSettings } from "./rollouts/model.js";
 import { DEFAULT_WAVES, parseWaves, WaveSpecError } from "./rollouts/waves.js";
+import { DEFAULT_SHARD_COUNT, MAX_SHARD_COUNT } from "./reconciler/shards.js";
 
 /**
  * The controller's configuration, read once from the environment and
@@ -167,6 +168,11 @@ export const configSchema = z.object({
     .default("info"),
   /** Lease duration in seconds; a standby takes over within it. @default 15 */
   LEASE_SECONDS: positiveInt("LEASE_SECONDS", 15, 600),
+  /**
+   * Shards the tenants are hashed into, one lease each; every controller of a
+   * fleet must use the same count (recorded once in the operator table). @default 32
+   */
+  SHARD_COUNT: positiveInt("SHARD_COUNT", DEFAULT_SHARD_COUNT, MAX_SHARD_COUNT),
   /** JSON file with the app catalogue (images, versions, defaults). @default the built-in catalogue */
   CATALOGUE_FILE: z.string().min(1).optional(),
   /** S3 bucket of offboarding exports. @default "<NAME_PREFIX>-tenant-backups" (bucket names are global: set your own in a real account) */
@@ -283,6 +289,7 @@ export interface Config {
   readonly httpPort: number;
   readonly logLevel: string;
   readonly leaseSeconds: number;
+  readonly shardCount: number;
   readonly holderId: string | undefined;
   readonly catalogueFile: string | undefined;
   readonly backupBucket: string;
@@ -334,6 +341,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     httpPort: c.HTTP_PORT,
     logLevel: c.LOG_LEVEL,
     leaseSeconds: c.LEASE_SECONDS,
+    shardCount: c.SHARD_COUNT,
     holderId: c.HOLDER_ID,
     catalogueFile: c.CATALOGUE_FILE,
     migrationDrainSeconds: c.MIGRATION_DRAIN_SECONDS,

@@ -19,7 +19,24 @@ export { LeaseLostError, UnmanagedResourceError } from "./errors.js";
 /** Checked before every write to AWS; throws LeaseLostError when not leader. */
 export interface Fence {
   assertHeld(): void;
+  /**
+   * The lease term this fence stands for, when it has one: a DynamoDB write
+   * can then be conditioned on the lease item still naming this holder and
+   * token (a ConditionCheck in the same transaction), which holds even for a
+   * process paused past its lease. Undefined: only assertHeld() guards.
+   */
+  term?(): FenceTerm | undefined;
 }
+
+/** A lease item `lease#<lease>` in the operator table, held by `holder` in its term `token`. */
+export interface FenceTerm {
+  readonly lease: string;
+  readonly holder: string;
+  readonly token: number;
+}
+
+/** The fence of each key's writes: its shard's lease, bound to the term current when the reconcile began. */
+export type FenceFor = (key: string) => Fence;
 
 export interface ApplyOutcome {
   /** Task definition ARNs registered during this apply, by family. */
@@ -458,10 +475,10 @@ export interface CatalogueSource {
   assignment(key: string): Promise<CatalogueAssignment>;
   /** Remembered in memory; the rollout executor records it at its next step. */
   report(key: string, hash: string, outcome: RolloutOutcome): void;
-  /** The key's deployment of the rollout's catalogue failed: recorded durably before it returns. */
-  fail(key: string, hash: string, reason: string): Promise<void>;
+  /** The key's deployment of the rollout's catalogue failed: recorded durably before it returns (under the key's fence, when given). */
+  fail(key: string, hash: string, reason: string, fence?: Fence): Promise<void>;
   /** The key's provisionFailure for the rollout was sent. */
-  announced(key: string, rolloutId: string): Promise<void>;
+  announced(key: string, rolloutId: string, fence?: Fence): Promise<void>;
 }
 
 /** Open and failed deployments of a key with no tenant record to keep them in (the pool), in the operator table. */
@@ -504,6 +521,21 @@ export interface RolloutStorePort {
   seedCatalogue(catalogue: Catalogue, by: string, fence: Fence): Promise<boolean>;
   readRollout(): Promise<Rollout | undefined>;
   writeRollout(rollout: Rollout, readVersion: number | undefined, fence?: Fence): Promise<boolean>;
+  /**
+   * A unit's latest report, for the leader when another controller owns the
+   * unit (ADR 0016); an older report never replaces a newer one.
+   */
+  putReport?(unit: string, report: RolloutReport): Promise<void>;
+  /** The stored reports of these units (absent: none). */
+  readReports?(units: readonly string[]): Promise<ReadonlyMap<string, RolloutReport>>;
+}
+
+/** What a reconcile reported to the rollout about its unit (src/rollouts/planner.ts Report). */
+export interface RolloutReport {
+  /** Epoch ms. */
+  readonly at: number;
+  readonly hash: string;
+  readonly outcome: RolloutOutcome;
 }
 
 /** Publishes a wave event (detail-type tenant-operator_rolloutWave). */

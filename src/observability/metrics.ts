@@ -67,6 +67,12 @@ export class Metrics implements QueueMetricsProvider {
   readonly #publishFailures: Counter;
   readonly #leaseLost: Counter;
   readonly #hints: Readonly<Record<keyof HintCounts, Counter>>;
+  readonly #shardsOwned: Gauge;
+  readonly #shardsSynced: Gauge;
+  readonly #shardOwned: Gauge<"shard">;
+  readonly #shardAcquired: Counter;
+  readonly #shardLost: Counter;
+  #ownsShards = false;
   readonly #wqAdds: Counter<"name">;
   readonly #wqDepth: Gauge<"name">;
   readonly #wqLatency: Histogram<"name">;
@@ -169,6 +175,32 @@ export class Metrics implements QueueMetricsProvider {
       malformed: hint("malformed", "Messages on the ECS event queue that were no ECS event; deleted, not retried."),
       declined: hint("declined", "ECS events about another controller's shard, returned to the queue for it."),
     };
+    this.#shardsOwned = new Gauge({ name: "tenant_operator_shards_owned", help: "Shards whose lease this controller holds.", registers });
+    this.#shardsOwned.set(0);
+    this.#shardsSynced = new Gauge({
+      name: "tenant_operator_shards_synced",
+      help: "Owned shards whose initial sync (their tenants queued) is done; ready when it equals shards_owned.",
+      registers,
+    });
+    this.#shardsSynced.set(0);
+    this.#shardOwned = new Gauge({
+      name: "tenant_operator_shard_owned",
+      help: "Per shard: 1 while this controller holds its lease, else 0.",
+      labelNames: ["shard"],
+      registers,
+    });
+    this.#shardAcquired = new Counter({
+      name: "tenant_operator_shard_acquisitions_total",
+      help: "Shard leases this controller acquired (free, expired, or taken from an overloaded controller).",
+      registers,
+    });
+    this.#shardAcquired.inc(0);
+    this.#shardLost = new Counter({
+      name: "tenant_operator_shard_losses_total",
+      help: "Shard leases this controller lost while running (taken over, or not renewed in time); a graceful release is not counted.",
+      registers,
+    });
+    this.#shardLost.inc(0);
 
     // client-go's workqueue metrics, with controller-runtime's names and help.
     const name = ["name"] as const;
@@ -277,6 +309,23 @@ export class Metrics implements QueueMetricsProvider {
     this.#interval.leaseLost += 1;
   }
 
+  shardAcquired(): void {
+    this.#shardAcquired.inc();
+  }
+
+  shardLost(): void {
+    this.#shardLost.inc();
+  }
+
+  /** The shard gauges: every shard of the fleet is 0 or 1, so a lost one drops to 0 rather than vanish. */
+  setShards(count: number, owned: readonly number[], synced: readonly number[]): void {
+    const mine = new Set(owned);
+    for (let shard = 0; shard < count; shard++) this.#shardOwned.set({ shard: String(shard) }, mine.has(shard) ? 1 : 0);
+    this.#shardsOwned.set(mine.size);
+    this.#shardsSynced.set(synced.length);
+    this.#ownsShards = mine.size > 0;
+  }
+
   /** Time in phase from each tenant's phaseSince: the oldest per phase, and how many are stuck. */
   setPhaseTimes(tenants: Iterable<{ readonly phase: Phase; readonly since: number }>, nowMs: number, stuckAfterMs: number): void {
     const { oldestSeconds, stuck } = phaseAges(tenants, nowMs, stuckAfterMs);
@@ -312,10 +361,15 @@ export class Metrics implements QueueMetricsProvider {
       ReconcileErrors: counts.reconcileErrors,
       LeaseLost: counts.leaseLost,
       EventPublishFailures: counts.eventPublishFailures,
-      ...(this.#isLeader && g.stuck !== undefined ? { TenantsStuck: g.stuck } : {}),
-      ...(this.#isLeader && g.streamLagSeconds !== undefined ? { StreamLagSeconds: g.streamLagSeconds } : {}),
-      ...(this.#isLeader && g.resyncAgeSeconds !== undefined ? { ResyncAgeSeconds: g.resyncAgeSeconds } : {}),
+      ...(this.#reports() && g.stuck !== undefined ? { TenantsStuck: g.stuck } : {}),
+      ...(this.#reports() && g.streamLagSeconds !== undefined ? { StreamLagSeconds: g.streamLagSeconds } : {}),
+      ...(this.#reports() && g.resyncAgeSeconds !== undefined ? { ResyncAgeSeconds: g.resyncAgeSeconds } : {}),
     };
+  }
+
+  /** Gauges about tenants come from a controller that reconciles some: the leader, or one owning shards (ADR 0016). */
+  #reports(): boolean {
+    return this.#isLeader || this.#ownsShards;
   }
 
   setQueueDepth(n: number): void {

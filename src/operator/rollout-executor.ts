@@ -78,6 +78,8 @@ export class RolloutExecutor implements CatalogueSource {
   #ready: Deferred = deferred();
   #lock: Promise<void> = Promise.resolve();
   #running = false;
+  /** Running as a follower: another controller leads; the rollout item is read, never written by a tick. */
+  #following = false;
   #tickInFlight: Promise<void> = Promise.resolve();
   #lastError: string | undefined;
 
@@ -95,6 +97,21 @@ export class RolloutExecutor implements CatalogueSource {
   start(ctx: LeaderContext): Promise<void> {
     this.#ctx = ctx;
     this.#running = true;
+    this.#following = false;
+    this.#reports.clear();
+    this.#wake(0);
+    return Promise.resolve();
+  }
+
+  /**
+   * Another controller leads (ADR 0016): each tick reads the rollout item
+   * only, so the reconciles of this controller's shards get their keys'
+   * catalogues, and keys whose catalogue the rollout moved are queued here.
+   */
+  follow(ctx: LeaderContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#running = true;
+    this.#following = true;
     this.#reports.clear();
     this.#wake(0);
     return Promise.resolve();
@@ -103,6 +120,7 @@ export class RolloutExecutor implements CatalogueSource {
   /** Stops stepping; reconciles still waiting for the catalogue get LeaseLostError (retried by the next leader). */
   async stop(): Promise<void> {
     this.#running = false;
+    this.#following = false;
     this.#ctx = undefined;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -123,20 +141,32 @@ export class RolloutExecutor implements CatalogueSource {
   }
 
   report(key: string, hash: string, outcome: RolloutOutcome): void {
-    this.#reports.set(key, { at: this.#now().getTime(), hash, outcome });
+    const report = { at: this.#now().getTime(), hash, outcome };
+    this.#reports.set(key, report);
+    // A follower's unit of the wave under way: the leader must see it (ADR 0016).
+    const current = this.#rollout;
+    if (this.#following && outcome !== "waiting" && current !== undefined && current.state !== "Completed" && inCurrentWave(current, key))
+      this.#o.store
+        .putReport?.(key, report)
+        .catch((err: unknown) =>
+          this.#o.log.warn(
+            { key, err: describeError(err) },
+            "could not share a rollout report; the unit reports again at its next reconcile",
+          ),
+        );
     // A unit of the wave under way answered: the step that may finish the wave need not wait for the next tick.
     const r = this.#rollout;
     if (outcome !== "waiting" && r !== undefined && r.state !== "Completed" && inCurrentWave(r, key)) this.#wake(NUDGE_MS);
   }
 
-  async fail(key: string, hash: string, reason: string): Promise<void> {
+  async fail(key: string, hash: string, reason: string, fence?: Fence): Promise<void> {
     await this.#loaded();
-    await this.#mutate((r) => (hash === r.to ? recordFailure(r, key, reason, this.#now()) : undefined));
+    await this.#mutate((r) => (hash === r.to ? recordFailure(r, key, reason, this.#now()) : undefined), fence);
   }
 
-  async announced(key: string, rolloutId: string): Promise<void> {
+  async announced(key: string, rolloutId: string, fence?: Fence): Promise<void> {
     await this.#loaded();
-    await this.#mutate((r) => (r.id === rolloutId ? recordAnnounced(r, key, this.#now()) : undefined));
+    await this.#mutate((r) => (r.id === rolloutId ? recordAnnounced(r, key, this.#now()) : undefined), fence);
   }
 
   /**
@@ -203,6 +233,13 @@ export class RolloutExecutor implements CatalogueSource {
   /** One step: load once; then follow the catalogue and advance the rollout. */
   async #tick(): Promise<void> {
     if (!this.#running) return;
+    if (this.#following) {
+      const stored = await this.#o.store.readRollout();
+      if (stored === undefined) return; // the leader writes the first one
+      this.#adopt(stored);
+      if (!this.#ready.settled) this.#ready.resolve();
+      return;
+    }
     const [catalogue, stored] = await Promise.all([this.#o.store.readCatalogue(), this.#o.store.readRollout()]);
     let rollout = stored;
     if (rollout === undefined) {
@@ -227,6 +264,7 @@ export class RolloutExecutor implements CatalogueSource {
       await this.#startRollout(rollout, catalogue.catalogue, catalogue.hash);
       return;
     }
+    await this.#gatherReports(rollout);
     const step = advance(rollout, this.#now(), this.#reports, this.#o.settings);
     if (!step.changed) return;
     // Events before the write that records them: a crash in between publishes again (at least once).
@@ -237,6 +275,19 @@ export class RolloutExecutor implements CatalogueSource {
     this.#adopt(step.rollout);
     this.#ctx?.enqueue(step.enqueue);
     if (step.rollout.state === "Completed") this.#ctx?.resync();
+  }
+
+  /** Reports other controllers shared for the wave under way's open units, where newer than this process's own. */
+  async #gatherReports(r: Rollout): Promise<void> {
+    if (this.#o.store.readReports === undefined || r.state === "Completed") return;
+    const wave = [...r.waves].reverse().find((w) => w.startedAt !== undefined);
+    if (wave === undefined || wave.bakedAt !== undefined) return;
+    const open = wave.units.filter((u) => r.failed[u] === undefined && (r.done[u] === undefined || wave.checkedAt !== undefined));
+    if (open.length === 0) return;
+    for (const [unit, report] of await this.#o.store.readReports(open)) {
+      const mine = this.#reports.get(unit);
+      if (mine === undefined || mine.at < report.at) this.#reports.set(unit, report);
+    }
   }
 
   /** The catalogue changed: a new rollout from where every unit stands, superseding the current one. */
@@ -282,17 +333,26 @@ export class RolloutExecutor implements CatalogueSource {
     const units = new Set([...knownUnits(before), ...knownUnits(next)]);
     const moved = [...units].filter((u) => assignment(before, u).hash !== assignment(next, u).hash);
     if (moved.length > 0) this.#ctx?.enqueue(moved);
+    // A follower's units of a wave whose bake check began must show they are still healthy (the leader queued only its own).
+    if (this.#following) {
+      const checking = next.waves.flatMap((w, i) => (w.checkedAt !== undefined && before.waves[i]?.checkedAt === undefined ? w.units : []));
+      if (checking.length > 0) this.#ctx?.enqueue(checking);
+    }
   }
 
-  /** Read-modify-write of the rollout, retried on a conflicting write. */
-  async #mutate(change: (r: Rollout) => Rollout | undefined): Promise<void> {
+  /**
+   * Read-modify-write of the rollout, retried on a conflicting write. Fenced
+   * by the key's fence when given (a follower records its own keys' failures;
+   * the write is conditional on the version, so it races no one).
+   */
+  async #mutate(change: (r: Rollout) => Rollout | undefined, fence: Fence = this.#o.fence): Promise<void> {
     await this.#locked(async () => {
       for (let attempt = 0; attempt < 5; attempt++) {
         const current = this.#rollout ?? (await this.#o.store.readRollout());
         if (current === undefined) throw new LeaseLostError("not leading: no rollout state");
         const next = change(current);
         if (next === undefined) return;
-        if (await this.#o.store.writeRollout(next, current.version, this.#o.fence)) {
+        if (await this.#o.store.writeRollout(next, current.version, fence)) {
           this.#adopt(next);
           return;
         }

@@ -25,6 +25,9 @@ import { DynamoTenantStore } from "../providers/tenant-store.js";
 import { DynamoStreamSource } from "../providers/tenant-stream.js";
 import { EcsEventQueue } from "../providers/ecs-event-queue.js";
 import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
+import { ShardLeases } from "../reconciler/shard-leases.js";
+import { DynamoDbShardStore } from "../providers/dynamodb-shard-store.js";
+import { KeyOwnership } from "./key-ownership.js";
 import { Manager } from "./manager.js";
 import { RolloutExecutor } from "./rollout-executor.js";
 import { DynamoRolloutStore } from "../providers/rollout-store.js";
@@ -40,6 +43,8 @@ export interface RunningController {
   /** The fleet rollout, while this controller leads. */
   readonly rollouts: RolloutExecutor;
   readonly lease: LeaderLease;
+  /** This controller's shard leases: the tenants it reconciles. */
+  readonly shards: ShardLeases;
   readonly calls: CallCounter;
   readonly metrics: Metrics;
   readonly clients: AwsClients;
@@ -124,13 +129,23 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   // Only the seed of the catalogue record (operator table): after that, the record rules (`tenantctl catalogue set`).
   const catalogue = await loadCatalogueFile(config.catalogueFile);
 
+  const holder = config.holderId ?? defaultHolderId();
   const lease = new LeaderLease({
     store: new DynamoDbLeaseStore(clients.dynamodb, config.leaseTable),
-    holder: config.holderId ?? defaultHolderId(),
+    holder,
     durationMs: config.leaseSeconds * 1000,
     log,
   });
-  const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable);
+  const shards = new ShardLeases({
+    store: new DynamoDbShardStore(clients.dynamodb, config.leaseTable),
+    holder,
+    count: config.shardCount,
+    durationMs: config.leaseSeconds * 1000,
+    log: log.child({ component: "shards" }),
+  });
+  const ownership = new KeyOwnership(lease, shards);
+  // Status writes condition on the shard lease item in the operator table (one transaction).
+  const store = new DynamoTenantStore(clients.dynamodb, config.tenantsTable, { leaseTable: config.leaseTable });
   // A survey's reads answer observes for half a resync interval at most (docs/adr/0018).
   const ecs = new EcsProvider(clients.ecs, { region: config.region, snapshotMaxAgeMs: config.resyncSeconds * 500 });
   // Another leader may have registered revisions meanwhile: forget what this process cached.
@@ -173,6 +188,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
       onUndelivered: (n) => metrics.eventPublishFailed(n),
     }),
     fence: lease,
+    fenceFor: ownership.fenceFor,
     catalogue,
     settings: config,
     log,
@@ -200,6 +216,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     ecs,
     reconciler,
     lease,
+    shards,
     log,
     concurrency: config.concurrency,
     resyncMs: config.resyncSeconds * 1000,
@@ -216,6 +233,10 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   lease.onLost(() => {
     if (stopping === undefined) metrics.leaseLost();
   });
+  shards.onAcquired(() => metrics.shardAcquired());
+  shards.onLost((_shard, reason) => {
+    if (stopping === undefined && reason !== "stopped") metrics.shardLost();
+  });
   /** Gauges read from their sources, before each scrape and each EMF line. */
   const refresh = () => {
     metrics.setQueueDepth(manager.queueDepth);
@@ -223,6 +244,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     metrics.setPhaseTimes(reconciler.phaseTimes(), Date.now(), config.stuckAfterSeconds * 1000);
     metrics.setStreamLag(changes.lagSeconds());
     metrics.setResyncAge(manager.resyncAgeSeconds());
+    metrics.setShards(config.shardCount, shards.ownedShards(), manager.syncedShards());
   };
   const emf = config.emfMetrics
     ? new EmfEmitter({
@@ -255,7 +277,14 @@ export async function startController(config: Config, log: Logger, tuning: Contr
   await manager.start();
   emf?.start();
   log.info(
-    { role: manager.role, holder: lease.holder, httpPort: http?.port, table: config.tenantsTable, bus: config.eventBusName },
+    {
+      role: manager.role,
+      holder: lease.holder,
+      shards: shards.ownedShards(),
+      httpPort: http?.port,
+      table: config.tenantsTable,
+      bus: config.eventBusName,
+    },
     "controller started",
   );
 
@@ -264,6 +293,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     reconciler,
     rollouts,
     lease,
+    shards,
     calls,
     metrics,
     clients,

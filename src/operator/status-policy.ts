@@ -226,7 +226,8 @@ function dataFields(prev: TenantStatus | undefined, next: DataFields | undefined
 }
 
 function semantic(s: TenantStatus): string {
-  const { lastReconciledAt: _at, conditions, ...rest } = s;
+  // writtenBy says who wrote it, not what the tenant is: a new owner alone is no reason to write.
+  const { lastReconciledAt: _at, writtenBy: _by, conditions, ...rest } = s;
   return JSON.stringify({ ...rest, conditions: conditions.map(({ lastTransitionTime: _t, ...c }) => c) });
 }
 

@@ -49,6 +49,7 @@ import {
   type EcsPort,
   type EventPublisher,
   type Fence,
+  type FenceFor,
   type InfraPort,
   type InfraRemoval,
   type PlannedCall,
@@ -89,7 +90,14 @@ export interface TenantReconcilerOptions {
   /** How long a tier move drains the old tables' stream after its flip. @default 30000 */
   readonly drainMs?: number;
   readonly events: EventPublisher;
+  /** The fence of every key without fenceFor (tests, a single leader). */
   readonly fence: Fence;
+  /**
+   * Each key's fence (its shard's lease; the pool key's is the controller
+   * lease), asked once when the key's reconcile begins and used for all its
+   * writes, so a term that ends mid-reconcile fences the rest of it.
+   */
+  readonly fenceFor?: FenceFor;
   /** The catalogue when there is no rollout source (tests, and a fallback): every key runs it. */
   readonly catalogue: Catalogue;
   /** The catalogue record and the fleet rollout (src/operator/rollout-executor.ts): each key's catalogue. */
@@ -132,6 +140,8 @@ export class TenantReconciler {
   readonly #phases = new Map<string, { readonly phase: Phase; readonly since: number }>();
   /** The pool's open deployments when no DeployLedgerStore keeps them. */
   #poolLedger: DeployLedger = {};
+  /** The fence of each key being reconciled: the queue runs a key in one worker at a time. */
+  readonly #fences = new Map<string, Fence>();
 
   constructor(options: TenantReconcilerOptions) {
     this.#o = { pollMs: 1000, maxPollMs: 30_000, problemPollMs: 60_000, degradeAfterFailures: 5, drainMs: 30_000, ...options };
@@ -172,13 +182,21 @@ export class TenantReconciler {
    * itself is no failure of the tenant's, so nothing is reported.
    */
   readonly reconcile = async (key: string, signal: AbortSignal, context?: ReconcileContext): Promise<ReconcileResult> => {
+    this.#fences.set(key, this.#o.fenceFor?.(key) ?? this.#o.fence);
     try {
       return key === POOL_KEY ? await this.#reconcilePool() : await this.#reconcileTenant(key, signal, context);
     } catch (err) {
       if (signal.aborted) return failed(err instanceof Error ? err : new Error(String(err)), false);
       return this.#onError(key, err, context);
+    } finally {
+      this.#fences.delete(key);
     }
   };
+
+  /** The fence of this key's reconcile under way (outside one: a fresh one, which refuses unless the key is owned). */
+  #fence(key: string): Fence {
+    return this.#fences.get(key) ?? this.#o.fenceFor?.(key) ?? this.#o.fence;
+  }
 
   /**
    * What reconcile would do now for a key, without making any write
@@ -329,7 +347,7 @@ export class TenantReconciler {
     let reason: string | undefined;
     if (r.role === "target" && failures.length > 0) {
       reason = failures.map((f) => `${f.image}: ${f.reason}`).join("; ");
-      await this.#o.catalogues.fail(key, a.hash, reason);
+      await this.#o.catalogues.fail(key, a.hash, reason, this.#fence(key));
     } else if (r.role === "failed" && r.failure !== undefined && !r.failure.announced) reason = r.failure.reason;
     if (reason === undefined) return undefined;
     const to = changes.map((c) => `${c.app} ${c.to}`).join(", ");
@@ -357,7 +375,7 @@ export class TenantReconciler {
     if (families.length === 0) return;
     const inUse = new Set(observed.services.flatMap((s) => [s.taskDefinitionArn, ...s.deployments.map((d) => d.taskDefinitionArn)]));
     try {
-      const pruned = await this.#o.revisions.prune(families, keep, inUse, this.#o.fence);
+      const pruned = await this.#o.revisions.prune(families, keep, inUse, this.#fence(key));
       if (pruned.deregistered.length + pruned.deleted.length > 0)
         this.#o.log.info({ key, deregistered: pruned.deregistered, deleted: pruned.deleted }, "pruned old task definition revisions");
     } catch (err) {
@@ -372,14 +390,14 @@ export class TenantReconciler {
    */
   async #reconcilePool(): Promise<ReconcileResult> {
     // The shared user pool and the pool's namespace belong to the pool, like the pooled tables.
-    const users = await this.#o.identity.ensureSharedPool(this.#o.fence);
+    const users = await this.#o.identity.ensureSharedPool(this.#fence(POOL_KEY));
     const namespace = await this.#o.namespaces.ensure(
       poolNamespaceName(this.#o.settings.namePrefix),
       { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TIER_KEY]: "basic" },
-      this.#o.fence,
+      this.#fence(POOL_KEY),
     );
     if (namespace.kind !== "ready") return this.#next(POOL_KEY, waiting(namespace.reason), "pool namespace");
-    const state = await this.#o.infra.ensurePool(this.#o.fence);
+    const state = await this.#o.infra.ensurePool(this.#fence(POOL_KEY));
     if (state.kind !== "ready") {
       const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
       if (state.kind === "failed" && !state.terminal) return failed(new Error(state.reason), false);
@@ -390,18 +408,18 @@ export class TenantReconciler {
     const before = this.#o.ledgers !== undefined ? await this.#o.ledgers.get(POOL_KEY) : this.#poolLedger;
     const desired = desiredPool(assigned.catalogue, this.#o.settings, state.infra, context);
     const { plan, observed, watch } = await this.#plan(desired, footprintForPool(this.#o.settings), before);
-    if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
+    if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#fence(POOL_KEY));
     this.#logPlan(POOL_KEY, plan);
     const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
     if (!sameLedger(ledger, before)) {
-      if (this.#o.ledgers !== undefined) await this.#o.ledgers.put(POOL_KEY, ledger, this.#o.fence);
+      if (this.#o.ledgers !== undefined) await this.#o.ledgers.put(POOL_KEY, ledger, this.#fence(POOL_KEY));
       else this.#poolLedger = ledger;
     }
     await this.#prune(watch, observed, POOL_KEY);
     const failure = await this.#rolloutFailure(POOL_KEY, assigned, watch, undefined);
     if (failure !== undefined) {
       // The pool has no record to show it: the rollout's status does.
-      await this.#o.catalogues?.announced(POOL_KEY, failure.rolloutId);
+      await this.#o.catalogues?.announced(POOL_KEY, failure.rolloutId, this.#fence(POOL_KEY));
       return requeueAfter(this.#o.pollMs, failure.message);
     }
     this.#reportOutcome(POOL_KEY, assigned.hash, plan.converged ? "healthy" : "waiting");
@@ -454,7 +472,7 @@ export class TenantReconciler {
       t.data.backup = kept;
     }
     if (previous?.caseClaimed !== true) {
-      const claim = await this.#o.claims.claim(tenantId, this.#o.fence, t.spec.tenantRegistrationId);
+      const claim = await this.#o.claims.claim(tenantId, this.#fence(tenantId), t.spec.tenantRegistrationId);
       if (!claim.ok) {
         const message = `tenant id "${tenantId}" equals tenant "${claim.holder}" ignoring case; the load balancer matches the tenantPath header without regard to case, so the two could receive each other's requests. Choose a tenant id that differs from "${claim.holder}" in more than case.`;
         await this.#report(tenantId, previous, t.specHash, { kind: "refused", spec: t.spec, reason: "TenantIdCaseConflict", message });
@@ -491,12 +509,12 @@ export class TenantReconciler {
     if (identity === undefined) {
       const shared = spec.tier === "basic";
       const pool = shared
-        ? await this.#o.identity.ensureSharedPool(this.#o.fence)
-        : await this.#o.identity.ensureTenantPool(tenantId, this.#o.fence);
+        ? await this.#o.identity.ensureSharedPool(this.#fence(tenantId))
+        : await this.#o.identity.ensureTenantPool(tenantId, this.#fence(tenantId));
       identity = { ...pool, shared };
     }
     if (spec.email !== undefined && spec.email !== "") {
-      const admin = await this.#o.identity.ensureAdmin(identity, { tenantId, tier: spec.tier, email: spec.email }, this.#o.fence);
+      const admin = await this.#o.identity.ensureAdmin(identity, { tenantId, tier: spec.tier, email: spec.email }, this.#fence(tenantId));
       if (admin.kind === "conflict") {
         return `email ${spec.email} already belongs to a user of tenant "${admin.holder}" in the shared user pool; a user pool holds an email once. Give this tenant another admin email, or offboard "${admin.holder}" first.`;
       }
@@ -539,7 +557,7 @@ export class TenantReconciler {
     // group: until the stack is ready, ECS is left as it is.
     let infra: TenantInfra | undefined;
     if (siloTier !== undefined) {
-      const state = await this.#o.infra.ensure(tenantId, siloTier, this.#o.fence);
+      const state = await this.#o.infra.ensure(tenantId, siloTier, this.#fence(tenantId));
       if (state.kind !== "ready") {
         const plan = state.kind === "inProgress" ? waiting(state.status) : blocked(state.reason);
         // A failed stack operation that another attempt may get past is a failed reconcile, retried with backoff.
@@ -566,7 +584,7 @@ export class TenantReconciler {
     let routeProblem: string | undefined;
     let routeRetry: Error | undefined;
     const route = async () => {
-      const outcome = await this.#o.routes.converge(tenantId, routeAction, t.data.route ?? previous?.route, this.#o.fence);
+      const outcome = await this.#o.routes.converge(tenantId, routeAction, t.data.route ?? previous?.route, this.#fence(tenantId));
       if (outcome.kind === "blocked") {
         routeProblem = outcome.reason;
         routeRetry = outcome.retry;
@@ -584,7 +602,7 @@ export class TenantReconciler {
       const ns = await this.#o.namespaces.ensure(
         tenantNamespaceName(this.#o.settings.namePrefix, tenantId),
         { [MANAGED_BY_KEY]: MANAGED_BY_VALUE, [TENANT_ID_KEY]: tenantId, [TIER_KEY]: siloTier },
-        this.#o.fence,
+        this.#fence(tenantId),
       );
       if (ns.kind !== "ready") {
         const plan = waiting(ns.reason);
@@ -606,7 +624,7 @@ export class TenantReconciler {
     const { observed, watch } = planned;
     let plan = planned.plan;
     this.#logPlan(tenantId, plan);
-    const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#o.fence) : undefined;
+    const outcome = plan.actions.length > 0 ? await this.#o.ecs.apply(plan.actions, observed, this.#fence(tenantId)) : undefined;
     // What this reconcile deployed is watched to its end; what ECS failed is not deployed again.
     const ledger = recordDeploys(watch.ledger, plan.actions, desired, observed, this.#now());
     if (!sameLedger(ledger, previous?.deployments)) t.data.deployments = Object.keys(ledger).length > 0 ? ledger : undefined;
@@ -628,7 +646,7 @@ export class TenantReconciler {
       const m = move;
       const result = await this.#moves.run(m, {
         tenantId,
-        fence: this.#o.fence,
+        fence: this.#fence(tenantId),
         signal: t.signal,
         now: this.#now,
         drainMs: this.#o.drainMs,
@@ -642,7 +660,7 @@ export class TenantReconciler {
           const action: RouteAction | undefined =
             homeOf(m.to) === "silo" ? (infra ? { kind: "forward", targetGroupArn: infra.targetGroupArn } : undefined) : undefined;
           if (homeOf(m.to) === "silo" && action === undefined) return false;
-          const flipped = await this.#o.routes.converge(tenantId, action, t.data.route ?? previous?.route, this.#o.fence);
+          const flipped = await this.#o.routes.converge(tenantId, action, t.data.route ?? previous?.route, this.#fence(tenantId));
           if (flipped.kind === "blocked") throw new Error(`switching routing: ${flipped.reason}`);
           t.data.route = flipped.route;
           return true;
@@ -697,7 +715,7 @@ export class TenantReconciler {
     );
     if (rolloutFailure !== undefined) {
       // Announced (the provisionFailure above): the next look runs the previous catalogue again.
-      await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId);
+      await this.#o.catalogues?.announced(tenantId, rolloutFailure.rolloutId, this.#fence(tenantId));
       return requeueAfter(this.#o.pollMs, rolloutFailure.message);
     }
     if (routeRetry !== undefined) return failed(routeRetry, false);
@@ -726,13 +744,13 @@ export class TenantReconciler {
       (p.phase === "Ready" || p.phase === "Suspended" || p.phase === "Deprovisioned");
     if (settled) return undefined;
     if (!plan.converged) return plan;
-    const removal = await this.#o.infra.remove(t.tenantId, this.#o.fence);
+    const removal = await this.#o.infra.remove(t.tenantId, this.#fence(t.tenantId));
     if (removal.kind !== "gone") return merge(plan, removal);
     // Cloud Map refuses while ECS still has the services' registrations in it.
-    const ns = await this.#o.namespaces.remove(tenantNamespaceName(this.#o.settings.namePrefix, t.tenantId), this.#o.fence);
+    const ns = await this.#o.namespaces.remove(tenantNamespaceName(this.#o.settings.namePrefix, t.tenantId), this.#fence(t.tenantId));
     if (ns.kind !== "gone") return { ...plan, waitingFor: [...plan.waitingFor, ns.reason], converged: false };
     const silo = siloTables(this.#o.settings.namePrefix, t.tenantId);
-    for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#o.fence);
+    for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#fence(t.tenantId));
     return undefined;
   }
 
@@ -782,7 +800,7 @@ export class TenantReconciler {
     let plan: Plan;
     // Requests are refused (403) until the very end: with the rule gone the
     // pool's catch-all would take them, and writes could land after the purge.
-    const routed = await this.#o.routes.converge(tenantId, { kind: "deny" }, previous?.route, this.#o.fence);
+    const routed = await this.#o.routes.converge(tenantId, { kind: "deny" }, previous?.route, this.#fence(tenantId));
     if (routed.kind === "blocked") plan = blocked(routed.reason);
     else {
       t.data.route = routed.route;
@@ -796,7 +814,7 @@ export class TenantReconciler {
       const home = knownHome(previous, prefix, tenantId, pool) ?? homeOf(spec.tier);
       const tables = previous?.tables ?? tablesOf(home, prefix, tenantId, pool);
       const location = { bucket: this.#o.backupBucket, prefix: `offboarded/${tenantId}/${compactTime(this.#now())}/` };
-      const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#o.fence, t.signal);
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, location, this.#fence(tenantId), t.signal);
       // The checkpoint: from here on, deleting the tenant's data loses nothing.
       t.data.backup = {
         location: manifest.location,
@@ -809,25 +827,25 @@ export class TenantReconciler {
     if (plan.converged && previous?.identity !== undefined) {
       // After the export, like the data: the users go, and a pool of the tenant's own with them.
       const pool: UserPoolRef = previous.identity;
-      await this.#o.identity.removeTenantUsers(pool, tenantId, this.#o.fence);
-      if (!previous.identity.shared) await this.#o.identity.deleteTenantPool(tenantId, this.#o.fence);
+      await this.#o.identity.removeTenantUsers(pool, tenantId, this.#fence(tenantId));
+      if (!previous.identity.shared) await this.#o.identity.deleteTenantPool(tenantId, this.#fence(tenantId));
       t.data.identity = undefined;
     }
     if (plan.converged) {
       // Both homes: a move interrupted by the offboarding may have left items on either side.
       for (const app of DATA_APPS)
         if ((await this.#o.data.tableStatus(pool[app])) !== undefined)
-          await this.#o.data.purge(tenantId, pool[app], this.#o.fence, t.signal);
+          await this.#o.data.purge(tenantId, pool[app], this.#fence(tenantId), t.signal);
       const pending = await this.#removeSilo(t, plan, true);
       if (pending !== undefined) plan = pending;
     }
     if (plan.converged) {
-      const unrouted = await this.#o.routes.converge(tenantId, undefined, t.data.route ?? previous?.route, this.#o.fence);
+      const unrouted = await this.#o.routes.converge(tenantId, undefined, t.data.route ?? previous?.route, this.#fence(tenantId));
       if (unrouted.kind === "blocked") plan = blocked(unrouted.reason);
     }
     if (plan.converged) {
-      await this.#o.routes.release(tenantId, this.#o.fence);
-      await this.#o.claims.release(tenantId, this.#o.fence);
+      await this.#o.routes.release(tenantId, this.#fence(tenantId));
+      await this.#o.claims.release(tenantId, this.#fence(tenantId));
       t.data = { ...t.data, caseClaimed: undefined, tables: undefined, migration: undefined, servingTier: undefined, route: undefined };
     }
     await this.#report(tenantId, t.previous, t.specHash, {
@@ -843,7 +861,7 @@ export class TenantReconciler {
   async #planAndApply(key: string, desired: DesiredState): Promise<{ plan: Plan }> {
     const { plan, observed } = await this.#plan(desired, footprintForTenant(key, this.#o.settings));
     this.#logPlan(key, plan);
-    if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
+    if (plan.actions.length > 0) await this.#o.ecs.apply(plan.actions, observed, this.#fence(key));
     return { plan };
   }
 
@@ -888,21 +906,23 @@ export class TenantReconciler {
       const registrationId = noted?.registrationId ?? claim?.registrationId ?? tagOf(observed, TENANT_REGISTRATION_ID_KEY);
       removal = await this.#o.removals.record(
         { tenantId, removedAt: noted?.removedAt ?? this.#now().toISOString(), ...(registrationId !== undefined ? { registrationId } : {}) },
-        this.#o.fence,
+        this.#fence(tenantId),
       );
     }
     this.#noted.delete(tenantId);
     if (plan.actions.length > 0) {
-      await this.#o.ecs.apply(plan.actions, observed, this.#o.fence);
+      await this.#o.ecs.apply(plan.actions, observed, this.#fence(tenantId));
     }
     let backup: StatusEvent["detail"]["backup"];
     if (plan.converged && removal !== undefined) {
       const removed = await this.#removeDeletedTenantData(removal, plan, signal);
       plan = removed.plan;
       backup = removed.backup;
-    } else if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#o.fence));
+    } else if (plan.converged) plan = merge(plan, await this.#o.infra.remove(tenantId, this.#fence(tenantId)));
     if (plan.problems.length > 0) {
-      await this.#publish([deletedEvent(tenantId, removal?.registrationId, "sbt_aws_deprovisionFailure", plan.problems.join("; "))]);
+      await this.#publish(tenantId, [
+        deletedEvent(tenantId, removal?.registrationId, "sbt_aws_deprovisionFailure", plan.problems.join("; ")),
+      ]);
     }
     if (!plan.converged) return this.#next(tenantId, plan, "removing resources");
     this.#waits.delete(tenantId);
@@ -914,8 +934,8 @@ export class TenantReconciler {
         "sbt_aws_deprovisionSuccess",
         "tenant record deleted; all tenant resources removed",
       );
-      await this.#publish([backup ? { ...event, detail: { ...event.detail, backup } } : event]);
-      await this.#o.removals.clear(tenantId, this.#o.fence);
+      await this.#publish(tenantId, [backup ? { ...event, detail: { ...event.detail, backup } } : event]);
+      await this.#o.removals.clear(tenantId, this.#fence(tenantId));
     }
     return done();
   }
@@ -965,7 +985,7 @@ export class TenantReconciler {
         this.#o.data.digest(tenantId, tables.products, signal),
       ]);
       if (orders.count + products.count === 0) continue;
-      const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#o.fence, signal);
+      const manifest = await this.#o.data.exportTenant(tenantId, tables, at, this.#fence(tenantId), signal);
       backup ??= {
         location: manifest.location,
         counts: { orders: manifest.tables.orders.itemCount, products: manifest.tables.products.itemCount },
@@ -973,19 +993,24 @@ export class TenantReconciler {
     }
     const pool = poolTables(prefix);
     for (const app of DATA_APPS)
-      if ((await this.#o.data.tableStatus(pool[app])) !== undefined) await this.#o.data.purge(tenantId, pool[app], this.#o.fence, signal);
-    await this.#o.routes.removeAny(tenantId, this.#o.fence);
+      if ((await this.#o.data.tableStatus(pool[app])) !== undefined)
+        await this.#o.data.purge(tenantId, pool[app], this.#fence(tenantId), signal);
+    await this.#o.routes.removeAny(tenantId, this.#fence(tenantId));
     // Its users: in the shared pool by its group, and its own pool if it had one.
-    await this.#o.identity.removeTenantUsers(await this.#o.identity.ensureSharedPool(this.#o.fence), tenantId, this.#o.fence);
-    await this.#o.identity.deleteTenantPool(tenantId, this.#o.fence);
-    const stack = await this.#o.infra.remove(tenantId, this.#o.fence);
+    await this.#o.identity.removeTenantUsers(
+      await this.#o.identity.ensureSharedPool(this.#fence(tenantId)),
+      tenantId,
+      this.#fence(tenantId),
+    );
+    await this.#o.identity.deleteTenantPool(tenantId, this.#fence(tenantId));
+    const stack = await this.#o.infra.remove(tenantId, this.#fence(tenantId));
     if (stack.kind !== "gone") return { plan: merge(plan, stack), backup };
-    const ns = await this.#o.namespaces.remove(tenantNamespaceName(prefix, tenantId), this.#o.fence);
+    const ns = await this.#o.namespaces.remove(tenantNamespaceName(prefix, tenantId), this.#fence(tenantId));
     if (ns.kind !== "gone") return { plan: { ...plan, waitingFor: [...plan.waitingFor, ns.reason], converged: false }, backup };
     const silo = siloTables(prefix, tenantId);
-    for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#o.fence);
-    await this.#o.routes.release(tenantId, this.#o.fence);
-    await this.#o.claims.release(tenantId, this.#o.fence);
+    for (const app of DATA_APPS) await this.#o.data.dropTable(silo[app], this.#fence(tenantId));
+    await this.#o.routes.release(tenantId, this.#fence(tenantId));
+    await this.#o.claims.release(tenantId, this.#fence(tenantId));
     return { plan, backup };
   }
 
@@ -1011,9 +1036,9 @@ export class TenantReconciler {
     this.#track(tenantId, decision.status);
     // Events first, then the status that records them as sent: a crash in
     // between re-sends (at least once) rather than losing the announcement.
-    await this.#publish(decision.events);
+    await this.#publish(tenantId, decision.events);
     if (decision.changed) {
-      const written = await this.#o.store.writeStatus(tenantId, decision.status, this.#o.fence);
+      const written = await this.#o.store.writeStatus(tenantId, decision.status, this.#fence(tenantId));
       if (!written) this.#o.log.info({ tenantId }, "record deleted while reconciling; status not written");
       else if (previous?.phase !== decision.status.phase) {
         this.#o.log.info(
@@ -1024,9 +1049,9 @@ export class TenantReconciler {
     }
   }
 
-  async #publish(events: readonly StatusEvent[]): Promise<void> {
+  async #publish(tenantId: string, events: readonly StatusEvent[]): Promise<void> {
     if (events.length === 0) return;
-    this.#o.fence.assertHeld();
+    this.#fence(tenantId).assertHeld();
     await this.#o.events.publish(events);
   }
 
@@ -1100,7 +1125,7 @@ export class TenantReconciler {
   async #writeFailure(tenantId: string, previous: TenantStatus | undefined, specHash: string, lastError: LastError): Promise<void> {
     const status = failureStatus({ specHash, previous, now: this.#now() }, lastError);
     this.#track(tenantId, status);
-    const written = await this.#o.store.writeStatus(tenantId, status, this.#o.fence);
+    const written = await this.#o.store.writeStatus(tenantId, status, this.#fence(tenantId));
     if (!written) this.#o.log.info({ tenantId }, "record deleted while reconciling; failure not written");
   }
 

@@ -1,8 +1,8 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { CatalogueError, loadCatalogue, type Catalogue } from "../apps/catalogue.js";
-import type { CatalogueRead, Fence, RolloutStorePort } from "../ports.js";
+import type { CatalogueRead, Fence, RolloutReport, RolloutStorePort } from "../ports.js";
 
 export type { CatalogueRead };
 import { catalogueHash, ROLLOUT_STATES, type Rollout } from "../rollouts/model.js";
@@ -24,6 +24,13 @@ import { errorName, wrapAwsError } from "./aws-errors.js";
  */
 export const CATALOGUE_KEY = "catalogue#current";
 export const ROLLOUT_KEY = "rollout#current";
+const REPORT_PREFIX = "rollout-report#";
+const reportSchema = z.object({
+  pk: z.string(),
+  at: z.number(),
+  hash: z.string(),
+  outcome: z.enum(["healthy", "waiting", "notApplicable"]),
+});
 
 export class RolloutConflictError extends Error {
   constructor(what: string) {
@@ -176,6 +183,45 @@ export class DynamoRolloutStore implements RolloutStorePort {
       if (errorName(err) === "ConditionalCheckFailedException") return false;
       throw wrapAwsError(err, `writing the fleet rollout to ${this.#table}`);
     }
+  }
+
+  /** `rollout-report#<unit>`: the unit's latest report, written by whichever controller owns the unit. */
+  async putReport(unit: string, report: RolloutReport): Promise<void> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: { pk: `${REPORT_PREFIX}${unit}`, at: report.at, hash: report.hash, outcome: report.outcome },
+          ConditionExpression: "attribute_not_exists(pk) OR #at < :at",
+          ExpressionAttributeNames: { "#at": "at" },
+          ExpressionAttributeValues: { ":at": report.at },
+        }),
+      );
+    } catch (err) {
+      if (errorName(err) === "ConditionalCheckFailedException") return; // a newer one is there
+      throw wrapAwsError(err, `writing the rollout report of ${unit} to ${this.#table}`);
+    }
+  }
+
+  async readReports(units: readonly string[]): Promise<ReadonlyMap<string, RolloutReport>> {
+    const out = new Map<string, RolloutReport>();
+    for (let i = 0; i < units.length; i += 100) {
+      let keys: Record<string, unknown>[] = units.slice(i, i + 100).map((u) => ({ pk: `${REPORT_PREFIX}${u}` }));
+      for (let attempt = 0; keys.length > 0 && attempt < 5; attempt++) {
+        let res;
+        try {
+          res = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }));
+        } catch (err) {
+          throw wrapAwsError(err, `reading rollout reports from ${this.#table}`);
+        }
+        for (const item of res.Responses?.[this.#table] ?? []) {
+          const parsed = reportSchema.safeParse(item);
+          if (parsed.success) out.set(parsed.data.pk.slice(REPORT_PREFIX.length), parsed.data);
+        }
+        keys = (res.UnprocessedKeys?.[this.#table]?.Keys ?? []) as Record<string, unknown>[];
+      }
+    }
+    return out;
   }
 
   async #get(pk: string, what: string): Promise<Record<string, unknown> | undefined> {

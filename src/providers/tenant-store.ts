@@ -1,12 +1,18 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { Fence, RawTenantItem, TenantStore } from "../ports.js";
+import { DynamoDBDocumentClient, GetCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { LeaseLostError, type Fence, type FenceTerm, type RawTenantItem, type TenantStore } from "../ports.js";
 import type { TenantStatus } from "../tenants/status.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
 
 export interface DynamoTenantStoreOptions {
   /** Items per Scan page; DynamoDB also stops a page at 1 MB. @default 100 */
   readonly pageSize?: number;
+  /**
+   * The operator table, where the leases live. Given, a status write under a
+   * fence with a term is one transaction with a ConditionCheck on the lease
+   * item, so it lands only while that holder's term is current. @default none
+   */
+  readonly leaseTable?: string;
 }
 
 /**
@@ -18,6 +24,7 @@ export class DynamoTenantStore implements TenantStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #pageSize: number;
+  readonly #leaseTable: string | undefined;
 
   /** @param client a configured (and possibly instrumented) client; the document client shares its middleware. */
   constructor(client: DynamoDBClient, table: string, options: DynamoTenantStoreOptions = {}) {
@@ -27,6 +34,7 @@ export class DynamoTenantStore implements TenantStore {
     });
     this.#table = table;
     this.#pageSize = options.pageSize ?? 100;
+    this.#leaseTable = options.leaseTable;
   }
 
   async *scan(): AsyncIterable<readonly RawTenantItem[]> {
@@ -63,6 +71,8 @@ export class DynamoTenantStore implements TenantStore {
 
   async writeStatus(tenantId: string, status: TenantStatus, fence: Fence): Promise<boolean> {
     fence.assertHeld();
+    const term = fence.term?.();
+    if (term !== undefined && this.#leaseTable !== undefined) return this.#writeFenced(tenantId, status, term, this.#leaseTable);
     try {
       await this.#doc.send(
         new UpdateCommand({
@@ -80,6 +90,53 @@ export class DynamoTenantStore implements TenantStore {
       return true;
     } catch (err) {
       if (errorName(err) === "ConditionalCheckFailedException") return false;
+      throw wrapAwsError(err, `writing status of tenant ${tenantId} to ${this.#table}`);
+    }
+  }
+
+  /**
+   * The status and a ConditionCheck on the lease item in one transaction: a
+   * controller that was paused while its shard moved on finds the holder or
+   * the token changed and writes nothing (LeaseLostError).
+   */
+  async #writeFenced(tenantId: string, status: TenantStatus, term: FenceTerm, leaseTable: string): Promise<boolean> {
+    const stamped: TenantStatus = { ...status, writtenBy: { lease: term.lease, holder: term.holder, token: term.token } };
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.#table,
+                Key: { tenantId },
+                UpdateExpression: "SET #status = :status",
+                ConditionExpression: "attribute_exists(tenantId)",
+                ExpressionAttributeNames: { "#status": "status" },
+                ExpressionAttributeValues: { ":status": stamped },
+              },
+            },
+            {
+              ConditionCheck: {
+                TableName: leaseTable,
+                Key: { pk: `lease#${term.lease}` },
+                ConditionExpression: "#holder = :holder AND #token = :token",
+                ExpressionAttributeNames: { "#holder": "holder", "#token": "token" },
+                ExpressionAttributeValues: { ":holder": term.holder, ":token": term.token },
+              },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (errorName(err) === "TransactionCanceledException") {
+        const reasons = (err as { CancellationReasons?: readonly { Code?: string }[] }).CancellationReasons ?? [];
+        if (reasons[1]?.Code === "ConditionalCheckFailed")
+          throw new LeaseLostError(
+            `lease "${term.lease}" is no longer held by ${term.holder} in term ${term.token}; status of ${tenantId} not written`,
+          );
+        if (reasons[0]?.Code === "ConditionalCheckFailed") return false;
+      }
       throw wrapAwsError(err, `writing status of tenant ${tenantId} to ${this.#table}`);
     }
   }

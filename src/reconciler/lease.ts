@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { LeaseLostError, type Fence } from "../ports.js";
+import { LeaseLostError, type Fence, type FenceTerm } from "../ports.js";
 import { systemTimers, type Timers } from "./queue.js";
 
 /** A lease as a store last saw it. Times are epoch milliseconds. */
@@ -208,6 +208,11 @@ export class LeaderLease implements Fence {
     if (left <= this.#marginMs) {
       throw new LeaseLostError(`lease "${this.#name}" expires in ${left} ms, within the ${this.#marginMs} ms safety margin`);
     }
+  }
+
+  /** The current term, while leader: status writes condition on it (src/providers/tenant-store.ts). */
+  term(): FenceTerm | undefined {
+    return this.#leader && this.#token !== undefined ? { lease: this.#name, holder: this.#holder, token: this.#token } : undefined;
   }
 
   /** Starts the loop; resolves after the first acquisition attempt, so isLeader is meaningful then. */

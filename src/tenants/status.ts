@@ -66,6 +66,12 @@ export interface TenantStatus {
   readonly lastError?: LastError;
   /** The last SBT events sent about this tenant (at most RECENT_EVENTS_KEPT, oldest first), for `tenantctl describe` and `tenantctl events`. */
   readonly recentEvents?: readonly RecentEvent[];
+  /**
+   * The lease term the status was written under (shard lease, holder, fencing
+   * token), set by the store on a fenced write: successive writes of one
+   * tenant show its owners in order, never two at once (ADR 0016).
+   */
+  readonly writtenBy?: { readonly lease: string; readonly holder: string; readonly token: number };
 }
 
 /** One event the controller published about a tenant, as the tenant's status remembers it. */

@@ -1,14 +1,16 @@
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { shardOf } from "../../src/reconciler/shards.js";
 import { eventually } from "../support/event-sink.js";
 import { startHarness, type OperatorHarness } from "../support/operator.js";
 import { spawnCli, type CliProcess } from "../support/spawn.js";
 
 /**
- * Two `tenantctl controller` processes against one account: exactly one acts;
- * when it is killed (no chance to release), the other takes over within the
- * lease duration and carries on.
+ * Two `tenantctl controller` processes against one account: exactly one
+ * holds the controller lease (the fleet-wide work); each tenant is
+ * reconciled only by its shard's owner. When the leader is killed (no chance
+ * to release), the other takes over within the lease duration and carries on.
  */
 let h: OperatorHarness;
 const procs: CliProcess[] = [];
@@ -24,12 +26,15 @@ afterAll(async () => {
   await h?.stop();
 });
 
-async function leaseHolder(): Promise<{ holder?: string; expiresAt?: number } | undefined> {
+async function leaseHolder(name = "controller"): Promise<{ holder?: string; expiresAt?: number } | undefined> {
   const res = await h.clients.dynamodb.send(
-    new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }),
+    new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: `lease#${name}` }), ConsistentRead: true }),
   );
   return res.Item ? (unmarshall(res.Item) as { holder?: string; expiresAt?: number }) : undefined;
 }
+
+/** Logged when a controller takes the controller lease (the pool key and the rollout; its shards are apart). */
+const LEADS = "acquired leader lease; starting reconcilers";
 
 it("runs exactly one leader and fails over within the lease duration", async () => {
   const env = { ...h.cloud.env, LEASE_SECONDS: String(LEASE_SECONDS), HTTP_PORT: "0", LOG_LEVEL: process.env["CHILD_LOG_LEVEL"] ?? "info" };
@@ -40,20 +45,22 @@ it("runs exactly one leader and fails over within the lease duration", async () 
 
   const first = await eventually(async () => (await leaseHolder())?.holder, "a lease holder");
   const [leader, standby] = first === "controller-a" ? [a, b] : [b, a];
-  const leaderLines = () => leader.lines().filter((l) => l["msg"] === "acquired leader lease; starting reconcilers").length;
-  const standbyLines = () => standby.lines().filter((l) => l["msg"] === "acquired leader lease; starting reconcilers").length;
+  const leaderLines = () => leader.lines().filter((l) => l["msg"] === LEADS).length;
+  const standbyLines = () => standby.lines().filter((l) => l["msg"] === LEADS).length;
   expect(leaderLines()).toBe(1);
   expect(standbyLines()).toBe(0);
 
   await h.put({ tenantId: "lead-1", tier: "advanced", tenantName: "Lead One" });
   await h.waitForPhase("lead-1", "Ready");
-  // Only the leader reconciled it.
-  expect(standby.lines().some((l) => l["key"] === "lead-1" || l["tenantId"] === "lead-1")).toBe(false);
+  // Only its shard's owner reconciled it.
+  const owner = (await leaseHolder(`shard-${shardOf("lead-1", h.config.shardCount)}`))?.holder;
+  const other = owner === "controller-a" ? b : a;
+  expect(other.lines().some((l) => l["key"] === "lead-1" || l["tenantId"] === "lead-1")).toBe(false);
 
   // Kill the leader: it cannot release, so the standby waits for the expiry.
   const killedAt = Date.now();
   leader.child.kill("SIGKILL");
-  await standby.waitForLine((l) => l["msg"] === "acquired leader lease; starting reconcilers", (LEASE_SECONDS + 5) * 1000);
+  await standby.waitForLine((l) => l["msg"] === LEADS, (LEASE_SECONDS + 5) * 1000);
   const takeoverMs = Date.now() - killedAt;
   expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000 + 1500);
   expect((await leaseHolder())?.holder).toBe(first === "controller-a" ? "controller-b" : "controller-a");

@@ -39,9 +39,10 @@ export interface HarnessOptions {
 }
 
 export async function startHarness(env: Record<string, string> = {}, options: HarnessOptions = {}): Promise<OperatorHarness> {
+  // 4 shards: with 3-second leases, 32 renewals a second would crowd the local cloud's one-at-a-time DynamoDB writes.
   const cloud = await startTestCloud({
     speed: 200,
-    env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", CONCURRENCY: "8", ...env },
+    env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", SHARD_COUNT: "4", CONCURRENCY: "8", ...env },
     ...(options.albs !== undefined ? { albs: options.albs } : {}),
     ...(options.ecsEvents === true ? { ecsEvents: true } : {}),
   });

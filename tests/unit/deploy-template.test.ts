@@ -157,6 +157,9 @@ const ACTION_OF: Readonly<Record<string, readonly string[]>> = {
   // operation, and the controller's transactions hold Put and Delete items,
   // and Update items where the source has them (checked below).
   "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+  // The tenant status write under a shard lease (src/providers/tenant-store.ts):
+  // the status Update on the tenants table, a ConditionCheck on the lease item.
+  "dynamodb:TransactWrite": ["dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
   "s3:HeadObject": ["s3:GetObject"],
   "sqs:DeleteMessageBatch": ["sqs:DeleteMessage"],
   "sqs:ChangeMessageVisibilityBatch": ["sqs:ChangeMessageVisibility"],

@@ -1,3 +1,4 @@
+import { InMemoryShardStore, ShardLeases } from "../../src/reconciler/shard-leases.js";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Manager } from "../../src/operator/manager.js";
@@ -49,6 +50,7 @@ function setup(survey: () => Promise<ReadonlySet<string>>) {
     ecs,
     reconciler,
     lease: new LeaderLease({ store: new InMemoryLeaseStore(), holder: "me", durationMs: 15_000 }),
+    shards: new ShardLeases({ store: new InMemoryShardStore(), holder: "me", count: 4, durationMs: 15_000 }),
     log: pino({ level: "silent" }),
     concurrency: 2,
     resyncMs: 3_600_000,

@@ -6,6 +6,7 @@ import type { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
 import type { EcsPort, RawTenantItem, TenantChangeSource, TenantHintSource, TenantStore } from "../../src/ports.js";
 import { InMemoryLeaseStore, LeaderLease } from "../../src/reconciler/lease.js";
 import { jitteredResyncMs } from "../../src/reconciler/resync-jitter.js";
+import { InMemoryShardStore, ShardLeases } from "../../src/reconciler/shard-leases.js";
 import { done } from "../../src/reconciler/result.js";
 import { parseExposition, sample } from "../support/prom-text.js";
 
@@ -56,6 +57,7 @@ function setup(
     ecs,
     reconciler: extra.reconcile ? ({ ...reconciler, reconcile: extra.reconcile } as unknown as TenantReconciler) : reconciler,
     lease: new LeaderLease({ store: new InMemoryLeaseStore(), holder: "me", durationMs: 15_000 }),
+    shards: new ShardLeases({ store: new InMemoryShardStore(), holder: "me", count: 4, durationMs: 15_000 }),
     log: pino({ level: "silent" }),
     concurrency: 2,
     resyncMs: 3_600_000,

@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultCatalogue, type Catalogue } from "../../src/apps/catalogue.js";
 import { RolloutExecutor } from "../../src/operator/rollout-executor.js";
-import type { CatalogueRead, Fence, RawTenantItem, RolloutStorePort, TenantStore } from "../../src/ports.js";
+import type { CatalogueRead, Fence, RawTenantItem, RolloutReport, RolloutStorePort, TenantStore } from "../../src/ports.js";
 import { catalogueHash, type Rollout } from "../../src/rollouts/model.js";
 import { command, type WaveEvent } from "../../src/rollouts/planner.js";
 import { parseWaves } from "../../src/rollouts/waves.js";
@@ -37,6 +37,18 @@ class MemoryStore implements RolloutStorePort {
     this.rollout = structuredClone(rollout);
     this.writes += 1;
     return true;
+  }
+}
+
+/** With the shared reports of ADR 0016: a leader and its followers on one operator table. */
+class SharingStore extends MemoryStore {
+  readonly reports = new Map<string, RolloutReport>();
+  async putReport(unit: string, report: RolloutReport): Promise<void> {
+    const cur = this.reports.get(unit);
+    if (cur === undefined || cur.at < report.at) this.reports.set(unit, report);
+  }
+  async readReports(units: readonly string[]): Promise<ReadonlyMap<string, RolloutReport>> {
+    return new Map(units.flatMap((u) => (this.reports.has(u) ? [[u, this.reports.get(u)!] as const] : [])));
   }
 }
 
@@ -231,5 +243,44 @@ describe("the rollout executor", () => {
     store.malformed = true;
     const e = executor(store, { loadWaitMs: 200 });
     await expect(e.assignment("a")).rejects.toThrow(/not loaded yet: .*malformed/);
+  });
+
+  it("steps waves on the reports of units other controllers own: a follower shares them, and queues its units for the bake's check", async () => {
+    const store = new SharingStore();
+    store.catalogue = withOrders("1.0.0");
+    const to = catalogueHash(withOrders("1.1.0"));
+    const leader = executor(store);
+    await leader.assignment("a");
+    // The follower owns every tenant here; the leader reconciles nothing of its own.
+    const followed: string[][] = [];
+    const follower = new RolloutExecutor({
+      store,
+      tenants,
+      seed: withOrders("0.9.0"),
+      settings,
+      fence: {
+        assertHeld: () => {
+          throw new Error("a follower's ticks write nothing");
+        },
+      },
+      log: pino({ level: "silent" }),
+      holder: "follower",
+      tickMs: 20,
+    });
+    running.push(follower);
+    await follower.follow({ enqueue: (keys) => void followed.push([...keys]), resync: () => undefined });
+    store.catalogue = withOrders("1.1.0");
+    await until(() => (store.rollout?.waves[0]?.startedAt !== undefined ? true : undefined), "wave 1");
+    // The follower learns of the wave from the item and queues the unit whose catalogue moved.
+    await until(() => (followed.flat().includes("a") ? true : undefined), "the follower queues a");
+    expect((await follower.assignment("a")).rollout).toMatchObject({ role: "target" });
+    follower.report("a", to, "healthy");
+    expect(store.reports.get("a")).toMatchObject({ hash: to, outcome: "healthy" });
+    // The leader takes the shared report: the wave deploys, its check begins, and the follower queues a again.
+    await until(() => (store.rollout?.waves[0]?.checkedAt !== undefined ? true : undefined), "wave 1's check");
+    await until(() => (followed.filter((k) => k.includes("a")).length >= 2 ? true : undefined), "a queued for the check");
+    follower.report("a", to, "healthy");
+    await until(() => (store.rollout?.waves[0]?.bakedAt !== undefined ? true : undefined), "wave 1 baked on the follower's report");
+    expect(store.rollout?.failed).toEqual({});
   });
 });

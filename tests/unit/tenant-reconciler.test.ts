@@ -557,3 +557,55 @@ describe("status.lastError", () => {
     expect(r.phaseTimes()).toEqual([{ phase: "Ready", since: now }]);
   });
 });
+
+describe("TenantReconciler per-key fence", () => {
+  it("fences each key by its own lease: a key of a lost shard writes nothing while other keys go on", async () => {
+    const owned = new Set(["mine"]);
+    const asked: string[] = [];
+    const fenceFor = (key: string): Fence => {
+      asked.push(key);
+      return {
+        assertHeld: () => {
+          if (!owned.has(key)) throw new LeaseLostError(`shard of ${key} is not held`);
+        },
+      };
+    };
+    const { store, ecs, events, r } = setup(true, { fenceFor });
+    store.items.set("mine", { tenantId: "mine", tier: "basic", tenantName: "M" });
+    store.items.set("theirs", { tenantId: "theirs", tier: "basic", tenantName: "T" });
+    const result = await r.reconcile("theirs", signal);
+    expect(result).toMatchObject({ kind: "failed" });
+    expect(store.writes).toHaveLength(0);
+    expect(ecs.applied).toEqual([]);
+    expect(events.sent).toEqual([]);
+    expect((await r.reconcile("mine", signal)).kind).not.toBe("failed");
+    expect(store.writes.length).toBeGreaterThan(0);
+    // One fence per reconcile, asked when it begins.
+    expect(asked).toEqual(["theirs", "mine"]);
+  });
+
+  it("keeps the fence a reconcile began with: a term that ends mid-reconcile fences the rest of it", async () => {
+    let term = 1;
+    const fenceFor = (): Fence => {
+      const mine = term;
+      return {
+        assertHeld: () => {
+          if (term !== mine) throw new LeaseLostError(`term ${mine} ended`);
+        },
+      };
+    };
+    const { store, ecs, r } = setup(true, { fenceFor });
+    store.items.set("t9", { tenantId: "t9", tier: "advanced", tenantName: "T9" });
+    // The term changes between the ECS apply and the status write.
+    const apply = ecs.apply.bind(ecs);
+    ecs.apply = async (...args) => {
+      const out = await apply(...args);
+      term = 2;
+      return out;
+    };
+    const result = await r.reconcile("t9", signal);
+    expect(result).toMatchObject({ kind: "failed" });
+    expect(ecs.applied).toHaveLength(1);
+    expect(store.writes).toHaveLength(0);
+  });
+});

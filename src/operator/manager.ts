@@ -323,6 +323,8 @@ export class Manager {
         (owners) => ({ owners }),
         (err: unknown) => ({ err }),
       );
+      // The pool is the controller lease's key, looked at by a full resync.
+      if (only === undefined && this.#role === "leader") this.#queue.add(POOL_KEY, "resync");
       for await (const page of this.#o.store.scan()) {
         for (const item of page) {
           const id = item["tenantId"];
@@ -359,7 +361,6 @@ export class Manager {
         await this.#startChanges();
         if (this.#toSync.size > 0) await this.#enqueueTransition(() => this.#syncGained());
         const ok = await this.#resync();
-        if (this.#role === "leader") this.#queue.add(POOL_KEY, "resync");
         // Jittered, so controllers started together do not survey ECS in step.
         this.#scheduleResync(ok ? jitteredResyncMs(this.#o.resyncMs, this.#o.random) : Math.min(this.#o.resyncMs, RESYNC_RETRY_MS));
       })();

@@ -32,8 +32,9 @@ import {
  * The scale benchmark's world: one in-memory cloud (bench/fakes) and N
  * controllers composed on it exactly as src/operator/run-controller.ts
  * composes one on AWS (real Manager, TenantReconciler, WorkQueue,
- * Controller, LeaderLease and EcsProvider), minus HTTP, metrics and the
- * fleet rollout, which a converged fleet does not exercise.
+ * Controller, LeaderLease, ShardLeases, KeyOwnership and EcsProvider),
+ * minus HTTP, metrics, ECS event hints and the fleet rollout, which a
+ * converged fleet does not exercise.
  */
 
 export const SETTINGS: TierSettings = {
@@ -119,12 +120,15 @@ export interface ScaleController {
   readonly holder: string;
   readonly manager: Manager;
   readonly reconciler: TenantReconciler;
+  /** The "controller" lease: the pool key (fleet-wide work). */
   readonly lease: LeaderLease;
+  /** The shard leases: the tenants this controller reconciles. */
+  readonly shards: ShardLeases;
   readonly ecs: EcsProvider;
   readonly sent: SentCounter;
   /** Reconciles this controller finished, by result kind. */
   readonly results: Map<ReconcileResult["kind"], number>;
-  /** Times this controller lost its lease (a stop counts too). */
+  /** Times this controller lost its controller lease (a stop counts too) or a shard lease (a stop does not). */
   readonly leaseLosses: { count: number };
 }
 
@@ -142,10 +146,10 @@ export interface ControllerTuning {
 }
 
 /**
- * THE composition of the benchmark's controllers, and the one function to
- * change when controllers shard the fleet: today each controller is a
- * Manager behind the one "controller" lease, so one leads and the others
- * stand by; with per-shard leases each would own its share of the keys.
+ * THE composition of the benchmark's controllers, as run-controller's: each
+ * reconciles the tenants of the shards it holds (32 shard leases balanced
+ * over the live controllers, every write fenced by its shard's lease), and
+ * the holder of the "controller" lease also reconciles the pool key.
  */
 export function composeControllers(cloud: ScaleCloud, count: number, tuning: ControllerTuning = {}): ScaleController[] {
   const log: Logger = pino({ level: tuning.logLevel ?? "info" }, pino.destination({ dest: "/dev/null", sync: true }));
@@ -160,11 +164,15 @@ function composeController(cloud: ScaleCloud, holder: string, tuning: Controller
   const shards = new ShardLeases({ store: cloud.shardLeases, holder, count: SHARD_COUNT, durationMs, log });
   const ownership = new KeyOwnership(lease, shards);
   const sent = new SentCounter();
-  const ecs = new EcsProvider(sent.wrap(cloud.ecs.asClient()), { region: REGION });
+  // As run-controller: a survey answers observes for half a resync interval (the benchmark's passes are manual).
+  const ecs = new EcsProvider(sent.wrap(cloud.ecs.asClient()), { region: REGION, snapshotMaxAgeMs: 12 * 3600 * 1000 });
   // As run-controller: another leader may have registered revisions meanwhile.
   lease.onAcquired(() => ecs.invalidateCaches());
   const leaseLosses = { count: 0 };
   lease.onLost(() => (leaseLosses.count += 1));
+  shards.onLost((_shard, reason) => {
+    if (reason !== "stopped") leaseLosses.count += 1;
+  });
   const reconciler = new TenantReconciler({
     store: cloud.store,
     ecs,
@@ -203,5 +211,5 @@ function composeController(cloud: ScaleCloud, holder: string, tuning: Controller
       tuning.onResult?.(holder, key, result);
     },
   });
-  return { holder, manager, reconciler, lease, ecs, sent, results, leaseLosses };
+  return { holder, manager, reconciler, lease, shards, ecs, sent, results, leaseLosses };
 }

@@ -32,14 +32,14 @@ export function renderScaleText(report: ScaleReport): string {
       `4. per controller (onboarding | resync): ${Object.entries(on.perController)
         .map(
           ([h, c]) =>
-            `${h} ${c.role} ${c.reconciles} reconciles ${c.ecs} ECS | ${rs.perController[h]?.reconciles ?? 0} reconciles ${rs.perController[h]?.ecs ?? 0} ECS`,
+            `${h} ${c.role} ${c.shards.length} shards ${c.reconciles} reconciles ${c.ecs} ECS | ${rs.perController[h]?.reconciles ?? 0} reconciles ${rs.perController[h]?.ecs ?? 0} ECS`,
         )
         .join("; ")}; leases lost ${on.leaseLosses + rs.leaseLosses}`,
       ...(r.takeover === undefined
         ? []
         : [
-            `5. the leader dies: ${r.takeover.newLeader} holds the lease after ${secs(r.takeover.leaseTakenAfterMs)} (LEASE_SECONDS ${o.leaseSeconds ?? 15}), ` +
-              `then resyncs the fleet with cold caches: all ${r.takeover.reconciles} keys after ${secs(r.takeover.wallMs)}, ${r.takeover.ecsReads} ECS reads (${byAction(r.takeover.ecs)}), ` +
+            `5. ${r.takeover.dead} (controller lease holder) dies: its ${r.takeover.shardsMoved} shards held by others after ${secs(r.takeover.leaseTakenAfterMs)} (LEASE_SECONDS ${o.leaseSeconds ?? 15}), ${r.takeover.newLeader} holds the pool; ` +
+              `they reconcile its ${r.takeover.keys} keys with cold caches: ${r.takeover.reconciles} reconciles after ${secs(r.takeover.wallMs)}, ${r.takeover.ecsReads} ECS reads (${byAction(r.takeover.ecs)}), ` +
               `${r.takeover.ecsWrites} ECS writes, ${r.takeover.statusWrites} status writes; read floor ${secs((r.takeover.ecsReads / 20) * 1000)}`,
           ]),
       `   load average ${r.load[0].toFixed(1)} -> ${r.load[1].toFixed(1)} on ${report.machine.nproc} cores; converged: ${r.converged.ready} Ready, ${r.converged.servicesSteady} of ${r.converged.servicesExpected} services steady, ${r.converged.premiumClusters} premium clusters, ${r.converged.leaders} leader(s)`,
@@ -94,14 +94,18 @@ export function renderScaleMarkdown(report: ScaleReport): string {
     ),
     row("**Controllers**: reconciles per controller, resync", (r) =>
       Object.entries(r.resync.perController)
-        .map(([, c]) => `${c.reconciles} (${c.role})`)
+        .map(([, c]) => `${c.reconciles} (${c.shards.length} shards${c.role === "leader" ? " + pool" : ""})`)
         .join(", "),
     ),
     row("leases lost", (r) => String(r.onboarding.leaseLosses + r.resync.leaseLosses)),
-    row("**Leader killed**: lease taken over after", (r) => (r.takeover ? secs(r.takeover.leaseTakenAfterMs) : "–")),
-    row("new leader's first resync: every key reconciled after", (r) => (r.takeover ? secs(r.takeover.wallMs) : "–")),
-    row("its ECS reads (cold caches)", (r) => (r.takeover ? `${r.takeover.ecsReads}: ${byAction(r.takeover.ecs)}` : "–")),
-    row("its writes (ECS / status)", (r) => (r.takeover ? `${r.takeover.ecsWrites} / ${r.takeover.statusWrites}` : "–")),
+    row("**Controller killed** (pool holder): its shards held by others after", (r) =>
+      r.takeover ? `${secs(r.takeover.leaseTakenAfterMs)} (${r.takeover.shardsMoved} shards)` : "–",
+    ),
+    row("its keys reconciled by their new owners after", (r) =>
+      r.takeover ? `${secs(r.takeover.wallMs)} (${r.takeover.keys} keys)` : "–",
+    ),
+    row("their ECS reads (cold caches)", (r) => (r.takeover ? `${r.takeover.ecsReads}: ${byAction(r.takeover.ecs)}` : "–")),
+    row("their writes (ECS / status)", (r) => (r.takeover ? `${r.takeover.ecsWrites} / ${r.takeover.statusWrites}` : "–")),
     row("load average (start → end)", (r) => `${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`),
   ];
   return lines.join("\n");

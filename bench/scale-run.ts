@@ -27,7 +27,7 @@ export interface ScaleOptions {
   readonly controllers: number;
   /** Workers per controller (CONCURRENCY). */
   readonly concurrency: number;
-  /** LEASE_SECONDS: how long a dead leader's lease holds the fleet before a standby takes over. @default 15 */
+  /** LEASE_SECONDS: how long a dead controller's leases hold its shards before the others take them over. @default 15 */
   readonly leaseSeconds?: number;
   /** ECS's buckets on the fake (the figures then measure the buckets, not the controller). */
   readonly throttle: boolean;
@@ -62,8 +62,10 @@ export interface PhaseFigures {
   readonly events: Readonly<Record<string, number>>;
   /** Leases lost during the phase, all controllers (a starved renewal would show here). */
   readonly leaseLosses: number;
-  /** Reconciles and ECS requests per controller, by holder. */
-  readonly perController: Readonly<Record<string, { readonly reconciles: number; readonly ecs: number; readonly role: string }>>;
+  /** Reconciles and ECS requests per controller, by holder; its role (the controller lease) and the shards it holds at the end. */
+  readonly perController: Readonly<
+    Record<string, { readonly reconciles: number; readonly ecs: number; readonly role: string; readonly shards: readonly number[] }>
+  >;
 }
 
 export interface Floor {
@@ -110,13 +112,19 @@ export interface ScaleResult {
     readonly duplicates: { readonly twice: number; readonly byTwoControllers: number };
   };
   /**
-   * With more than one controller: the leader dies (stops renewing, stops
-   * working, keeps its lease until it expires) and a standby takes over,
-   * running its first resync with cold caches.
+   * With more than one controller: the holder of the controller lease dies
+   * (stops renewing and working, keeps its leases until they expire, as a
+   * SIGKILL leaves them) and the others take its shards and the pool key
+   * over, each reconciling the keys it gained once, with cold caches.
    */
   readonly takeover?: PhaseFigures & {
-    /** From the leader's death to a standby holding the lease. */
+    readonly dead: string;
+    /** The dead controller's shards, and the keys in them plus the pool key: what the others must reconcile. */
+    readonly shardsMoved: number;
+    readonly keys: number;
+    /** From the death to every one of its shards held by another controller. */
     readonly leaseTakenAfterMs: number;
+    /** The new holder of the controller lease. */
     readonly newLeader: string;
     readonly duplicates: { readonly twice: number; readonly byTwoControllers: number };
   };
@@ -233,11 +241,14 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
     onResult: (holder, key, result) => counter.record(holder, key, result),
   });
   try {
-    // One leads (today: the single "controller" lease); the others stand by.
+    // Each owns its share of the shards once balanced (rounds of LEASE/3; a stolen shard waits a lease); one holds the pool key.
     for (const c of controllers) await c.manager.start();
+    await within(balanced(controllers), options.timeoutMs, () => `the shards were not balanced: ${shardLine(controllers)}`);
     const leader = await within(leaderOf(controllers), options.timeoutMs, "no controller became leader");
     await within(poolReady(cloud, counter), options.timeoutMs, "the pooled services did not converge");
-    say(`${options.controllers} controller(s) up, ${leader.holder} leads; the pool is converged`);
+    say(
+      `${options.controllers} controller(s) up, shards ${shardLine(controllers)}, ${leader.holder} holds the pool; the pool is converged`,
+    );
 
     // ---- 1. onboarding from empty
     const fleet = fleetRecords(options.mix);
@@ -280,7 +291,7 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
     counter.beginPass();
     cloud.busy.record();
     await profiler.start();
-    // Every controller is asked: today only the leader resyncs (the others answer false); sharded, each would resync its shards.
+    // Every controller is asked: each resyncs the shards it holds, and the controller lease's holder the pool key too.
     const listed = await Promise.all(controllers.map((c) => c.manager.resyncNow()));
     if (!listed.some(Boolean)) throw new Error("no controller could list the fleet for the resync");
     await within(passed, options.timeoutMs, () => `resync: ${counter.total - passStart.reconciles} of ${fleet.length + 1} reconciled`);
@@ -299,11 +310,11 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
       throw new Error(`the resync pass reconciled ${extra} keys more than the fleet and the pool; queue depth ${depth}`);
     say(`resync pass: ${pass.reconciles} reconciles in ${(pass.wallMs / 1000).toFixed(1)} s, ${pass.ecsReads} ECS reads`);
 
-    // ---- 4. the leader dies; a standby takes the fleet over
-    const takeover = controllers.length > 1 ? await takeOver(cloud, controllers, leader, counter, fleet.length + 1, options) : undefined;
+    // ---- 4. the controller lease's holder dies; the others take its shards and the pool over
+    const takeover = controllers.length > 1 ? await takeOver(cloud, controllers, leader, counter, fleet, options) : undefined;
     if (takeover !== undefined)
       say(
-        `takeover: lease after ${(takeover.leaseTakenAfterMs / 1000).toFixed(1)} s, ${takeover.newLeader} resynced the fleet in ${(takeover.wallMs / 1000).toFixed(1)} s with ${takeover.ecsReads} ECS reads`,
+        `takeover: ${takeover.shardsMoved} shards of ${takeover.dead} held by others after ${(takeover.leaseTakenAfterMs / 1000).toFixed(1)} s; their ${takeover.keys} keys reconciled in ${(takeover.wallMs / 1000).toFixed(1)} s with ${takeover.ecsReads} ECS reads`,
       );
 
     const converged = convergence(cloud, fleet, controllers);
@@ -314,38 +325,51 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
 }
 
 /**
- * The leader stops renewing and working, as a process that froze or was
- * killed would (its lease stays until it expires); timed from then until a
- * standby that took the lease has reconciled every key once.
+ * The controller lease's holder stops renewing and working, as a process
+ * that froze or was SIGKILLed would (its leases stay until they expire);
+ * timed from then until the others, holding its shards and the pool key,
+ * have reconciled each of those keys once.
  */
 async function takeOver(
   cloud: ScaleCloud,
   controllers: readonly ScaleController[],
-  leader: ScaleController,
+  dead: ScaleController,
   counter: ReconcileCounter,
-  keys: number,
+  fleet: readonly { readonly tenantId: string }[],
   options: ScaleOptions,
 ) {
+  const moved = new Set(dead.shards.ownedShards());
+  const keys = fleet.filter((f) => moved.has(dead.manager.ownership.shardOf(f.tenantId) ?? -1)).length + 1;
   const start = snapshot(cloud, controllers, counter);
   const passed = counter.whenTotal(counter.total + keys);
   counter.beginPass();
-  await leader.lease.stop({ release: false });
+  // Leases kept, not released: its shards free up only when they expire. Its workers then drop every key they dequeue.
+  await Promise.all([dead.shards.stop({ release: false }), dead.lease.stop({ release: false })]);
+  const alive = controllers.filter((c) => c !== dead);
   const next = await within(
     (async () => {
       for (;;) {
-        const found = controllers.find((c) => c !== leader && c.manager.role === "leader");
-        if (found !== undefined) return found;
+        const found = alive.find((c) => c.manager.role === "leader");
+        if (found !== undefined && [...moved].every((s) => alive.some((c) => c.shards.owns(s)))) return found;
         await sleep(20);
       }
     })(),
     options.timeoutMs,
-    "no standby took the lease over",
+    () => `the dead controller's shards and lease were not taken over: ${shardLine(controllers)}`,
   );
   const leaseTakenAfterMs = performance.now() - start.at;
   await within(passed, options.timeoutMs, () => `takeover: ${counter.total - start.reconciles} of ${keys} reconciled`);
   const figuresOf = figures(start, snapshot(cloud, controllers, counter), controllers);
   await counter.quiet(500);
-  return { ...figuresOf, leaseTakenAfterMs, newLeader: next.holder, duplicates: counter.passDuplicates() };
+  return {
+    ...figuresOf,
+    dead: dead.holder,
+    shardsMoved: moved.size,
+    keys,
+    leaseTakenAfterMs,
+    newLeader: next.holder,
+    duplicates: counter.passDuplicates(),
+  };
 }
 
 // ------------------------------------------------------------------ helpers
@@ -439,12 +463,12 @@ function snapshot(cloud: ScaleCloud, controllers: readonly ScaleController[], co
 function figures(a: Snapshot, b: Snapshot, controllers: readonly ScaleController[]): PhaseFigures {
   const ecs = diff(a.served, b.served);
   const sent: Record<string, number> = {};
-  const perController: Record<string, { reconciles: number; ecs: number; role: string }> = {};
+  const perController: Record<string, { reconciles: number; ecs: number; role: string; shards: number[] }> = {};
   for (const c of controllers) {
     const mine = diff(a.sent.get(c.holder) ?? new Map(), b.sent.get(c.holder) ?? new Map());
     for (const [action, n] of Object.entries(mine)) sent[action] = (sent[action] ?? 0) + n;
     const results = diff(a.results.get(c.holder) ?? new Map(), b.results.get(c.holder) ?? new Map());
-    perController[c.holder] = { reconciles: sum(results), ecs: sum(mine), role: c.manager.role };
+    perController[c.holder] = { reconciles: sum(results), ecs: sum(mine), role: c.manager.role, shards: c.shards.ownedShards() };
   }
   const results: Record<string, number> = {};
   for (const c of Object.values(controllers))
@@ -555,6 +579,24 @@ function countSteady(cloud: ScaleCloud, cluster: string, names: readonly string[
 
 function phaseLine(cloud: ScaleCloud): string {
   return ["Pending", "Provisioning", "Ready", "Degraded", "Failed"].map((p) => `${p} ${cloud.store.count(p as "Ready")}`).join(", ");
+}
+
+/** Every shard held by exactly one controller, each holding its fair share (32/N rounded either way), every one synced. */
+async function balanced(controllers: readonly ScaleController[]): Promise<void> {
+  const count = controllers[0]?.shards.count ?? 0;
+  const low = Math.floor(count / controllers.length);
+  const high = Math.ceil(count / controllers.length);
+  for (;;) {
+    const owned = controllers.map((c) => c.shards.ownedShards());
+    const distinct = new Set(owned.flat()).size;
+    const fair = owned.every((o) => o.length >= low && o.length <= high);
+    if (distinct === count && owned.flat().length === count && fair && controllers.every((c) => c.manager.ready)) return;
+    await sleep(50);
+  }
+}
+
+function shardLine(controllers: readonly ScaleController[]): string {
+  return controllers.map((c) => `${c.holder} ${c.shards.ownedShards().length}`).join(", ");
 }
 
 async function leaderOf(controllers: readonly ScaleController[]): Promise<ScaleController> {

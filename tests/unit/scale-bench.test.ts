@@ -2,19 +2,27 @@ import { RegisterTaskDefinitionCommand, DescribeServicesCommand, ListServicesCom
 import { describe, expect, it } from "vitest";
 import { FakeEcsClient } from "../../bench/fakes/fake-ecs.js";
 import { parseScaleArgs } from "../../bench/scale-options.js";
-import { bindingFloor, floorOf, mixOf, runScale, type ScaleResult } from "../../bench/scale-run.js";
+import { bindingFloor, fleetRecords, floorOf, mixOf, runScale, type ScaleResult } from "../../bench/scale-run.js";
 import { EcsThrottle } from "../../src/localcloud/throttling.js";
+import { shardOf } from "../../src/reconciler/shards.js";
 
 /**
  * The short version of `npm run bench:scale` (300 tenants): the benchmark's
  * invariants, never its timings. A fleet that did not converge, a call the
- * fake answered that the controller did not send (or the reverse), or a
- * no-op resync that writes would make every figure of BENCHMARKS.md wrong.
+ * fake answered that the controllers did not send (or the reverse), a key
+ * reconciled twice or by a controller not holding its shard, or a no-op
+ * resync that writes would make every figure of BENCHMARKS.md wrong.
  */
 
 const TENANTS = 300;
 const mix = mixOf(TENANTS, { basic: 6, advanced: 3, premium: 1 });
 const silo = mix.advanced + mix.premium;
+const SHARDS = 32;
+const allShards = Array.from({ length: SHARDS }, (_, i) => i);
+const fleet = fleetRecords(mix);
+const tenantsIn = (shards: readonly number[]) => fleet.filter((f) => shards.includes(shardOf(f.tenantId, SHARDS))).length;
+const siloIn = (shards: readonly number[]) =>
+  fleet.filter((f) => f.tier !== "basic" && shards.includes(shardOf(f.tenantId, SHARDS))).length;
 
 function run(controllers: number): Promise<ScaleResult> {
   return runScale({
@@ -22,7 +30,7 @@ function run(controllers: number): Promise<ScaleResult> {
     mix,
     controllers,
     concurrency: 8,
-    // Short, so the killed leader's lease expires soon; a wait's length proves nothing here.
+    // Short, so balancing (rounds of LEASE/3, a stolen shard waits a lease) and the killed controller's expiry are quick.
     leaseSeconds: 2,
     throttle: false,
     logLevel: "silent",
@@ -77,42 +85,60 @@ describe("scale benchmark (short version)", () => {
     const r = await run(1);
     expectConvergedFleet(r);
     expect(Object.keys(r.resync.perController)).toEqual(["controller-1"]);
+    // Alone, it holds every shard and the pool key.
+    expect(r.resync.perController["controller-1"]).toMatchObject({ role: "leader", shards: allShards, reconciles: TENANTS + 1 });
     expect(r.takeover).toBeUndefined();
   });
 
-  it("three controllers on one lease: one leads and does every reconcile, the two standbys send ECS nothing", async () => {
-    // What 3 controllers give before sharding; sharded, every controller reconciles its shards' keys (exactly once each, checked above).
+  it("three controllers share the shards: each reconciles exactly the keys of the shards it holds, once per pass", async () => {
     const r = await runThree();
     expectConvergedFleet(r);
     for (const phase of [r.onboarding, r.resync]) {
       const all = Object.values(phase.perController);
+      // Balanced before anything was measured: 32 shards as 11 / 11 / 10, each held by one controller.
+      expect(all.map((c) => c.shards.length).sort()).toEqual([10, 11, 11]);
+      expect(all.flatMap((c) => c.shards).sort((a, b) => a - b)).toEqual(allShards);
       expect(all.filter((c) => c.role === "leader")).toHaveLength(1);
-      expect(all.filter((c) => c.role === "standby").map((c) => [c.reconciles, c.ecs])).toEqual([
-        [0, 0],
-        [0, 0],
-      ]);
+      for (const c of all) expect(c.reconciles).toBeGreaterThan(0);
       expect(all.reduce((n, c) => n + c.reconciles, 0)).toBe(phase.reconciles);
     }
+    // The pass: each controller's reconciles are its shards' tenants, plus the pool key for the controller lease's holder.
+    for (const c of Object.values(r.resync.perController)) expect(c.reconciles).toBe(tenantsIn(c.shards) + (c.role === "leader" ? 1 : 0));
   });
 
-  it("a standby takes over from a leader that died, and its first resync reconciles every key once without writing", async () => {
+  it("a controller killed with its leases held: its shards and the pool move to the others, which reconcile its keys once without writing", async () => {
     const r = await runThree();
     const t = r.takeover;
     expect(t).toBeDefined();
     if (t === undefined) return;
-    expect(t.newLeader).not.toBe("controller-1");
-    expect(t.perController[t.newLeader]?.reconciles).toBe(TENANTS + 1);
-    expect(t.reconciles).toBe(TENANTS + 1);
+    const before = r.resync.perController;
+    // The harness kills the controller lease's holder, so the pool key moves too.
+    expect(before[t.dead]?.role).toBe("leader");
+    expect(t.newLeader).not.toBe(t.dead);
+    const moved = before[t.dead]?.shards ?? [];
+    expect(t.shardsMoved).toBe(moved.length);
+    expect(t.keys).toBe(tenantsIn(moved) + 1);
+    // Every key it held reconciled once, by one controller, and nothing else.
+    expect(t.reconciles).toBe(t.keys);
     expect(t.duplicates).toEqual({ twice: 0, byTwoControllers: 0 });
+    expect(t.perController[t.dead]).toMatchObject({ reconciles: 0, ecs: 0 });
+    const survivors = Object.entries(t.perController).filter(([h]) => h !== t.dead);
+    expect(survivors.flatMap(([, c]) => c.shards).sort((a, b) => a - b)).toEqual(allShards);
+    for (const [h, c] of survivors) {
+      const gained = c.shards.filter((s) => moved.includes(s));
+      // What it kept from before is not reconciled again; what it gained is, once.
+      expect(c.shards.filter((s) => !moved.includes(s))).toEqual(before[h]?.shards);
+      expect(c.reconciles).toBe(tenantsIn(gained) + (h === t.newLeader ? 1 : 0));
+    }
     expect(t.ecsSent).toEqual(t.ecs);
     expect(t.ecsWrites).toBe(0);
     expect(t.statusWrites).toBe(0);
+    expect(t.otherWrites).toBe(0);
     expect(t.events).toEqual({});
-    // Its caches start cold: each silo tenant's task definition families are described again.
-    expect(t.ecs["DescribeTaskDefinition"]).toBeGreaterThanOrEqual(4 * silo);
-    // The dead leader lost its lease once; nobody else did.
+    // The new owners' caches start cold for these tenants: each moved silo tenant's task definition families are described.
+    expect(t.ecs["DescribeTaskDefinition"]).toBeGreaterThanOrEqual(4 * siloIn(moved));
+    // The dead controller's controller lease is the only one lost: a survivor losing a shard would mean churn.
     expect(t.leaseLosses).toBe(1);
-    expect(r.onboarding.perController["controller-1"]?.role).toBe("leader");
   });
 });
 

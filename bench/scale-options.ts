@@ -10,7 +10,7 @@ export const SCALE_USAGE = `usage: npm run bench:scale -- [options]
   --advanced W
   --premium W
   --concurrency N      workers per controller, CONCURRENCY (default 8)
-  --lease-seconds N    LEASE_SECONDS: with 2+ controllers, how long the killed leader's lease holds (default 15)
+  --lease-seconds N    LEASE_SECONDS: shard balancing rounds (1/3 of it) and how long a killed controller's leases hold (default 15)
   --throttle           enforce ECS's documented buckets on the fake (then the figures are the buckets')
   --log-level LEVEL    the controllers' pino level, written to /dev/null (default info)
   --timeout-s N        give up on a phase after N seconds (default 1800)

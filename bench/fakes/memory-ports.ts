@@ -160,7 +160,7 @@ export class MemoryChangeSource {
     };
   }
 
-  /** Controllers following the stream now (a standby follows none). */
+  /** Controllers following the stream now: every one, each keeping the keys of its shards. */
   get followers(): number {
     return this.#following.size;
   }

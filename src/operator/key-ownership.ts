@@ -25,6 +25,15 @@ export class KeyOwnership {
     return shard === undefined ? this.lease.isLeader : this.shards.owns(shard);
   }
 
+  /**
+   * The key's lease is not lost, though it may not be valid this instant
+   * (owns() false while a renewal runs late): its keys must wait, not be dropped.
+   */
+  holds(key: string): boolean {
+    const shard = this.shardOf(key);
+    return shard === undefined ? this.lease.holdsTerm : this.shards.holds(shard);
+  }
+
   /** The fence of one reconcile of the key (TenantReconcilerOptions.fenceFor). */
   readonly fenceFor = (key: string): Fence => {
     const shard = this.shardOf(key);

@@ -3,7 +3,7 @@ import { Controller } from "../reconciler/controller.js";
 import type { LeaderLease } from "../reconciler/lease.js";
 import { WorkQueue } from "../reconciler/queue.js";
 import type { QueueMetricsProvider } from "../reconciler/queue-metrics.js";
-import { done, type ReconcileResult, type Reconciler } from "../reconciler/result.js";
+import { done, requeueAfter, type ReconcileResult, type Reconciler } from "../reconciler/result.js";
 import type { ShardLeases } from "../reconciler/shard-leases.js";
 import { POOL_KEY } from "../tiers/desired.js";
 import { describeError, isLeaseLost } from "./errors.js";
@@ -52,6 +52,9 @@ export interface ManagerOptions {
 
 /** The work queue's name in its metrics, as controller-runtime names a queue after its controller. */
 export const QUEUE_NAME = "tenant";
+
+/** How soon a key whose lease renewal runs late is looked at again. */
+const LEASE_RECHECK_MS = 1000;
 
 /** How soon a failed initial sync or resync is tried again. */
 const RESYNC_RETRY_MS = 5000;
@@ -154,7 +157,7 @@ export class Manager {
     await this.#o.hints?.start((keys) => {
       const declined: string[] = [];
       for (const key of keys) {
-        if (this.#role === "stopped" || !this.#owner.owns(key)) {
+        if (this.#role === "stopped" || !this.#owner.holds(key)) {
           declined.push(key);
           continue;
         }
@@ -214,20 +217,29 @@ export class Manager {
   }
 
   #add(key: string, priority: "fresh" | "resync"): void {
-    if (this.#role !== "stopped" && this.#owner.owns(key)) this.#queue.add(key, priority);
+    // holds, not owns: a key added while a renewal runs late waits at dequeue instead of being lost.
+    if (this.#role !== "stopped" && this.#owner.holds(key)) this.#queue.add(key, priority);
   }
 
   /** Owned keys only, checked again at dequeue: the shard may have moved since the key was queued. */
   readonly #reconcile: Reconciler<string> = async (key, signal, context) => {
-    if (!this.#owner.owns(key)) return done();
+    if (!this.#owner.owns(key)) return this.#waitOrDrop(key);
     const result = await this.#o.reconciler.reconcile(key, signal, context);
-    // Fenced out because the shard moved on: no failure of the tenant's, and its new owner carries on.
-    if (result.kind === "failed" && isLeaseLost(result.error) && !this.#owner.owns(key)) {
-      this.#o.log.info({ key }, "reconcile stopped: its shard's lease moved to another controller");
-      return done();
-    }
+    // Fenced out: no failure of the tenant's. Either the lease moved on (its new owner carries on) or its renewal runs late.
+    if (result.kind === "failed" && isLeaseLost(result.error) && !this.#owner.owns(key)) return this.#waitOrDrop(key);
     return result;
   };
+
+  /**
+   * A key this controller may not reconcile now. Dropped when its lease is
+   * lost (regaining it queues the shard's keys again); looked at again soon
+   * when the lease is only late in its renewal, which announces nothing.
+   */
+  #waitOrDrop(key: string): ReconcileResult {
+    if (this.#owner.holds(key)) return requeueAfter(LEASE_RECHECK_MS, "waiting for the lease's renewal");
+    this.#o.log.info({ key }, "reconcile stopped: its shard's lease moved to another controller");
+    return done();
+  }
 
   #enqueueTransition(step: () => Promise<void>): Promise<void> {
     this.#transition = this.#transition.then(step).catch((err: unknown) => {
@@ -282,7 +294,7 @@ export class Manager {
   #onChanges(changes: readonly TenantChange[]): void {
     for (const change of changes) {
       // Every controller reads the whole stream; each keeps the keys of its shards.
-      if (!this.#owner.owns(change.tenantId)) continue;
+      if (!this.#owner.holds(change.tenantId)) continue;
       // Our own status writes come back on the stream with an unchanged spec.
       if (change.kind === "upsert" && change.newSpecHash !== undefined && change.newSpecHash === change.oldSpecHash) continue;
       // A tenant purged after it was Deprovisioned was announced then; any other deletion is announced once its resources are gone.
@@ -313,7 +325,7 @@ export class Manager {
     const started = this.#now();
     const inScope = (id: string) => {
       const shard = this.#owner.shardOf(id);
-      return shard !== undefined && this.#o.shards.owns(shard) && (only === undefined || only.has(shard));
+      return shard !== undefined && this.#o.shards.holds(shard) && (only === undefined || only.has(shard));
     };
     const seen = new Set<string>();
     let queued = 0;

@@ -180,6 +180,11 @@ export class LeaderLease implements Fence {
     return this.#leader && this.#expiresAt - this.#timers.now() > this.#marginMs;
   }
 
+  /** Leader as far as this process knows, even while a late renewal leaves less than the safety margin (isLeader says no). */
+  get holdsTerm(): boolean {
+    return this.#leader;
+  }
+
   get holder(): string {
     return this.#holder;
   }

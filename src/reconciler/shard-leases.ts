@@ -140,6 +140,15 @@ export class ShardLeases {
     return h !== undefined && now >= h.activeFrom && h.expiresAt - now > this.#marginMs;
   }
 
+  /**
+   * The shard's lease is this controller's as far as it knows (not lost),
+   * even while owns() says no: a renewal running late may yet extend it, and
+   * then no acquisition is announced to queue its keys again.
+   */
+  holds(shard: number): boolean {
+    return this.#held.has(shard);
+  }
+
   /** Shards announced as acquired and not lost, ascending. */
   ownedShards(): number[] {
     return [...this.#held.entries()]

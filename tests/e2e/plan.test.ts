@@ -93,7 +93,8 @@ describe("tenantctl plan", () => {
     await h.waitForPhase("plan-1", "Ready");
     const after = h.cloud.control.calls();
     expect(after["cloudformation:CreateStack"]).toBe(1);
-    expect(after["dynamodb:TransactWriteItems"]).toBe(1);
+    // The placement is one transaction; every status write is one too, fenced by the shard's lease (docs/adr/0016).
+    expect(after["dynamodb:TransactWriteItems"]).toBeGreaterThanOrEqual(1);
     expect(after["elasticloadbalancing:CreateRule"]).toBe(1);
     expect(writesMade()).toEqual({ CreateCluster: 1, RegisterTaskDefinition: 4, CreateService: 4 });
 

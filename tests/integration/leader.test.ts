@@ -47,6 +47,8 @@ it("runs exactly one leader and fails over within the lease duration", async () 
   const [leader, standby] = first === "controller-a" ? [a, b] : [b, a];
   const leaderLines = () => leader.lines().filter((l) => l["msg"] === LEADS).length;
   const standbyLines = () => standby.lines().filter((l) => l["msg"] === LEADS).length;
+  // The leader's fleet-wide work starts after its shards' first sync, so its line may follow "controller started".
+  await eventually(async () => (leaderLines() === 1 ? true : undefined), "the leader's line");
   expect(leaderLines()).toBe(1);
   expect(standbyLines()).toBe(0);
 

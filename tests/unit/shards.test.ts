@@ -190,6 +190,32 @@ describe("ShardLeases", () => {
     await a.stop();
   });
 
+  it("a renewal completing late: owns() says no meanwhile, holds() stays yes, and the shard comes back unannounced", async () => {
+    // The Manager must not drop a key in that window: no acquisition would queue it again.
+    let gate: (() => void) | undefined;
+    class SlowRenewals extends InMemoryShardStore {
+      override async renew(name: string, holder: string, token: number, durationMs: number, now: number): Promise<boolean> {
+        await new Promise<void>((resolve) => (gate = resolve));
+        return super.renew(name, holder, token, durationMs, now);
+      }
+    }
+    const timers = manualTimers();
+    const a = new ShardLeases({ store: new SlowRenewals(), holder: "a", count: 1, durationMs: 9000, timers });
+    await a.start();
+    const announced: number[] = [];
+    a.onAcquired((shard) => announced.push(shard));
+    timers.advance(3000);
+    await timers.fire(); // the renewal is sent, before the margin, and hangs
+    timers.advance(5500); // now within the margin of the old expiry
+    expect(a.owns(0)).toBe(false);
+    expect(a.holds(0)).toBe(true);
+    gate?.();
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect(a.owns(0)).toBe(true);
+    expect(announced).toEqual([]);
+    void a.stop();
+  });
+
   it("a key of a lost shard cannot write: its fence refuses once the shard is taken, even after it comes back", async () => {
     const store = new InMemoryShardStore();
     const timers = manualTimers();

@@ -42,7 +42,7 @@ export async function startHarness(env: Record<string, string> = {}, options: Ha
   // 4 shards: with 3-second leases, 32 renewals a second would crowd the local cloud's one-at-a-time DynamoDB writes.
   const cloud = await startTestCloud({
     speed: 200,
-    env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "3", SHARD_COUNT: "4", CONCURRENCY: "8", ...env },
+    env: { RESYNC_SECONDS: "3600", LEASE_SECONDS: "5", SHARD_COUNT: "4", CONCURRENCY: "8", ...env },
     ...(options.albs !== undefined ? { albs: options.albs } : {}),
     ...(options.ecsEvents === true ? { ecsEvents: true } : {}),
   });

@@ -911,9 +911,11 @@ describe("controllers killed at each step of a move", () => {
         "retire",
         "verify",
       ]);
-      // A move to the pool usually finds its target ready at once, so provision may never be seen.
+      // A move to the pool usually finds its target ready at once, so provision may never be seen; and its flip is
+      // one status write the killer can miss between polls while a new controller waits out the shard leases
+      // (k-up is killed at its flip every time).
       expect([...(killedAt.get("k-down") ?? [])], kills.join("\n")).toEqual(
-        expect.arrayContaining(["capture", "backfill", "catchup", "verify", "flip", "drain", "retire"]),
+        expect.arrayContaining(["capture", "backfill", "catchup", "verify", "drain", "retire"]),
       );
     } finally {
       h.cloud.control.setFaults([]);

@@ -56,6 +56,16 @@ export class InMemoryLeaseStore implements LeaseStore {
     return { acquired: true, ...next };
   }
 
+  /** Takes a lease its holder still holds, when holder and token still match: a new term (ShardStore.steal). */
+  async steal(name: string, holder: string, from: string, token: number, durationMs: number, now: number): Promise<AcquireResult> {
+    const cur = this.#leases.get(name);
+    if (!cur || cur.holder !== from || cur.token !== token)
+      return { acquired: false, ...(cur ?? { holder: undefined, expiresAt: 0, token: 0 }) };
+    const next: LeaseState = { holder, expiresAt: now + durationMs, token: cur.token + 1 };
+    this.#leases.set(name, next);
+    return { acquired: true, ...next };
+  }
+
   async renew(name: string, holder: string, token: number, durationMs: number, now: number): Promise<boolean> {
     const cur = this.#leases.get(name);
     if (!cur || cur.holder !== holder || cur.token !== token) return false;

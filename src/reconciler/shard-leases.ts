@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { LeaseLostError, type Fence, type FenceTerm } from "../ports.js";
-import type { AcquireResult, LeaseState, LeaseStore } from "./lease.js";
+import { InMemoryLeaseStore, type AcquireResult, type LeaseState, type LeaseStore } from "./lease.js";
 import { systemTimers, type Timers } from "./queue.js";
 import { decideBalance, isHeld, type BalanceDecision, type ShardLeaseView } from "./shard-balance.js";
 import { allShards, shardLeaseName } from "./shards.js";
@@ -348,9 +348,8 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A ShardStore in process memory: for tests and for a single local controller. */
-export class InMemoryShardStore implements ShardStore {
-  readonly #leases = new Map<string, LeaseState>();
+/** A ShardStore in process memory: the lease items of InMemoryLeaseStore plus the fleet's count and heartbeats. */
+export class InMemoryShardStore extends InMemoryLeaseStore implements ShardStore {
   readonly #workers = new Map<string, number>();
   #count: number | undefined;
 
@@ -372,44 +371,8 @@ export class InMemoryShardStore implements ShardStore {
 
   async snapshot(count: number): Promise<ShardSnapshot> {
     return {
-      leases: allShards(count).map((s) => this.#leases.get(shardLeaseName(s)) ?? { holder: undefined, expiresAt: 0, token: 0 }),
+      leases: allShards(count).map((s) => this.peek(shardLeaseName(s)) ?? { holder: undefined, expiresAt: 0, token: 0 }),
       workers: new Map(this.#workers),
     };
-  }
-
-  async tryAcquire(name: string, holder: string, durationMs: number, now: number): Promise<AcquireResult> {
-    const cur = this.#leases.get(name);
-    if (cur && cur.holder !== undefined && cur.holder !== holder && cur.expiresAt >= now) return { acquired: false, ...cur };
-    const next: LeaseState = { holder, expiresAt: now + durationMs, token: (cur?.token ?? 0) + 1 };
-    this.#leases.set(name, next);
-    return { acquired: true, ...next };
-  }
-
-  async steal(name: string, holder: string, from: string, token: number, durationMs: number, now: number): Promise<AcquireResult> {
-    const cur = this.#leases.get(name);
-    if (!cur || cur.holder !== from || cur.token !== token)
-      return { acquired: false, ...(cur ?? { holder: undefined, expiresAt: 0, token: 0 }) };
-    const next: LeaseState = { holder, expiresAt: now + durationMs, token: cur.token + 1 };
-    this.#leases.set(name, next);
-    return { acquired: true, ...next };
-  }
-
-  async renew(name: string, holder: string, token: number, durationMs: number, now: number): Promise<boolean> {
-    const cur = this.#leases.get(name);
-    if (!cur || cur.holder !== holder || cur.token !== token) return false;
-    this.#leases.set(name, { ...cur, expiresAt: now + durationMs });
-    return true;
-  }
-
-  async release(name: string, holder: string, token: number): Promise<boolean> {
-    const cur = this.#leases.get(name);
-    if (!cur || cur.holder !== holder || cur.token !== token) return false;
-    this.#leases.set(name, { holder: undefined, expiresAt: 0, token: cur.token });
-    return true;
-  }
-
-  /** The lease as stored, for tests. */
-  peek(name: string): LeaseState | undefined {
-    return this.#leases.get(name);
   }
 }

@@ -16,12 +16,14 @@ export type Unprocessed = FaultHit["unprocessed"];
 export class DynamoDbHandler {
   readonly #moto: Upstream;
   readonly #log: Logger | undefined;
-  readonly #writes = new FifoMutex();
+  readonly #writes: FifoMutex;
   #serialized = 0;
 
-  constructor(moto: Upstream, log: Logger | undefined) {
+  /** @param turn the writes' turn, shared with the Streams reads that must not see a transaction in flight */
+  constructor(moto: Upstream, log: Logger | undefined, turn = new FifoMutex()) {
     this.#moto = moto;
     this.#log = log;
+    this.#writes = turn;
   }
 
   /** Calls that went to moto one at a time since the last resetCount(). */

@@ -13,9 +13,10 @@
  * So the local cloud sends every DynamoDB call that changes data or tables,
  * and TransactGetItems (which promises a snapshot across items), to moto one
  * at a time, in arrival order. Plain reads (GetItem, Query, Scan, Describe*...)
- * and DynamoDB Streams stay concurrent: they change nothing, and DynamoDB
- * itself gives a single read no stronger promise than "committed data".
- * Unknown actions are serialized, the safe side for whatever DynamoDB adds.
+ * stay concurrent: they change nothing, and DynamoDB itself gives a single
+ * read no stronger promise than "committed data". Stream reads take their
+ * turn with the writes (dynamodb-streams-handler.ts says why). Unknown
+ * actions are serialized, the safe side for whatever DynamoDB adds.
  */
 
 /** The X-Amz-Target prefix of DynamoDB's table and item API (Streams use DynamoDBStreams_20120810). */

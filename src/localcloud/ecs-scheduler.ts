@@ -6,7 +6,8 @@ import { SimClock } from "./clock.js";
 import { CONTROL_PREFIX, controlAnswer } from "./control-api.js";
 import { DynamoDbHandler } from "./dynamodb-handler.js";
 import { tablesNamed } from "./dynamodb-requests.js";
-import { isDynamoDbTarget } from "./dynamodb-serializer.js";
+import { FifoMutex, isDynamoDbTarget } from "./dynamodb-serializer.js";
+import { DynamoDbStreamsHandler, isStreamsTarget } from "./dynamodb-streams-handler.js";
 import { ECS_TARGET, EcsApi } from "./ecs-api.js";
 import { EcsEventPublisher } from "./ecs-events.js";
 import { serviceCounts, type SimService, type SimTiming } from "./ecs-simulation.js";
@@ -123,6 +124,7 @@ class LocalEcsScheduler implements EcsScheduler {
   readonly #clock: SimClock;
   readonly #ecs: EcsApi;
   readonly #dynamoDb: DynamoDbHandler;
+  readonly #streams: DynamoDbStreamsHandler;
   readonly #cloudFormation: CloudFormationHandler;
   readonly #throttle = new EcsThrottle();
   readonly #faults = new FaultInjector();
@@ -147,7 +149,9 @@ class LocalEcsScheduler implements EcsScheduler {
         ? new EcsEventPublisher({ motoEndpoint: this.#motoEndpoint, log: options.log })
         : undefined;
     this.#ecs = new EcsApi(this.#moto, this.#clock, options.timing ?? {}, options.log, this.#events);
-    this.#dynamoDb = new DynamoDbHandler(this.#moto, options.log);
+    const dynamoDbTurn = new FifoMutex();
+    this.#dynamoDb = new DynamoDbHandler(this.#moto, options.log, dynamoDbTurn);
+    this.#streams = new DynamoDbStreamsHandler(this.#moto, { turn: dynamoDbTurn });
     this.#throttling = options.throttling ?? false;
     this.#log = options.log;
     this.#server = createServer((req, res) => {
@@ -295,6 +299,7 @@ class LocalEcsScheduler implements EcsScheduler {
       }
     }
     if (isDynamoDbTarget(target)) return send(res, await this.#dynamoDb.handle(call, dynamoDbInput, fault?.unprocessed));
+    if (isStreamsTarget(target)) return send(res, await this.#streams.handle(call, dynamoDbInput));
     if (!this.#simulate) return send(res, await forward(this.#moto, call));
     if (this.#cloudFormation.mends(call)) return send(res, await this.#cloudFormation.handle(call));
     send(res, isEcs ? await this.#ecs.handle(call) : await forward(this.#moto, call));

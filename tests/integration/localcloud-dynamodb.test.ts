@@ -9,7 +9,13 @@ import {
   UpdateItemCommand,
   type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
-import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
+import {
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type _Record,
+} from "@aws-sdk/client-dynamodb-streams";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { localTarget, startLocalCloud, type LocalCloud } from "../../src/localcloud/index.js";
 import { awsClient, RETRIES } from "../../src/providers/aws-clients.js";
@@ -217,7 +223,30 @@ describe("table-scoped faults", () => {
 });
 
 describe("DynamoDB Streams through the local cloud", () => {
-  it("DescribeStream, GetShardIterator and GetRecords reach moto and are not serialized", async () => {
+  async function shardOf(streamArn: string | undefined): Promise<string | undefined> {
+    return (await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards?.[0]?.ShardId;
+  }
+  async function iteratorAt(
+    streamArn: string | undefined,
+    type: "TRIM_HORIZON" | "LATEST" | "AFTER_SEQUENCE_NUMBER" | "AT_SEQUENCE_NUMBER",
+    sequence?: string,
+  ): Promise<string | undefined> {
+    const shard = await shardOf(streamArn);
+    return (
+      await streams.send(
+        new GetShardIteratorCommand({
+          StreamArn: streamArn,
+          ShardId: shard,
+          ShardIteratorType: type,
+          ...(sequence !== undefined ? { SequenceNumber: sequence } : {}),
+        }),
+      )
+    ).ShardIterator;
+  }
+  const putPk = (table: string, pk: string) => ddb.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk } } }));
+  const pksOf = (records: readonly _Record[]) => records.map((r) => r.dynamodb?.Keys?.["pk"]?.S);
+
+  it("DescribeStream, GetShardIterator and GetRecords reach moto and carry the records' images", async () => {
     const streamArn = await createTable("watched", true);
     expect(streamArn).toBeDefined();
     await ddb.send(new PutItemCommand({ TableName: "watched", Item: { pk: { S: "a" }, v: { N: "1" } } }));
@@ -229,23 +258,75 @@ describe("DynamoDB Streams through the local cloud", () => {
         ExpressionAttributeValues: { ":two": { N: "2" } },
       }),
     );
-    const serializedBefore = cloud.scheduler.snapshot().serializedDynamoDbCalls;
-
-    const shard = (await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards?.[0]?.ShardId;
-    expect(shard).toBeDefined();
-    const iterator = (
-      await streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard, ShardIteratorType: "TRIM_HORIZON" }))
-    ).ShardIterator;
+    cloud.scheduler.resetCalls();
+    const iterator = await iteratorAt(streamArn, "TRIM_HORIZON");
     const records = (await streams.send(new GetRecordsCommand({ ShardIterator: iterator }))).Records ?? [];
     expect(records.map((r) => r.eventName)).toEqual(["INSERT", "MODIFY"]);
     expect(records[1]?.dynamodb?.NewImage?.["v"]).toEqual({ N: "2" });
     expect(records[1]?.dynamodb?.OldImage?.["v"]).toEqual({ N: "1" });
-
     expect(cloud.scheduler.calls()).toMatchObject({
       "dynamodb:DescribeStream": 1,
       "dynamodb:GetShardIterator": 1,
       "dynamodb:GetRecords": 1,
     });
-    expect(cloud.scheduler.snapshot().serializedDynamoDbCalls).toBe(serializedBefore);
+  });
+
+  it("an iterator is a position: LATEST starts after the last record, AT/AFTER_SEQUENCE_NUMBER at a record, Limit pages on", async () => {
+    const streamArn = await createTable("positions", true);
+    for (const pk of pks("p", 11)) await putPk("positions", pk);
+    // LATEST: nothing of what is there, then exactly what comes after.
+    const latest = await iteratorAt(streamArn, "LATEST");
+    const empty = await streams.send(new GetRecordsCommand({ ShardIterator: latest }));
+    expect(empty.Records).toEqual([]);
+    await putPk("positions", "after-latest");
+    const fresh = await streams.send(new GetRecordsCommand({ ShardIterator: empty.NextShardIterator }));
+    expect(pksOf(fresh.Records ?? [])).toEqual(["after-latest"]);
+    expect((await streams.send(new GetRecordsCommand({ ShardIterator: fresh.NextShardIterator }))).Records).toEqual([]);
+
+    // TRIM_HORIZON in pages of 4: every record once, in order.
+    const seen: (string | undefined)[] = [];
+    let iterator = await iteratorAt(streamArn, "TRIM_HORIZON");
+    for (let page = 0; page < 4; page++) {
+      const res = await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 4 }));
+      seen.push(...pksOf(res.Records ?? []));
+      iterator = res.NextShardIterator;
+    }
+    expect(seen).toEqual([...pks("p", 11), "after-latest"]);
+
+    const all = (await streams.send(new GetRecordsCommand({ ShardIterator: await iteratorAt(streamArn, "TRIM_HORIZON") }))).Records ?? [];
+    const third = all[2]?.dynamodb?.SequenceNumber;
+    const at = await streams.send(
+      new GetRecordsCommand({ ShardIterator: await iteratorAt(streamArn, "AT_SEQUENCE_NUMBER", third), Limit: 1 }),
+    );
+    expect(pksOf(at.Records ?? [])).toEqual(["p-02"]);
+    const after = await streams.send(
+      new GetRecordsCommand({ ShardIterator: await iteratorAt(streamArn, "AFTER_SEQUENCE_NUMBER", third), Limit: 1 }),
+    );
+    expect(pksOf(after.Records ?? [])).toEqual(["p-03"]);
+  });
+
+  it("an iterator handed out before a cancelled transaction still reads every later record, and none of the cancelled one's", async () => {
+    const streamArn = await createTable("cancelled", true);
+    await putPk("cancelled", "before");
+    const latest = await iteratorAt(streamArn, "LATEST");
+    const first = await streams.send(new GetRecordsCommand({ ShardIterator: latest }));
+    expect(first.Records).toEqual([]);
+
+    // Its first write lands, its second fails its condition: moto puts the table back as it was.
+    const cancelled = ddb.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          { Put: { TableName: "cancelled", Item: { pk: { S: "phantom" } } } },
+          { Put: { TableName: "cancelled", Item: { pk: { S: "before" } }, ConditionExpression: "attribute_not_exists(pk)" } },
+        ],
+      }),
+    );
+    expect(await outcome(cancelled)).toBe("TransactionCanceledException");
+    await putPk("cancelled", "after-1");
+    await putPk("cancelled", "after-2");
+
+    const next = await streams.send(new GetRecordsCommand({ ShardIterator: first.NextShardIterator }));
+    expect(pksOf(next.Records ?? [])).toEqual(["after-1", "after-2"]);
+    expect(await keysIn("cancelled")).toEqual(["after-1", "after-2", "before"]);
   });
 });

@@ -1,5 +1,5 @@
 import { InMemoryShardStore, ShardLeases } from "../src/reconciler/shard-leases.js";
-import { KeyOwnership } from "../src/operator/key-ownership.js";
+import { KeyOwnership, serviceOwner } from "../src/operator/key-ownership.js";
 import type { ECSClient } from "@aws-sdk/client-ecs";
 import { pino, type Logger } from "pino";
 import { defaultCatalogue } from "../src/apps/catalogue.js";
@@ -206,6 +206,8 @@ function composeController(cloud: ScaleCloud, holder: string, tuning: Controller
     // Passes are started by the benchmark (resyncNow), never by the timer.
     resyncMs: 24 * 3600 * 1000,
     sharedClusters: [SETTINGS.poolCluster, SETTINGS.advancedCluster],
+    // As run-controller: each controller's survey reads its own shards' services.
+    serviceOwner: serviceOwner(SETTINGS.namePrefix),
     onResult: (key, result) => {
       results.set(result.kind, (results.get(result.kind) ?? 0) + 1);
       tuning.onResult?.(holder, key, result);

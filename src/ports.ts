@@ -66,9 +66,24 @@ export interface EcsPort {
    * snapshot that answers the next observe of each key once, while young, so
    * the reconciles the resync queues read no ECS when nothing changed.
    */
-  survey(sharedClusters: readonly string[]): Promise<ReadonlySet<string>>;
+  survey(sharedClusters: readonly string[], scope?: SurveyScope): Promise<ReadonlySet<string>>;
   /** The key changed behind our back (an ECS event): its next observe reads ECS, never the snapshot. */
   forget(tenantKey: string): void;
+}
+
+/**
+ * What one controller's survey reads when controllers share the fleet
+ * (docs/adr/0018): every cluster, but only the services of the owners it
+ * covers, so N controllers together read the account about once.
+ */
+export interface SurveyScope {
+  /** Whether this survey reads what the owner (a tenant id, or the pool key) has. Fixed for the survey's life. */
+  covers(owner: string): boolean;
+  /**
+   * The owner a service's name says it belongs to; undefined when the name
+   * says nothing, and the service is read anyway (it may be anyone's orphan).
+   */
+  ownerOfService(name: string): string | undefined;
 }
 
 export interface TenantStore {

@@ -3,6 +3,7 @@ import type { LeaderLease } from "../reconciler/lease.js";
 import type { ShardLeases } from "../reconciler/shard-leases.js";
 import { shardOf } from "../reconciler/shards.js";
 import { POOL_KEY } from "../tiers/desired.js";
+import { isPoolServiceName, tenantOfEcsName } from "../tiers/naming.js";
 
 /**
  * Which lease owns a key (ADR 0016): the pool key belongs to the controller
@@ -39,4 +40,14 @@ export class KeyOwnership {
     const shard = this.shardOf(key);
     return shard === undefined ? this.lease : this.shards.fenceFor(shard);
   };
+}
+
+/**
+ * The key a service's name says it belongs to: the pool key for the pool's
+ * services, a tenant id for a tenant's, undefined for any other name. It
+ * only splits a survey's reads between controllers (ManagerOptions.serviceOwner);
+ * what a service is, is still decided by its tags.
+ */
+export function serviceOwner(prefix: string): (serviceName: string) => string | undefined {
+  return (name) => (isPoolServiceName(prefix, name) ? POOL_KEY : tenantOfEcsName(prefix, name, "service"));
 }

@@ -7,7 +7,7 @@ import { done, requeueAfter, type ReconcileResult, type Reconciler } from "../re
 import type { ShardLeases } from "../reconciler/shard-leases.js";
 import { POOL_KEY } from "../tiers/desired.js";
 import { describeError, isLeaseLost } from "./errors.js";
-import type { EcsPort, TenantChange, TenantChangeSource, TenantHintSource, TenantStore } from "../ports.js";
+import type { EcsPort, SurveyScope, TenantChange, TenantChangeSource, TenantHintSource, TenantStore } from "../ports.js";
 import { jitteredResyncMs } from "../reconciler/resync-jitter.js";
 import type { TenantReconciler } from "./tenant-reconciler.js";
 import type { LeaderContext } from "./rollout-executor.js";
@@ -48,6 +48,13 @@ export interface ManagerOptions {
   readonly hints?: TenantHintSource;
   /** Draws the resync's jitter. @default Math.random */
   readonly random?: () => number;
+  /**
+   * The owner (tenant id or pool key) a service's name says it belongs to
+   * (serviceOwner in key-ownership.ts). Given, each resync's survey reads
+   * only the services of the keys that resync queues; absent, it reads the
+   * whole account. @default absent
+   */
+  readonly serviceOwner?: (serviceName: string) => string | undefined;
 }
 
 /** The work queue's name in its metrics, as controller-runtime names a queue after its controller. */
@@ -331,7 +338,7 @@ export class Manager {
     let queued = 0;
     try {
       // Before any key is queued: their reconciles then observe from what it read (docs/adr/0018).
-      const survey = await this.#o.ecs.survey(this.#o.sharedClusters).then(
+      const survey = await this.#o.ecs.survey(this.#o.sharedClusters, this.#surveyScope(only)).then(
         (owners) => ({ owners }),
         (err: unknown) => ({ err }),
       );
@@ -364,6 +371,27 @@ export class Manager {
       this.#o.log.error({ err: describeError(err) }, "resync failed; retrying soon");
       return false;
     }
+  }
+
+  /**
+   * What a pass's survey reads, when controllers share the fleet: the
+   * tenants of the shards it queues, frozen as they are now (a shard gained
+   * meanwhile gets a pass of its own), and the pool's services when it
+   * queues the pool key. Another controller reads the rest.
+   */
+  #surveyScope(only?: ReadonlySet<number>): SurveyScope | undefined {
+    const ownerOfService = this.#o.serviceOwner;
+    if (ownerOfService === undefined) return undefined;
+    const shards = new Set<number>();
+    for (let s = 0; s < this.#o.shards.count; s++) if (this.#o.shards.holds(s) && (only === undefined || only.has(s))) shards.add(s);
+    const pool = only === undefined && this.#role === "leader";
+    return {
+      covers: (owner) => {
+        const shard = this.#owner.shardOf(owner);
+        return shard === undefined ? pool : shards.has(shard);
+      },
+      ownerOfService,
+    };
   }
 
   #scheduleResync(delay = this.#o.resyncMs): void {

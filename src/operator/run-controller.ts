@@ -27,7 +27,7 @@ import { EcsEventQueue } from "../providers/ecs-event-queue.js";
 import { defaultHolderId, LeaderLease } from "../reconciler/lease.js";
 import { ShardLeases } from "../reconciler/shard-leases.js";
 import { DynamoDbShardStore } from "../providers/dynamodb-shard-store.js";
-import { KeyOwnership } from "./key-ownership.js";
+import { KeyOwnership, serviceOwner } from "./key-ownership.js";
 import { Manager } from "./manager.js";
 import { RolloutExecutor } from "./rollout-executor.js";
 import { DynamoRolloutStore } from "../providers/rollout-store.js";
@@ -221,6 +221,8 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     concurrency: config.concurrency,
     resyncMs: config.resyncSeconds * 1000,
     sharedClusters: [config.poolCluster, config.advancedCluster],
+    // Each controller's resync surveys its own shards' services (docs/adr/0018).
+    serviceOwner: serviceOwner(config.namePrefix),
     onResult: (_key, result, ms) => metrics.observeReconcile(result, ms),
     queueMetrics: metrics,
     leaderTasks: [rollouts],

@@ -22,6 +22,12 @@ export interface SurveyReads {
   readonly listedClusters: readonly string[];
   /** The services of the listed clusters, as DescribeServices answered (hash left undefined). */
   readonly services: readonly ObservedService[];
+  /**
+   * The owners whose services were all read, when the survey was scoped
+   * (SurveyScope): no answer for any other, whose services were skipped.
+   * Absent: every owner's.
+   */
+  readonly covers?: (owner: string) => boolean;
 }
 
 /** What the snapshot knows at a footprint's locations. */
@@ -40,6 +46,7 @@ export class ObservationSnapshot {
   /** Which survey may prime: the one that began last, if nothing cleared since. */
   #generation = 0;
   #at = Number.NEGATIVE_INFINITY;
+  #covers: ((owner: string) => boolean) | undefined;
   #clusters = new Map<string, ObservedCluster>();
   #listed = new Set<string>();
   /** cluster -> service name -> observation. */
@@ -74,6 +81,7 @@ export class ObservationSnapshot {
     if (!this.#collecting || token !== this.#generation) return;
     this.#primed = true;
     this.#at = reads.at;
+    this.#covers = reads.covers;
     for (const c of reads.clusters) this.#clusters.set(c.name, c);
     this.#listed = new Set(reads.listedClusters.filter((name) => this.#clusters.has(name)));
     for (const s of reads.services) {
@@ -100,6 +108,8 @@ export class ObservationSnapshot {
   take(footprint: Footprint, unsure: (cluster: string, name: string) => boolean): SnapshotView | undefined {
     const owner = footprint.owner;
     if (!this.#primed || owner === undefined || this.#spent.has(owner)) return undefined;
+    // Another controller's share: its services were never described here.
+    if (this.#covers !== undefined && !this.#covers(owner)) return undefined;
     if (this.#now() - this.#at > this.#maxAgeMs) {
       // Expired: nothing here will be given again, so the memory goes now.
       this.clear();
@@ -160,6 +170,7 @@ export class ObservationSnapshot {
     this.#collecting = false;
     this.#primed = false;
     this.#at = Number.NEGATIVE_INFINITY;
+    this.#covers = undefined;
     this.#clusters = new Map();
     this.#listed = new Set();
     this.#services = new Map();

@@ -7,6 +7,7 @@ import {
 } from "@aws-sdk/client-ecs";
 import { isManaged, TENANT_ID_KEY, type ObservedCluster, type ObservedService, type Tags } from "../tiers/model.js";
 import { chunks, doing, errorName, wrapAwsError } from "./aws-errors.js";
+import type { SurveyScope } from "../ports.js";
 import type { SurveyReads } from "./ecs-snapshot.js";
 import { mapCluster, mapService } from "./ecs-shapes.js";
 
@@ -32,18 +33,30 @@ export interface Survey {
  * ceil(clusters/100) + ceil(services/10) + list pages, where observing each
  * tenant costs 2-3 reads.
  *
+ * With a scope (controllers sharing the fleet), a managed cluster whose
+ * tenant tag is not covered is not listed, and a service whose name names
+ * an owner not covered is not described: each controller reads its share,
+ * and the shared clusters' list pages are all they read twice.
+ *
  * The owners answer the orphan sweep: a tenant whose record was deleted while
  * the controller was down still owns tagged services or a tagged cluster.
  */
-export async function surveyEcs(ecs: ECSClient, sharedClusters: readonly string[], now: () => number): Promise<Survey> {
+export async function surveyEcs(
+  ecs: ECSClient,
+  sharedClusters: readonly string[],
+  now: () => number,
+  scope?: SurveyScope,
+): Promise<Survey> {
   const at = now();
   const clusters = await describeClusters(ecs, await listClusters(ecs));
   const shared = new Set(sharedClusters);
-  const toList = clusters.filter((c) => shared.has(c.name) || isManaged(c.tags)).map((c) => c.name);
+  const covered = (owner: string | undefined) => scope === undefined || owner === undefined || scope.covers(owner);
+  const toList = clusters.filter((c) => shared.has(c.name) || (isManaged(c.tags) && covered(c.tags[TENANT_ID_KEY]))).map((c) => c.name);
+  const toDescribe = (arn: string) => covered(scope?.ownerOfService(lastSegment(arn)));
   const services: ObservedService[] = [];
   const listedClusters: string[] = [];
   await inParallel(toList, CLUSTERS_IN_PARALLEL, async (cluster) => {
-    const found = await servicesOf(ecs, cluster);
+    const found = await servicesOf(ecs, cluster, toDescribe);
     if (found === undefined) return;
     listedClusters.push(cluster);
     services.push(...found);
@@ -52,15 +65,18 @@ export async function surveyEcs(ecs: ECSClient, sharedClusters: readonly string[
   const owners = new Set<string>();
   for (const s of services) if (s.status !== "INACTIVE") addOwner(owners, s.tags);
   for (const c of clusters) addOwner(owners, c.tags);
-  return { owners, reads: { at, clusters, listedClusters, services } };
+  return {
+    owners,
+    reads: { at, clusters, listedClusters, services, ...(scope !== undefined ? { covers: (owner: string) => scope.covers(owner) } : {}) },
+  };
 }
 
-/** Every service of a cluster, described; undefined when the cluster went away meanwhile. */
-async function servicesOf(ecs: ECSClient, cluster: string): Promise<ObservedService[] | undefined> {
+/** The services of a cluster that `describe` accepts, described; undefined when the cluster went away meanwhile. */
+async function servicesOf(ecs: ECSClient, cluster: string, describe: (arn: string) => boolean): Promise<ObservedService[] | undefined> {
   const arns = await listServices(ecs, cluster);
   if (arns === undefined) return undefined;
   const out: ObservedService[] = [];
-  for (const batch of chunks(arns, SERVICES_PER_DESCRIBE)) {
+  for (const batch of chunks(arns.filter(describe), SERVICES_PER_DESCRIBE)) {
     let res;
     try {
       res = await ecs.send(new DescribeServicesCommand({ cluster, services: batch, include: ["TAGS"] }));
@@ -139,4 +155,9 @@ async function inParallel<T>(items: readonly T[], width: number, each: (item: T)
 function addOwner(owners: Set<string>, tags: Tags): void {
   const tenantId = tags[TENANT_ID_KEY];
   if (isManaged(tags) && tenantId !== undefined && tenantId !== "") owners.add(tenantId);
+}
+
+/** A service's name from its ARN, old format (service/name) or new (service/cluster/name). */
+function lastSegment(arn: string): string {
+  return arn.slice(arn.lastIndexOf("/") + 1);
 }

@@ -11,7 +11,7 @@ import {
   type ECSClient,
   type Service,
 } from "@aws-sdk/client-ecs";
-import type { ApplyOutcome, EcsPort, Fence } from "../ports.js";
+import type { ApplyOutcome, EcsPort, Fence, SurveyScope } from "../ports.js";
 import { UnmanagedResourceError } from "../ports.js";
 import { TransientError } from "../errors.js";
 import {
@@ -570,10 +570,10 @@ export class EcsProvider implements EcsPort {
    * The resync's batched reads (ecs-survey.ts): primes the snapshot the
    * observes that follow use, and answers the tenants owning managed resources.
    */
-  async survey(sharedClusters: readonly string[]): Promise<ReadonlySet<string>> {
+  async survey(sharedClusters: readonly string[], scope?: SurveyScope): Promise<ReadonlySet<string>> {
     const token = this.#snapshot.begin();
     try {
-      const { owners, reads } = await surveyEcs(this.#ecs, sharedClusters, this.#now);
+      const { owners, reads } = await surveyEcs(this.#ecs, sharedClusters, this.#now, scope);
       this.#snapshot.prime(token, reads);
       return owners;
     } catch (err) {

@@ -24,8 +24,10 @@ import { APP_NAMES, tenantIdSchema, type AppName } from "../tenants/record.js";
  * Tenant ids are recovered from the tenant-id tag, never from names (a hashed
  * name cannot be reversed, and a prefix change would break any parser). The
  * one exception is tenantOfEcsName below, for ECS events, which carry no
- * tags: what it finds is only a hint of which tenant to look at
- * (docs/adr/0017-ecs-events-as-hints.md), never a fact anything is decided on.
+ * tags, and for splitting a resync survey's reads between controllers: what
+ * it finds is only a hint of which tenant to look at
+ * (docs/adr/0017-ecs-events-as-hints.md) or who reads it (docs/adr/0018),
+ * never a fact anything is decided on.
  */
 
 /** The silo tables each tenant gets in its infrastructure stack. */

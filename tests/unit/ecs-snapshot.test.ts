@@ -12,6 +12,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { Fence } from "../../src/ports.js";
+import { serviceOwner } from "../../src/operator/key-ownership.js";
 import { EcsProvider } from "../../src/providers/ecs.js";
 import { ObservationSnapshot } from "../../src/providers/ecs-snapshot.js";
 import type { DesiredService, Footprint, ObservedService } from "../../src/tiers/model.js";
@@ -176,6 +177,66 @@ describe("EcsProvider.survey", () => {
     expect(calls(DescribeServicesCommand)).toBe(12 + 150);
     // The per-tenant observe of 200 tenants would make 2 reads each, plus one per premium cluster.
     expect(reads()).toBeLessThan(200 * 2 + 150);
+  });
+
+  it("scoped to a controller's share, lists only covered premium clusters, describes only covered services, and answers only covered keys", async () => {
+    for (let i = 0; i < 20; i++) addTenant(`a${i}`, "advanced");
+    for (let i = 0; i < 6; i++) addTenant(`p${i}`, "premium");
+    for (const app of APPS) addService(POOL, `saas-pool-${app}`, "", { tags: tags(MANAGED) });
+    // Someone else's service in the shared cluster: its name says nothing, so every controller reads it.
+    addService(ADVANCED, "their-service", "nobody", { tags: [] });
+    // Half of the tenants, by parity of their number; not the pool (another controller leads).
+    const mine = (owner: string) => /^[ap]\d+$/.test(owner) && Number(owner.slice(1)) % 2 === 0;
+    const scope = { covers: mine, ownerOfService: serviceOwner("saas") };
+
+    const owners = await provider.survey([ADVANCED, POOL], scope);
+
+    // Every cluster is read (2 shared + 6 premium: one page, one describe); only covered premium clusters are listed.
+    expect(calls(ListClustersCommand)).toBe(1);
+    expect(calls(DescribeClustersCommand)).toBe(1);
+    expect(
+      ecsMock
+        .commandCalls(ListServicesCommand)
+        .map((c) => c.args[0].input.cluster)
+        .sort(),
+    ).toEqual([ADVANCED, POOL, premium("p0"), premium("p2"), premium("p4")].sort());
+    // Described: 10 covered advanced tenants x 4 + the foreign one = 41 services in 5 calls, 4 per covered premium cluster; no pool service.
+    const described = ecsMock
+      .commandCalls(DescribeServicesCommand)
+      .flatMap((c) => c.args[0].input.services ?? [])
+      .map(lastSegment);
+    expect(described).toHaveLength(10 * 4 + 1 + 3 * 4);
+    expect(described.filter((n) => n.startsWith("saas-pool-"))).toEqual([]);
+    expect(described.filter((n) => /^saas-t-[ap]\d*[13579]-/.test(n))).toEqual([]);
+    expect(calls(DescribeServicesCommand)).toBe(5 + 3);
+    // Owners: of the covered services, and of every tagged cluster (clusters are all read; the caller keeps its share).
+    expect([...owners].sort()).toEqual([
+      "a0",
+      "a10",
+      "a12",
+      "a14",
+      "a16",
+      "a18",
+      "a2",
+      "a4",
+      "a6",
+      "a8",
+      "p0",
+      "p1",
+      "p2",
+      "p3",
+      "p4",
+      "p5",
+    ]);
+
+    // A covered key is answered from the survey; an uncovered one (its services never described here) reads ECS.
+    const before = reads();
+    const a2 = await provider.observe(footprint("a2"));
+    expect(reads()).toBe(before);
+    expect(a2.services.map((s) => s.name).sort()).toEqual(names("a2").sort());
+    const a3 = await provider.observe(footprint("a3"));
+    expect(reads()).toBeGreaterThan(before);
+    expect(a3.services.map((s) => s.name).sort()).toEqual(names("a3").sort());
   });
 
   it("answers the next observe of each key without reading ECS, once", async () => {

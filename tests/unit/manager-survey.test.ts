@@ -3,7 +3,10 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Manager } from "../../src/operator/manager.js";
 import type { TenantReconciler } from "../../src/operator/tenant-reconciler.js";
-import type { EcsPort, TenantChangeSource, TenantStore } from "../../src/ports.js";
+import { serviceOwner } from "../../src/operator/key-ownership.js";
+import type { EcsPort, SurveyScope, TenantChangeSource, TenantStore } from "../../src/ports.js";
+import { shardLeaseName, shardOf } from "../../src/reconciler/shards.js";
+import { POOL_KEY } from "../../src/tiers/desired.js";
 import { InMemoryLeaseStore, LeaderLease } from "../../src/reconciler/lease.js";
 import { done } from "../../src/reconciler/result.js";
 
@@ -82,5 +85,57 @@ describe("Manager resync and the ECS survey", () => {
     fail = true;
     expect(await m.resyncNow()).toBe(false);
     await vi.waitFor(() => expect(reconciled).toHaveLength(6), SLOW);
+  });
+
+  it("with serviceOwner, each pass surveys the services of the shards it queues, and the pool's only when it queues the pool key", async () => {
+    const shardStore = new InMemoryShardStore();
+    // Another live controller holds shards 2 and 3 for the whole test.
+    await shardStore.ensureShardCount(4);
+    await shardStore.heartbeat("other", Date.now() + 3_600_000, 4, []);
+    for (const n of [2, 3]) await shardStore.tryAcquire(shardLeaseName(n), "other", 3_600_000, Date.now());
+    const scopes: SurveyScope[] = [];
+    const ecs = {
+      survey: async (_shared: readonly string[], scope?: SurveyScope) => {
+        if (scope !== undefined) scopes.push(scope);
+        return new Set<string>();
+      },
+      forget: () => {},
+    } as unknown as EcsPort;
+    const reconciler = {
+      reconcile: async () => done(),
+      noteRemoved: () => {},
+      pendingRemovals: async () => [],
+    } as unknown as TenantReconciler;
+    manager = new Manager({
+      store,
+      changes,
+      ecs,
+      reconciler,
+      lease: new LeaderLease({ store: new InMemoryLeaseStore(), holder: "me", durationMs: 15_000 }),
+      shards: new ShardLeases({ store: shardStore, holder: "me", count: 4, durationMs: 15_000 }),
+      log: pino({ level: "silent" }),
+      concurrency: 2,
+      resyncMs: 3_600_000,
+      sharedClusters: ["saas-advanced"],
+      serviceOwner: serviceOwner("saas"),
+    });
+    await manager.start();
+    await vi.waitFor(() => expect(manager?.role).toBe("leader"), SLOW);
+    expect(await manager.resyncNow()).toBe(true);
+
+    const ids = Array.from({ length: 40 }, (_, i) => `tenant-${i}`);
+    const mine = ids.filter((id) => [0, 1].includes(shardOf(id, 4)));
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.length).toBeLessThan(ids.length);
+    // The full pass: shards 0 and 1, and the pool (this controller leads).
+    const full = scopes.at(-1);
+    expect(ids.filter((id) => full?.covers(id))).toEqual(mine);
+    expect(full?.covers(POOL_KEY)).toBe(true);
+    expect(full?.ownerOfService("saas-t-tenant-7-orders")).toBe("tenant-7");
+    expect(full?.ownerOfService("saas-pool-orders")).toBe(POOL_KEY);
+    expect(full?.ownerOfService("their-service")).toBeUndefined();
+    // The first pass synced the shards gained at start: theirs only, and not the pool.
+    expect(ids.filter((id) => scopes[0]?.covers(id))).toEqual(mine);
+    expect(scopes[0]?.covers(POOL_KEY)).toBe(false);
   });
 });

@@ -5,6 +5,7 @@ import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FaultRule } from "../../src/localcloud/index.js";
 import type { MigrationStatus, TenantStatus } from "../../src/tenants/status.js";
+import { shardOf } from "../../src/reconciler/shards.js";
 import { APP_NAMES } from "../../src/tenants/record.js";
 import { poolTableName, premiumClusterName, serviceName, siloTableName, stackName } from "../../src/tiers/naming.js";
 import { eventually } from "../support/event-sink.js";
@@ -817,10 +818,10 @@ describe("controllers killed at each step of a move", () => {
     for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
   });
 
-  async function leaseHolder(): Promise<string | undefined> {
-    const res = await ddb().send(
-      new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk: "lease#controller" }), ConsistentRead: true }),
-    );
+  /** Which controller moves the tenant: the holder of its shard's lease (docs/adr/0016), not the controller lease's. */
+  async function moverOf(tenantId: string): Promise<string | undefined> {
+    const pk = `lease#shard-${shardOf(tenantId, h.config.shardCount)}`;
+    const res = await ddb().send(new GetItemCommand({ TableName: h.config.leaseTable, Key: marshall({ pk }), ConsistentRead: true }));
     return res.Item ? (unmarshall(res.Item)["holder"] as string | undefined) : undefined;
   }
 
@@ -845,7 +846,7 @@ describe("controllers killed at each step of a move", () => {
       procs.push(p);
       children.set(holder, p);
     };
-    // A leader and a standby at all times: a kill costs only the lease's expiry.
+    // Two controllers at all times (they share the shards): a kill costs only the lease's expiry.
     spawnController();
     spawnController();
 
@@ -867,19 +868,24 @@ describe("controllers killed at each step of a move", () => {
     const kills: string[] = [];
     const current = new Map<string, string | undefined>();
     let killing = false;
-    const maybeKill = async () => {
+    // At each step not yet killed in, the process moving that tenant dies; its shard waits for the lease to expire.
+    const maybeKill = async (tenantId: string) => {
       if (killing) return;
       killing = true;
       try {
-        const holder = await leaseHolder();
-        const leader = holder === undefined ? undefined : children.get(holder);
-        if (leader === undefined || leader.child.exitCode !== null || leader.child.signalCode !== null) return;
-        const fresh = [...current].filter(([id, step]) => step !== undefined && !killedAt.get(id)?.has(step));
-        if (fresh.length === 0) return;
-        leader.child.kill("SIGKILL");
-        children.delete(holder ?? "");
-        for (const [id, step] of current) if (step !== undefined) killedAt.get(id)?.add(step);
-        kills.push(`${holder}: ${[...current].map(([id, step]) => `${id}@${step ?? "-"}`).join(" ")}`);
+        const step = current.get(tenantId);
+        if (step === undefined || killedAt.get(tenantId)?.has(step)) return;
+        const holder = await moverOf(tenantId);
+        const mover = holder === undefined ? undefined : children.get(holder);
+        if (holder === undefined || mover === undefined || mover.child.exitCode !== null || mover.child.signalCode !== null) return;
+        // The other tenant's step counts too when the same process was moving it.
+        const hit: [string, string][] = [];
+        for (const [id, at] of [...current])
+          if (at !== undefined && (id === tenantId || (await moverOf(id)) === holder)) hit.push([id, at]);
+        mover.child.kill("SIGKILL");
+        children.delete(holder);
+        for (const [id, at] of hit) killedAt.get(id)?.add(at);
+        kills.push(`${holder}: ${hit.map(([id, at]) => `${id}@${at}`).join(" ")}`);
         spawnController();
       } finally {
         killing = false;
@@ -894,7 +900,7 @@ describe("controllers killed at each step of a move", () => {
             checkRules: false,
             onStatus: async (s) => {
               current.set(m.tenantId, s?.migration?.step);
-              await maybeKill();
+              await maybeKill(m.tenantId);
             },
           }),
         ),
@@ -911,11 +917,9 @@ describe("controllers killed at each step of a move", () => {
         "retire",
         "verify",
       ]);
-      // A move to the pool usually finds its target ready at once, so provision may never be seen; and its flip is
-      // one status write the killer can miss between polls while a new controller waits out the shard leases
-      // (k-up is killed at its flip every time).
+      // A move to the pool usually finds its target ready at once, so provision may never be seen.
       expect([...(killedAt.get("k-down") ?? [])], kills.join("\n")).toEqual(
-        expect.arrayContaining(["capture", "backfill", "catchup", "verify", "drain", "retire"]),
+        expect.arrayContaining(["capture", "backfill", "catchup", "verify", "flip", "drain", "retire"]),
       );
     } finally {
       h.cloud.control.setFaults([]);

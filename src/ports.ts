@@ -345,6 +345,12 @@ export interface RoutePort {
   update(desired: DesiredRoute, observed: ObservedRoute, fence: Fence): Promise<void>;
   /** DeleteRule; already gone is success. Refuses an unmanaged rule. */
   delete(observed: ObservedRoute, fence: Fence): Promise<void>;
+  /**
+   * The resync's batched reads of the listeners' rules (docs/adr/0018): they
+   * answer the next observe of each covered tenant that has a rule, once,
+   * while young. Absent: every observe reads live.
+   */
+  survey?(listenerArns: readonly string[], covers?: (tenantId: string) => boolean): Promise<void>;
 }
 
 /**

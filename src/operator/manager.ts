@@ -55,6 +55,12 @@ export interface ManagerOptions {
    * whole account. @default absent
    */
   readonly serviceOwner?: (serviceName: string) => string | undefined;
+  /**
+   * The listeners' batched rule reads (TenantRoutes.survey), made alongside
+   * each resync's ECS survey for the tenants that pass queues. A failure
+   * only means those observes read live. @default none
+   */
+  readonly routeSurvey?: (covers: (tenantId: string) => boolean) => Promise<void>;
 }
 
 /** The work queue's name in its metrics, as controller-runtime names a queue after its controller. */
@@ -338,10 +344,15 @@ export class Manager {
     let queued = 0;
     try {
       // Before any key is queued: their reconciles then observe from what it read (docs/adr/0018).
-      const survey = await this.#o.ecs.survey(this.#o.sharedClusters, this.#surveyScope(only)).then(
+      const covers = this.#covers(only);
+      const routes = this.#o.routeSurvey?.(covers).catch((err: unknown) => {
+        this.#o.log.warn({ err: describeError(err) }, "could not survey the listeners' rules; this pass reads each tenant's rule");
+      });
+      const survey = await this.#o.ecs.survey(this.#o.sharedClusters, this.#surveyScope(covers)).then(
         (owners) => ({ owners }),
         (err: unknown) => ({ err }),
       );
+      await routes;
       // The pool is the controller lease's key, looked at by a full resync.
       if (only === undefined && this.#role === "leader") this.#queue.add(POOL_KEY, "resync");
       for await (const page of this.#o.store.scan()) {
@@ -374,24 +385,25 @@ export class Manager {
   }
 
   /**
-   * What a pass's survey reads, when controllers share the fleet: the
-   * tenants of the shards it queues, frozen as they are now (a shard gained
-   * meanwhile gets a pass of its own), and the pool's services when it
-   * queues the pool key. Another controller reads the rest.
+   * The keys a pass queues, hence what its surveys read when controllers
+   * share the fleet: the tenants of the shards it covers, frozen as they are
+   * now (a shard gained meanwhile gets a pass of its own), and the pool key
+   * when it queues it. Another controller reads the rest.
    */
-  #surveyScope(only?: ReadonlySet<number>): SurveyScope | undefined {
-    const ownerOfService = this.#o.serviceOwner;
-    if (ownerOfService === undefined) return undefined;
+  #covers(only?: ReadonlySet<number>): (owner: string) => boolean {
     const shards = new Set<number>();
     for (let s = 0; s < this.#o.shards.count; s++) if (this.#o.shards.holds(s) && (only === undefined || only.has(s))) shards.add(s);
     const pool = only === undefined && this.#role === "leader";
-    return {
-      covers: (owner) => {
-        const shard = this.#owner.shardOf(owner);
-        return shard === undefined ? pool : shards.has(shard);
-      },
-      ownerOfService,
+    return (owner) => {
+      const shard = this.#owner.shardOf(owner);
+      return shard === undefined ? pool : shards.has(shard);
     };
+  }
+
+  /** The ECS survey's scope: names split its reads only when the controller knows how services are named. */
+  #surveyScope(covers: (owner: string) => boolean): SurveyScope | undefined {
+    const ownerOfService = this.#o.serviceOwner;
+    return ownerOfService === undefined ? undefined : { covers, ownerOfService };
   }
 
   #scheduleResync(delay = this.#o.resyncMs): void {

@@ -91,12 +91,14 @@ export function tenantParts(
   return {
     data: new DynamoTenantData(clients.dynamodb, clients.streams, clients.s3),
     routes: new TenantRoutes(
-      new ListenerRoutes(clients.elbv2),
+      // A survey's reads answer observes for half a resync interval at most (docs/adr/0018).
+      new ListenerRoutes(clients.elbv2, { snapshotMaxAgeMs: config.resyncSeconds * 500 }),
       new PriorityAllocator(clients.dynamodb, config.leaseTable, {
         listeners: config.listenerArns,
         perListener: config.tenantsPerListener,
       }),
       config.listenerArn,
+      config.listenerArns,
     ),
     claims: new CaseClaims(clients.dynamodb, config.leaseTable),
     removals: new DynamoRemovalLog(clients.dynamodb, config.leaseTable),
@@ -173,6 +175,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     holder: lease.holder,
     ...(tuning.rolloutTickMs !== undefined ? { tickMs: tuning.rolloutTickMs } : {}),
   });
+  const parts = tenantParts(config, clients);
   const reconciler = new TenantReconciler({
     store,
     ecs,
@@ -181,7 +184,7 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     revisions: new EcsRevisionHygiene(clients.ecs),
     revisionsToKeep: config.revisionsToKeep,
     infra: tenantInfra(config, clients),
-    ...tenantParts(config, clients),
+    ...parts,
     events: new EventBridgePublisher(clients.eventbridge, {
       eventBusName: config.eventBusName,
       source: config.eventSource,
@@ -223,6 +226,8 @@ export async function startController(config: Config, log: Logger, tuning: Contr
     sharedClusters: [config.poolCluster, config.advancedCluster],
     // Each controller's resync surveys its own shards' services (docs/adr/0018).
     serviceOwner: serviceOwner(config.namePrefix),
+    // And the listeners' rules of its tenants, in the same pass.
+    routeSurvey: (covers) => parts.routes.survey(covers),
     onResult: (_key, result, ms) => metrics.observeReconcile(result, ms),
     queueMetrics: metrics,
     leaderTasks: [rollouts],

@@ -43,10 +43,19 @@ export class TenantRoutes {
   readonly #priorities: Priorities;
   readonly #listenerArn: string;
 
-  constructor(routes: RoutePort, priorities: Priorities, listenerArn: string) {
+  readonly #listeners: readonly string[];
+
+  /** @param listeners every listener of the pool (LISTENER_ARNS); the first is `listenerArn`. */
+  constructor(routes: RoutePort, priorities: Priorities, listenerArn: string, listeners: readonly string[] = [listenerArn]) {
     this.#routes = routes;
     this.#priorities = priorities;
     this.#listenerArn = listenerArn;
+    this.#listeners = listeners;
+  }
+
+  /** A resync's batched read of every listener's rules, for the covered tenants (RoutePort.survey). */
+  async survey(covers?: (tenantId: string) => boolean): Promise<void> {
+    await this.#routes.survey?.(this.#listeners, covers);
   }
 
   /**

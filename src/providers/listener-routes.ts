@@ -8,6 +8,7 @@ import {
   type Action,
   type ElasticLoadBalancingV2Client,
   type Rule,
+  type Tag,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { ConflictError } from "../errors.js";
 import { UnmanagedResourceError, type DesiredRoute, type Fence, type ObservedRoute, type RouteAction, type RoutePort } from "../ports.js";
@@ -15,6 +16,7 @@ import { isManaged, MANAGED_BY_KEY, MANAGED_BY_VALUE, TENANT_ID_KEY, type Tags }
 import { sameAction } from "../tiers/route-decide.js";
 import { TENANT_HEADER } from "../tiers/stack-template.js";
 import { errorName, wrapAwsError } from "./aws-errors.js";
+import { RuleSnapshot } from "./rule-snapshot.js";
 
 /**
  * Each tenant's rule on the shared listener (docs/design.md "Contract:
@@ -40,6 +42,10 @@ import { errorName, wrapAwsError } from "./aws-errors.js";
 export interface ListenerRoutesOptions {
   /** Rules per DescribeRules page when listing a listener. @default 400 (the API maximum) */
   readonly pageSize?: number;
+  /** How long a survey's reads answer observes (docs/adr/0018): about half the resync interval. @default 60000 */
+  readonly snapshotMaxAgeMs?: number;
+  /** @default Date.now */
+  readonly now?: () => number;
   /** Body of the 403 a suspended tenant's requests get. @default "tenant suspended" */
   readonly denyBody?: string;
 }
@@ -63,15 +69,51 @@ export class PriorityInUseError extends ConflictError {
   }
 }
 
+/** ResourceArns per DescribeTags (the API maximum). */
+const TAGS_PER_DESCRIBE = 20;
+
 export class ListenerRoutes implements RoutePort {
   readonly #elbv2: ElasticLoadBalancingV2Client;
   readonly #pageSize: number;
   readonly #denyBody: string;
+  readonly #now: () => number;
+  readonly #snapshot: RuleSnapshot;
 
   constructor(elbv2: ElasticLoadBalancingV2Client, options: ListenerRoutesOptions = {}) {
     this.#elbv2 = elbv2;
     this.#pageSize = options.pageSize ?? 400;
     this.#denyBody = options.denyBody ?? "tenant suspended";
+    this.#now = options.now ?? Date.now;
+    this.#snapshot = new RuleSnapshot(options.snapshotMaxAgeMs ?? 60_000, this.#now);
+  }
+
+  /**
+   * A resync's reads of the listeners, batched across tenants (docs/adr/0018):
+   * each listener's rules (DescribeRules pages of up to 400), then the tags of
+   * the covered tenants' rules, 20 per DescribeTags. About
+   * listeners + ceil(tenant rules / 20) reads instead of 2 per tenant; the
+   * next observe of each covered tenant with a rule is answered from them once.
+   */
+  async survey(listenerArns: readonly string[], covers?: (tenantId: string) => boolean): Promise<void> {
+    const token = this.#snapshot.begin();
+    try {
+      const at = this.#now();
+      const rules = new Map<string, readonly Rule[]>();
+      for (const listenerArn of listenerArns) rules.set(listenerArn, await this.#listRules(listenerArn));
+      const toTag = [...rules.values()].flat().filter((r) => {
+        const tenant = tenantOfRule(r);
+        return r.RuleArn !== undefined && tenant !== undefined && (covers === undefined || covers(tenant));
+      });
+      const tags = new Map<string, Tags>();
+      for (let i = 0; i < toTag.length; i += TAGS_PER_DESCRIBE) {
+        const batch = toTag.slice(i, i + TAGS_PER_DESCRIBE).map((r) => r.RuleArn ?? "");
+        for (const [arn, t] of await this.#tagsOf(batch)) tags.set(arn, t);
+      }
+      this.#snapshot.prime(token, { at, rules, tags, ...(covers !== undefined ? { covers } : {}) });
+    } catch (err) {
+      this.#snapshot.abandon(token);
+      throw err;
+    }
   }
 
   /**
@@ -85,34 +127,32 @@ export class ListenerRoutes implements RoutePort {
    * that is the one ALB applies.
    */
   async observe(tenantId: string, listenerArn: string, knownRuleArn?: string): Promise<ObservedRoute | undefined> {
+    const answer = this.#snapshot.take(
+      tenantId,
+      listenerArn,
+      knownRuleArn,
+      (listenerRules, known) => findRule(tenantId, listenerArn, listenerRules, known),
+      listenerOf,
+    );
+    if (answer !== undefined) return observedRoute(tenantId, answer.rule, answer.listenerArn, answer.tags);
     let found: { rule: Rule; listenerArn: string } | undefined;
     if (knownRuleArn !== undefined) {
       const rule = await this.#describeOne(knownRuleArn);
       // A rule whose header was edited to another tenant is not this tenant's any more.
       if (rule !== undefined && isTenantRule(rule, tenantId)) found = { rule, listenerArn: listenerOf(knownRuleArn) };
     }
-    if (found === undefined) {
-      const rule = lowestPriority((await this.#listRules(listenerArn)).filter((r) => isTenantRule(r, tenantId)));
-      if (rule !== undefined) found = { rule, listenerArn };
-    }
+    found ??= findRule(tenantId, listenerArn, await this.#listRules(listenerArn), undefined);
     if (found === undefined) return undefined;
-    const ruleArn = found.rule.RuleArn ?? "";
-    const tags = await this.#tags(ruleArn);
+    const tags = await this.#tags(found.rule.RuleArn ?? "");
     // Deleted between the two reads: as good as never found.
     if (tags === undefined) return undefined;
-    return {
-      ruleArn,
-      listenerArn: found.listenerArn,
-      tenantId,
-      priority: Number(found.rule.Priority),
-      action: fromActions(found.rule.Actions ?? []),
-      managed: isManaged(tags),
-    };
+    return observedRoute(tenantId, found.rule, found.listenerArn, tags);
   }
 
   /** One CreateRule (plus a listing when the priority is taken, to say by whom). */
   async create(desired: DesiredRoute, fence: Fence): Promise<string> {
     fence.assertHeld();
+    this.#snapshot.wrote(desired.tenantId);
     try {
       const out = await this.#elbv2.send(
         new CreateRuleCommand({
@@ -156,6 +196,7 @@ export class ListenerRoutes implements RoutePort {
     }
     if (!sameAction(desired.action, observed.action)) {
       fence.assertHeld();
+      this.#snapshot.wrote(desired.tenantId, observed.ruleArn);
       try {
         await this.#elbv2.send(new ModifyRuleCommand({ RuleArn: observed.ruleArn, Actions: this.#toActions(desired.action) }));
       } catch (err) {
@@ -167,6 +208,7 @@ export class ListenerRoutes implements RoutePort {
     }
     if (desired.priority !== observed.priority) {
       fence.assertHeld();
+      this.#snapshot.wrote(desired.tenantId, observed.ruleArn);
       try {
         await this.#elbv2.send(
           new SetRulePrioritiesCommand({ RulePriorities: [{ RuleArn: observed.ruleArn, Priority: desired.priority }] }),
@@ -188,6 +230,7 @@ export class ListenerRoutes implements RoutePort {
   async delete(observed: ObservedRoute, fence: Fence): Promise<void> {
     if (!observed.managed) throw new UnmanagedResourceError(`listener rule ${observed.ruleArn} (header tenantPath=${observed.tenantId})`);
     fence.assertHeld();
+    this.#snapshot.wrote(observed.tenantId, observed.ruleArn);
     try {
       await this.#elbv2.send(new DeleteRuleCommand({ RuleArn: observed.ruleArn }));
     } catch (err) {
@@ -234,6 +277,24 @@ export class ListenerRoutes implements RoutePort {
     return rules;
   }
 
+  /**
+   * Tags of up to 20 rules, by ARN. One rule deleted since the listing fails
+   * the whole call (RuleNotFound): then none of the batch is known, and
+   * those tenants' observes read live.
+   */
+  async #tagsOf(ruleArns: readonly string[]): Promise<Map<string, Tags>> {
+    const tags = new Map<string, Tags>();
+    let out;
+    try {
+      out = await this.#elbv2.send(new DescribeTagsCommand({ ResourceArns: [...ruleArns] }));
+    } catch (err) {
+      if (isRuleNotFound(err)) return tags;
+      throw wrapAwsError(err, `reading the tags of ${ruleArns.length} listener rules`);
+    }
+    for (const d of out.TagDescriptions ?? []) if (d.ResourceArn !== undefined) tags.set(d.ResourceArn, tagsOf(d.Tags));
+    return tags;
+  }
+
   /** The rule's tags; undefined when the rule no longer exists. */
   async #tags(ruleArn: string): Promise<Tags | undefined> {
     let out;
@@ -244,8 +305,46 @@ export class ListenerRoutes implements RoutePort {
       throw wrapAwsError(err, `reading the tags of listener rule ${ruleArn}`);
     }
     const description = out.TagDescriptions?.find((d) => d.ResourceArn === ruleArn) ?? out.TagDescriptions?.[0];
-    return Object.fromEntries((description?.Tags ?? []).flatMap((t) => (t.Key !== undefined ? [[t.Key, t.Value ?? ""]] : [])));
+    return tagsOf(description?.Tags);
   }
+}
+
+function tagsOf(tags: readonly Tag[] | undefined): Tags {
+  return Object.fromEntries((tags ?? []).flatMap((t) => (t.Key !== undefined ? [[t.Key, t.Value ?? ""]] : [])));
+}
+
+/**
+ * The tenant's rule as observe() finds it: the known rule while it is still
+ * the tenant's (on whichever listener), else the lowest-priority rule on the
+ * listener carrying the tenant's header (the one ALB applies).
+ */
+function findRule(
+  tenantId: string,
+  listenerArn: string,
+  listenerRules: readonly Rule[],
+  known: Rule | undefined,
+): { rule: Rule; listenerArn: string } | undefined {
+  // A rule whose header was edited to another tenant is not this tenant's any more.
+  if (known?.RuleArn !== undefined && isTenantRule(known, tenantId)) return { rule: known, listenerArn: listenerOf(known.RuleArn) };
+  const rule = lowestPriority(listenerRules.filter((r) => isTenantRule(r, tenantId)));
+  return rule === undefined ? undefined : { rule, listenerArn };
+}
+
+function observedRoute(tenantId: string, rule: Rule, listenerArn: string, tags: Tags): ObservedRoute {
+  return {
+    ruleArn: rule.RuleArn ?? "",
+    listenerArn,
+    tenantId,
+    priority: Number(rule.Priority),
+    action: fromActions(rule.Actions ?? []),
+    managed: isManaged(tags),
+  };
+}
+
+/** The tenant a rule is for: the value of its one tenantPath header condition; undefined for any other rule. */
+function tenantOfRule(rule: Rule): string | undefined {
+  const value = rule.Conditions?.[0]?.HttpHeaderConfig?.Values?.[0];
+  return value !== undefined && isTenantRule(rule, value) ? value : undefined;
 }
 
 /** Exactly one condition, http-header tenantPath (names ignore case, as in HTTP), with exactly the value tenantId. */

@@ -119,6 +119,11 @@ describe("a resync pass over Ready tenants", () => {
     expect(totalOf(steady, { service: "ecs", operation: "DescribeClusters" })).toBe(Math.ceil(clusters / 100));
     expect(totalOf(steady, { service: "ecs", operation: "DescribeServices" })).toBe(describeBatches);
     expect(totalOf(steady, { service: "ecs", operation: "UpdateService" })).toBe(0);
+    // The listener's rules too: one DescribeRules page and one DescribeTags for the 8 silo tenants' rules (up to 20),
+    // where each tenant's observe read its rule and its tags.
+    const silo = TENANTS.filter((t) => t.tier !== "basic").length;
+    expect(totalOf(steady, { operation: "DescribeRules" })).toBe(1);
+    expect(totalOf(steady, { operation: "DescribeTags" })).toBe(Math.ceil(silo / 20));
     // The per-tenant path needs at least one of each per key.
     expect(totalOf(steady, { service: "ecs", operation: "DescribeClusters" })).toBeLessThan(KEYS);
     expect(totalOf(steady, { service: "ecs", operation: "DescribeServices" })).toBeLessThan(KEYS);

@@ -430,3 +430,164 @@ describe("ListenerRoutes.delete", () => {
     expect((err as Error).message).toContain(ruleArn("r1"));
   });
 });
+
+describe("ListenerRoutes.survey", () => {
+  /** A small account: 25 tenant rules and the catch-all on LISTENER, 2 tenant rules on OTHER_LISTENER; every rule managed. */
+  interface Account {
+    rules: Map<string, Rule[]>;
+    /** Rule ARNs that DescribeTags no longer finds (deleted since the listing). */
+    gone: Set<string>;
+  }
+  let account: Account;
+  let clock: number;
+  const tenants = Array.from({ length: 25 }, (_, i) => `t${i}`);
+
+  function mockAccount(): void {
+    elbMock
+      .on(DescribeRulesCommand)
+      .callsFake((input: { ListenerArn?: string; RuleArns?: string[]; PageSize?: number; Marker?: string }) => {
+        if (input.RuleArns !== undefined) {
+          const found = [...account.rules.values()].flat().filter((r) => input.RuleArns?.includes(r.RuleArn ?? ""));
+          if (found.length === 0) throw new RuleNotFoundException({ message: "not found", $metadata: { httpStatusCode: 400 } });
+          return { Rules: found };
+        }
+        const all = account.rules.get(input.ListenerArn ?? "") ?? [];
+        const start = Number(input.Marker ?? 0);
+        const end = start + (input.PageSize ?? 400);
+        return { Rules: all.slice(start, end), ...(end < all.length ? { NextMarker: String(end) } : {}) };
+      });
+    elbMock.on(DescribeTagsCommand).callsFake((input: { ResourceArns: string[] }) => {
+      if (input.ResourceArns.length > 20) throw new Error("more than 20 ResourceArns in one DescribeTags");
+      if (input.ResourceArns.some((a) => account.gone.has(a)))
+        throw new RuleNotFoundException({ message: "not found", $metadata: { httpStatusCode: 400 } });
+      return {
+        TagDescriptions: input.ResourceArns.map((arn) => {
+          const tenant = [...account.rules.values()].flat().find((r) => r.RuleArn === arn)?.Conditions?.[0]?.HttpHeaderConfig?.Values?.[0];
+          return { ResourceArn: arn, Tags: [MANAGED[0], { Key: "tenant-id", Value: tenant ?? "" }] };
+        }),
+      };
+    });
+  }
+
+  beforeEach(() => {
+    clock = 1_700_000_000_000;
+    account = {
+      rules: new Map([
+        [
+          LISTENER,
+          [
+            ...tenants.map((t, i) => headerRule(`r-${t}`, i + 1, [t])),
+            {
+              RuleArn: ruleArn("catch-all"),
+              Priority: "50000",
+              IsDefault: false,
+              Conditions: [],
+              Actions: [{ Type: "forward", TargetGroupArn: TG2 }],
+            },
+          ],
+        ],
+        [
+          OTHER_LISTENER,
+          [headerRule("r-x0", 1, ["x0"], undefined, OTHER_LISTENER), headerRule("r-x1", 2, ["x1"], undefined, OTHER_LISTENER)],
+        ],
+      ]),
+      gone: new Set(),
+    };
+    mockAccount();
+  });
+
+  const routes = () => new ListenerRoutes(elbv2, { pageSize: 10, now: () => clock, snapshotMaxAgeMs: 60_000 });
+  const elbCalls = () => elbMock.calls().length;
+
+  it("reads each listener's rules page by page and the tenants' tags 20 at a time, then answers each tenant's observe once, as a live read would", async () => {
+    const surveyed = routes();
+    await surveyed.survey([LISTENER, OTHER_LISTENER]);
+    // LISTENER: 26 rules in pages of 10 (3), OTHER_LISTENER: 1 page; 27 tenant rules tagged in 2 calls (20 + 7).
+    expect(elbMock.commandCalls(DescribeRulesCommand)).toHaveLength(4);
+    expect(elbMock.commandCalls(DescribeTagsCommand).map((c) => c.args[0].input.ResourceArns?.length)).toEqual([20, 7]);
+    expect(elbMock.commandCalls(DescribeTagsCommand).flatMap((c) => c.args[0].input.ResourceArns)).not.toContain(ruleArn("catch-all"));
+
+    const before = elbCalls();
+    const byKnown = await surveyed.observe("t3", LISTENER, ruleArn("r-t3"));
+    const byListing = await surveyed.observe("t7", LISTENER);
+    const onOther = await surveyed.observe("x1", OTHER_LISTENER, ruleArn("r-x1", OTHER_LISTENER));
+    expect(elbCalls()).toBe(before);
+    // The same answers a process without the survey reads from ELB.
+    const live = routes();
+    expect(byKnown).toEqual(await live.observe("t3", LISTENER, ruleArn("r-t3")));
+    expect(byListing).toEqual(await live.observe("t7", LISTENER));
+    expect(onOther).toEqual(await live.observe("x1", OTHER_LISTENER, ruleArn("r-x1", OTHER_LISTENER)));
+    expect(byKnown).toMatchObject({
+      ruleArn: ruleArn("r-t3"),
+      priority: 4,
+      action: { kind: "forward", targetGroupArn: TG },
+      managed: true,
+    });
+
+    // Spent: a requeue while converging reads live.
+    const spent = elbCalls();
+    await surveyed.observe("t3", LISTENER, ruleArn("r-t3"));
+    expect(elbCalls()).toBe(spent + 2);
+  });
+
+  it("never answers for a tenant it did not cover, one without a rule, one written since, or once too old", async () => {
+    const surveyed = routes();
+    await surveyed.survey([LISTENER], (t) => t !== "t1");
+    const tagged = elbMock.commandCalls(DescribeTagsCommand).flatMap((c) => c.args[0].input.ResourceArns);
+    expect(tagged).not.toContain(ruleArn("r-t1"));
+    let calls = elbCalls();
+    const live = async (observe: () => Promise<unknown>) => {
+      await observe();
+      const made = elbCalls() - calls;
+      calls = elbCalls();
+      return made;
+    };
+    // Another controller's share.
+    expect(await live(() => surveyed.observe("t1", LISTENER, ruleArn("r-t1")))).toBe(2);
+    // No rule: "none" is never given (a create must not rest on an old read): the listener's 3 pages are read.
+    expect(await live(() => surveyed.observe("nobody", LISTENER))).toBe(3);
+    // A listener not read: OTHER_LISTENER's known rule.
+    expect(await live(() => surveyed.observe("x0", LISTENER, ruleArn("r-x0", OTHER_LISTENER)))).toBe(2);
+    // Written by this process since the survey.
+    elbMock.on(ModifyRuleCommand).resolves({});
+    const t5: ObservedRoute = {
+      ruleArn: ruleArn("r-t5"),
+      listenerArn: LISTENER,
+      tenantId: "t5",
+      priority: 6,
+      action: { kind: "forward", targetGroupArn: TG },
+      managed: true,
+    };
+    await surveyed.update({ tenantId: "t5", listenerArn: LISTENER, priority: 6, action: { kind: "deny" } }, t5, held);
+    calls = elbCalls();
+    expect(await live(() => surveyed.observe("t5", LISTENER, ruleArn("r-t5")))).toBe(2);
+    // Any other covered tenant is still answered.
+    expect(await live(() => surveyed.observe("t4", LISTENER, ruleArn("r-t4")))).toBe(0);
+    // Older than the bound.
+    clock += 60_001;
+    expect(await live(() => surveyed.observe("t6", LISTENER, ruleArn("r-t6")))).toBe(2);
+  });
+
+  it("leaves a batch whose rule vanished before the tag read to live reads, and answers the rest", async () => {
+    account.gone.add(ruleArn("r-t0"));
+    const surveyed = routes();
+    await surveyed.survey([LISTENER]);
+    const before = elbCalls();
+    // t0..t19 were one batch: unknown; t20..t24 the second: known.
+    await surveyed.observe("t21", LISTENER, ruleArn("r-t21"));
+    expect(elbCalls()).toBe(before);
+    await surveyed.observe("t10", LISTENER, ruleArn("r-t10"));
+    expect(elbCalls()).toBe(before + 2);
+  });
+
+  it("keeps nothing when a listener cannot be read, and reads live afterwards", async () => {
+    elbMock
+      .on(DescribeRulesCommand, { ListenerArn: OTHER_LISTENER })
+      .rejects(Object.assign(new Error("Rate exceeded"), { name: "Throttling", $metadata: { httpStatusCode: 400 } }));
+    const surveyed = routes();
+    await expect(surveyed.survey([LISTENER, OTHER_LISTENER])).rejects.toThrow(/listing the rules of listener/);
+    const before = elbCalls();
+    await surveyed.observe("t3", LISTENER, ruleArn("r-t3"));
+    expect(elbCalls()).toBe(before + 2);
+  });
+});

@@ -94,6 +94,7 @@ describe("Manager resync and the ECS survey", () => {
     await shardStore.heartbeat("other", Date.now() + 3_600_000, 4, []);
     for (const n of [2, 3]) await shardStore.tryAcquire(shardLeaseName(n), "other", 3_600_000, Date.now());
     const scopes: SurveyScope[] = [];
+    const routeCovers: ((tenantId: string) => boolean)[] = [];
     const ecs = {
       survey: async (_shared: readonly string[], scope?: SurveyScope) => {
         if (scope !== undefined) scopes.push(scope);
@@ -118,6 +119,9 @@ describe("Manager resync and the ECS survey", () => {
       resyncMs: 3_600_000,
       sharedClusters: ["saas-advanced"],
       serviceOwner: serviceOwner("saas"),
+      routeSurvey: async (covers) => {
+        routeCovers.push(covers);
+      },
     });
     await manager.start();
     await vi.waitFor(() => expect(manager?.role).toBe("leader"), SLOW);
@@ -134,6 +138,9 @@ describe("Manager resync and the ECS survey", () => {
     expect(full?.ownerOfService("saas-t-tenant-7-orders")).toBe("tenant-7");
     expect(full?.ownerOfService("saas-pool-orders")).toBe(POOL_KEY);
     expect(full?.ownerOfService("their-service")).toBeUndefined();
+    // The listeners' rules are surveyed in the same pass, for the same tenants.
+    expect(routeCovers).toHaveLength(scopes.length);
+    expect(ids.filter((id) => routeCovers.at(-1)?.(id))).toEqual(mine);
     // The first pass synced the shards gained at start: theirs only, and not the pool.
     expect(ids.filter((id) => scopes[0]?.covers(id))).toEqual(mine);
     expect(scopes[0]?.covers(POOL_KEY)).toBe(false);

@@ -101,7 +101,11 @@ function shapeOf(target: object): PortShape {
     else shape.sync.push(name);
   };
   for (const [name, value] of Object.entries(target)) add(name, value);
-  for (let p: object | null = Object.getPrototypeOf(target) as object | null; p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null)
+  for (
+    let p: object | null = Object.getPrototypeOf(target) as object | null;
+    p !== null && p !== Object.prototype;
+    p = Object.getPrototypeOf(p) as object | null
+  )
     for (const name of Object.getOwnPropertyNames(p)) {
       const d = Object.getOwnPropertyDescriptor(p, name);
       if (d !== undefined && "value" in d) add(name, d.value);
@@ -212,7 +216,7 @@ function proxyOf(peer: Peer, port: ServedPort, shape: PortShape, local: Readonly
   const proxy: Record<string, unknown> = {};
   for (const method of shape.async)
     proxy[method] = async (...args: unknown[]) => {
-      const refusals: unknown[] = [];
+      const refusals: Error[] = [];
       const wire = args.map((a, i) => encodeArg(a, i, refusals));
       try {
         return await peer.call(`${port}.${method}`, ...wire);
@@ -225,8 +229,13 @@ function proxyOf(peer: Peer, port: ServedPort, shape: PortShape, local: Readonly
     };
   for (const method of shape.iterables)
     proxy[method] = async function* (...args: unknown[]) {
-      const refusals: unknown[] = [];
-      const id = await peer.call("iter.open", port, method, args.map((a, i) => encodeArg(a, i, refusals)));
+      const refusals: Error[] = [];
+      const id = await peer.call(
+        "iter.open",
+        port,
+        method,
+        args.map((a, i) => encodeArg(a, i, refusals)),
+      );
       let done = false;
       try {
         for (;;) {
@@ -251,7 +260,7 @@ function proxyOf(peer: Peer, port: ServedPort, shape: PortShape, local: Readonly
   return proxy;
 }
 
-function encodeArg(arg: unknown, index: number, refusals: unknown[]): unknown {
+function encodeArg(arg: unknown, index: number, refusals: Error[]): unknown {
   if (typeof arg !== "object" || arg === null) return arg;
   if (typeof (arg as Partial<Fence>).assertHeld === "function") {
     const fence = arg as Fence;
@@ -260,7 +269,7 @@ function encodeArg(arg: unknown, index: number, refusals: unknown[]): unknown {
       fence.assertHeld();
     } catch (err) {
       held = false;
-      refusals[index] = err;
+      refusals[index] = err instanceof Error ? err : new Error(String(err));
     }
     return { $fence: { held, term: fence.term?.(), index } } satisfies FenceWire;
   }

@@ -160,7 +160,7 @@ export function encodeError(err: unknown, depth = 0): WireError {
       ? undefined
       : err.cause instanceof Error
         ? encodeError(err.cause, depth + 1)
-        : { value: typeof err.cause === "object" ? String(err.cause) : err.cause };
+        : { value: typeof err.cause === "object" || typeof err.cause === "function" ? describe(err.cause) : err.cause };
   return {
     name: err.name,
     message: err.message,
@@ -183,6 +183,15 @@ export function decodeError(w: WireError): Error {
   // A plain Error renamed in place (Object.assign(new Error(), { name })) has name among its own properties already.
   if (err.name !== w.name) Object.defineProperty(err, "name", { value: w.name, writable: true, configurable: true });
   return err;
+}
+
+/** A non-Error cause, as text: an object may hold what cannot be cloned. */
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? typeof value;
+  } catch {
+    return typeof value;
+  }
 }
 
 function bump(counts: Map<string, number>, key: string): void {

@@ -1,8 +1,8 @@
 import type { ReconcileResult } from "../src/reconciler/result.js";
-import { MemoryIdentity } from "./fakes/memory-ports.js";
-import { createRemotePorts, type LocalMethods, type PortShapes } from "./remote-ports.js";
-import { Peer, type Wire } from "./rpc.js";
-import { composeControllers, type ControllerTuning, type ScaleController } from "./scale-fleet.js";
+import type { MemoryIdentity } from "./fakes/memory-ports.js";
+import type { LocalMethods, PortShapes } from "./remote-ports.js";
+import type { Wire } from "./rpc.js";
+import type { ControllerTuning, ScaleController } from "./scale-fleet.js";
 
 /**
  * ONE scale-benchmark controller in a process of its own
@@ -45,8 +45,34 @@ export interface ControllerState {
 
 export type ComposeTuning = Pick<ControllerTuning, "concurrency" | "leaseSeconds" | "logLevel">;
 
+/** Full GC (the child runs with --expose-gc), then memoryUsage() and cpuUsage(). */
+function measure(): ProcessMemory {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  return {
+    pid: process.pid,
+    gc: gc !== undefined,
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    cpu: process.cpuUsage(),
+  };
+}
+
+// Node and tsx alone, before any module of the controller (or of the fakes' types) is loaded.
+const started = measure();
+const { MemoryIdentity: Identity } = await import("./fakes/memory-ports.js");
+const { createRemotePorts } = await import("./remote-ports.js");
+const { Peer } = await import("./rpc.js");
+const { composeControllers } = await import("./scale-fleet.js");
+
 const send = process.send?.bind(process);
-if (send === undefined) throw new Error("bench/scale-controller-process.ts runs as a forked child (bench/scale-split.ts), with an IPC channel");
+if (send === undefined)
+  throw new Error("bench/scale-controller-process.ts runs as a forked child (bench/scale-split.ts), with an IPC channel");
 
 const peer = new Peer((message) => {
   send(message);
@@ -56,7 +82,7 @@ process.on("message", (message) => peer.receive(message as Wire));
 process.on("disconnect", () => process.exit(0));
 
 // Pure sync methods, answered here (MemoryIdentity.issuer reads no state).
-const localIdentity = new MemoryIdentity();
+const localIdentity = new Identity();
 const local: LocalMethods = { identity: { issuer: (pool: Parameters<MemoryIdentity["issuer"]>[0]) => localIdentity.issuer(pool) } };
 
 let controller: ScaleController | undefined;
@@ -106,21 +132,6 @@ peer
       cpu: process.cpuUsage(),
     };
   })
-  .handle("memory", (): ProcessMemory => {
-    const gc = (globalThis as { gc?: () => void }).gc;
-    gc?.();
-    gc?.();
-    const m = process.memoryUsage();
-    return {
-      pid: process.pid,
-      gc: gc !== undefined,
-      rss: m.rss,
-      heapUsed: m.heapUsed,
-      heapTotal: m.heapTotal,
-      external: m.external,
-      arrayBuffers: m.arrayBuffers,
-      cpu: process.cpuUsage(),
-    };
-  });
+  .handle("memory", measure);
 
-peer.note("loaded", process.pid);
+peer.note("loaded", started);

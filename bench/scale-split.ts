@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { TenantChange } from "../src/ports.js";
@@ -88,6 +88,11 @@ export interface SplitResult {
   readonly controllerProcess: {
     readonly pid: number;
     readonly gc: boolean;
+    /** Node alone (`node --expose-gc -e`, no tsx, no module): what any Node process costs here. */
+    readonly nodeAlone: MemoryPoint;
+    /** The child at its first line: Node and tsx (the benchmark runs TypeScript; the image runs compiled JS without tsx). */
+    readonly started: MemoryPoint;
+    /** Every module loaded, the controller composed, not started. */
     readonly composed: MemoryPoint;
     readonly onboarded: MemoryPoint;
     readonly resynced: MemoryPoint;
@@ -136,12 +141,12 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
   peer.onNote("results", (batch) => {
     for (const [key, kind] of batch as [string, ReconcileResult["kind"]][]) counter.record(holder, key, { kind } as ReconcileResult);
   });
-  const loaded = new Promise<number>((resolve) => peer.onNote("loaded", (pid) => resolve(pid as number)));
+  const loaded = new Promise<ProcessMemory>((resolve) => peer.onNote("loaded", (m) => resolve(m as ProcessMemory)));
   const shapes = describePorts(cloud);
   servePorts(peer, cloud, shapes);
-  let started = false;
+  let running = false;
   try {
-    const pid = await within(
+    const started = await within(
       Promise.race([loaded, exited.then((how) => Promise.reject(new Error(`the controller process exited (${how}) before it loaded`)))]),
       options.timeoutMs,
       "the controller process did not load",
@@ -153,9 +158,9 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
     };
     holder = (await peer.call("compose", tuning, shapes)) as string;
     const composed = (await peer.call("memory")) as ProcessMemory;
-    say(`controller process ${pid}: composed, RSS ${mib(composed.rss)} MiB`);
+    say(`controller process ${composed.pid}: RSS ${mib(started.rss)} MiB at its first line, ${mib(composed.rss)} MiB composed`);
 
-    started = true;
+    running = true;
     await peer.call("start");
     // As in process: every shard held and synced, the controller lease held, the pool converged.
     await within(
@@ -217,11 +222,13 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
     if (extra !== 0 || depth !== 0)
       throw new Error(`the resync pass reconciled ${extra} keys more than the fleet and the pool; queue depth ${depth}`);
     const resynced = (await peer.call("memory")) as ProcessMemory;
-    say(`resync pass: ${pass.reconciles} reconciles in ${(pass.wallMs / 1000).toFixed(1)} s; controller process RSS ${mib(resynced.rss)} MiB`);
+    say(
+      `resync pass: ${pass.reconciles} reconciles in ${(pass.wallMs / 1000).toFixed(1)} s; controller process RSS ${mib(resynced.rss)} MiB`,
+    );
 
     const last = await state(peer);
     const converged = convergence(cloud, fleet, last.role === "leader" ? 1 : 0);
-    started = false;
+    running = false;
     await peer.call("stop");
     const childCalls = (await state(peer)).called;
     const { progress: _progress, ...settings } = options;
@@ -230,6 +237,8 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
       controllerProcess: {
         pid: composed.pid,
         gc: composed.gc,
+        nodeAlone: nodeAlone(),
+        started: point(started, started.cpu),
         composed: point(composed, composed.cpu),
         onboarded: point(afterOnboarding, afterOnboarding.cpu),
         resynced: point(resynced, resynced.cpu),
@@ -248,7 +257,7 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
       load: [loadBefore, loadavg()[0] ?? 0],
     };
   } finally {
-    await shutDown(child, peer, started, exited);
+    await shutDown(child, peer, running, exited);
   }
 }
 
@@ -261,6 +270,16 @@ async function shutDown(child: ChildProcess, peer: Peer, started: boolean, exite
   const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** A bare Node process's memory after a full GC, measured the same way. */
+function nodeAlone(): MemoryPoint {
+  const script = "gc(); gc(); process.stdout.write(JSON.stringify({ m: process.memoryUsage(), c: process.cpuUsage() }))";
+  const { m, c } = JSON.parse(execFileSync(process.execPath, ["--expose-gc", "-e", script], { encoding: "utf8" })) as {
+    m: NodeJS.MemoryUsage;
+    c: NodeJS.CpuUsage;
+  };
+  return point(m, c);
 }
 
 function state(peer: Peer): Promise<ControllerState> {

@@ -13,7 +13,7 @@ import type { ControllerTuning, ScaleController } from "./scale-fleet.js";
  * and the controller's own state, none of the fleet's records or ECS state.
  *
  * The parent drives it with calls: compose, start, state, resync, memory,
- * stop. Reconcile results go back as notes, batched per turn of the loop.
+ * dropCaches, stop. Reconcile results go back as notes, batched per turn of the loop.
  */
 
 /** What `memory` answers: process.memoryUsage() after a full GC, and process.cpuUsage(). */
@@ -113,6 +113,8 @@ peer
   })
   .handle("start", () => the().manager.start())
   .handle("resync", () => the().manager.resyncNow())
+  // After the last measurement: what the provider's caches and the survey's snapshot hold shows as the drop.
+  .handle("dropCaches", () => the().ecs.invalidateCaches())
   .handle("stop", async () => {
     await the().manager.stop();
     flushResults();

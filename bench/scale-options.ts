@@ -9,6 +9,8 @@ export const SCALE_USAGE = `usage: npm run bench:scale -- [options]
   --controller-process ONE controller in a child process of its own, the fakes in this one, every port call
                        forwarded over IPC: the RSS of the controller alone (bench/scale-split.ts); onboarding and
                        one resync pass only; its CPU figures include the IPC
+  --compiled           with --controller-process: run the controller process from tsc's output without tsx, as the
+                       image runs dist/ (compiled into a temporary directory first)
   --basic W            tier weights, or counts when they sum to --tenants (default 6 / 3 / 1)
   --advanced W
   --premium W
@@ -54,6 +56,7 @@ const schema = z
     "timeout-s": count("--timeout-s", 1, 86_400),
     "cpu-profile": z.string().min(1, "--cpu-profile needs a directory").optional(),
     "controller-process": z.boolean(),
+    compiled: z.boolean(),
     quick: z.boolean(),
     json: z.boolean(),
     markdown: z.boolean(),
@@ -63,6 +66,7 @@ const schema = z
   .refine((o) => !o["controller-process"] || o.controllers === undefined || o.controllers.join(",") === "1", {
     message: "--controller-process runs exactly one controller: leave out --controllers (or give 1)",
   })
+  .refine((o) => !o.compiled || o["controller-process"], { message: "--compiled applies to --controller-process: add it" })
   .refine((o) => !o["controller-process"] || o["cpu-profile"] === undefined, {
     message: "--cpu-profile profiles the in-process run only: leave it out with --controller-process",
   });
@@ -79,6 +83,8 @@ export interface ScaleArgs {
   readonly cpuProfileDir: string | undefined;
   /** One controller in a process of its own (bench/scale-split.ts). */
   readonly controllerProcess: boolean;
+  /** With controllerProcess: the child runs tsc's output, without tsx. */
+  readonly compiled: boolean;
   readonly json: boolean;
   readonly markdown: boolean;
   readonly help: boolean;
@@ -101,6 +107,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
       "timeout-s": { type: "string", default: "1800" },
       "cpu-profile": { type: "string" },
       "controller-process": { type: "boolean", default: false },
+      compiled: { type: "boolean", default: false },
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       markdown: { type: "boolean", default: false },
@@ -124,6 +131,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
     timeoutMs: o["timeout-s"] * 1000,
     cpuProfileDir: o["cpu-profile"],
     controllerProcess: o["controller-process"],
+    compiled: o.compiled,
     json: o.json,
     markdown: o.markdown,
     help: o.help,

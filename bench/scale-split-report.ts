@@ -12,10 +12,11 @@ export interface SplitReport {
 
 const POINTS = [
   ["nodeAlone", "Node alone (node -e, no tsx)"],
-  ["started", "controller process at its first line (Node + tsx)"],
+  ["started", "controller process at its first line (Node, + tsx unless compiled)"],
   ["composed", "composed, not started (every module loaded)"],
   ["onboarded", "after onboarding"],
   ["resynced", "after the resync pass"],
+  ["cachesDropped", "then EcsProvider.invalidateCaches()"],
 ] as const;
 
 export function renderSplitText(report: SplitReport): string {
@@ -26,9 +27,9 @@ export function renderSplitText(report: SplitReport): string {
     machineLine(report.machine),
     `source: ${report.source}`,
     "",
-    `== ${o.tenants} tenants (${o.mix.basic} basic / ${o.mix.advanced} advanced / ${o.mix.premium} premium), ONE controller in its own process (pid ${cp.pid}), the fakes in this one (pid ${r.parentProcess.pid}), CONCURRENCY ${o.concurrency}, ECS ${o.throttle ? "THROTTLED" : "unthrottled"} ==`,
+    `== ${o.tenants} tenants (${o.mix.basic} basic / ${o.mix.advanced} advanced / ${o.mix.premium} premium), ONE controller in its own process (pid ${cp.pid}, ${o.compiled === true ? "tsc's output, no tsx" : "through tsx"}), the fakes in this one (pid ${r.parentProcess.pid}), CONCURRENCY ${o.concurrency}, ECS ${o.throttle ? "THROTTLED" : "unthrottled"} ==`,
     `controller process alone, after a full GC${cp.gc ? "" : " (NO --expose-gc in the child: figures without GC)"}:`,
-    ...POINTS.map(([k, label]) => `  ${label.padEnd(52)} ${memLine(cp[k])}`),
+    ...POINTS.map(([k, label]) => `  ${label.padEnd(68)} ${memLine(cp[k])}`),
     `this process (the fakes and the harness), after onboarding: ${memLine(r.parentProcess.onboarded)} (${r.parentProcess.baseline.rssMiB} MiB before the fleet)`,
     `1. onboarding: ${secs(r.onboarding.wallMs)} wall, ${r.onboarding.tenantsPerSecond.toFixed(0)} tenants/s; ${phaseLine(r.onboarding)}`,
     `2. one resync pass: ${secs(r.resync.wallMs)} wall; ${phaseLine(r.resync)}; controller CPU per reconcile ${r.resync.controllerCpuPerReconcileMs.toFixed(3)} ms (IPC included)`,
@@ -45,7 +46,7 @@ export function renderSplitMarkdown(report: SplitReport): string {
   const lines = [
     machineLine(report.machine),
     `source: ${report.source}`,
-    `fleet: ${o.tenants} tenants (${o.mix.basic} basic / ${o.mix.advanced} advanced / ${o.mix.premium} premium), one controller in its own process, CONCURRENCY ${o.concurrency}, ECS ${o.throttle ? "throttled" : "unthrottled"}`,
+    `fleet: ${o.tenants} tenants (${o.mix.basic} basic / ${o.mix.advanced} advanced / ${o.mix.premium} premium), one controller in its own process (${o.compiled === true ? "tsc's output, no tsx" : "through tsx"}), CONCURRENCY ${o.concurrency}, ECS ${o.throttle ? "throttled" : "unthrottled"}`,
     "",
     "| controller process alone, after a full GC | RSS | heap used / total | external |",
     "|---|---:|---:|---:|",

@@ -1,5 +1,8 @@
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
-import { loadavg } from "node:os";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TenantChange } from "../src/ports.js";
 import type { ReconcileResult } from "../src/reconciler/result.js";
@@ -46,6 +49,12 @@ export interface SplitOptions {
   readonly throttle: boolean;
   readonly logLevel: string;
   readonly timeoutMs: number;
+  /**
+   * Run the controller process from tsc's output, without tsx, as the image
+   * runs dist/ (`node bin/tenantctl.js`). @default false: through tsx, as
+   * every benchmark here runs
+   */
+  readonly compiled?: boolean;
   readonly progress?: (line: string) => void;
 }
 
@@ -90,12 +99,17 @@ export interface SplitResult {
     readonly gc: boolean;
     /** Node alone (`node --expose-gc -e`, no tsx, no module): what any Node process costs here. */
     readonly nodeAlone: MemoryPoint;
-    /** The child at its first line: Node and tsx (the benchmark runs TypeScript; the image runs compiled JS without tsx). */
+    /** The child at its first line: Node, and tsx unless `compiled` (the image runs compiled JS, without tsx). */
     readonly started: MemoryPoint;
     /** Every module loaded, the controller composed, not started. */
     readonly composed: MemoryPoint;
     readonly onboarded: MemoryPoint;
     readonly resynced: MemoryPoint;
+    /**
+     * Then, with EcsProvider.invalidateCaches() (the survey's snapshot and
+     * the task definition caches dropped): what those hold is the difference.
+     */
+    readonly cachesDropped: MemoryPoint;
   };
   /** This process after onboarding: the fakes (every record with its status, the ECS state) and the harness. */
   readonly parentProcess: { readonly pid: number; readonly gc: boolean; readonly baseline: MemoryPoint; readonly onboarded: MemoryPoint };
@@ -117,6 +131,7 @@ export interface SplitResult {
 }
 
 const CHILD = fileURLToPath(new URL("./scale-controller-process.ts", import.meta.url));
+const REPO = dirname(dirname(CHILD));
 
 export async function runScaleSplit(options: SplitOptions): Promise<SplitResult> {
   const say = options.progress ?? (() => {});
@@ -124,8 +139,9 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
   const parentGc = collect();
   const parentBaseline = point(process.memoryUsage(), process.cpuUsage());
   const cloud = createCloud({ throttle: options.throttle });
-  const child = fork(CHILD, [], {
-    execArgv: ["--import", "tsx", "--expose-gc"],
+  const build = options.compiled === true ? compileChild(say) : undefined;
+  const child = fork(build?.entry ?? CHILD, [], {
+    execArgv: build !== undefined ? ["--expose-gc"] : ["--import", "tsx", "--expose-gc"],
     serialization: "advanced",
     // The child writes nothing to stdout (logs go to /dev/null); whatever it prints must not mix into --json.
     stdio: ["ignore", 2, 2, "ipc"],
@@ -225,6 +241,8 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
     say(
       `resync pass: ${pass.reconciles} reconciles in ${(pass.wallMs / 1000).toFixed(1)} s; controller process RSS ${mib(resynced.rss)} MiB`,
     );
+    await peer.call("dropCaches");
+    const cachesDropped = (await peer.call("memory")) as ProcessMemory;
 
     const last = await state(peer);
     const converged = convergence(cloud, fleet, last.role === "leader" ? 1 : 0);
@@ -242,6 +260,7 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
         composed: point(composed, composed.cpu),
         onboarded: point(afterOnboarding, afterOnboarding.cpu),
         resynced: point(resynced, resynced.cpu),
+        cachesDropped: point(cachesDropped, cachesDropped.cpu),
       },
       parentProcess: { pid: process.pid, gc: parentGc, baseline: parentBaseline, onboarded: parentOnboarded },
       onboarding: { ...onboarded, tenantsPerSecond: options.tenants / (onboarded.wallMs / 1000) },
@@ -258,6 +277,34 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
     };
   } finally {
     await shutDown(child, peer, running, exited);
+    if (build !== undefined) rmSync(build.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The controller process's modules compiled by tsc (the repo's compiler
+ * options, as `npm run build` compiles src/ for the image) into a temporary
+ * directory that resolves packages through a link to this repo's node_modules.
+ */
+function compileChild(say: (line: string) => void): { readonly dir: string; readonly entry: string } {
+  const dir = mkdtempSync(join(tmpdir(), "scale-controller-"));
+  try {
+    symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"), "dir");
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    const config = {
+      extends: join(REPO, "tsconfig.json"),
+      compilerOptions: { rootDir: REPO, outDir: dir, noEmit: false, declaration: false, sourceMap: false, incremental: false },
+      files: [CHILD],
+      include: [],
+    };
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify(config));
+    say(`compiling the controller process with tsc into ${dir}`);
+    const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+    execFileSync(process.execPath, [tsc, "-p", join(dir, "tsconfig.json")], { stdio: ["ignore", 2, 2] });
+    return { dir, entry: join(dir, "bench", "scale-controller-process.js") };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
 }
 

@@ -42,6 +42,7 @@ if (args.controllerProcess) {
     throttle: args.throttle,
     logLevel: args.logLevel,
     timeoutMs: args.timeoutMs,
+    compiled: args.compiled,
     progress: say,
   });
   const report: SplitReport = { machine: machineInfo(), source: source(), split };

@@ -126,6 +126,8 @@ export interface SplitResult {
     /** One-way notes: change batches to the child, reconcile results (batched) from it. */
     readonly notes: Readonly<Record<string, number>>;
   };
+  /** Over the whole run (start and pool included): ECS requests the child sent and the fake served, statuses the fake wrote. */
+  readonly totals: { readonly ecsSent: number; readonly ecsServed: number; readonly statusWrites: number };
   readonly converged: ConvergenceCheck;
   readonly load: readonly [number, number];
 }
@@ -248,7 +250,8 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
     const converged = convergence(cloud, fleet, last.role === "leader" ? 1 : 0);
     running = false;
     await peer.call("stop");
-    const childCalls = (await state(peer)).called;
+    const end = await state(peer);
+    const childCalls = end.called;
     const { progress: _progress, ...settings } = options;
     return {
       options: settings,
@@ -272,6 +275,7 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
         control: sorted(peer.called),
         notes: { ...prefixed("to the controller: ", peer.notesSent), ...prefixed("from the controller: ", peer.notesReceived) },
       },
+      totals: { ecsSent: sumOf(end.sent), ecsServed: sumOf(cloud.ecs.served), statusWrites: cloud.store.statusWrites },
       converged,
       load: [loadBefore, loadavg()[0] ?? 0],
     };

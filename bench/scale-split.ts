@@ -33,7 +33,8 @@ import {
  * (bench/scale-controller-process.ts), composed by composeControllers as in
  * process, on ports that forward every call here over IPC
  * (bench/remote-ports.ts). The child reports its memory after a full GC at
- * three points: composed (not started), after onboarding, after the pass.
+ * its first line (Node and tsx), composed (not started), after onboarding,
+ * after the pass, and after dropping the ECS provider's caches.
  *
  * Every port call is a round trip over the channel, serialised both ways:
  * the CPU figures here are inflated by that and are not the controller's

@@ -1,4 +1,4 @@
-import { InMemoryShardStore, ShardLeases } from "../src/reconciler/shard-leases.js";
+import { InMemoryShardStore, ShardLeases, type ShardStore } from "../src/reconciler/shard-leases.js";
 import { KeyOwnership, serviceOwner } from "../src/operator/key-ownership.js";
 import type { ECSClient } from "@aws-sdk/client-ecs";
 import { pino, type Logger } from "pino";
@@ -8,7 +8,20 @@ import { Manager } from "../src/operator/manager.js";
 import { TenantReconciler } from "../src/operator/tenant-reconciler.js";
 import { TenantRoutes } from "../src/operator/tenant-routes.js";
 import { EcsProvider } from "../src/providers/ecs.js";
-import { InMemoryLeaseStore, LeaderLease } from "../src/reconciler/lease.js";
+import { InMemoryLeaseStore, LeaderLease, type LeaseStore } from "../src/reconciler/lease.js";
+import type {
+  CaseClaimPort,
+  EventPublisher,
+  IdentityPort,
+  InfraPort,
+  NamespacePort,
+  RemovalLog,
+  RoutePort,
+  TenantChangeSource,
+  TenantDataPort,
+  TenantStore,
+} from "../src/ports.js";
+import type { Priorities } from "../src/operator/tenant-routes.js";
 import type { ReconcileResult } from "../src/reconciler/result.js";
 import { poolTables } from "../src/tiers/data-home.js";
 import type { TierSettings } from "../src/tiers/desired.js";
@@ -102,6 +115,28 @@ export function createCloud(options: CloudOptions = {}): ScaleCloud {
   };
 }
 
+/**
+ * What composing a controller takes from the world: the ScaleCloud itself
+ * in process, or proxies of it in a controller process of its own
+ * (bench/remote-ports.ts, `--controller-process`).
+ */
+export interface ControllerPorts {
+  readonly ecs: { asClient(): ECSClient };
+  readonly store: TenantStore;
+  readonly changes: { follower(): TenantChangeSource };
+  readonly infra: InfraPort;
+  readonly data: TenantDataPort;
+  readonly routes: RoutePort;
+  readonly priorities: Priorities;
+  readonly claims: CaseClaimPort;
+  readonly removals: RemovalLog;
+  readonly namespaces: NamespacePort;
+  readonly identity: IdentityPort;
+  readonly events: EventPublisher;
+  readonly leases: LeaseStore;
+  readonly shardLeases: ShardStore;
+}
+
 /** The ECS requests one controller sent, by action: the caller's count, to check against what the fake served. */
 export class SentCounter {
   readonly sent = new Map<string, number>();
@@ -151,12 +186,12 @@ export interface ControllerTuning {
  * over the live controllers, every write fenced by its shard's lease), and
  * the holder of the "controller" lease also reconciles the pool key.
  */
-export function composeControllers(cloud: ScaleCloud, count: number, tuning: ControllerTuning = {}): ScaleController[] {
+export function composeControllers(cloud: ControllerPorts, count: number, tuning: ControllerTuning = {}): ScaleController[] {
   const log: Logger = pino({ level: tuning.logLevel ?? "info" }, pino.destination({ dest: "/dev/null", sync: true }));
   return Array.from({ length: count }, (_, i) => composeController(cloud, `controller-${i + 1}`, tuning, log));
 }
 
-function composeController(cloud: ScaleCloud, holder: string, tuning: ControllerTuning, baseLog: Logger): ScaleController {
+function composeController(cloud: ControllerPorts, holder: string, tuning: ControllerTuning, baseLog: Logger): ScaleController {
   const log = baseLog.child({ holder });
   const durationMs = (tuning.leaseSeconds ?? 15) * 1000;
   const lease = new LeaderLease({ store: cloud.leases, holder, durationMs, log });

@@ -6,6 +6,11 @@ import { mixOf, type Mix } from "./scale-run.js";
 export const SCALE_USAGE = `usage: npm run bench:scale -- [options]
   --tenants N          tenants in the fleet (default 10000; --quick: 300)
   --controllers LIST   controller counts to run, each in its own process, e.g. 1,3 (default 1,3)
+  --controller-process ONE controller in a child process of its own, the fakes in this one, every port call
+                       forwarded over IPC: the RSS of the controller alone (bench/scale-split.ts); onboarding and
+                       one resync pass only; its CPU figures include the IPC
+  --compiled           with --controller-process: run the controller process from tsc's output without tsx, as the
+                       image runs dist/ (compiled into a temporary directory first)
   --basic W            tier weights, or counts when they sum to --tenants (default 6 / 3 / 1)
   --advanced W
   --premium W
@@ -37,7 +42,8 @@ const schema = z
       .string()
       .regex(/^\d+(,\d+)*$/, "--controllers must be a count or a comma-separated list of counts, such as 3 or 1,3")
       .transform((s) => s.split(",").map(Number))
-      .refine((l) => l.every((n) => n >= 1 && n <= 16), "--controllers counts must be between 1 and 16"),
+      .refine((l) => l.every((n) => n >= 1 && n <= 16), "--controllers counts must be between 1 and 16")
+      .optional(),
     basic: weight("--basic"),
     advanced: weight("--advanced"),
     premium: weight("--premium"),
@@ -49,12 +55,21 @@ const schema = z
     }),
     "timeout-s": count("--timeout-s", 1, 86_400),
     "cpu-profile": z.string().min(1, "--cpu-profile needs a directory").optional(),
+    "controller-process": z.boolean(),
+    compiled: z.boolean(),
     quick: z.boolean(),
     json: z.boolean(),
     markdown: z.boolean(),
     help: z.boolean(),
   })
-  .refine((o) => o.basic + o.advanced + o.premium > 0, { message: "--basic, --advanced and --premium must not all be 0" });
+  .refine((o) => o.basic + o.advanced + o.premium > 0, { message: "--basic, --advanced and --premium must not all be 0" })
+  .refine((o) => !o["controller-process"] || o.controllers === undefined || o.controllers.join(",") === "1", {
+    message: "--controller-process runs exactly one controller: leave out --controllers (or give 1)",
+  })
+  .refine((o) => !o.compiled || o["controller-process"], { message: "--compiled applies to --controller-process: add it" })
+  .refine((o) => !o["controller-process"] || o["cpu-profile"] === undefined, {
+    message: "--cpu-profile profiles the in-process run only: leave it out with --controller-process",
+  });
 
 export interface ScaleArgs {
   readonly tenants: number;
@@ -66,6 +81,10 @@ export interface ScaleArgs {
   readonly logLevel: string;
   readonly timeoutMs: number;
   readonly cpuProfileDir: string | undefined;
+  /** One controller in a process of its own (bench/scale-split.ts). */
+  readonly controllerProcess: boolean;
+  /** With controllerProcess: the child runs tsc's output, without tsx. */
+  readonly compiled: boolean;
   readonly json: boolean;
   readonly markdown: boolean;
   readonly help: boolean;
@@ -77,7 +96,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
     args: [...argv],
     options: {
       tenants: { type: "string" },
-      controllers: { type: "string", default: "1,3" },
+      controllers: { type: "string" },
       basic: { type: "string", default: "6" },
       advanced: { type: "string", default: "3" },
       premium: { type: "string", default: "1" },
@@ -87,6 +106,8 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
       "log-level": { type: "string", default: "info" },
       "timeout-s": { type: "string", default: "1800" },
       "cpu-profile": { type: "string" },
+      "controller-process": { type: "boolean", default: false },
+      compiled: { type: "boolean", default: false },
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       markdown: { type: "boolean", default: false },
@@ -102,13 +123,15 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
   return {
     tenants,
     mix: mixOf(tenants, weights),
-    controllers: o.controllers,
+    controllers: o.controllers ?? (o["controller-process"] ? [1] : [1, 3]),
     concurrency: o.concurrency,
     leaseSeconds: o["lease-seconds"],
     throttle: o.throttle,
     logLevel: o["log-level"],
     timeoutMs: o["timeout-s"] * 1000,
     cpuProfileDir: o["cpu-profile"],
+    controllerProcess: o["controller-process"],
+    compiled: o.compiled,
     json: o.json,
     markdown: o.markdown,
     help: o.help,

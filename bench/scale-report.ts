@@ -116,7 +116,7 @@ function pick(p: PhaseFigures, reads: boolean): Record<string, number> {
   return Object.fromEntries(Object.entries(p.ecs).filter(([a]) => readActions.test(a) === reads));
 }
 
-function machineLine(m: MachineInfo): string {
+export function machineLine(m: MachineInfo): string {
   return `machine: ${m.nproc} cpu (${m.cpuModel}), ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}; ${m.date}`;
 }
 

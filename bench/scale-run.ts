@@ -317,7 +317,7 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
         `takeover: ${takeover.shardsMoved} shards of ${takeover.dead} held by others after ${(takeover.leaseTakenAfterMs / 1000).toFixed(1)} s; their ${takeover.keys} keys reconciled in ${(takeover.wallMs / 1000).toFixed(1)} s with ${takeover.ecsReads} ECS reads`,
       );
 
-    const converged = convergence(cloud, fleet, controllers);
+    const converged = convergence(cloud, fleet, controllers.filter((c) => c.manager.role === "leader").length);
     return { onboarded, gc, mem, pass, takeover, converged, dropped: controllers.map((c) => new WeakRef(c.reconciler)) };
   } finally {
     for (const c of controllers) await c.manager.stop();
@@ -375,7 +375,7 @@ async function takeOver(
 // ------------------------------------------------------------------ helpers
 
 /** Reconciles of every controller, with waits on their count and on a quiet spell. */
-class ReconcileCounter {
+export class ReconcileCounter {
   total = 0;
   lastAt = performance.now();
   readonly byKey = new Map<string, ReconcileResult["kind"]>();
@@ -532,10 +532,10 @@ export function bindingFloor(calls: Readonly<Record<string, number>>): Floor {
   return worst;
 }
 
-function convergence(
+export function convergence(
   cloud: ScaleCloud,
   fleet: readonly { readonly tenantId: string; readonly tier: ScaleTier }[],
-  controllers: readonly ScaleController[],
+  leaders: number,
 ): ConvergenceCheck {
   let expected = APP_NAMES.length;
   let steady = countSteady(
@@ -560,7 +560,7 @@ function convergence(
     servicesExpected: expected,
     servicesSteady: steady,
     premiumClusters,
-    leaders: controllers.filter((c) => c.manager.role === "leader").length,
+    leaders,
   };
 }
 
@@ -577,7 +577,7 @@ function countSteady(cloud: ScaleCloud, cluster: string, names: readonly string[
   return n;
 }
 
-function phaseLine(cloud: ScaleCloud): string {
+export function phaseLine(cloud: ScaleCloud): string {
   return ["Pending", "Provisioning", "Ready", "Degraded", "Failed"].map((p) => `${p} ${cloud.store.count(p as "Ready")}`).join(", ");
 }
 
@@ -607,7 +607,7 @@ async function leaderOf(controllers: readonly ScaleController[]): Promise<ScaleC
   }
 }
 
-async function poolReady(cloud: ScaleCloud, counter: ReconcileCounter): Promise<void> {
+export async function poolReady(cloud: ScaleCloud, counter: ReconcileCounter): Promise<void> {
   for (;;) {
     const pool = [...cloud.ecs.services.values()].filter((s) => s.cluster.name === SETTINGS.poolCluster && s.status === "ACTIVE");
     if (pool.length === APP_NAMES.length && counter.byKey.get(":pool") === "done") break;
@@ -617,7 +617,7 @@ async function poolReady(cloud: ScaleCloud, counter: ReconcileCounter): Promise<
 }
 
 /** Runs a full GC when the process was started with --expose-gc; says whether it could. */
-function collect(): boolean {
+export function collect(): boolean {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) return false;
   gc();
@@ -625,11 +625,11 @@ function collect(): boolean {
   return true;
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function within<T>(work: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
+export async function within<T>(work: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${typeof what === "string" ? what : what()} after ${ms} ms`)), ms);

@@ -4,6 +4,8 @@ import { machineInfo } from "./machine.js";
 import { parseScaleArgs, SCALE_USAGE, type ScaleArgs } from "./scale-options.js";
 import { renderScaleMarkdown, renderScaleText, type ScaleReport } from "./scale-report.js";
 import { runScale, type ScaleResult } from "./scale-run.js";
+import { renderSplitMarkdown, renderSplitText, type SplitReport } from "./scale-split-report.js";
+import { runScaleSplit } from "./scale-split.js";
 
 /**
  * `npm run bench:scale [-- --tenants 10000 --controllers 1,3 --quick]`: the
@@ -27,6 +29,26 @@ try {
 }
 if (args.help) {
   process.stdout.write(`${SCALE_USAGE}\n`);
+  process.exit(0);
+}
+
+if (args.controllerProcess) {
+  // The controller's RSS alone: the fakes stay here, the controller runs in a child (bench/scale-split.ts).
+  const split = await runScaleSplit({
+    tenants: args.tenants,
+    mix: args.mix,
+    concurrency: args.concurrency,
+    leaseSeconds: args.leaseSeconds,
+    throttle: args.throttle,
+    logLevel: args.logLevel,
+    timeoutMs: args.timeoutMs,
+    compiled: args.compiled,
+    progress: say,
+  });
+  const report: SplitReport = { machine: machineInfo(), source: source(), split };
+  if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else if (args.markdown) process.stdout.write(`${renderSplitMarkdown(report)}\n`);
+  else process.stdout.write(`${renderSplitText(report)}\n`);
   process.exit(0);
 }
 

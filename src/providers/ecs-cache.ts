@@ -64,7 +64,16 @@ export class RecentCreates {
   /** `createdAt` is ECS's creation time of the service, when the create response gave one. */
   remember(service: ObservedService, createdAt?: number): void {
     this.#prune();
-    this.#created.set(key(service.cluster, service.name), { at: this.#now(), service, createdAt });
+    const k = key(service.cluster, service.name);
+    // Re-inserted, not overwritten: the map stays in the order of `at`, which #prune relies on.
+    this.#created.delete(k);
+    this.#created.set(k, { at: this.#now(), service, createdAt });
+  }
+
+  /** Services remembered now (for tests and benchmarks: the memory bound). */
+  get size(): number {
+    this.#prune();
+    return this.#created.size;
   }
 
   /**
@@ -77,6 +86,7 @@ export class RecentCreates {
     name: string,
     inactive: { readonly createdAt: number | undefined; readonly deploymentIds: readonly string[] },
   ): boolean {
+    this.#prune();
     const entry = this.#created.get(key(cluster, name));
     if (entry === undefined) return false;
     if (entry.createdAt !== undefined && inactive.createdAt !== undefined) return inactive.createdAt < entry.createdAt;
@@ -87,13 +97,8 @@ export class RecentCreates {
 
   /** The created service if it was created less than ttl ago. */
   get(cluster: string, name: string): ObservedService | undefined {
-    const entry = this.#created.get(key(cluster, name));
-    if (entry === undefined) return undefined;
-    if (this.#now() - entry.at > this.#ttlMs) {
-      this.#created.delete(key(cluster, name));
-      return undefined;
-    }
-    return entry.service;
+    this.#prune();
+    return this.#created.get(key(cluster, name))?.service;
   }
 
   update(cluster: string, name: string, change: (s: ObservedService) => ObservedService): void {
@@ -109,9 +114,18 @@ export class RecentCreates {
     this.#created.clear();
   }
 
+  /**
+   * Drops what is older than the ttl. Entries are in the order they were
+   * remembered, so only the expired head is visited: a burst of creates
+   * costs each create O(1), and a fleet onboarded at once is let go 30 s
+   * later at the next read, not kept until the next create.
+   */
   #prune(): void {
     const now = this.#now();
-    for (const [k, e] of this.#created) if (now - e.at > this.#ttlMs) this.#created.delete(k);
+    for (const [k, e] of this.#created) {
+      if (now - e.at <= this.#ttlMs) return;
+      this.#created.delete(k);
+    }
   }
 }
 

@@ -137,6 +137,8 @@ export class ObservationSnapshot {
       }
     }
     this.#spent.add(owner);
+    // Given once, never again (the owner is spent, and no other owner's footprint names them): the memory goes now.
+    for (const s of services) this.#services.get(s.cluster)?.delete(s.name);
     return { clusters, services };
   }
 

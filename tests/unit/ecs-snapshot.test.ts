@@ -492,6 +492,16 @@ describe("ObservationSnapshot", () => {
     expect(snapshot.size).toBe(0);
   });
 
+  it("lets go of each service once its key had its answer, so a converged pass does not keep the fleet until the next survey", () => {
+    const snapshot = new ObservationSnapshot(1000, () => 0);
+    snapshot.prime(snapshot.begin(), reads(0));
+    expect(snapshot.size).toBe(2);
+    expect(snapshot.take(fp("t1", "s1"), never)?.services.map((s) => s.name)).toEqual(["s1"]);
+    expect(snapshot.size).toBe(1);
+    expect(snapshot.take(fp("t2", "s2"), never)?.services.map((s) => s.name)).toEqual(["s2"]);
+    expect(snapshot.size).toBe(0);
+  });
+
   it("withdraws a key's services by tag on forget, so another footprint covering them reads live too", () => {
     const snapshot = new ObservationSnapshot(1000, () => 0);
     snapshot.prime(snapshot.begin(), reads(0));

@@ -67,8 +67,18 @@ export async function surveyEcs(
   for (const c of clusters) addOwner(owners, c.tags);
   return {
     owners,
-    reads: { at, clusters, listedClusters, services, ...(scope !== undefined ? { covers: (owner: string) => scope.covers(owner) } : {}) },
+    reads: { at, clusters, listedClusters, services, ...(scope !== undefined ? { covers: coversOf(scope) } : {}) },
   };
+}
+
+/**
+ * The scope's test as a function of its own. Made here, not inside
+ * surveyEcs: a closure made there shares that call's context with the
+ * others made there, so the snapshot, which keeps the test, would keep every
+ * service the survey read alive (24 MiB at 10,000 tenants, measured).
+ */
+function coversOf(scope: SurveyScope): (owner: string) => boolean {
+  return (owner) => scope.covers(owner);
 }
 
 /** The services of a cluster that `describe` accepts, described; undefined when the cluster went away meanwhile. */

@@ -15,6 +15,9 @@ import type { Fence } from "../../src/ports.js";
 import { serviceOwner } from "../../src/operator/key-ownership.js";
 import { EcsProvider } from "../../src/providers/ecs.js";
 import { ObservationSnapshot } from "../../src/providers/ecs-snapshot.js";
+import { surveyEcs } from "../../src/providers/ecs-survey.js";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { DesiredService, Footprint, ObservedService } from "../../src/tiers/model.js";
 
 const REGION = "us-east-1";
@@ -237,6 +240,48 @@ describe("EcsProvider.survey", () => {
     const a3 = await provider.observe(footprint("a3"));
     expect(reads()).toBeGreaterThan(before);
     expect(a3.services.map((s) => s.name).sort()).toEqual(names("a3").sort());
+  });
+
+  it("hands the snapshot a scope test that keeps none of the survey's reads alive", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    // A bare client: the mock library records what passes through it.
+    const service = (name: string): Service => ({
+      serviceName: name,
+      serviceArn: serviceArn(ADVANCED, name),
+      status: "ACTIVE",
+      desiredCount: 1,
+      runningCount: 1,
+      taskDefinition: tdArn(name, 1),
+      deployments: [],
+      tags: tags({ ...MANAGED, "tenant-id": "a1" }),
+    });
+    const client = {
+      send: async (command: object) => {
+        switch (command.constructor.name) {
+          case "ListClustersCommand":
+            return { clusterArns: [clusterArn(ADVANCED)] };
+          case "DescribeClustersCommand":
+            return { clusters: [{ clusterName: ADVANCED, clusterArn: clusterArn(ADVANCED), status: "ACTIVE", tags: tags(MANAGED) }] };
+          case "ListServicesCommand":
+            return { serviceArns: names("a1").map((n) => serviceArn(ADVANCED, n)) };
+          default:
+            return { services: names("a1").map(service), failures: [] };
+        }
+      },
+    } as unknown as ECSClient;
+    const scope = { covers: () => true, ownerOfService: serviceOwner("saas") };
+    const { covers, read, count } = await (async () => {
+      const survey = await surveyEcs(client, [ADVANCED], () => clock, scope);
+      // What the snapshot keeps of a survey once every key took its answer: the scope's test.
+      return { covers: survey.reads.covers, read: new WeakRef(survey.reads.services[0] as object), count: survey.reads.services.length };
+    })();
+    expect(count).toBe(4);
+    // A WeakRef holds its target until the job that made it ends.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(covers?.("a1")).toBe(true);
+    expect(read.deref()).toBeUndefined();
   });
 
   it("answers the next observe of each key without reading ECS, once", async () => {

@@ -152,9 +152,14 @@ export function mixOf(tenants: number, weights: Mix): Mix {
 }
 
 /** The fleet's records, tiers interleaved the way SBT would write them (deterministic). */
-export function fleetRecords(
-  mix: Mix,
-): { readonly tenantId: string; readonly tier: ScaleTier; readonly record: Record<string, unknown> }[] {
+/** One tenant of the benchmark's fleet: its id, tier and record as SBT writes it. */
+export interface FleetRecord {
+  readonly tenantId: string;
+  readonly tier: ScaleTier;
+  readonly record: Record<string, unknown>;
+}
+
+export function fleetRecords(mix: Mix): FleetRecord[] {
   const tiers: ScaleTier[] = SCALE_TIERS.flatMap((t) => Array<ScaleTier>(mix[t]).fill(t));
   // A seeded shuffle (mulberry32): the same fleet every run.
   let seed = 0x5eed;
@@ -252,27 +257,10 @@ async function measure(cloud: ScaleCloud, options: ScaleOptions) {
 
     // ---- 1. onboarding from empty
     const fleet = fleetRecords(options.mix);
-    const changes: TenantChange[] = fleet.map((f) => ({
-      tenantId: f.tenantId,
-      kind: "upsert",
-      newSpecHash: hashSpec(f.record),
-      oldSpecHash: undefined,
-    }));
     const profiler = new PhaseProfiler(options.cpuProfileDir);
     await profiler.start();
     const before = snapshot(cloud, controllers, counter);
-    // SBT writes every record; the stream delivers them in pages of 100.
-    for (let i = 0; i < fleet.length; i += 100) {
-      for (const f of fleet.slice(i, i + 100)) cloud.store.put(f.record as { tenantId: string });
-      cloud.changes.emit(changes.slice(i, i + 100));
-    }
-    const ticker = setInterval(() => say(`  onboarding: ${cloud.store.count("Ready")} / ${fleet.length} Ready`), 5000);
-    try {
-      await within(cloud.store.whenCount("Ready", fleet.length), options.timeoutMs, () => `onboarding: ${phaseLine(cloud)}`);
-    } finally {
-      clearInterval(ticker);
-    }
-    const readyAt = performance.now();
+    const readyAt = await onboardFleet(cloud, fleet, options.timeoutMs, say);
     const onboardingProfile = await profiler.stop(`onboarding-${options.controllers}c`);
     if (onboardingProfile !== undefined) say(`CPU profile of the onboarding: ${onboardingProfile}`);
     // Counted once quiet, so the reconcile that wrote the last Ready is in; timed to that write.
@@ -639,4 +627,34 @@ export async function within<T>(work: Promise<T>, ms: number, what: string | (()
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * SBT writes every record and the stream delivers them in pages of 100;
+ * resolves when all are Ready, with the time of that moment
+ * (performance.now()). Shared by the in-process and the split runs.
+ */
+export async function onboardFleet(
+  cloud: ScaleCloud,
+  fleet: readonly FleetRecord[],
+  timeoutMs: number,
+  say: (line: string) => void,
+): Promise<number> {
+  const changes: TenantChange[] = fleet.map((f) => ({
+    tenantId: f.tenantId,
+    kind: "upsert",
+    newSpecHash: hashSpec(f.record),
+    oldSpecHash: undefined,
+  }));
+  for (let i = 0; i < fleet.length; i += 100) {
+    for (const f of fleet.slice(i, i + 100)) cloud.store.put(f.record as { tenantId: string });
+    cloud.changes.emit(changes.slice(i, i + 100));
+  }
+  const ticker = setInterval(() => say(`  onboarding: ${cloud.store.count("Ready")} / ${fleet.length} Ready`), 5000);
+  try {
+    await within(cloud.store.whenCount("Ready", fleet.length), timeoutMs, () => `onboarding: ${phaseLine(cloud)}`);
+  } finally {
+    clearInterval(ticker);
+  }
+  return performance.now();
 }

@@ -4,9 +4,7 @@ import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { TenantChange } from "../src/ports.js";
 import type { ReconcileResult } from "../src/reconciler/result.js";
-import { hashSpec } from "../src/tenants/record.js";
 import { ECS_READS } from "./fakes/fake-ecs.js";
 import { describePorts, servePorts } from "./remote-ports.js";
 import { Peer, type Wire } from "./rpc.js";
@@ -16,13 +14,14 @@ import {
   collect,
   convergence,
   fleetRecords,
-  phaseLine,
+  onboardFleet,
   poolReady,
   ReconcileCounter,
   sleep,
   within,
   type ConvergenceCheck,
   type Mix,
+  type PhaseFigures,
 } from "./scale-run.js";
 
 /**
@@ -70,27 +69,28 @@ export interface MemoryPoint {
   readonly cpuSystemMs: number;
 }
 
-export interface SplitPhase {
-  readonly wallMs: number;
-  readonly reconciles: number;
-  readonly results: Readonly<Record<string, number>>;
-  /** Served by the fake ECS (this process), by action. */
-  readonly ecs: Readonly<Record<string, number>>;
-  /** Sent by the controller's EcsProvider (the child), by action: must equal `ecs`. */
-  readonly ecsSent: Readonly<Record<string, number>>;
-  readonly ecsReads: number;
-  readonly ecsWrites: number;
-  readonly statusWrites: number;
-  readonly otherWrites: number;
-  readonly events: Readonly<Record<string, number>>;
-  readonly leaseLosses: number;
+/** What one phase cost: the in-process benchmark's figures, with the IPC's share instead of the fakes'. */
+export type SplitPhase = Pick<
+  PhaseFigures,
+  | "wallMs"
+  | "reconciles"
+  | "results"
+  | "ecs"
+  | "ecsSent"
+  | "ecsReads"
+  | "ecsWrites"
+  | "statusWrites"
+  | "otherWrites"
+  | "events"
+  | "leaseLosses"
+> & {
   /** CPU of the controller process over the phase (its IPC serialisation included), ms. */
   readonly controllerCpuMs: number;
   /** CPU of this process (the fakes, the harness and its side of the IPC), ms. */
   readonly parentCpuMs: number;
   /** The controller's calls to the fakes over the channel: each one round trip. */
   readonly roundTrips: number;
-}
+};
 
 export interface SplitResult {
   readonly options: Omit<SplitOptions, "progress">;
@@ -198,24 +198,8 @@ export async function runScaleSplit(options: SplitOptions): Promise<SplitResult>
 
     // ---- 1. onboarding from empty, as scale-run's
     const fleet = fleetRecords(options.mix);
-    const changes: TenantChange[] = fleet.map((f) => ({
-      tenantId: f.tenantId,
-      kind: "upsert",
-      newSpecHash: hashSpec(f.record),
-      oldSpecHash: undefined,
-    }));
     const before = await snapshot(cloud, peer, counter);
-    for (let i = 0; i < fleet.length; i += 100) {
-      for (const f of fleet.slice(i, i + 100)) cloud.store.put(f.record as { tenantId: string });
-      cloud.changes.emit(changes.slice(i, i + 100));
-    }
-    const ticker = setInterval(() => say(`  onboarding: ${cloud.store.count("Ready")} / ${fleet.length} Ready`), 5000);
-    try {
-      await within(cloud.store.whenCount("Ready", fleet.length), options.timeoutMs, () => `onboarding: ${phaseLine(cloud)}`);
-    } finally {
-      clearInterval(ticker);
-    }
-    const readyAt = performance.now();
+    const readyAt = await onboardFleet(cloud, fleet, options.timeoutMs, say);
     await counter.quiet(1500);
     const onboarded = { ...phase(before, await snapshot(cloud, peer, counter)), wallMs: readyAt - before.at };
     say(`onboarded ${fleet.length} in ${(onboarded.wallMs / 1000).toFixed(1)} s, ${onboarded.roundTrips} round trips`);

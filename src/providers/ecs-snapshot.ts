@@ -1,3 +1,4 @@
+import { SurveyGeneration } from "./survey-generation.js";
 import { TENANT_ID_KEY, type Footprint, type ObservedCluster, type ObservedService } from "../tiers/model.js";
 
 /**
@@ -40,11 +41,10 @@ export interface SnapshotView {
 export class ObservationSnapshot {
   readonly #maxAgeMs: number;
   readonly #now: () => number;
-  /** Since a survey began (writes and hints are kept from then on), and since it primed (answers are given). */
-  #collecting = false;
+  /** Which survey may prime, and whether writes and hints are kept (from a survey's begin on). */
+  readonly #generation = new SurveyGeneration();
+  /** Since a survey primed: answers are given. */
   #primed = false;
-  /** Which survey may prime: the one that began last, if nothing cleared since. */
-  #generation = 0;
   #at = Number.NEGATIVE_INFINITY;
   #covers: ((owner: string) => boolean) | undefined;
   #clusters = new Map<string, ObservedCluster>();
@@ -68,8 +68,7 @@ export class ObservationSnapshot {
    */
   begin(): number {
     this.clear();
-    this.#collecting = true;
-    return this.#generation;
+    return this.#generation.open();
   }
 
   /**
@@ -78,7 +77,7 @@ export class ObservationSnapshot {
    * all known: nothing is kept.
    */
   prime(token: number, reads: SurveyReads): void {
-    if (!this.#collecting || token !== this.#generation) return;
+    if (!this.#generation.accepts(token)) return;
     this.#primed = true;
     this.#at = reads.at;
     this.#covers = reads.covers;
@@ -144,7 +143,7 @@ export class ObservationSnapshot {
 
   /** A hint that the key changed (an ECS event) or a person's "look again": its next observe reads ECS. */
   forget(owner: string): void {
-    if (!this.#collecting) return;
+    if (!this.#generation.collecting) return;
     this.#spent.add(owner);
     // Its services and clusters too, by tag: another footprint covering them must not be answered either.
     for (const [cluster, byName] of this.#services)
@@ -154,22 +153,21 @@ export class ObservationSnapshot {
 
   /** This process wrote to the service (created, updated, deleted). */
   wroteService(cluster: string, name: string): void {
-    if (this.#collecting) this.#written.add(serviceKey(cluster, name));
+    if (this.#generation.collecting) this.#written.add(serviceKey(cluster, name));
   }
 
   /** This process created or deleted the cluster. */
   wroteCluster(name: string): void {
-    if (this.#collecting) this.#written.add(name);
+    if (this.#generation.collecting) this.#written.add(name);
   }
 
   /** The survey under `token` failed: unless another began since, nothing is kept. */
   abandon(token: number): void {
-    if (token === this.#generation) this.clear();
+    if (this.#generation.isLatest(token)) this.clear();
   }
 
   clear(): void {
-    this.#generation += 1;
-    this.#collecting = false;
+    this.#generation.close();
     this.#primed = false;
     this.#at = Number.NEGATIVE_INFINITY;
     this.#covers = undefined;

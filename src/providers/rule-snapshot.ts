@@ -1,3 +1,4 @@
+import { SurveyGeneration } from "./survey-generation.js";
 import type { Rule } from "@aws-sdk/client-elastic-load-balancing-v2";
 import type { Tags } from "../tiers/model.js";
 
@@ -36,8 +37,7 @@ export interface RuleAnswer {
 export class RuleSnapshot {
   readonly #maxAgeMs: number;
   readonly #now: () => number;
-  #collecting = false;
-  #generation = 0;
+  readonly #generation = new SurveyGeneration();
   #reads: RuleReads | undefined;
   /** Tenants that had their answer, or were written for, since the survey began. */
   #spent = new Set<string>();
@@ -52,18 +52,17 @@ export class RuleSnapshot {
   /** A survey starts reading: from now on writes are kept. Returns the token prime() needs. */
   begin(): number {
     this.clear();
-    this.#collecting = true;
-    return this.#generation;
+    return this.#generation.open();
   }
 
   /** The survey's reads, under its begin()'s token; ignored after another survey began or a clear. */
   prime(token: number, reads: RuleReads): void {
-    if (this.#collecting && token === this.#generation) this.#reads = reads;
+    if (this.#generation.accepts(token)) this.#reads = reads;
   }
 
   /** The survey under `token` failed: unless another began since, nothing is kept. */
   abandon(token: number): void {
-    if (token === this.#generation) this.clear();
+    if (this.#generation.isLatest(token)) this.clear();
   }
 
   /**
@@ -107,14 +106,13 @@ export class RuleSnapshot {
 
   /** This process wrote for the tenant (created, modified or deleted its rule). */
   wrote(tenantId: string, ruleArn?: string): void {
-    if (!this.#collecting) return;
+    if (!this.#generation.collecting) return;
     this.#spent.add(tenantId);
     if (ruleArn !== undefined) this.#written.add(ruleArn);
   }
 
   clear(): void {
-    this.#generation += 1;
-    this.#collecting = false;
+    this.#generation.close();
     this.#reads = undefined;
     this.#spent = new Set();
     this.#written = new Set();

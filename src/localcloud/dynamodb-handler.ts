@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { splitBatchWrite, withUnprocessed } from "./dynamodb-requests.js";
-import { FifoMutex, mustSerialize } from "./dynamodb-serializer.js";
+import { FifoMutex, mustSerialize, ReadWriteGate } from "./dynamodb-serializer.js";
 import type { FaultHit } from "./faults.js";
 import { okJson, type Json } from "./json.js";
 import { awsError, forward, withJsonBody, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
@@ -16,14 +16,15 @@ export type Unprocessed = FaultHit["unprocessed"];
 export class DynamoDbHandler {
   readonly #moto: Upstream;
   readonly #log: Logger | undefined;
-  readonly #writes: FifoMutex;
+  readonly #writes = new FifoMutex();
+  readonly #gate: ReadWriteGate;
   #serialized = 0;
 
-  /** @param turn the writes' turn, shared with the Streams reads that must not see a transaction in flight */
-  constructor(moto: Upstream, log: Logger | undefined, turn = new FifoMutex()) {
+  /** @param gate shared with the Streams reads, which must not see a transaction in flight */
+  constructor(moto: Upstream, log: Logger | undefined, gate = new ReadWriteGate()) {
     this.#moto = moto;
     this.#log = log;
-    this.#writes = turn;
+    this.#gate = gate;
   }
 
   /** Calls that went to moto one at a time since the last resetCount(). */
@@ -42,6 +43,8 @@ export class DynamoDbHandler {
         : forward(this.#moto, call);
     if (!mustSerialize(call.action)) return run();
     this.#serialized += 1;
+    // moto shows a transaction's stream records before it cancels it: no stream read may run meanwhile.
+    if (call.action === "TransactWriteItems") return this.#writes.run(() => this.#gate.exclusive(run));
     return this.#writes.run(run);
   }
 

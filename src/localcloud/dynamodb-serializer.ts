@@ -14,9 +14,10 @@
  * and TransactGetItems (which promises a snapshot across items), to moto one
  * at a time, in arrival order. Plain reads (GetItem, Query, Scan, Describe*...)
  * stay concurrent: they change nothing, and DynamoDB itself gives a single
- * read no stronger promise than "committed data". Stream reads take their
- * turn with the writes (dynamodb-streams-handler.ts says why). Unknown
- * actions are serialized, the safe side for whatever DynamoDB adds.
+ * read no stronger promise than "committed data". Stream reads never overlap
+ * a TransactWriteItems (ReadWriteGate; dynamodb-streams-handler.ts says
+ * why), but do not queue behind other writes. Unknown actions are
+ * serialized, the safe side for whatever DynamoDB adds.
  */
 
 /** The X-Amz-Target prefix of DynamoDB's table and item API (Streams use DynamoDBStreams_20120810). */
@@ -54,6 +55,44 @@ export class FifoMutex {
       return await fn();
     } finally {
       this.#waiting -= 1;
+      release();
+    }
+  }
+}
+
+/**
+ * Shared sections that never overlap an exclusive one: DynamoDB Streams
+ * reads (shared) and TransactWriteItems (exclusive). An exclusive section
+ * waits for the shared ones under way and holds new ones back until it is
+ * done, so a burst of stream reads cannot starve a transaction. Callers of
+ * exclusive() come one at a time (they hold the write mutex).
+ */
+export class ReadWriteGate {
+  #readers = 0;
+  /** The exclusive section waiting or under way; shared ones wait for it. */
+  #writer: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+
+  async shared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#writer !== undefined) await this.#writer;
+    this.#readers += 1;
+    try {
+      return await fn();
+    } finally {
+      this.#readers -= 1;
+      if (this.#readers === 0) this.#drained?.();
+    }
+  }
+
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    let release = () => {};
+    this.#writer = new Promise<void>((resolve) => (release = resolve));
+    try {
+      if (this.#readers > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+      this.#drained = undefined;
+      return await fn();
+    } finally {
+      this.#writer = undefined;
       release();
     }
   }

@@ -1,4 +1,4 @@
-import type { FifoMutex } from "./dynamodb-serializer.js";
+import type { ReadWriteGate } from "./dynamodb-serializer.js";
 import { asRecord, asRecords, okJson, str, type Json } from "./json.js";
 import { awsError, forward, header, withJsonBody, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
 
@@ -17,10 +17,12 @@ import { awsError, forward, header, withJsonBody, type AwsRequest, type HttpAnsw
  * So the iterators handed out here carry their position (stream, shard, next
  * sequence number) and the time they were made. Each GetRecords asks moto for
  * a fresh iterator at that position, reads, and hands back an iterator just
- * past the last record read. Both run in the turn of DynamoDB's writes
- * (dynamodb-serializer.ts): a transaction's records are visible to moto's
- * readers before moto cancels it, and a reader that saw one would have
- * skipped the next real record (moto reuses the cancelled sequence numbers).
+ * past the last record read. Both run in a shared section that never
+ * overlaps a TransactWriteItems (ReadWriteGate, dynamodb-serializer.ts): a
+ * transaction's records are visible to moto's readers before moto cancels
+ * it, and a reader that saw one would have skipped the next real record
+ * (moto reuses the cancelled sequence numbers). Other writes do not hold
+ * stream reads back: moto applies each of them whole.
  *
  * Like DynamoDB's, an iterator expires 15 minutes after it was made
  * (ExpiredIteratorException). Records are never trimmed here.
@@ -71,8 +73,8 @@ export function isStreamsTarget(target: string | undefined): boolean {
 }
 
 export interface DynamoDbStreamsHandlerOptions {
-  /** DynamoDB's write turn, shared with DynamoDbHandler. */
-  readonly turn: FifoMutex;
+  /** Keeps stream reads apart from transactions; shared with DynamoDbHandler. */
+  readonly gate: ReadWriteGate;
   /** @default Date.now */
   readonly now?: () => number;
 }
@@ -80,12 +82,12 @@ export interface DynamoDbStreamsHandlerOptions {
 /** GetShardIterator and GetRecords with positional iterators; other Streams calls pass through to moto. */
 export class DynamoDbStreamsHandler {
   readonly #moto: Upstream;
-  readonly #turn: FifoMutex;
+  readonly #gate: ReadWriteGate;
   readonly #now: () => number;
 
   constructor(moto: Upstream, options: DynamoDbStreamsHandlerOptions) {
     this.#moto = moto;
-    this.#turn = options.turn;
+    this.#gate = options.gate;
     this.#now = options.now ?? Date.now;
   }
 
@@ -110,7 +112,7 @@ export class DynamoDbStreamsHandler {
     } else {
       const first = await this.#firstSequence(call, streamArn, shardId);
       if (first === undefined) return awsError(call, "ResourceNotFoundException", `shard ${shardId} of ${streamArn} not found`);
-      next = type === "LATEST" ? await this.#turn.run(() => this.#end(call, streamArn, shardId, first)) : first;
+      next = type === "LATEST" ? await this.#gate.shared(() => this.#end(call, streamArn, shardId, first)) : first;
     }
     return withJsonBody(checked, { ShardIterator: encodeIterator({ streamArn, shardId, next: next.toString(), issuedAt: this.#now() }) });
   }
@@ -127,7 +129,7 @@ export class DynamoDbStreamsHandler {
         `Iterator expired. The iterator was created at time ${new Date(position.issuedAt).toISOString()} while right now it is ${new Date(now).toISOString()}.`,
       );
     const limit = typeof input["Limit"] === "number" ? input["Limit"] : undefined;
-    return this.#turn.run(async () => {
+    return this.#gate.shared(async () => {
       const read = await this.#read(call, position, limit);
       if (read.records === undefined) return read.answer;
       const last = sequenceNumber(asRecord(read.records.at(-1)?.["dynamodb"])?.["SequenceNumber"]);

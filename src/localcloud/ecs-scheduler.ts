@@ -6,7 +6,7 @@ import { SimClock } from "./clock.js";
 import { CONTROL_PREFIX, controlAnswer } from "./control-api.js";
 import { DynamoDbHandler } from "./dynamodb-handler.js";
 import { tablesNamed } from "./dynamodb-requests.js";
-import { FifoMutex, isDynamoDbTarget } from "./dynamodb-serializer.js";
+import { isDynamoDbTarget, ReadWriteGate } from "./dynamodb-serializer.js";
 import { DynamoDbStreamsHandler, isStreamsTarget } from "./dynamodb-streams-handler.js";
 import { ECS_TARGET, EcsApi } from "./ecs-api.js";
 import { EcsEventPublisher } from "./ecs-events.js";
@@ -149,9 +149,9 @@ class LocalEcsScheduler implements EcsScheduler {
         ? new EcsEventPublisher({ motoEndpoint: this.#motoEndpoint, log: options.log })
         : undefined;
     this.#ecs = new EcsApi(this.#moto, this.#clock, options.timing ?? {}, options.log, this.#events);
-    const dynamoDbTurn = new FifoMutex();
-    this.#dynamoDb = new DynamoDbHandler(this.#moto, options.log, dynamoDbTurn);
-    this.#streams = new DynamoDbStreamsHandler(this.#moto, { turn: dynamoDbTurn });
+    const transactionsApart = new ReadWriteGate();
+    this.#dynamoDb = new DynamoDbHandler(this.#moto, options.log, transactionsApart);
+    this.#streams = new DynamoDbStreamsHandler(this.#moto, { gate: transactionsApart });
     this.#throttling = options.throttling ?? false;
     this.#log = options.log;
     this.#server = createServer((req, res) => {

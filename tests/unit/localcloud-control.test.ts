@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SimClock } from "../../src/localcloud/clock.js";
 import { splitBatchWrite, tablesNamed, withUnprocessed } from "../../src/localcloud/dynamodb-requests.js";
-import { FifoMutex, isDynamoDbTarget, mustSerialize } from "../../src/localcloud/dynamodb-serializer.js";
+import { FifoMutex, isDynamoDbTarget, mustSerialize, ReadWriteGate } from "../../src/localcloud/dynamodb-serializer.js";
 import { FaultInjector } from "../../src/localcloud/faults.js";
 import { bucketFor, EcsThrottle } from "../../src/localcloud/throttling.js";
 
@@ -231,5 +231,48 @@ describe("DynamoDB serialization", () => {
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect(log).toEqual(["start a", "end a", "start b", "end b", "start c", "end c"]);
     expect(mutex.pending).toBe(0);
+  });
+});
+
+describe("ReadWriteGate", () => {
+  const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("runs shared sections together, and an exclusive one only when none is under way, holding later ones back", async () => {
+    const gate = new ReadWriteGate();
+    const log: string[] = [];
+    let shared = 0;
+    let maxShared = 0;
+    const read = (name: string, ms: number) =>
+      gate.shared(async () => {
+        shared += 1;
+        maxShared = Math.max(maxShared, shared);
+        log.push(`start ${name}`);
+        await tick(ms);
+        log.push(`end ${name}`);
+        shared -= 1;
+      });
+    const write = (name: string, ms: number, fail = false) =>
+      gate.exclusive(async () => {
+        expect(shared).toBe(0);
+        log.push(`start ${name}`);
+        await tick(ms);
+        log.push(`end ${name}`);
+        if (fail) throw new Error(name);
+      });
+    const r1 = read("r1", 20);
+    const r2 = read("r2", 10);
+    await tick(1);
+    const w1 = write("w1", 10);
+    await tick(1);
+    // Comes after the exclusive section began waiting: it waits for it too.
+    const r3 = read("r3", 1);
+    await Promise.all([r1, r2, w1, r3]);
+    expect(maxShared).toBe(2);
+    expect(log).toEqual(["start r1", "start r2", "end r2", "end r1", "start w1", "end w1", "start r3", "end r3"]);
+
+    // A failing exclusive section opens the gate again.
+    await expect(write("w2", 1, true)).rejects.toThrow("w2");
+    await read("r4", 1);
+    expect(log.slice(-2)).toEqual(["start r4", "end r4"]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FifoMutex } from "../../src/localcloud/dynamodb-serializer.js";
+import { ReadWriteGate } from "../../src/localcloud/dynamodb-serializer.js";
 import {
   decodeIterator,
   DynamoDbStreamsHandler,
@@ -44,7 +44,7 @@ describe("local-cloud shard iterators", () => {
   it("expire 15 minutes after they were handed out, answered here without asking moto", async () => {
     let now = position.issuedAt + ITERATOR_LIFETIME_MS + 1;
     // Nothing listens on this port: an answer proves the handler did not forward the call.
-    const handler = new DynamoDbStreamsHandler({ host: "127.0.0.1", port: 9 }, { turn: new FifoMutex(), now: () => now });
+    const handler = new DynamoDbStreamsHandler({ host: "127.0.0.1", port: 9 }, { gate: new ReadWriteGate(), now: () => now });
     const token = encodeIterator(position);
     const answer = await handler.handle(getRecords(token), { ShardIterator: token });
     expect(answer.status).toBe(400);

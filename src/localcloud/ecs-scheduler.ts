@@ -83,6 +83,8 @@ export interface SchedulerSnapshot {
   readonly calls: Readonly<Record<string, number>>;
   /** DynamoDB calls that went to moto one at a time (dynamodb-serializer.ts), since the last count reset. */
   readonly serializedDynamoDbCalls: number;
+  /** TransactWriteItems rehearsed on scratch tables since start (dynamodb-transactions.ts). */
+  readonly rehearsedTransactions: number;
 }
 
 /** What tests, benchmarks and the local runner steer the scheduler with (also over HTTP under /_scheduler/). */
@@ -241,6 +243,7 @@ class LocalEcsScheduler implements EcsScheduler {
       services: Object.values(state.services).map((s) => ({ ...s, ...serviceCounts(s) })),
       calls: this.calls(),
       serializedDynamoDbCalls: this.#dynamoDb.serializedCalls,
+      rehearsedTransactions: this.#dynamoDb.rehearsedTransactions,
     };
   }
 
@@ -262,6 +265,7 @@ class LocalEcsScheduler implements EcsScheduler {
     if (moto) {
       const res = await fetch(`${this.#motoEndpoint}/moto-api/reset`, { method: "POST" });
       if (!res.ok) throw new Error(`moto reset failed: HTTP ${res.status}`);
+      this.#dynamoDb.motoReset();
     }
     this.#ecs.clear(moto);
     this.#faults.setRules([]);

@@ -312,7 +312,8 @@ describe("DynamoDB Streams through the local cloud", () => {
     const first = await streams.send(new GetRecordsCommand({ ShardIterator: latest }));
     expect(first.Records).toEqual([]);
 
-    // Its first write lands, its second fails its condition: moto puts the table back as it was.
+    // Its first write lands, its second fails its condition. Sent to moto's own transactions, moto would put
+    // back a copy of the table and stream (ADR 0019); rehearsed (ADR 0020), the real table never sees it.
     const cancelled = ddb.send(
       new TransactWriteItemsCommand({
         TransactItems: [

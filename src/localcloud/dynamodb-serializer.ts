@@ -14,9 +14,11 @@
  * and TransactGetItems (which promises a snapshot across items), to moto one
  * at a time, in arrival order. Plain reads (GetItem, Query, Scan, Describe*...)
  * stay concurrent: they change nothing, and DynamoDB itself gives a single
- * read no stronger promise than "committed data". Stream reads never overlap
- * a TransactWriteItems (ReadWriteGate; dynamodb-streams-handler.ts says
- * why), but do not queue behind other writes. Unknown actions are
+ * read no stronger promise than "committed data". Reads, stream reads
+ * included, never overlap a TransactWriteItems (ReadWriteGate): the local
+ * cloud applies a transaction item by item (dynamodb-transactions.ts), and
+ * moto shows a transaction's stream records before it decides to cancel it
+ * (dynamodb-streams-handler.ts). They do not queue behind other writes. Unknown actions are
  * serialized, the safe side for whatever DynamoDB adds.
  */
 
@@ -61,8 +63,8 @@ export class FifoMutex {
 }
 
 /**
- * Shared sections that never overlap an exclusive one: DynamoDB Streams
- * reads (shared) and TransactWriteItems (exclusive). An exclusive section
+ * Shared sections that never overlap an exclusive one: reads and DynamoDB
+ * Streams reads (shared) and TransactWriteItems (exclusive). An exclusive section
  * waits for the shared ones under way and holds new ones back until it is
  * done, so a burst of stream reads cannot starve a transaction. Callers of
  * exclusive() come one at a time (they hold the write mutex).

@@ -1,6 +1,6 @@
 import type { ReadWriteGate } from "./dynamodb-serializer.js";
 import { asRecord, asRecords, okJson, str, type Json } from "./json.js";
-import { awsError, forward, header, withJsonBody, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
+import { awsError, forward, forwardOwn, withJsonBody, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
 
 /**
  * DynamoDB Streams' shard iterators, kept by the local cloud so that they
@@ -186,18 +186,8 @@ export class DynamoDbStreamsHandler {
     return above;
   }
 
-  /** One Streams call of our own to moto, signed (unchecked) as the client's was. */
   #ask(call: AwsRequest, action: string, body: Json): Promise<HttpAnswer> {
-    return forward(this.#moto, {
-      ...call,
-      action,
-      headers: {
-        ...call.headers,
-        "x-amz-target": `${TARGET_PREFIX}.${action}`,
-        "content-type": header(call.headers, "content-type") ?? "application/x-amz-json-1.0",
-      },
-      body: Buffer.from(JSON.stringify(body)),
-    });
+    return forwardOwn(this.#moto, call, TARGET_PREFIX, action, body);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { asRecord, asRecords, okJson, str, type Json } from "./json.js";
-import { forward, header, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
+import { forward, forwardOwn, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
 
 /**
  * TransactWriteItems without moto's cost. Before each transaction moto
@@ -134,18 +134,8 @@ export class TransactionRehearsal {
     return answer;
   }
 
-  /** One DynamoDB call of our own to moto, signed (unchecked) as the client's was. */
   #ask(call: AwsRequest, action: string, body: Json): Promise<HttpAnswer> {
-    return forward(this.#moto, {
-      ...call,
-      action,
-      headers: {
-        ...call.headers,
-        "x-amz-target": `DynamoDB_20120810.${action}`,
-        "content-type": header(call.headers, "content-type") ?? "application/x-amz-json-1.0",
-      },
-      body: Buffer.from(JSON.stringify(body)),
-    });
+    return forwardOwn(this.#moto, call, "DynamoDB_20120810", action, body);
   }
 }
 

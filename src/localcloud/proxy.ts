@@ -104,6 +104,24 @@ export function describeRequest(method: string, url: string, headers: IncomingHt
   return { method, url, headers, body, service, action, protocol };
 }
 
+/**
+ * A JSON-protocol call of the local cloud's own to moto, made on behalf of
+ * `call` (signed, unchecked, as the client's was): `target` is the
+ * X-Amz-Target API prefix, e.g. DynamoDB_20120810.
+ */
+export function forwardOwn(upstream: Upstream, call: AwsRequest, target: string, action: string, body: unknown): Promise<HttpAnswer> {
+  return forward(upstream, {
+    ...call,
+    action,
+    headers: {
+      ...call.headers,
+      "x-amz-target": `${target}.${action}`,
+      "content-type": header(call.headers, "content-type") ?? "application/x-amz-json-1.0",
+    },
+    body: Buffer.from(JSON.stringify(body)),
+  });
+}
+
 /** Passes the request to moto as it came (the Host header too, so URLs moto builds point back at us). */
 export function forward(upstream: Upstream, req: AwsRequest): Promise<HttpAnswer> {
   const headers: OutgoingHttpHeaders = {};

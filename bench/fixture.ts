@@ -43,6 +43,8 @@ export interface FixtureOptions {
   readonly streamPollMs: number;
   /** More controller environment (ROLLOUT_*...). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Load balancers, one listener each (LISTENER_ARNS). @default 1 */
+  readonly albs?: number;
 }
 
 /** Production defaults of ControllerTuning (src/operator/run-controller.ts). */
@@ -91,7 +93,11 @@ export class BenchFixture {
 
   static async start(options: FixtureOptions): Promise<BenchFixture> {
     useLocalCredentials();
-    const cloud = await startTestCloud({ speed: options.speed, throttling: options.throttling });
+    const cloud = await startTestCloud({
+      speed: options.speed,
+      throttling: options.throttling,
+      ...(options.albs !== undefined ? { albs: options.albs } : {}),
+    });
     try {
       const config = loadConfig({
         ...cloud.env,

@@ -43,6 +43,15 @@ export function defaultMix(n: number): Mix {
   return { basic, advanced, premium: n - basic - advanced };
 }
 
+/**
+ * Load balancers enough for the mix's silo tenants at the default
+ * TENANTS_PER_LISTENER (90): with one, tenant 91 would wait Degraded ("add a
+ * listener") and the run would time out.
+ */
+export function albsFor(mix: Mix): number {
+  return Math.max(1, Math.ceil((mix.advanced + mix.premium) / 90));
+}
+
 export async function measureThroughput(
   label: string,
   options: FixtureOptions,
@@ -50,7 +59,7 @@ export async function measureThroughput(
   timeoutMs: number,
   log: (line: string) => void,
 ): Promise<ThroughputResult> {
-  const fx = await BenchFixture.start(options);
+  const fx = await BenchFixture.start({ albs: albsFor(mix), ...options });
   try {
     await convergePool(fx);
     const records: Record<string, unknown>[] = [];

@@ -41,24 +41,22 @@ const paths = {
   "moto directly": awsClient(DynamoDBClient, localTarget(cloud.motoEndpoint), RETRIES.none),
 };
 
+/** A table keyed by `id`; the tenants table has a stream, as the controller's does. */
+function createTable(ddb: DynamoDBClient, name: string, stream: boolean) {
+  return ddb.send(
+    new CreateTableCommand({
+      TableName: name,
+      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+      BillingMode: "PAY_PER_REQUEST",
+      ...(stream ? { StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" as const } } : {}),
+    }),
+  );
+}
+
 async function tables(ddb: DynamoDBClient, prefix: string): Promise<void> {
-  await ddb.send(
-    new CreateTableCommand({
-      TableName: `${prefix}-tenants`,
-      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
-      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
-      BillingMode: "PAY_PER_REQUEST",
-      StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" },
-    }),
-  );
-  await ddb.send(
-    new CreateTableCommand({
-      TableName: `${prefix}-operator`,
-      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
-      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
+  await createTable(ddb, `${prefix}-tenants`, true);
+  await createTable(ddb, `${prefix}-operator`, false);
   await ddb.send(new PutItemCommand({ TableName: `${prefix}-operator`, Item: { id: { S: "lease#shard-0" }, holder: { S: "me" } } }));
 }
 

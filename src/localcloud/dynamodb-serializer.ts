@@ -18,12 +18,12 @@
  * included, never overlap a TransactWriteItems (ReadWriteGate): the local
  * cloud applies a transaction item by item (dynamodb-transactions.ts), and
  * moto shows a transaction's stream records before it decides to cancel it
- * (dynamodb-streams-handler.ts). They do not queue behind other writes. Unknown actions are
- * serialized, the safe side for whatever DynamoDB adds.
+ * (dynamodb-streams-handler.ts). They do not queue behind other writes.
+ * Unknown actions are serialized, the safe side for whatever DynamoDB adds.
  */
 
 /** The X-Amz-Target prefix of DynamoDB's table and item API (Streams use DynamoDBStreams_20120810). */
-const DYNAMODB_TARGET = "DynamoDB_20120810";
+export const DYNAMODB_TARGET = "DynamoDB_20120810";
 
 const CONCURRENT_READS = /^(GetItem|BatchGetItem|Query|Scan|Describe\w*|List\w*|GetResourcePolicy)$/;
 

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { asRecord, asRecords, okJson, str, type Json } from "./json.js";
-import { forward, forwardOwn, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
+import { DYNAMODB_TARGET } from "./dynamodb-serializer.js";
+import { forward, forwardOwn, withBody, type AwsRequest, type HttpAnswer, type Upstream } from "./proxy.js";
 
 /**
  * TransactWriteItems without moto's cost. Before each transaction moto
@@ -135,7 +136,7 @@ export class TransactionRehearsal {
   }
 
   #ask(call: AwsRequest, action: string, body: Json): Promise<HttpAnswer> {
-    return forwardOwn(this.#moto, call, "DynamoDB_20120810", action, body);
+    return forwardOwn(this.#moto, call, DYNAMODB_TARGET, action, body);
   }
 }
 
@@ -217,8 +218,5 @@ function renameBack(answer: HttpAnswer, tables: readonly string[]): HttpAnswer {
   const text = answer.body.toString("utf8");
   let renamed = text;
   for (const table of tables) renamed = renamed.split(scratchName(table)).join(table);
-  if (renamed === text) return answer;
-  // A checksum of moto's body (DynamoDB's x-amz-crc32) would not match the new one.
-  const { "x-amz-crc32": _stale, ...headers } = answer.headers;
-  return { ...answer, headers, body: Buffer.from(renamed) };
+  return renamed === text ? answer : withBody(answer, Buffer.from(renamed));
 }

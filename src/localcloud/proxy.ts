@@ -164,9 +164,14 @@ export function jsonAnswer(status: number, value: unknown, contentType = "applic
 
 /** A JSON answer that keeps moto's headers (request id, content type) but carries a rewritten body. */
 export function withJsonBody(answer: HttpAnswer, value: unknown): HttpAnswer {
+  return withBody(answer, Buffer.from(JSON.stringify(value)));
+}
+
+/** moto's answer, headers kept, with another body. */
+export function withBody(answer: HttpAnswer, body: Buffer): HttpAnswer {
   // A checksum of moto's body (DynamoDB's x-amz-crc32) would not match the new one.
   const { "x-amz-crc32": _stale, ...headers } = answer.headers;
-  return { ...answer, headers, body: Buffer.from(JSON.stringify(value)) };
+  return { ...answer, headers, body };
 }
 
 /** An error in the shape the SDK expects for the request's protocol, so it is parsed to the right exception class. */
